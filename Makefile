@@ -1,0 +1,37 @@
+# Two entry points for humans and CI: `make up` and `make test`.
+# Everything they need is installed by scripts/bootstrap.sh (idempotent).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup up test lint typecheck unit bench clean
+
+setup:
+	@scripts/bootstrap.sh
+
+up: setup
+	$(VENV)/bin/tradearena up
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+# The whole suite: lint, types, every test. CI runs exactly this.
+test: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

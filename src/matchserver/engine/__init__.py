@@ -1,0 +1,1 @@
+"""The pure match rules engine: no I/O, no clocks; time is an input."""
