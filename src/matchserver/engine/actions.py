@@ -1,0 +1,86 @@
+"""Player actions as they arrive on the wire, validated for shape (not for game rules).
+
+Shape errors (wrong types, unknown fields, bad numbers) are caught here and become
+`invalid_action`; game-rule errors (balance, cooldown, ...) are the engine's job.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+ClientOrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Amount = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=8, allow_inf_nan=False)]
+Price = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=8, allow_inf_nan=False)]
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    client_order_id: ClientOrderId
+
+
+class OpenOrder(_Action):
+    """Market order: opens, adds to, reduces or flips the player's one net position."""
+
+    type: Literal["open"] = "open"
+    side: Literal["long", "short"]
+    margin: Amount
+    leverage: Annotated[int, Field(ge=1, le=1000)]
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+
+
+class ClosePosition(_Action):
+    type: Literal["close"] = "close"
+    fraction: Annotated[Decimal, Field(gt=0, le=1, decimal_places=8)] = Decimal(1)
+
+
+class SetStops(_Action):
+    """Replaces both levels: send the one to keep again, null clears."""
+
+    type: Literal["set_stops"] = "set_stops"
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+
+
+class UseAbility(_Action):
+    type: Literal["ability"] = "ability"
+    ability: Literal["trade_delay", "shield"]
+    target: Annotated[str, Field(min_length=1, max_length=128)] | None = None  # id or "leader"
+
+
+class Peek(_Action):
+    type: Literal["peek"] = "peek"
+
+
+Action = Annotated[
+    OpenOrder | ClosePosition | SetStops | UseAbility | Peek, Field(discriminator="type")
+]
+_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+
+
+class ActionError(ValueError):
+    """The payload is not a well-formed action; `message` says where and why."""
+
+    def __init__(self, message: str, client_order_id: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.client_order_id = client_order_id
+
+
+def parse_action(payload: Any) -> Action:
+    try:
+        return _ADAPTER.validate_python(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "action"
+        coid = payload.get("client_order_id") if isinstance(payload, dict) else None
+        raise ActionError(
+            f"{where}: {first['msg']}", coid if isinstance(coid, str) else None
+        ) from None
+
+
+def action_to_wire(action: Action) -> dict[str, Any]:
+    return action.model_dump(mode="json", exclude_none=True)
