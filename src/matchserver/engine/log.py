@@ -94,7 +94,12 @@ class MatchRecord:
             if kind == "header":
                 header = raw
             elif kind == "entry":
-                entries.append(LogEntry.from_wire(raw))
+                try:
+                    entries.append(LogEntry.from_wire(raw))
+                except KeyError as exc:
+                    raise ValueError(f"line {number}: entry lacks the field {exc}") from None
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"line {number}: malformed entry ({exc})") from None
             elif kind == "result":
                 result = raw
             else:

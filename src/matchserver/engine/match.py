@@ -980,9 +980,13 @@ class Match:
 
 
 def replay_entries(
-    header: Mapping[str, Any], entries: Iterable[LogEntry]
+    header: Mapping[str, Any], entries: Iterable[LogEntry], until: int | None = None
 ) -> tuple[Match, list[str]]:
-    """Rebuild a match from its log; returns it and any action whose outcome differs."""
+    """Rebuild a match from its log; returns it and any action whose outcome differs.
+
+    `until` lets time run on after the last entry (to the recorded end of the match),
+    since what happens then (the final bell, expiring timers) is scheduled, not logged.
+    """
     match = Match.from_header(header)
     mismatches: list[str] = []
     for entry in entries:
@@ -994,4 +998,6 @@ def replay_entries(
                     f"entry {entry.seq} ({entry.player} {entry.data.get('client_order_id')}): "
                     f"recorded {recorded}, replay gives {ack.code}"
                 )
+    if until is not None:
+        match.advance(until)
     return match, mismatches

@@ -1,0 +1,1 @@
+"""Price sources for match servers: Binance archives, synthetic prices (pure readers/generators)."""
