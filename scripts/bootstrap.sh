@@ -4,6 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# System packages: Redis and PostgreSQL servers (started by `up` and by the tests
+# themselves, never as system services), Node.js's npm for the JS client tests.
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v runuser >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing system packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+        exit 1
+    fi
+    echo "==> installing system packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # The packages start system-wide services; the project runs its own instances.
+    for svc in redis-server postgresql; do
+        service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
+
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3

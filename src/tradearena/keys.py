@@ -1,0 +1,31 @@
+"""Every Redis key and stream name in one place (prefix `ta:`)."""
+
+from __future__ import annotations
+
+RESULTS_STREAM = "ta:results"  # match servers -> results worker (consumer group)
+RESULTS_GROUP = "results-workers"
+RESULTS_DEAD_LETTER = "ta:results:dead"
+
+
+def feed_stream(symbol: str) -> str:
+    """Ticks of one symbol, published by the feed relay leader."""
+    return f"ta:feed:{symbol.upper()}"
+
+
+def feed_leader(symbol: str) -> str:
+    """Leader-election lease of the feed relay for one symbol."""
+    return f"ta:feed:{symbol.upper()}:leader"
+
+
+def match_log(match_id: str) -> str:
+    """The match's append-only input log (engine log entries, JSON)."""
+    return f"ta:match:{match_id}:log"
+
+
+def match_meta(match_id: str) -> str:
+    """Header of the match (rules, players...), written once when it starts."""
+    return f"ta:match:{match_id}:meta"
+
+
+def match_snapshot(match_id: str) -> str:
+    return f"ta:match:{match_id}:snapshot"
