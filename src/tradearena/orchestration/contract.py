@@ -1,0 +1,51 @@
+"""What the lobby needs from any runtime that runs match servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .phases import Phase
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    match_id: str
+    mode: str
+    format: str
+    duration_ms: int
+    players: tuple[str, ...]
+    symbol: str = "BTCUSDT"
+
+
+@dataclass(frozen=True)
+class MatchStatus:
+    match_id: str
+    phase: Phase
+    address: str | None = None  # where players connect (host or IP)
+    port: int | None = None
+    reason: str | None = None
+    restarts: int = 0
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str | None:
+        if self.address is None or self.port is None:
+            return None
+        return f"http://{self.address}:{self.port}"
+
+
+class Orchestrator(Protocol):
+    async def start(self, spec: MatchSpec) -> None:
+        """Ask for a server; returns once the request is recorded (not when Ready)."""
+
+    async def status(self, match_id: str) -> MatchStatus | None: ...
+
+    def watch(self, match_id: str) -> AsyncIterator[MatchStatus]:
+        """Every phase change of one match, ending after a terminal phase."""
+        ...
+
+    async def cancel(self, match_id: str, reason: str) -> None: ...
+
+    async def list_active(self) -> list[MatchStatus]: ...
