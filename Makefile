@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup up test lint typecheck unit bench clean
+.PHONY: setup up test lint typecheck unit bench clean iac-tools
 
 setup:
 	@scripts/bootstrap.sh
@@ -23,8 +23,13 @@ typecheck: setup
 unit: setup
 	$(PY) -m pytest -q tests
 
+# Offline infrastructure-as-code checkers used by tests/terraform (hclfmt, checkov),
+# pinned and cached in ~/.cache/tradearena/tools (slow once, instant afterwards).
+iac-tools:
+	@scripts/install-iac-tools.sh
+
 # The whole suite: lint, types, every test. CI runs exactly this.
-test: setup
+test: setup iac-tools
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy

@@ -1,0 +1,34 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Name of the stack (EKS cluster name, resource prefix)."
+  type        = string
+  default     = "tradearena"
+}
+
+variable "profile" {
+  description = "Sizing profile: \"1k\" or \"10k\" concurrent players (see ../../README.md, Sizing and cost)."
+  type        = string
+  default     = "1k"
+
+  validation {
+    condition     = contains(["1k", "10k"], var.profile)
+    error_message = "profile must be \"1k\" or \"10k\"."
+  }
+}
+
+variable "cluster_endpoint_public_access_cidrs" {
+  description = "Operator CIDRs allowed to reach the Kubernetes API publicly; empty for private access only."
+  type        = list(string)
+  default     = []
+}
+
+variable "cluster_access_entries" {
+  description = "EKS access entries for the people and CI roles that administer the cluster."
+  type        = any
+  default     = {}
+}
