@@ -23,6 +23,7 @@ ACTION = "action"  # a player action that passed the rate limiter, with its outc
 CONNECT = "connect"
 DISCONNECT = "disconnect"
 STOP = "stop"  # settled early (shutdown) or cancelled
+RESTART = "restart"  # the server restarted: every connection was lost, through no fault of players
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,18 @@ from .actions import (
 from .codes import Code
 from .events import Ack, Event, accept, reject
 from .ledger import Ledger
-from .log import ACTION, CONNECT, DISCONNECT, LOG_SCHEMA, PRICE, START, STOP, LogEntry, digest
+from .log import (
+    ACTION,
+    CONNECT,
+    DISCONNECT,
+    LOG_SCHEMA,
+    PRICE,
+    RESTART,
+    START,
+    STOP,
+    LogEntry,
+    digest,
+)
 from .meters import PeekMeter, TokenBucket
 from .money import ENTRY_STEP, ZERO, floor_to, fmt, money, on_grid
 from .positions import LONG, SHORT, Position, close_amounts, liquidation_price, side_name
@@ -83,6 +94,7 @@ class PlayerState:
     ever_connected: bool = False
     disconnect_token: int = 0
     reconnects: int = 0
+    restart_pending: bool = False  # lost its connection to a server restart
     abandoned_at: int | None = None
     trades: int = 0
     fees: Decimal = ZERO
@@ -243,6 +255,14 @@ class Match:
         if state is None or not state.connected or self.phase.over:
             return []
         self._record(now, DISCONNECT, player, None)
+        return self._drain()
+
+    def restarted(self, now: int) -> list[Event]:
+        """The server came back after a crash: all sockets are gone, but that was not the
+        players' doing, so their next connect does not use up a reconnect."""
+        if self.phase.over:
+            return []
+        self._record(now, RESTART, None, None)
         return self._drain()
 
     def stop(self, now: int, *, cancelled: bool, reason: str) -> list[Event]:
@@ -434,6 +454,11 @@ class Match:
             self._on_connect(self.players[player or ""], now)
         elif kind == DISCONNECT:
             self._on_disconnect(self.players[player or ""], now)
+        elif kind == RESTART:
+            for p in self.players.values():
+                if p.connected:
+                    p.restart_pending = True
+                    self._on_disconnect(p, now)
         elif kind == STOP:
             assert data is not None
             self._settle(
@@ -601,8 +626,9 @@ class Match:
     def _on_connect(self, p: PlayerState, now: int) -> None:
         if p.connected:
             return
-        if p.ever_connected and self.phase is Phase.LIVE:
+        if p.ever_connected and self.phase is Phase.LIVE and not p.restart_pending:
             p.reconnects += 1
+        p.restart_pending = False
         p.connected = p.ever_connected = True
         p.disconnect_token += 1  # voids a pending grace timer
         self._emit("player", {"player": p.id, "status": "connected", "at": now})
@@ -613,7 +639,7 @@ class Match:
         self._emit("player", {"player": p.id, "status": "disconnected", "at": now})
         if self.phase is not Phase.LIVE:
             return
-        if p.reconnects >= self.rules.disconnect.max_reconnects:
+        if p.reconnects >= self.rules.disconnect.max_reconnects and not p.restart_pending:
             self._abandon(p, now)
         else:
             self._schedule(

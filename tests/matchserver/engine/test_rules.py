@@ -554,3 +554,21 @@ def test_replayed_log_gives_the_same_result() -> None:
     assert mismatches == []
     assert replayed.result() == g.m.result()
     assert replayed.ledger.lines == g.m.ledger.lines
+
+
+def test_a_server_restart_does_not_cost_players_a_reconnect() -> None:
+    g = Game()
+    g.start("100000")
+    for i in range(3):
+        g.m.disconnect("alice", 1000 + i * 2000)
+        assert g.m.connect("alice", 2000 + i * 2000)[0].ok
+    g.events += g.m.restarted(10_000)
+    assert g.m.players["alice"].status() == "disconnected"  # not abandoned: no fault of hers
+    assert g.m.connect("alice", 11_000)[0].ok
+    assert g.m.player_state("alice")["reconnects_left"] == 0
+    g.tick("100000", 12_000)
+    assert g.m.connect("bob", 12_000)[0].ok
+    assert g.m.player_state("bob")["reconnects_left"] == 3
+    replayed, mismatches = replay_entries(g.m.header(), g.m.log)
+    assert mismatches == []
+    assert replayed.player_state("alice")["status"] == "connected"
