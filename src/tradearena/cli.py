@@ -107,6 +107,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return _cmd_replay(argparse.Namespace(log=sim.out, json=False))
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from lobby.migrate import apply_migrations
+    from lobby.settings import LobbySettings
+
+    dsn = args.database_url or LobbySettings().database_url
+    applied = apply_migrations(dsn)
+    print(f"migrate: applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradearena", description=__doc__)
     parser.add_argument(
@@ -137,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the platform on this machine")
     p.add_argument("--data-dir", type=Path, default=Path("var"))
     p.set_defaults(func=_cmd_up)
+
+    p = sub.add_parser("migrate", help="apply pending PostgreSQL migrations")
+    p.add_argument("--database-url", default=None, help="default: TRADEARENA_DATABASE_URL")
+    p.set_defaults(func=_cmd_migrate)
     return parser
 
 

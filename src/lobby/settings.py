@@ -1,0 +1,72 @@
+"""The lobby's settings, from `TRADEARENA_*` environment variables, built once.
+
+The access-token signing key comes from `TRADEARENA_SIGNING_KEY_FILE` (path of
+an Ed25519 PKCS#8 PEM) or `TRADEARENA_SIGNING_KEY_PEM` (the PEM itself, e.g.
+from a Kubernetes secret). Create one with
+`python -c "from tradearena.tokens import generate_private_key_pem as g; print(g().decode())"`;
+never commit it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+
+from tradearena.settings import BaseAppSettings
+from tradearena.tokens import Signer
+
+
+class LobbySettings(BaseAppSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    database_url: str = "postgresql://tradearena@127.0.0.1:5432/tradearena"
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=20, ge=1)
+    migrate_on_start: bool = False
+
+    signing_key_file: Path | None = None
+    signing_key_pem: SecretStr | None = None
+    access_ttl_s: int = Field(default=900, ge=30)
+    refresh_ttl_s: int = Field(default=14 * 86_400, ge=60)
+    # A family (one login) cannot be refreshed past this age: log in again.
+    refresh_family_max_age_s: int = Field(default=60 * 86_400, ge=60)
+
+    # argon2id, OWASP parameters (t=2, m=19 MiB, p=1); hashing runs in a thread pool.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_workers: int = Field(default=0, ge=0)  # 0: one per CPU
+
+    # Login throttling: failures counted per account and per IP in a window.
+    login_window_s: int = Field(default=900, ge=1)
+    login_max_failures_account: int = Field(default=5, ge=1)
+    login_max_failures_ip: int = Field(default=50, ge=1)
+    # Request rate limits (fixed window): per authenticated user, else per IP;
+    # registration has its own per-IP budget.
+    rate_window_s: int = Field(default=60, ge=1)
+    rate_limit_user: int = Field(default=300, ge=1)
+    rate_limit_ip: int = Field(default=600, ge=1)
+    register_limit_ip: int = Field(default=20, ge=1)
+    register_window_s: int = Field(default=3600, ge=1)
+    # Honour X-Forwarded-For (only behind a proxy that sets it).
+    trust_forwarded_for: bool = False
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> LobbySettings:
+        if self.signing_key_file is not None and self.signing_key_pem is not None:
+            raise ValueError(
+                "set TRADEARENA_SIGNING_KEY_FILE or TRADEARENA_SIGNING_KEY_PEM, not both"
+            )
+        return self
+
+    def signer(self) -> Signer:
+        if self.signing_key_pem is not None:
+            return Signer.from_pem(self.signing_key_pem.get_secret_value().encode())
+        if self.signing_key_file is not None:
+            return Signer.from_file(self.signing_key_file)
+        raise ValueError(
+            "no signing key: set TRADEARENA_SIGNING_KEY_FILE or TRADEARENA_SIGNING_KEY_PEM"
+        )
