@@ -53,7 +53,7 @@ module "tradearena" {
   source = "../.."
 
   name               = var.name
-  availability_zones = [for suffix in ["a", "b", "c"] : "${var.region}${suffix}"]
+  availability_zones = coalesce(var.availability_zones, [for suffix in ["a", "b", "c"] : "${var.region}${suffix}"])
 
   cluster_endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
   cluster_access_entries               = var.cluster_access_entries

@@ -4,6 +4,12 @@ variable "region" {
   default     = "eu-west-1"
 }
 
+variable "availability_zones" {
+  description = "Three availability zones; null means <region>a, <region>b and <region>c."
+  type        = list(string)
+  default     = null
+}
+
 variable "name" {
   description = "Name of the stack (EKS cluster name, resource prefix)."
   type        = string
