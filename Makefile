@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup up test lint typecheck unit bench clean iac-tools
+.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster cluster-down iac-tools
 
 setup:
 	@scripts/bootstrap.sh
@@ -23,13 +23,25 @@ typecheck: setup
 unit: setup
 	$(PY) -m pytest -q tests
 
+# Kubernetes test control plane, built from the Go modules pinned in hack/kube and
+# cached in ~/.cache/tradearena (slow once, instant afterwards).
+kube-tools:
+	@scripts/build-kube.sh
+
+# A dev cluster on the same binaries; prints the kubeconfig path.
+cluster: setup kube-tools
+	@PYTHONPATH=tests $(PY) -m support.kube up
+
+cluster-down: setup
+	@PYTHONPATH=tests $(PY) -m support.kube down
+
 # Offline infrastructure-as-code checkers used by tests/terraform (hclfmt, checkov),
 # pinned and cached in ~/.cache/tradearena/tools (slow once, instant afterwards).
 iac-tools:
 	@scripts/install-iac-tools.sh
 
 # The whole suite: lint, types, every test. CI runs exactly this.
-test: setup iac-tools
+test: setup kube-tools iac-tools
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy

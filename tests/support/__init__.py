@@ -1,0 +1,1 @@
+"""Shared test infrastructure (importable as `support` via pytest's pythonpath)."""
