@@ -16,6 +16,9 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 mkdir -p "$TOOLS"
+# One installer at a time per machine (parallel `make test` runs share the cache).
+exec 9>"$TOOLS/.iac-tools.lock"
+flock 9
 t0=$(date +%s)
 
 # --- hclfmt -------------------------------------------------------------------------------
