@@ -29,3 +29,28 @@ def match_meta(match_id: str) -> str:
 
 def match_snapshot(match_id: str) -> str:
     return f"ta:match:{match_id}:snapshot"
+
+
+# Matchmaking queues. Every key shares the hash tag `{q}` so the atomic scripts that
+# touch several of them stay on one shard.
+QUEUE_PREFIX = "ta:{q}:"
+
+
+def queue_tickets(mode: str) -> str:
+    """Hash: player -> ticket (JSON) of everyone waiting in one mode."""
+    return f"{QUEUE_PREFIX}tickets:{mode}"
+
+
+QUEUE_EXPIRY = f"{QUEUE_PREFIX}expiry"  # zset "mode|player" -> ticket expiry (ms)
+QUEUE_FORMING = f"{QUEUE_PREFIX}forming"  # hash match_id -> claimed tickets being formed
+
+
+def queue_player(player: str) -> str:
+    """Set of the modes a player is queued in."""
+    return f"{QUEUE_PREFIX}player:{player}"
+
+
+def queue_assignment(player: str) -> str:
+    """The match a player was last matched into (JSON, with a TTL)."""
+    return f"{QUEUE_PREFIX}assigned:{player}"
+
