@@ -85,6 +85,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_feed_relay(args: argparse.Namespace) -> int:
+    """The feed relay: settings from TRADEARENA_* (see matchserver.feed.relay.RelaySettings)."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from matchserver.feed.relay import RelaySettings, serve
+    from tradearena.telemetry import configure_logging
+
+    try:
+        settings = RelaySettings()
+    except ValidationError as exc:
+        print(f"feed-relay: invalid settings:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    configure_logging("feed-relay", settings.log_level, settings.log_format)
+    return asyncio.run(serve(settings))
+
+
 def _cmd_modes(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     for name, mode in catalogue.modes.items():
@@ -140,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--match-id", default="sim-1")
     p.add_argument("--out", type=Path, default=Path("var/matches/sim-1.jsonl"))
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("feed-relay", help="run a feed relay replica (settings from TRADEARENA_*)")
+    p.set_defaults(func=_cmd_feed_relay)
 
     p = sub.add_parser("modes", help="list the modes and formats of the catalogue")
     p.set_defaults(func=_cmd_modes)

@@ -1,0 +1,217 @@
+"""One small async interface for every price source, and the two local ones.
+
+A source is anything with `ticks()` yielding `FeedTick`s: the Binance client
+(`binance.py`), the relay consumer (`relay.py`), archive replay and synthetic
+prices (here). The match server and the feed relay only see `PriceSource`, so
+a test or `up` swaps Binance for synthetic prices with one setting.
+
+Every tick carries an identity (`event_ms`, `seq`) that is strictly increasing
+within a source and the same whichever process produced it: the feed relay
+uses it as the Redis stream ID, which is what makes a duplicate impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+from matchserver.feed.archive import (
+    KLINE_COLUMNS,
+    TRADE_COLUMNS,
+    PricePoint,
+    kline_path,
+    read_klines,
+    read_trades,
+)
+from matchserver.feed.synthetic import SyntheticPrices
+
+Clock = Callable[[], int]
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTick:
+    """One price. `event_ms`/`seq` identify it (stream ID); `recv_ms` is when we got it."""
+
+    symbol: str
+    price: Decimal
+    event_ms: int
+    recv_ms: int
+    source: str
+    seq: int
+    source_ms: int | None = None  # replay: when it happened in the archive
+
+    @property
+    def stream_id(self) -> str:
+        return f"{self.event_ms}-{self.seq}"
+
+    def key(self) -> tuple[int, int]:
+        return (self.event_ms, self.seq)
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps about its upstream; the relay exports them as metrics."""
+
+    reconnects: int = 0
+    malformed: int = 0
+    stale_events: int = 0
+    stale: bool = False
+    connected: bool = False
+    breaker_open: bool = False
+    last_tick_recv_ms: int | None = None
+
+
+class PriceSource(Protocol):
+    name: str
+    stats: SourceStats
+
+    def ticks(self) -> AsyncGenerator[FeedTick, None]: ...
+
+
+async def sleep_until(clock: Clock, due_ms: int) -> None:
+    delay = due_ms - clock()
+    if delay > 0:
+        await asyncio.sleep(delay / 1000)
+
+
+# --------------------------------------------------------------------- synthetic
+@dataclass
+class SyntheticSource:
+    """Seeded prices on a wall-clock grid: tick k is due at k x interval.
+
+    The grid makes the tick identity (`event_ms = k x interval`, `seq = k`) the
+    same in every relay replica, and `resume_from` continues the walk from the
+    last published price so a failover does not jump. After a stall (a paused
+    process), missed slots are skipped rather than burst out.
+    """
+
+    symbol: str
+    seed: int = 1
+    interval_ms: int = 1000
+    start_price: Decimal = Decimal("100000")
+    resume_from: FeedTick | None = None
+    clock: Clock = wall_ms
+    name: str = "synthetic"
+    stats: SourceStats = field(default_factory=SourceStats)
+
+    async def ticks(self) -> AsyncGenerator[FeedTick, None]:
+        interval = self.interval_ms
+        slot = self.clock() // interval + 1
+        if self.resume_from is not None:
+            slot = max(slot, self.resume_from.seq + 1)
+        start = self.resume_from.price if self.resume_from is not None else self.start_price
+        prices = SyntheticPrices(seed=hash((self.seed, slot)), start=start, step_ms=interval)
+        while True:
+            await sleep_until(self.clock, slot * interval)
+            now = self.clock()
+            slot = max(slot, now // interval)
+            tick = FeedTick(self.symbol, prices.next_price(), slot * interval, now, self.name, slot)
+            self.stats.last_tick_recv_ms = now
+            yield tick
+            slot += 1
+
+
+# --------------------------------------------------------------------- replay
+def archive_kind(path: Path) -> str:
+    """`klines` or `trades`, from the column count of the first data row."""
+    for row in csv.reader(_head_lines(path)):
+        if not row or not row[0].strip().lstrip("-").isdigit():
+            continue
+        if len(row) == KLINE_COLUMNS:
+            return "klines"
+        if len(row) in TRADE_COLUMNS:
+            return "trades"
+        raise ValueError(f"{path}: {len(row)} columns is neither klines nor trades")
+    raise ValueError(f"{path}: no data rows")
+
+
+def _head_lines(path: Path) -> Iterator[str]:
+    if path.suffix.lower() == ".zip":
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if not n.endswith("/"))
+            with archive.open(name) as raw:
+                yield from itertools.islice(io.TextIOWrapper(raw, encoding="utf-8"), 3)
+        return
+    with path.open(encoding="utf-8") as fh:
+        yield from itertools.islice(fh, 3)
+
+
+def trade_path(
+    trades: Iterable[tuple[int, Decimal]], *, speed: int | Fraction | Decimal = 1
+) -> Iterator[PricePoint]:
+    """Trades (time, price) on a timeline `speed` times faster; several may share a ms."""
+    factor = Fraction(speed)
+    if factor <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    origin: int | None = None
+    for t, price in trades:
+        if origin is None:
+            origin = t
+        if t < origin:
+            raise ValueError(f"trades out of order: {t} before {origin}")
+        yield PricePoint(int((t - origin) / factor), price, t)
+
+
+def replay_points(paths: Sequence[Path], speed: int | Fraction | Decimal) -> Iterator[PricePoint]:
+    """Every price of the files, in file order, on one compressed timeline."""
+    if not paths:
+        raise ValueError("replay needs at least one archive file")
+    kinds = {archive_kind(p) for p in paths}
+    if len(kinds) != 1:
+        raise ValueError(f"replay files mix klines and trades: {sorted(map(str, paths))}")
+    if kinds == {"klines"}:
+        klines = itertools.chain.from_iterable(read_klines(p) for p in paths)
+        return kline_path(klines, speed=speed)
+    trades = itertools.chain.from_iterable(read_trades(p) for p in paths)
+    return trade_path(((t.time, t.price) for t in trades), speed=speed)
+
+
+@dataclass
+class ReplaySource:
+    """Binance public-data CSVs (klines or trades, ms or µs) replayed in real time x speed.
+
+    Tick times are the compressed archive timeline moved to now, so a replayed
+    feed looks live to a match; `source_ms` keeps the archive time, and
+    `resume_after_source_ms` continues a replay where another process left it.
+    """
+
+    symbol: str
+    paths: Sequence[Path]
+    speed: int | Fraction | Decimal = 60
+    resume_after_source_ms: int | None = None
+    clock: Clock = wall_ms
+    name: str = "replay"
+    stats: SourceStats = field(default_factory=SourceStats)
+
+    async def ticks(self) -> AsyncGenerator[FeedTick, None]:
+        points = replay_points(self.paths, self.speed)
+        if self.resume_after_source_ms is not None:
+            after = self.resume_after_source_ms
+            points = itertools.dropwhile(lambda p: p.source_at <= after, points)
+        start = self.clock()
+        first_at: int | None = None
+        last_ms = -1
+        for seq, point in enumerate(points, 1):
+            if first_at is None:
+                first_at = point.at
+            due = start + point.at - first_at
+            await sleep_until(self.clock, due)
+            last_ms = max(last_ms, due)
+            now = self.clock()
+            self.stats.last_tick_recv_ms = now
+            yield FeedTick(self.symbol, point.price, last_ms, now, self.name, seq, point.source_at)
