@@ -85,6 +85,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_matchserver(args: argparse.Namespace) -> int:
+    """One match per process; everything comes from TRADEARENA_* environment variables."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from matchserver.app import serve
+    from matchserver.settings import MatchServerSettings
+    from tradearena.telemetry import configure_logging
+
+    try:
+        settings = MatchServerSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        print(f"matchserver: invalid settings:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    configure_logging("matchserver", settings.log_level, settings.log_format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional speed-up
+        return asyncio.run(serve(settings))
+    return uvloop.run(serve(settings))
+
+
 def _cmd_feed_relay(args: argparse.Namespace) -> int:
     """The feed relay: settings from TRADEARENA_* (see matchserver.feed.relay.RelaySettings)."""
     import asyncio
@@ -158,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--match-id", default="sim-1")
     p.add_argument("--out", type=Path, default=Path("var/matches/sim-1.jsonl"))
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("matchserver", help="run one match server (settings from TRADEARENA_*)")
+    p.set_defaults(func=_cmd_matchserver)
 
     p = sub.add_parser("feed-relay", help="run a feed relay replica (settings from TRADEARENA_*)")
     p.set_defaults(func=_cmd_feed_relay)

@@ -203,8 +203,9 @@ class Match:
     # ------------------------------------------------------------------ inputs
     def feed(self, price: Decimal, now: int) -> list[Event]:
         """A live feed price arrived at server time `now`."""
+        self._advance(max(now, self.now))
         if self.phase.over:
-            return []
+            return self._drain()
         if not price.is_finite() or price <= 0:
             raise ValueError(f"feed price must be a positive finite number, got {price}")
         self._record(now, PRICE, None, {"price": fmt(price)})
@@ -243,32 +244,36 @@ class Match:
         state = self.players.get(player)
         if state is None:
             return reject(Code.UNKNOWN_PLAYER), []
+        self._advance(max(now, self.now))
         if state.abandoned:
-            return reject(Code.PLAYER_ABANDONED), []
+            return reject(Code.PLAYER_ABANDONED), self._drain()
         if self.phase.over:
-            return reject(Code.MATCH_NOT_LIVE, "the match is over"), []
+            return reject(Code.MATCH_NOT_LIVE, "the match is over"), self._drain()
         self._record(now, CONNECT, player, None)
         return accept(), self._drain()
 
     def disconnect(self, player: str, now: int) -> list[Event]:
         state = self.players.get(player)
+        self._advance(max(now, self.now))
         if state is None or not state.connected or self.phase.over:
-            return []
+            return self._drain()
         self._record(now, DISCONNECT, player, None)
         return self._drain()
 
     def restarted(self, now: int) -> list[Event]:
         """The server came back after a crash: all sockets are gone, but that was not the
         players' doing, so their next connect does not use up a reconnect."""
+        self._advance(max(now, self.now))
         if self.phase.over:
-            return []
+            return self._drain()
         self._record(now, RESTART, None, None)
         return self._drain()
 
     def stop(self, now: int, *, cancelled: bool, reason: str) -> list[Event]:
         """End early: settle (shutdown) or cancel. Open positions close either way."""
+        self._advance(max(now, self.now))
         if self.phase.over:
-            return []
+            return self._drain()
         self._record(now, STOP, None, {"cancelled": cancelled, "reason": reason})
         return self._drain()
 
@@ -400,6 +405,8 @@ class Match:
     ) -> Ack | None:
         now = max(now, self.now)
         self._advance(now)
+        if self.phase.over:  # the final bell rang first: nothing more enters the log
+            return reject(Code.MATCH_NOT_LIVE) if kind == ACTION else None
         entry = LogEntry(len(self.log) + 1, now, kind, player, data)
         self.log.append(entry)
         ack = self._apply(kind, player, data, action, now)

@@ -1,0 +1,238 @@
+"""The match-server process: aiohttp + python-socketio around one MatchRunner.
+
+`create_app(settings)` builds everything from settings (connections live in
+`cleanup_ctx`, state in typed AppKeys); `serve(settings)` runs it until the
+match is over and its result is published, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from matchserver.agones import AgonesSDK
+from matchserver.engine.match import Match
+from matchserver.feed.synthetic import SyntheticPrices
+from matchserver.handlers import MatchNamespace, SocketEmitter
+from matchserver.metrics import MatchMetrics
+from matchserver.runner import MatchRunner, RunnerConfig, Tick, cancel_quietly, wall_ms
+from matchserver.settings import MatchServerSettings
+from matchserver.store import MatchStore
+from tradearena.modes import load_catalogue
+from tradearena.tokens import Verifier
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", MatchServerSettings)
+METRICS = web.AppKey("metrics", MatchMetrics)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+REDIS = web.AppKey("redis", Redis)
+RUNNER = web.AppKey("runner", MatchRunner)
+CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
+
+
+@dataclass(frozen=True)
+class LocalTick:
+    price: Decimal
+    recv_ms: int
+
+
+def load_verifier(settings: MatchServerSettings) -> Verifier:
+    if settings.jwks_file is not None:
+        import json
+
+        return Verifier.from_jwks(json.loads(settings.jwks_file.read_text()))
+    if settings.public_key_file is not None:
+        return Verifier.from_public_pem(settings.public_key_file.read_bytes())
+    raise ValueError("set TRADEARENA_PUBLIC_KEY_FILE or TRADEARENA_JWKS_FILE to verify tokens")
+
+
+async def synthetic_ticks(
+    prices: SyntheticPrices, interval_ms: int, clock: Callable[[], int]
+) -> AsyncIterator[Tick]:
+    while True:
+        yield LocalTick(prices.next_price(), clock())
+        await asyncio.sleep(interval_ms / 1000)
+
+
+def new_match(settings: MatchServerSettings, now: int) -> Match:
+    catalogue = load_catalogue(settings.catalogue)
+    mode = catalogue.mode(settings.mode)
+    duration = settings.duration_ms or catalogue.duration_ms(settings.format)
+    if len(settings.players) > mode.players.max:
+        raise ValueError(f"mode {settings.mode} allows at most {mode.players.max} players")
+    # Created a delay window in the past, so a feed history can warm the delay line.
+    created = now - mode.rules.price_delay_ms - 1000
+    return Match(settings.match_id, settings.mode, mode.rules, settings.players, duration, created)
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis = Redis.from_url(app[SETTINGS].redis_url)
+    app[REDIS] = redis
+    yield
+    await redis.aclose()
+
+
+async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
+    sio = app[SIO]
+    emitter = SocketEmitter(sio)
+    store = MatchStore(app[REDIS], settings.match_id)
+    config = RunnerConfig(
+        format=settings.format,
+        symbol=settings.symbol,
+        join_timeout_ms=settings.join_timeout_ms,
+        clock_interval_ms=settings.clock_interval_ms,
+        leaderboard_interval_ms=settings.leaderboard_interval_ms,
+        leaderboard_size=settings.leaderboard_size,
+    )
+    fresh = new_match(settings, clock())
+    runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)
+    app[RUNNER] = runner
+    sio.register_namespace(MatchNamespace(runner, emitter, load_verifier(settings), metrics))
+    tasks: list[asyncio.Task[Any]] = []
+    if runner.match.phase.over:
+        # Restarted after the end: make sure the result went out, then finish.
+        tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
+    else:
+        ticks = _ticks(settings, fresh.rules.price_delay_ms, clock)
+        tasks.append(asyncio.create_task(runner.run_feed(ticks), name="feed"))
+        tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
+    session = aiohttp.ClientSession()
+    if settings.agones_sdk_port is not None:
+        sdk = AgonesSDK(settings.agones_sdk_port, session)
+        tasks.append(asyncio.create_task(_agones(sdk, runner, settings), name="agones"))
+    yield
+    for task in tasks:
+        await cancel_quietly(task)
+    await session.close()
+
+
+def _ticks(
+    settings: MatchServerSettings, delay_ms: int, clock: Callable[[], int]
+) -> AsyncIterator[Tick]:
+    if settings.feed_source == "synthetic":
+        prices = SyntheticPrices(
+            seed=settings.synthetic_seed, step_ms=settings.synthetic_interval_ms
+        )
+        return _with_history(prices, settings.synthetic_interval_ms, delay_ms, clock)
+    raise ValueError(f"feed source {settings.feed_source!r} is not available in this build")
+
+
+async def _with_history(
+    prices: SyntheticPrices, interval_ms: int, delay_ms: int, clock: Callable[[], int]
+) -> AsyncIterator[Tick]:
+    """Synthetic prices with a delay window of history first, so the match is ready at once."""
+    now = clock()
+    back = delay_ms // interval_ms + 1
+    for i in range(back, 0, -1):
+        yield LocalTick(prices.next_price(), now - i * interval_ms)
+    async for tick in synthetic_ticks(prices, interval_ms, clock):
+        yield tick
+
+
+async def _agones(sdk: AgonesSDK, runner: MatchRunner, settings: MatchServerSettings) -> None:
+    await runner.ready.wait()
+    await sdk.ready()
+    health = asyncio.create_task(sdk.health_loop(settings.agones_health_interval_ms / 1000))
+    try:
+        await runner.finished.wait()
+    finally:
+        await cancel_quietly(health)
+    await sdk.shutdown()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runner = request.app.get(RUNNER)
+    ready = runner is not None and runner.ready.is_set() and not runner.match.phase.over
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def status_view(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RUNNER].status())
+
+
+@web.middleware
+async def no_websocket_compression(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """Drop permessage-deflate from the handshake: compressing every frame per client
+    costs more CPU than the bytes it saves for small JSON events."""
+    if "Sec-WebSocket-Extensions" in request.headers:
+        headers = request.headers.copy()
+        del headers["Sec-WebSocket-Extensions"]
+        request = request.clone(headers=headers)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def create_app(
+    settings: MatchServerSettings, *, clock: Callable[[], int] = wall_ms
+) -> web.Application:
+    app = web.Application(middlewares=[no_websocket_compression])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = MatchMetrics()
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", logger=False,
+                               engineio_logger=False)  # fmt: skip
+    sio.attach(app)
+    app[SIO] = sio
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_match_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/status", status_view)
+    return app
+
+
+async def serve(settings: MatchServerSettings) -> int:
+    """Run until the match is over and published (or stopped by SIGTERM/SIGINT)."""
+    app = create_app(settings)
+    web_runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await web_runner.setup()
+    site = web.TCPSite(web_runner, settings.host, settings.port)
+    await site.start()
+    runner = app[RUNNER]
+    loop = asyncio.get_running_loop()
+
+    async def on_signal() -> None:
+        reason = await runner.store.cancel_reason()
+        runner.request_stop(cancelled=reason is not None, reason=reason or "shutdown")
+
+    pending: set[asyncio.Task[None]] = set()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: pending.add(asyncio.create_task(on_signal())))
+    log.info("match server listening", extra={"match_id": settings.match_id, "port": settings.port})
+    try:
+        await runner.finished.wait()
+        await asyncio.sleep(settings.linger_ms / 1000)  # let clients read match_end
+        if app[SIO].eio.sockets:
+            await app[SIO].eio.disconnect()  # close every socket so the HTTP server can stop
+        log.info("sockets closed", extra={"match_id": settings.match_id})
+    finally:
+        with contextlib.suppress(Exception):
+            await web_runner.cleanup()
+    log.info("match server stopped", extra={"match_id": settings.match_id})
+    return 0

@@ -1,0 +1,113 @@
+"""The `/match` Socket.IO namespace: thin handlers over the runner.
+
+Connect with `auth: {token}` (a match token for this match); every action is
+answered through the Socket.IO acknowledgement with `{ok, code, message}`.
+One socket per player: a newer connection replaces the older one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from matchserver.metrics import MatchMetrics
+from matchserver.runner import MatchRunner
+from tradearena.tokens import TokenError, Verifier
+
+NAMESPACE = "/match"
+ROOM = "match"
+log = logging.getLogger(__name__)
+
+
+class SocketEmitter:
+    """Routes engine events to the room or to one player's socket."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+        self.sids: dict[str, str] = {}  # player -> sid
+
+    async def broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(kind, data, room=ROOM, namespace=NAMESPACE)
+
+    async def to_player(self, player: str, kind: str, data: dict[str, Any]) -> None:
+        sid = self.sids.get(player)
+        if sid is not None:
+            await self.sio.emit(kind, data, to=sid, namespace=NAMESPACE)
+
+
+class MatchNamespace(socketio.AsyncNamespace):
+    def __init__(
+        self,
+        runner: MatchRunner,
+        emitter: SocketEmitter,
+        verifier: Verifier,
+        metrics: MatchMetrics,
+    ) -> None:
+        super().__init__(NAMESPACE)
+        self.runner = runner
+        self.emitter = emitter
+        self.verifier = verifier
+        self.metrics = metrics
+        self.players: dict[str, str] = {}  # sid -> player
+
+    def _refuse(self, code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+        self.metrics.connection_refusals.labels(code).inc()
+        # Clients get {message, data: {code, message}} (JS: err.message, err.data.code).
+        return socketio.exceptions.ConnectionRefusedError(
+            message, {"code": code, "message": message}
+        )
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._refuse("token_missing", "connect with auth: {token: <match token>}")
+        match_id = self.runner.match.match_id
+        try:
+            claims = self.verifier.verify_match(token, match_id)
+        except TokenError as exc:
+            raise self._refuse(exc.code, exc.message) from None
+        player = str(claims["sub"])
+        if player not in self.runner.match.players:
+            raise self._refuse("unknown_player", "this player is not in the match")
+        previous = self.emitter.sids.get(player)
+        if previous is not None and previous != sid:
+            # Latest connection wins; the old socket is told why and closed.
+            self.players.pop(previous, None)
+            await self.emit("replaced", {"message": "connected from elsewhere"}, to=previous)
+            await self.disconnect(previous)
+            await self.runner.disconnect(player)
+        ack = await self.runner.connect(player)
+        if not ack.ok:
+            raise self._refuse(str(ack.code), ack.message)
+        self.players[sid] = player
+        self.emitter.sids[player] = sid
+        await self.enter_room(sid, ROOM)
+        log.info("player connected", extra={"match_id": match_id, "player": player})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        player = self.players.pop(sid, None)
+        if player is None:
+            return
+        if self.emitter.sids.get(player) == sid:
+            del self.emitter.sids[player]
+            await self.runner.disconnect(player)
+        log.info(
+            "player disconnected",
+            extra={"match_id": self.runner.match.match_id, "player": player, "reason": str(reason)},
+        )
+
+    async def on_action(self, sid: str, data: Any = None) -> dict[str, Any]:
+        player = self.players.get(sid)
+        if player is None:
+            return {"ok": False, "code": "not_connected", "message": "connect first"}
+        ack = await self.runner.submit(player, data if data is not None else {})
+        return ack.to_wire()
+
+    async def on_sync(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Full state for (re)drawing the client: position, balance, effects, board."""
+        player = self.players.get(sid)
+        if player is None:
+            return {"ok": False, "code": "not_connected", "message": "connect first"}
+        return {"ok": True, "code": "ok", "message": "state", "state": self.runner.state(player)}

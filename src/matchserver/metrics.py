@@ -1,0 +1,50 @@
+"""Prometheus metrics of one match server (own registry: no global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class MatchMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.players_connected = Gauge(
+            "tradearena_match_players_connected", "Players with a live socket", registry=r
+        )
+        self.tick_to_emit = Histogram(
+            "tradearena_match_tick_to_emit_seconds",
+            "From an official price being due to its tick event handed to the sockets",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.actions = Counter(
+            "tradearena_match_actions_total", "Player actions by outcome code", ["code"], registry=r
+        )
+        self.feed_staleness = Gauge(
+            "tradearena_match_feed_staleness_seconds",
+            "Seconds since the last live feed price arrived",
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "tradearena_match_reconnects_total", "Players connecting again", registry=r
+        )
+        self.log_append = Histogram(
+            "tradearena_match_log_append_seconds",
+            "Durable append of log entries to Redis before answering",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.phase = Gauge(
+            "tradearena_match_phase", "1 for the current phase", ["phase"], registry=r
+        )
+        self.connection_refusals = Counter(
+            "tradearena_match_connection_refusals_total",
+            "Socket connections refused, by reason code",
+            ["code"],
+            registry=r,
+        )

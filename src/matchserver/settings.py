@@ -1,0 +1,51 @@
+"""Match-server settings: one process runs one match, described entirely here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
+
+from tradearena.settings import BaseAppSettings
+
+
+class MatchServerSettings(BaseAppSettings):
+    match_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    players: Annotated[tuple[str, ...], NoDecode, Field(min_length=1)]
+    mode: str = "standard"
+    format: str = "blitz"
+    duration_ms: int | None = Field(default=None, gt=0)  # overrides the format's length
+    symbol: str = "BTCUSDT"
+    catalogue: Path | None = None
+
+    host: str = "0.0.0.0"  # noqa: S104 - a match server is reached by players from outside
+    port: int = Field(default=7000, ge=0, le=65535)
+
+    # Token verification: a public key (PEM file) or a JWKS document (file).
+    public_key_file: Path | None = None
+    jwks_file: Path | None = None
+
+    feed_source: Literal["relay", "synthetic"] = "relay"
+    synthetic_seed: int = 1
+    synthetic_interval_ms: int = Field(default=1000, gt=0)
+
+    join_timeout_ms: int = Field(default=60_000, ge=0)  # start without the missing after this
+    clock_interval_ms: int = Field(default=50, gt=0)
+    leaderboard_interval_ms: int = Field(default=1000, gt=0)
+    leaderboard_size: int = Field(default=20, gt=0)
+    linger_ms: int = Field(default=1000, ge=0)  # let clients read match_end before exiting
+
+    agones_sdk_port: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGONES_SDK_HTTP_PORT", "TRADEARENA_AGONES_SDK_PORT"),
+    )
+    agones_health_interval_ms: int = Field(default=5000, gt=0)
+
+    @field_validator("players", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
