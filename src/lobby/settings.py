@@ -52,6 +52,11 @@ class LobbySettings(BaseAppSettings):
     # Honour X-Forwarded-For (only behind a proxy that sets it).
     trust_forwarded_for: bool = False
 
+    # Socket.IO: Redis manager for several replicas; allowed browser origins
+    # (empty: same origin only).
+    socketio_redis: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")

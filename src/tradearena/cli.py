@@ -158,6 +158,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_lobby(args: argparse.Namespace) -> int:
+    from lobby.main import run
+
+    run()
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradearena", description=__doc__)
     parser.add_argument(
@@ -198,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply pending PostgreSQL migrations")
     p.add_argument("--database-url", default=None, help="default: TRADEARENA_DATABASE_URL")
     p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("lobby", help="run the lobby (REST + Socket.IO; settings from env)")
+    p.set_defaults(func=_cmd_lobby)
     return parser
 
 

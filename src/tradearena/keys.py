@@ -53,4 +53,3 @@ def queue_player(player: str) -> str:
 def queue_assignment(player: str) -> str:
     """The match a player was last matched into (JSON, with a TTL)."""
     return f"{QUEUE_PREFIX}assigned:{player}"
-
