@@ -12,8 +12,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -24,10 +22,12 @@ from redis.asyncio import Redis
 
 from matchserver.agones import AgonesSDK
 from matchserver.engine.match import Match
+from matchserver.feed.relay import RelaySource
+from matchserver.feed.sources import FeedTick, sleep_until
 from matchserver.feed.synthetic import SyntheticPrices
 from matchserver.handlers import MatchNamespace, SocketEmitter
 from matchserver.metrics import MatchMetrics
-from matchserver.runner import MatchRunner, RunnerConfig, Tick, cancel_quietly, wall_ms
+from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
 from tradearena.modes import load_catalogue
@@ -43,12 +43,6 @@ RUNNER = web.AppKey("runner", MatchRunner)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
 
 
-@dataclass(frozen=True)
-class LocalTick:
-    price: Decimal
-    recv_ms: int
-
-
 def load_verifier(settings: MatchServerSettings) -> Verifier:
     if settings.jwks_file is not None:
         import json
@@ -57,14 +51,6 @@ def load_verifier(settings: MatchServerSettings) -> Verifier:
     if settings.public_key_file is not None:
         return Verifier.from_public_pem(settings.public_key_file.read_bytes())
     raise ValueError("set TRADEARENA_PUBLIC_KEY_FILE or TRADEARENA_JWKS_FILE to verify tokens")
-
-
-async def synthetic_ticks(
-    prices: SyntheticPrices, interval_ms: int, clock: Callable[[], int]
-) -> AsyncIterator[Tick]:
-    while True:
-        yield LocalTick(prices.next_price(), clock())
-        await asyncio.sleep(interval_ms / 1000)
 
 
 def new_match(settings: MatchServerSettings, now: int) -> Match:
@@ -107,7 +93,7 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
         # Restarted after the end: make sure the result went out, then finish.
         tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
     else:
-        ticks = _ticks(settings, fresh.rules.price_delay_ms, clock)
+        ticks = _ticks(settings, app[REDIS], fresh.rules.price_delay_ms, clock)
         tasks.append(asyncio.create_task(runner.run_feed(ticks), name="feed"))
         tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
     session = aiohttp.ClientSession()
@@ -121,26 +107,31 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _ticks(
+    settings: MatchServerSettings, redis: Redis, delay_ms: int, clock: Callable[[], int]
+) -> AsyncIterator[FeedTick]:
+    if settings.feed_source == "relay":
+        # The relay's history covers the delay window: a (re)started server is ready at once.
+        source = RelaySource(redis, settings.symbol, history_ms=delay_ms + 2000, clock=clock)
+        return source.ticks()
+    return _synthetic_with_history(settings, delay_ms, clock)
+
+
+async def _synthetic_with_history(
     settings: MatchServerSettings, delay_ms: int, clock: Callable[[], int]
-) -> AsyncIterator[Tick]:
-    if settings.feed_source == "synthetic":
-        prices = SyntheticPrices(
-            seed=settings.synthetic_seed, step_ms=settings.synthetic_interval_ms
-        )
-        return _with_history(prices, settings.synthetic_interval_ms, delay_ms, clock)
-    raise ValueError(f"feed source {settings.feed_source!r} is not available in this build")
-
-
-async def _with_history(
-    prices: SyntheticPrices, interval_ms: int, delay_ms: int, clock: Callable[[], int]
-) -> AsyncIterator[Tick]:
-    """Synthetic prices with a delay window of history first, so the match is ready at once."""
-    now = clock()
-    back = delay_ms // interval_ms + 1
-    for i in range(back, 0, -1):
-        yield LocalTick(prices.next_price(), now - i * interval_ms)
-    async for tick in synthetic_ticks(prices, interval_ms, clock):
-        yield tick
+) -> AsyncIterator[FeedTick]:
+    """In-process prices (no relay): a delay window of history first, then one tick per
+    interval on the wall-clock grid, identified by its slot like the relay's."""
+    interval = settings.synthetic_interval_ms
+    prices = SyntheticPrices(seed=settings.synthetic_seed, step_ms=interval)
+    slot = clock() // interval
+    for k in range(slot - delay_ms // interval - 1, slot + 1):
+        yield FeedTick(settings.symbol, prices.next_price(), k * interval, k * interval,
+                       "synthetic", k)  # fmt: skip
+    while True:
+        slot += 1
+        await sleep_until(clock, slot * interval)
+        yield FeedTick(settings.symbol, prices.next_price(), slot * interval, clock(),
+                       "synthetic", slot)  # fmt: skip
 
 
 async def _agones(sdk: AgonesSDK, runner: MatchRunner, settings: MatchServerSettings) -> None:

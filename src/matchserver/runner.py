@@ -17,7 +17,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from matchserver.engine.events import Ack, Event
+from matchserver.engine.log import PRICE
 from matchserver.engine.match import Match, Phase, replay_entries
+from matchserver.feed.sources import FeedTick
 from matchserver.metrics import MatchMetrics
 from matchserver.store import MatchStore
 from tradearena.results import MatchResult
@@ -27,16 +29,6 @@ log = logging.getLogger(__name__)
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class Tick(Protocol):
-    """What the runner needs from a feed tick: the price and when we received it."""
-
-    @property
-    def price(self) -> Decimal: ...
-
-    @property
-    def recv_ms(self) -> int: ...
 
 
 class Emitter(Protocol):
@@ -179,10 +171,18 @@ class MatchRunner:
     def _update_connected(self) -> None:
         self.metrics.players_connected.set(sum(p.connected for p in self.match.players.values()))
 
-    async def on_price(self, price: Decimal, recv_ms: int) -> None:
+    def last_tick_key(self) -> tuple[int, int] | None:
+        """Identity of the newest tick already in the log (a restart skips up to it)."""
+        for entry in reversed(self.match.log):
+            if entry.kind == PRICE and entry.data and "ref" in entry.data:
+                event_ms, _, seq = str(entry.data["ref"]).partition("-")
+                return int(event_ms), int(seq or 0)
+        return None
+
+    async def on_price(self, price: Decimal, recv_ms: int, ref: str | None = None) -> None:
         self.last_feed_ms = recv_ms
         async with self._lock:
-            await self._commit(self.match.feed(price, recv_ms))
+            await self._commit(self.match.feed(price, recv_ms, ref))
         if not self.ready.is_set() and self.match.official is not None:
             await self._become_ready()
 
@@ -225,11 +225,14 @@ class MatchRunner:
         await self.store.set_status("Ready")
         log.info("match server ready", extra={"match_id": self.match.match_id})
 
-    async def run_feed(self, ticks: AsyncIterator[Tick]) -> None:
+    async def run_feed(self, ticks: AsyncIterator[FeedTick]) -> None:
+        seen = self.last_tick_key()
         async for tick in ticks:
             if self.match.phase.over:
                 break
-            await self.on_price(tick.price, tick.recv_ms)
+            if seen is not None and tick.key() <= seen:
+                continue  # already in the log before a restart
+            await self.on_price(tick.price, tick.recv_ms, tick.stream_id)
 
     async def run_clock(self) -> None:
         """Let time pass, start on the join timeout, settle on a stop request, finish."""

@@ -201,14 +201,16 @@ class Match:
         )
 
     # ------------------------------------------------------------------ inputs
-    def feed(self, price: Decimal, now: int) -> list[Event]:
-        """A live feed price arrived at server time `now`."""
+    def feed(self, price: Decimal, now: int, ref: str | None = None) -> list[Event]:
+        """A live feed price arrived at server time `now`; `ref` identifies the tick upstream
+        (so a restarted server can tell which ticks it already has)."""
         self._advance(max(now, self.now))
         if self.phase.over:
             return self._drain()
         if not price.is_finite() or price <= 0:
             raise ValueError(f"feed price must be a positive finite number, got {price}")
-        self._record(now, PRICE, None, {"price": fmt(price)})
+        data = {"price": fmt(price)} if ref is None else {"price": fmt(price), "ref": ref}
+        self._record(now, PRICE, None, data)
         return self._drain()
 
     def start(self, now: int) -> list[Event]:
