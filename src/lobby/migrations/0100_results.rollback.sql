@@ -1,0 +1,2 @@
+DROP VIEW leaderboard_results;
+DROP TABLE match_results;
