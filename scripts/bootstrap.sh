@@ -38,3 +38,11 @@ if [ ! -f "$stamp" ]; then
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
+
+# Stock JavaScript Socket.IO packages for the client tests and the fan-out reference.
+js_stamp="tests/js/node_modules/.installed-$(sha256sum tests/js/package-lock.json | cut -c1-16)"
+if [ ! -f "$js_stamp" ]; then
+    echo "==> installing JavaScript test clients (npm ci)"
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+    touch "$js_stamp"
+fi

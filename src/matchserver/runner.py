@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -70,6 +70,7 @@ class MatchRunner:
         self.last_feed_ms: int | None = None
         self._ready_at: int | None = None
         self._stop_request: tuple[bool, str] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -160,8 +161,15 @@ class MatchRunner:
             if self.match.phase is Phase.WAITING and all(
                 p.connected for p in self.match.players.values()
             ):
-                await self.start()
+                # After the connect handler returns, so the last player is in the room
+                # (and connected) when the phase event goes out.
+                self._background(self.start())
         return ack
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def disconnect(self, player: str) -> None:
         async with self._lock:
