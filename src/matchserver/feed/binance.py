@@ -87,8 +87,8 @@ def combined_url(base_url: str, streams: Sequence[str]) -> str:
         raise ValueError("at least one stream")
     if len(streams) > MAX_STREAMS_PER_CONNECTION:
         raise ValueError(f"{len(streams)} streams: Binance allows {MAX_STREAMS_PER_CONNECTION}")
-    if any(s != s.lower() for s in streams):
-        raise ValueError("Binance stream names are lowercase")
+    if any(s.split("@")[0] != s.split("@")[0].lower() for s in streams):
+        raise ValueError("symbols in Binance stream names are lowercase")
     return f"{base_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
 
 

@@ -94,7 +94,8 @@ class SyntheticSource:
     The grid makes the tick identity (`event_ms = k x interval`, `seq = k`) the
     same in every relay replica, and `resume_from` continues the walk from the
     last published price so a failover does not jump. After a stall (a paused
-    process), missed slots are skipped rather than burst out.
+    process) longer than `max_lag_ms`, missed slots are skipped rather than burst
+    out.
     """
 
     symbol: str
@@ -102,6 +103,7 @@ class SyntheticSource:
     interval_ms: int = 1000
     start_price: Decimal = Decimal("100000")
     resume_from: FeedTick | None = None
+    max_lag_ms: int = 1000
     clock: Clock = wall_ms
     name: str = "synthetic"
     stats: SourceStats = field(default_factory=SourceStats)
@@ -116,7 +118,8 @@ class SyntheticSource:
         while True:
             await sleep_until(self.clock, slot * interval)
             now = self.clock()
-            slot = max(slot, now // interval)
+            if now - slot * interval > max(self.max_lag_ms, interval):
+                slot = now // interval  # stalled: skip the missed slots
             tick = FeedTick(self.symbol, prices.next_price(), slot * interval, now, self.name, slot)
             self.stats.last_tick_recv_ms = now
             yield tick
