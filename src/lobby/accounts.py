@@ -41,13 +41,13 @@ from .state import DB, HASHER, LIMITER, METRICS, REDIS, SETTINGS, SIGNER
 log = logging.getLogger("lobby.accounts")
 
 
-def _user(row: asyncpg.Record) -> User:
+def _user(row: asyncpg.Record, id_column: str = "id") -> User:
     return User(
-        id=str(row["id"]),
+        id=str(row[id_column]),
         username=row["username"],
         role=row["role"],
         created_at=row["created_at"],
-        banned=row.get("banned_at") is not None if hasattr(row, "get") else False,
+        banned=row["banned_at"] is not None,
     )
 
 
@@ -238,9 +238,9 @@ async def refresh(request: web.Request) -> web.Response:
                 await conn.execute(
                     "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1", row["id"], now
                 )
-                pair = await issue_tokens(
-                    conn, app, _user(row), (row["family_id"], row["family_started"]), row["id"]
-                )
+                user = _user(row, "user_id")
+                family = (row["family_id"], row["family_started"])
+                pair = await issue_tokens(conn, app, user, family, row["id"])
     outcome = "banned" if banned else ("ok" if pair is not None else verdict.value)
     app[METRICS].refreshes.labels(outcome).inc()
     if banned:

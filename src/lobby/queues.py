@@ -40,6 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from lobby.matchmaking import Proposal, SkillWindow, Ticket, plan
 from tradearena import keys
@@ -442,3 +443,10 @@ class Queues:
             if stale and await self.requeue(match_id, now) >= 0:
                 out.append(match_id)
         return out
+
+
+def add_routes(app: web.Application) -> None:
+    """Lobby feature seam: the queue's REST operations and `/lobby` handlers."""
+    from lobby.queue_routes import add_queue_routes
+
+    add_queue_routes(app)

@@ -1,8 +1,8 @@
 """The Socket.IO `/lobby` namespace on the lobby's aiohttp app.
 
 A client connects with its access token in the auth payload
-(`io("/lobby", {auth: {token}})`); a refused connection carries
-`{code, message}`. Each connection joins the room `user:<id>`, so anything
+(`io("/lobby", {auth: {token}})`); a refused connection's
+`connect_error` carries `{message, data: {code}}`. Each connection joins the room `user:<id>`, so anything
 addressed to a player reaches all their tabs and devices:
 `await emit_to_user(app, user_id, "queue_status", {...})`.
 
@@ -38,6 +38,12 @@ def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+def _refused(code: str, message: str) -> Exception:
+    """The client's `connect_error` gets `{message, data: {code}}`."""
+    error: Exception = socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+    return error
+
+
 def create_sio(app: web.Application) -> Any:
     settings = app[SETTINGS]
     manager = None
@@ -56,20 +62,14 @@ def create_sio(app: web.Application) -> Any:
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "auth_required", "message": "connect with auth {token}"}
-            )
+            raise _refused("auth_required", "connect with auth {token}")
         try:
             claims = app[VERIFIER].verify_access(token)
         except TokenError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": exc.code, "message": exc.message}
-            ) from None
+            raise _refused(exc.code, exc.message) from None
         user_id = str(claims["sub"])
         if await app[REDIS].exists(redis_keys.lobby_banned(user_id)):
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "account_banned", "message": "this account is banned"}
-            )
+            raise _refused("account_banned", "this account is banned")
         await sio.save_session(
             sid, {"user_id": user_id, "role": claims.get("role", "player")}, namespace=NAMESPACE
         )
