@@ -76,6 +76,8 @@ class ResultsWorkerSettings(BaseAppSettings):
     results_backoff_max_s: float = Field(default=5.0, gt=0)
     results_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no HTTP server
     results_metrics_host: str = "127.0.0.1"
+    # Push stored notifications live through the lobby's Socket.IO Redis manager.
+    socketio_redis: bool = False
 
 
 class PoisonError(Exception):
@@ -152,6 +154,18 @@ class StoredNotification:
     user_id: str
     kind: str
     payload: dict[str, Any]
+    id: int = 0
+    created_at: datetime | None = None
+
+    def event(self) -> dict[str, Any]:
+        """The `/lobby` `notification` event, as the lobby's notify() sends it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "read_at": None,
+        }
 
 
 async def store_result(
@@ -310,11 +324,23 @@ async def _store(
                 "delta": deltas[player],
             }
         notes.append(StoredNotification(player, "match_result", payload))
-    await conn.executemany(
-        "INSERT INTO notifications (user_id, kind, payload) VALUES ($1, $2, $3::jsonb)",
-        [(uuid.UUID(n.user_id), n.kind, json.dumps(n.payload)) for n in notes],
+    stored = await conn.fetch(
+        """
+        INSERT INTO notifications (user_id, kind, payload)
+        SELECT t.u, 'match_result', t.p::jsonb
+        FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(u, p, i) ORDER BY t.i
+        RETURNING id, user_id, created_at
+        """,
+        [uuid.UUID(n.user_id) for n in notes],
+        [json.dumps(n.payload) for n in notes],
     )
-    return notes
+    by_user = {str(row["user_id"]): row for row in stored}
+    return [
+        StoredNotification(
+            n.user_id, n.kind, n.payload, by_user[n.user_id]["id"], by_user[n.user_id]["created_at"]
+        )
+        for n in notes
+    ]
 
 
 class ResultsMetrics:
@@ -566,3 +592,88 @@ class ResultsWorker:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+# ---- the `tradearena results-worker` process -----------------------------------------
+
+
+def socketio_publisher(redis_url: str) -> Publish:
+    """Live `notification` events to the players' `/lobby` rooms on every lobby replica,
+    through python-socketio's Redis manager (write-only: this process serves no client)."""
+    import socketio
+
+    manager = socketio.AsyncRedisManager(redis_url, channel="ta:lobby:socketio", write_only=True)
+
+    async def publish(notes: Sequence[StoredNotification]) -> None:
+        for n in notes:
+            await manager.emit(
+                "notification", n.event(), room=f"user:{n.user_id}", namespace="/lobby"
+            )
+
+    return publish
+
+
+async def _probe_app(worker: ResultsWorker) -> Any:
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks = {"redis": "ok", "postgres": "ok"}
+        try:
+            await worker.redis.ping()
+        except Exception as exc:
+            checks["redis"] = repr(exc)
+        try:
+            pool = await worker.pool()
+            async with pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            checks["postgres"] = repr(exc)
+        ok = all(v == "ok" for v in checks.values())
+        return web.json_response(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+        )
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(worker.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(settings: ResultsWorkerSettings, catalogue: Catalogue) -> int:
+    """Run until SIGTERM/SIGINT: finish the entry in hand, leave the rest pending."""
+    import signal
+
+    from aiohttp import web
+
+    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    publish = socketio_publisher(settings.redis_url) if settings.socketio_redis else None
+    worker = ResultsWorker(client, catalogue, settings, publish=publish)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    runner = None
+    if settings.results_metrics_port:
+        runner = web.AppRunner(await _probe_app(worker))
+        await runner.setup()
+        await web.TCPSite(
+            runner, settings.results_metrics_host, settings.results_metrics_port
+        ).start()
+    log.info("results worker started", extra={"consumer": settings.results_consumer})
+    try:
+        await worker.run()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await worker.close()
+        await client.aclose()
+    log.info("results worker stopped")
+    return 0

@@ -165,6 +165,18 @@ def _cmd_lobby(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_results_worker(args: argparse.Namespace) -> int:
+    """Match results from the Redis stream into PostgreSQL (settings from TRADEARENA_*)."""
+    import asyncio
+
+    from lobby.results_worker import ResultsWorkerSettings, serve
+    from tradearena.telemetry import configure_logging
+
+    settings = ResultsWorkerSettings()
+    configure_logging("results-worker", settings.log_level, settings.log_format)
+    return asyncio.run(serve(settings, load_catalogue(args.catalogue)))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradearena", description=__doc__)
     parser.add_argument(
@@ -208,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lobby", help="run the lobby (REST + Socket.IO; settings from env)")
     p.set_defaults(func=_cmd_lobby)
+
+    p = sub.add_parser("results-worker", help="store match results from Redis into PostgreSQL")
+    p.set_defaults(func=_cmd_results_worker)
     return parser
 
 
