@@ -24,6 +24,7 @@ from matchserver.engine.ledger import FEES, HOUSE_PNL, LedgerLine
 from matchserver.engine.log import MatchRecord
 from matchserver.engine.match import Match, Phase, replay_entries
 from matchserver.engine.money import money
+from matchserver.engine.positions import LONG, Position
 from matchserver.engine.replay import verify
 from tradearena.modes import Rules, default_catalogue
 
@@ -31,6 +32,7 @@ PLAYERS = ("p1", "p2", "p3")
 DURATION_MS = 90_000
 FEED_EVERY_MS = 1_000
 START_PRICE = D("100000")
+FLOOR_PRICE = D("1000")  # the symbol is BTC: random paths stay in its order of magnitude
 TICK = D("0.01")
 TRIGGERS = ("liquidation", "stop_loss", "take_profit")
 UNRECORDED = (Code.RATE_LIMITED, Code.INVALID_ACTION, Code.UNKNOWN_PLAYER)
@@ -131,6 +133,7 @@ class Driver:
     checked_lines: int = 0
     checked_fills: int = 0
     abandoned_cash: dict[str, D] = field(default_factory=dict)
+    cooldown_until: dict[str, int] = field(default_factory=dict)
     trigger_fills: int = 0
     capped_fills: int = 0
 
@@ -169,7 +172,7 @@ class Driver:
 
     def move(self, bp: int) -> None:
         moved = (self.price * (1 + D(bp) / 10_000)).quantize(TICK)
-        self.price = max(D(1), moved)
+        self.price = max(FLOOR_PRICE, moved)
         self._feed(self.t)
         self.next_feed = self.t + FEED_EVERY_MS
 
@@ -184,10 +187,17 @@ class Driver:
         self.n += 1
         payload = {**payload, "client_order_id": f"{who}-{self.n}"}
         before = self._snapshot()
+        free_at = self.cooldown_until.get(who, 0)
         ack, events = self.m.submit(who, payload, self.t)
         self._call(events)
         self.check(before)
         self.submitted.append(Submitted(who, payload, ack))
+        if ack.code is Code.OK and payload["type"] in ("open", "close"):
+            # it ran now, so the cooldown of the player's previous order fill was over
+            assert self.t >= free_at
+            assert ack.data["cooldown_until"] == self.t + self.rules.cooldown_ms
+        if ack.code is Code.DELAYED:
+            assert ack.data["execute_at"] == self.t + self.rules.trade_delay.delay_ms
         return ack
 
     def repeat(self, index: int, same_payload: bool) -> None:
@@ -299,6 +309,8 @@ class Driver:
             assert m.ledger.balance(f"{pid}:margin") >= 0
             if p.position is not None:
                 assert p.position.margin > 0 and p.position.qty > 0
+                if m.phase is Phase.LIVE and m.official is not None and m.official_at is not None:
+                    _assert_not_crossed(p.position, m.official)
             if p.abandoned:
                 assert p.position is None
                 frozen = self.abandoned_cash.setdefault(pid, cash)
@@ -334,6 +346,9 @@ class Driver:
                     _check_level(fill, before[fill["player"]])
             moved.add(fill["player"])
         for fill in new_fills:
+            if "-" in fill["ref"]:  # an order (client_order_id), not a trigger or settlement
+                self.cooldown_until[fill["player"]] = fill["at"] + self.rules.cooldown_ms
+        for fill in new_fills:
             if fill["reason"] == "open":
                 qty, price = D(fill["qty"]), D(fill["price"])
                 assert D(fill["fee"]) == money(qty * price * self.rules.taker_fee_rate)
@@ -363,6 +378,18 @@ def _close_groups(lines: list[LedgerLine]) -> list[dict[str, Any]]:
         else:
             raise AssertionError(f"unknown ledger line kind {line.kind}")
     return groups
+
+
+def _assert_not_crossed(pos: Position, price: D) -> None:
+    """No position outlives a tick at or beyond one of its levels."""
+    if pos.side == LONG:
+        assert pos.liquidation < price, (pos, price)
+        assert pos.stop_loss is None or pos.stop_loss < price, (pos, price)
+        assert pos.take_profit is None or pos.take_profit > price, (pos, price)
+    else:
+        assert pos.liquidation > price, (pos, price)
+        assert pos.stop_loss is None or pos.stop_loss > price, (pos, price)
+        assert pos.take_profit is None or pos.take_profit < price, (pos, price)
 
 
 def _check_level(fill: dict[str, Any], pos: tuple[int, D, D | None, D | None]) -> None:
