@@ -15,6 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from matchserver.feed import archive
 from matchserver.feed.archive import (
@@ -192,9 +194,12 @@ def test_real_day_files_are_complete_and_consistent(day: str) -> None:
 def test_all_real_files_read_within_the_documented_range() -> None:
     files = sorted(KLINES_DIR.glob("BTCUSDT-1m-*.csv"))
     assert len(files) == 61, f"expected 61 day files in {KLINES_DIR}"
-    low = min(k.low for f in files for k in read_klines(f))
-    high = max(k.high for f in files for k in read_klines(f))
+    low, high, count = D("Infinity"), D(0), 0
+    for f in files:
+        for k in read_klines(f):
+            low, high, count = min(low, k.low), max(high, k.high), count + 1
     assert (low, high) == (D("80600"), D("126199.63"))
+    assert count == 61 * 1440
 
 
 def test_the_crash_day_falls_from_about_122k_to_about_105k() -> None:
@@ -271,3 +276,59 @@ def test_the_package_reexports_the_reader() -> None:
 
     assert feed.read_klines is archive.read_klines
     assert feed.kline_path is archive.kline_path
+
+
+prices = st.decimals(min_value=D("0.01"), max_value=D("500000"), places=8)
+amounts = st.decimals(min_value=D(0), max_value=D("1000000"), places=8)
+
+
+@st.composite
+def klines(draw: st.DrawFn) -> list[Kline]:
+    start = draw(st.integers(1_500_000_000_000, 1_900_000_000_000)) // MINUTE_MS * MINUTE_MS
+    gaps = draw(st.lists(st.integers(1, 5), min_size=1, max_size=20))
+    out: list[Kline] = []
+    at = start
+    for gap in gaps:
+        o, c = draw(prices), draw(prices)
+        low = min(o, c) - draw(st.decimals(min_value=0, max_value=min(o, c) - D("0.01"), places=2))
+        high = max(o, c) + draw(st.decimals(min_value=0, max_value=1000, places=2))
+        out.append(
+            Kline(at, o, high, low, c, draw(amounts), at + MINUTE_MS - 1, draw(amounts),
+                  draw(st.integers(0, 10**6)), draw(amounts), draw(amounts))
+        )  # fmt: skip
+        at += gap * MINUTE_MS
+    return out
+
+
+def _to_csv(rows: list[Kline], micros: list[bool]) -> str:
+    def ts(value: int, us: bool) -> str:
+        return str(value * 1000 + 999 * (value % MINUTE_MS == MINUTE_MS - 1)) if us else str(value)
+
+    return "".join(
+        f"{ts(k.open_time, us)},{k.open},{k.high},{k.low},{k.close},{k.volume},"
+        f"{ts(k.close_time, us)},{k.quote_volume},{k.trades},{k.taker_buy_base},"
+        f"{k.taker_buy_quote},0\n"
+        for k, us in zip(rows, micros, strict=True)
+    )
+
+
+@settings(deadline=None, max_examples=80)
+@given(rows=klines(), data=st.data(), header=st.booleans())
+def test_any_archive_reads_back_what_was_written(
+    rows: list[Kline], data: st.DataObject, header: bool
+) -> None:
+    """Whatever the unit of each row (ms or µs), the records come back exact."""
+    micros = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+    text = (KLINE_HEADER if header else "") + _to_csv(rows, micros)
+    assert list(read_klines(io.StringIO(text))) == rows
+    speed = data.draw(st.sampled_from([1, 7, 60, 240]))
+    path = list(kline_path(rows, speed=speed, start_at=5))
+    assert len(path) == 4 * len(rows)
+    assert path[0].at == 5
+    assert all(x.at < y.at for x, y in itertools.pairwise(path))
+    for i, k in enumerate(rows):
+        quad = path[4 * i : 4 * i + 4]
+        assert [p.price for p in quad] == list(kline_prices(k))
+        assert all(k.low <= p.price <= k.high for p in quad)
+        assert [p.source_at for p in quad] == [k.open_time + j * 15_000 for j in range(4)]
+        assert all(p.at == 5 + (p.source_at - rows[0].open_time) // speed for p in quad)
