@@ -24,10 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from matchserver.feed.relay import RelaySettings  # noqa: E402
 from support.relays import RelayCluster  # noqa: E402
 from tradearena.localservices import LocalRedis  # noqa: E402
 
 NAMES = ["relay-1", "relay-2", "relay-3"]
+
+
+def _default(name: str) -> object:
+    return RelaySettings.model_fields[f"relay_lease_{name}_ms"].default
 
 
 def main() -> int:
@@ -75,7 +80,8 @@ def main() -> int:
 
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"lease TTL 2000 ms, renew 500 ms, acquire retry 200 ms, 20 ticks/s, SIG{args.signal}"
+        f"lease TTL {_default('ttl')} ms, renew {_default('renew')} ms, "
+        f"acquire retry {_default('acquire')} ms, 20 ticks/s, SIG{args.signal}"
     )
     print(
         f"takeover (signal -> first tick of the new leader) over {args.kills} kills: "

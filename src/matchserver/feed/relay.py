@@ -84,9 +84,9 @@ class RelaySettings(BaseAppSettings):
     relay_host: str = "127.0.0.1"
     relay_port: int = Field(default=9101, ge=0, le=65535)
 
-    relay_lease_ttl_ms: int = Field(default=2000, ge=100)
-    relay_lease_renew_ms: int = Field(default=500, ge=10)
-    relay_lease_acquire_ms: int = Field(default=200, ge=10)
+    relay_lease_ttl_ms: int = Field(default=1500, ge=100)
+    relay_lease_renew_ms: int = Field(default=400, ge=10)
+    relay_lease_acquire_ms: int = Field(default=150, ge=10)
     relay_history_ms: int = Field(default=15 * 60 * 1000, ge=10 * 60 * 1000)
 
     relay_synthetic_seed: int = 1

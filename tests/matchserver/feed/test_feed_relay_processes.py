@@ -18,7 +18,7 @@ from pathlib import Path
 from support.relays import RelayCluster, relay_cluster
 
 NAMES = ["relay-1", "relay-2", "relay-3"]
-TTL_MS = 2000  # the default lease TTL
+TTL_MS = 1500  # the default lease TTL
 
 
 def stream_key(entry_id: str) -> tuple[int, int]:
