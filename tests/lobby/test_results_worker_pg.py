@@ -206,3 +206,30 @@ async def test_cancelled_match_stores_players_without_rating(
     )
     assert await fetchval(lobby_dsn, "SELECT count(*) FROM ratings") == 0
     assert await fetchval(lobby_dsn, "SELECT rated FROM match_results") is False
+
+
+async def test_an_entry_delivered_too_often_is_dead_lettered(
+    rds: aioredis.Redis, lobby_dsn: str
+) -> None:
+    players = await make_users(lobby_dsn, 2)
+    worker = ResultsWorker(
+        rds, CAT,
+        settings(lobby_dsn, results_consumer="w3", results_claim_idle_ms=20,
+                 results_max_deliveries=1),
+    )  # fmt: skip
+    await worker.ensure_group()
+    entry = await publish(rds, make_result("m-crashy", players).model_dump_json())
+    # a consumer that crashes on it: delivered once, never acknowledged
+    await rds.xreadgroup(keys.RESULTS_GROUP, "crashes", {keys.RESULTS_STREAM: ">"}, count=10)
+    try:
+
+        async def dead() -> bool:
+            return await rds.xlen(keys.RESULTS_DEAD_LETTER) == 1
+
+        await until(dead, lambda: worker.process_once(block_ms=20))
+        [(_, fields)] = await rds.xrange(keys.RESULTS_DEAD_LETTER)
+        assert fields[b"reason"] == b"too_many_deliveries" and fields[b"id"].decode() == entry
+        assert await fetchval(lobby_dsn, "SELECT count(*) FROM matches") == 0
+        assert (await rds.xpending(keys.RESULTS_STREAM, keys.RESULTS_GROUP))["pending"] == 0
+    finally:
+        await worker.close()
