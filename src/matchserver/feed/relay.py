@@ -81,7 +81,7 @@ class RelaySettings(BaseAppSettings):
     relay_symbols: Annotated[tuple[str, ...], NoDecode, Field(min_length=1)] = ("BTCUSDT",)
     relay_source: Literal["synthetic", "binance", "replay"] = "synthetic"
     relay_id: str = ""  # default: hostname-pid
-    relay_host: str = "127.0.0.1"
+    relay_host: str = "0.0.0.0"  # noqa: S104 - probes and Prometheus reach it from outside
     relay_port: int = Field(default=9101, ge=0, le=65535)
 
     relay_lease_ttl_ms: int = Field(default=1500, ge=100)

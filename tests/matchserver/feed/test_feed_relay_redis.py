@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -17,16 +18,25 @@ from matchserver.feed.relay import (
     Leadership,
     Published,
     RelayMetrics,
+    RelaySettings,
     RelaySource,
+    SourceFactory,
     SymbolRelay,
+    source_factory,
     tick_from_entry,
 )
 from matchserver.feed.sources import FeedTick, PriceSource, SyntheticSource, wall_ms
+from support.fake_binance import Conn, FakeBinance, agg_trade, fake_binance, hold
 from tradearena import keys
 
 SYMBOL = "BTCUSDT"
 STREAM = keys.feed_stream(SYMBOL)
 HISTORY_MS = 10 * 60 * 1000
+# ../shared/data beside the repository (tests/matchserver/feed/ is three levels down).
+OCT_1 = (
+    Path(__file__).resolve().parents[3].parent
+    / "shared/data/binance-klines-1m/BTCUSDT-1m-2025-10-01.csv"
+)
 
 
 @pytest.fixture
@@ -140,13 +150,19 @@ def synthetic(interval_ms: int) -> Callable[[str, FeedTick | None], PriceSource]
     return make
 
 
-def start_replica(redis: Redis, name: str, interval_ms: int = 20, ttl_ms: int = 600) -> Replica:
+def start_replica(
+    redis: Redis,
+    name: str,
+    interval_ms: int = 20,
+    ttl_ms: int = 600,
+    make_source: SourceFactory | None = None,
+) -> Replica:
     metrics = RelayMetrics()
     relay = SymbolRelay(
         SYMBOL,
         lease(redis, f"{name}-token", ttl_ms),
         Leadership(ttl_ms, ttl_ms // 4, 50),
-        synthetic(interval_ms),
+        make_source or synthetic(interval_ms),
         metrics,
         name,
     )
@@ -282,3 +298,55 @@ def test_stream_entries_are_readable_by_the_consumer_format() -> None:
     t = tick(1_790_000_000_000, 3)
     raw = {b"price": b"100000", b"recv_ms": b"1790000000001", b"source": b"synthetic"}
     assert tick_from_entry(SYMBOL, b"1790000000000-3", raw) == t
+
+
+# --------------------------------------------------------------------- whole chains
+async def stop(replica: Replica) -> None:
+    replica.stop.set()
+    await replica.task
+
+
+async def test_binance_trades_flow_through_the_relay_to_match_servers(redis: Redis) -> None:
+    t0 = wall_ms()
+
+    async def script(conn: Conn) -> None:
+        for a in range(1, 6):
+            await conn.ws.send_str(agg_trade(a, f"100000.{a}0", t0=t0))
+        await hold(conn)
+
+    async with fake_binance(FakeBinance([script])) as url:
+        settings = RelaySettings(relay_source="binance", relay_binance_url=url)
+        replica = start_replica(redis, "r1", make_source=source_factory(settings))
+        try:
+            got = await take(RelaySource(redis, SYMBOL, history_ms=HISTORY_MS), 5)
+        finally:
+            await stop(replica)
+    assert [t.stream_id for t in got] == [f"{t0 + a}-{a}" for a in range(1, 6)]
+    assert [t.price for t in got] == [D(f"100000.{a}0") for a in range(1, 6)]
+    assert {t.source for t in got} == {"binance"}
+    assert replica.gauge("tradearena_feed_ticks_published_total") == 5
+
+
+async def test_a_replay_relay_hands_over_where_the_last_leader_stopped(redis: Redis) -> None:
+    settings = RelaySettings(
+        relay_source="replay",
+        relay_replay_files=(OCT_1,),
+        relay_replay_speed=D(3000),  # a price every 5 ms
+    )
+    first = start_replica(redis, "r1", make_source=source_factory(settings))
+    await until(lambda: _xlen_at_least(redis, 20))
+    await stop(first)  # releases the lease
+    handed = await entries(redis)
+    second = start_replica(redis, "r2", make_source=source_factory(settings))
+    try:
+        await until(lambda: _xlen_at_least(redis, len(handed) + 20))
+    finally:
+        await stop(second)
+    got = await entries(redis)
+    assert [f["relay"] for _, f in got[: len(handed)]] == ["r1"] * len(handed)
+    assert {f["relay"] for _, f in got[len(handed) :]} == {"r2"}
+    archive_times = [int(f["source_ms"]) for _, f in got]
+    assert archive_times[0] == 1759276800000  # the archive's first minute
+    assert all(b - a == 15_000 for a, b in itertools.pairwise(archive_times))  # nothing skipped
+    ids = [key_of(i) for i, _ in got]
+    assert ids == sorted(set(ids))
