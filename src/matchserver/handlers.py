@@ -7,34 +7,36 @@ One socket per player: a newer connection replaces the older one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import socketio
 
+from matchserver.broadcast import FrameWriter
 from matchserver.metrics import MatchMetrics
 from matchserver.runner import MatchRunner
 from tradearena.tokens import TokenError, Verifier
 
 NAMESPACE = "/match"
-ROOM = "match"
 log = logging.getLogger(__name__)
 
 
 class SocketEmitter:
-    """Routes engine events to the room or to one player's socket."""
+    """Routes engine events to everyone or to one player, through the frame writer."""
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
         self.sids: dict[str, str] = {}  # player -> sid
+        self.writer = FrameWriter()
 
     async def broadcast(self, kind: str, data: dict[str, Any]) -> None:
-        await self.sio.emit(kind, data, room=ROOM, namespace=NAMESPACE)
+        self.writer.send(list(self.sids.values()), NAMESPACE, kind, data)
 
     async def to_player(self, player: str, kind: str, data: dict[str, Any]) -> None:
         sid = self.sids.get(player)
         if sid is not None:
-            await self.sio.emit(kind, data, to=sid, namespace=NAMESPACE)
+            self.writer.send([sid], NAMESPACE, kind, data)
 
 
 class MatchNamespace(socketio.AsyncNamespace):
@@ -51,6 +53,7 @@ class MatchNamespace(socketio.AsyncNamespace):
         self.verifier = verifier
         self.metrics = metrics
         self.players: dict[str, str] = {}  # sid -> player
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _refuse(self, code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
         self.metrics.connection_refusals.labels(code).inc()
@@ -83,10 +86,25 @@ class MatchNamespace(socketio.AsyncNamespace):
             raise self._refuse(str(ack.code), ack.message)
         self.players[sid] = player
         self.emitter.sids[player] = sid
-        await self.enter_room(sid, ROOM)
         log.info("player connected", extra={"match_id": match_id, "player": player})
+        # Runs once this handler has returned and Socket.IO has queued its CONNECT packet:
+        # from then on events for this socket are ordered after it.
+        task = asyncio.create_task(self._connected(sid, environ))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connected(self, sid: str, environ: dict[str, Any]) -> None:
+        if self.players.get(sid) is None:
+            return  # already gone
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        eio_socket = self.server.eio.sockets.get(eio_sid)
+        if eio_socket is None:
+            return
+        self.emitter.writer.add(sid, eio_socket, environ)
+        await self.runner.start_if_everyone_is_here()
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.emitter.writer.remove(sid)
         player = self.players.pop(sid, None)
         if player is None:
             return

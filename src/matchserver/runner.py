@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -70,7 +70,6 @@ class MatchRunner:
         self.last_feed_ms: int | None = None
         self._ready_at: int | None = None
         self._stop_request: tuple[bool, str] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -158,18 +157,13 @@ class MatchRunner:
             if was_seen:
                 self.metrics.reconnects.inc()
             self._update_connected()
-            if self.match.phase is Phase.WAITING and all(
-                p.connected for p in self.match.players.values()
-            ):
-                # After the connect handler returns, so the last player is in the room
-                # (and connected) when the phase event goes out.
-                self._background(self.start())
         return ack
 
-    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def start_if_everyone_is_here(self) -> None:
+        if self.match.phase is Phase.WAITING and all(
+            p.connected for p in self.match.players.values()
+        ):
+            await self.start()
 
     async def disconnect(self, player: str) -> None:
         async with self._lock:

@@ -1,0 +1,69 @@
+// Fan-out load generator: N stock socket.io-client connections (websocket only) in one
+// process; counts every event delivered and the latency of `tick` events from the
+// server's timestamp (`at`, ms since the epoch). Prints one JSON summary line.
+// Usage: node fanout_load.mjs URL NAMESPACE TOKENS_FILE|- COUNT WARMUP_S MEASURE_S
+import { readFileSync } from "node:fs";
+import { io } from "socket.io-client";
+
+const [url, ns, tokensFile, countArg, warmupArg, measureArg] = process.argv.slice(2);
+const count = Number(countArg);
+const tokens = tokensFile === "-" ? [] : JSON.parse(readFileSync(tokensFile, "utf8"));
+const warmupMs = Number(warmupArg) * 1000;
+const measureMs = Number(measureArg) * 1000;
+
+let measuring = false;
+let delivered = 0;
+let ticks = 0;
+const latencies = [];
+const byEvent = {};
+let connected = 0;
+let errors = 0;
+const sockets = [];
+const t0 = Date.now();
+let allConnected;
+const everyoneIn = new Promise((resolve) => { allConnected = resolve; });
+
+for (let i = 0; i < count; i++) {
+  const socket = io(`${url}${ns}`, {
+    transports: ["websocket"], reconnection: false, forceNew: true,
+    auth: tokens.length ? { token: tokens[i] } : {},
+  });
+  socket.on("connect", () => { if (++connected === count) allConnected(); });
+  socket.on("connect_error", (err) => { errors++; console.error(err.message); });
+  socket.onAny((event, data) => {
+    if (!measuring) return;
+    delivered++;
+    byEvent[event] = (byEvent[event] || 0) + 1;
+    if (event === "tick") {
+      ticks++;
+      if (latencies.length < 2_000_000) latencies.push(Date.now() - data.at);
+    }
+  });
+  sockets.push(socket);
+}
+
+const deadline = setTimeout(() => {
+  console.log(JSON.stringify({ error: "not all clients connected", connected, errors }));
+  process.exit(2);
+}, 120_000);
+await everyoneIn;
+clearTimeout(deadline);
+const connectS = (Date.now() - t0) / 1000;
+await new Promise((r) => setTimeout(r, warmupMs));
+measuring = true;
+console.log(JSON.stringify({ measuring: true, connect_s: connectS }));
+const started = Date.now();
+await new Promise((r) => setTimeout(r, measureMs));
+measuring = false;
+const seconds = (Date.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null);
+console.log(JSON.stringify({
+  clients: count, connected, errors, connect_s: connectS, seconds,
+  delivered, delivered_per_s: delivered / seconds, tick_deliveries: ticks,
+  ticks_per_client_per_s: ticks / seconds / count,
+  p50_ms: pct(0.5), p99_ms: pct(0.99), max_ms: latencies.length ? latencies[latencies.length - 1] : null,
+  by_event: byEvent,
+}));
+for (const s of sockets) s.disconnect();
+process.exit(0);
