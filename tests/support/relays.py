@@ -80,6 +80,7 @@ class RelayCluster:
             **os.environ,
             "TRADEARENA_REDIS_URL": self.redis_url,
             "TRADEARENA_RELAY_ID": name,
+            "TRADEARENA_RELAY_HOST": "127.0.0.1",
             "TRADEARENA_RELAY_PORT": str(port),
             "TRADEARENA_RELAY_SYMBOLS": self.symbol,
             "TRADEARENA_RELAY_SOURCE": "synthetic",

@@ -426,6 +426,7 @@ class SymbolRelay:
     _seen_reconnects: int = 0
     _seen_malformed: int = 0
     _stream_last_ms: int | None = None
+    _exhausted: bool = False
 
     def status(self) -> dict[str, Any]:
         return {"leader": self.leadership.is_leader(self.clock()), "staleness_s": self._staleness()}
@@ -450,10 +451,13 @@ class SymbolRelay:
         task = self._publisher
         if task is not None and task.done():
             self._publisher = None
-            if not task.cancelled() and isinstance(task.exception(), _Deposed):
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, _Deposed):
                 self._apply(self.leadership.lost())
-            elif not task.cancelled() and task.exception() is not None:
-                log.error("publisher failed", exc_info=task.exception())
+            elif error is not None:
+                log.error("publisher failed", exc_info=error)
+            elif not task.cancelled():
+                self._exhausted = True  # a replay that reached its end: nothing to restart
         sent = self.clock()
         try:
             if self.leadership.leader:
@@ -468,12 +472,13 @@ class SymbolRelay:
             log.warning("lease call failed", extra={"symbol": self.symbol, "error": repr(exc)})
             change = self.leadership.on_error(self.clock())
         self._apply(change)
-        if self.leadership.leader and self._publisher is None:
+        if self.leadership.leader and self._publisher is None and not self._exhausted:
             self._publisher = asyncio.create_task(self._publish(), name=f"publish-{self.symbol}")
 
     def _apply(self, change: Change) -> None:
         if change is Change.NONE:
             return
+        self._exhausted = False
         self.metrics.leader_changes.labels(self.symbol, change.value).inc()
         self.metrics.leader.labels(self.symbol).set(1 if change is Change.ELECTED else 0)
         log.info(

@@ -350,3 +350,28 @@ async def test_a_replay_relay_hands_over_where_the_last_leader_stopped(redis: Re
     assert all(b - a == 15_000 for a, b in itertools.pairwise(archive_times))  # nothing skipped
     ids = [key_of(i) for i, _ in got]
     assert ids == sorted(set(ids))
+
+
+async def test_a_finished_replay_stays_finished(redis: Redis, tmp_path: Path) -> None:
+    trades = tmp_path / "BTCUSDT-trades.csv"
+    trades.write_text(
+        "".join(f"{i},{100 + i},1,1,{1735689599000 + i},true,true\n" for i in range(3))
+    )
+    settings = RelaySettings(relay_source="replay", relay_replay_files=(trades,))
+    make = source_factory(settings)
+    started: list[FeedTick | None] = []
+
+    def counting(symbol: str, resume: FeedTick | None) -> PriceSource:
+        started.append(resume)
+        return make(symbol, resume)
+
+    replica = start_replica(redis, "r1", make_source=counting)
+    try:
+        await until(lambda: replica.relay._exhausted)
+        await asyncio.sleep(0.5)  # several lease renewals: time enough to restart it
+        assert replica.gauge("tradearena_feed_leader") == 1
+    finally:
+        await stop(replica)
+    assert started == [None]  # started once, never restarted
+    assert [f["price"] for _, f in await entries(redis)] == ["100", "101", "102"]
+    assert replica.gauge("tradearena_feed_duplicates_refused_total") == 0
