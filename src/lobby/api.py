@@ -93,20 +93,26 @@ def reply(
 
 
 def _validate(model: type[M], data: Any) -> M:
+    """Parameters (strings from the URL), converted to the declared types."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_errors(list(exc.errors(include_input=False))) from None
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """A JSON body validated strictly: 0 is not false, "1" is not 1."""
     if request.content_type != "application/json":
         raise problem(415, "unsupported_media_type", "the request body must be application/json")
     raw = await request.read()  # over client_max_size: aiohttp raises 413
     try:
-        return json.loads(raw)
+        json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise validation_errors(list(exc.errors(include_input=False))) from None
 
 
 def _query_dict(model: type[BaseModel], request: web.Request) -> dict[str, Any]:
@@ -132,7 +138,7 @@ def _wrap(op: Operation) -> Handler:
         if op.query is not None:
             request[QUERY] = _validate(op.query, _query_dict(op.query, request))
         if op.body is not None:
-            request[BODY] = _validate(op.body, await read_json(request))
+            request[BODY] = await read_body(request, op.body)
         return await op.handler(request)
 
     handler.__name__ = op.operation_id

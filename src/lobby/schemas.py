@@ -9,14 +9,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 
 from tradearena.modes import default_catalogue
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a bigint id
+
+
+def _stripped(value: str) -> str:
+    """Surrounding whitespace is dropped after the length check (the documented limits
+    apply to what was sent); nothing may remain empty."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=32), AfterValidator(_stripped)
+]
 
 
 def mode_names() -> list[str]:
@@ -33,6 +55,9 @@ def _enum(values: list[str]) -> dict[str, JsonValue]:
 
 
 class Body(BaseModel):
+    """A request body or parameters, no unknown fields. The API validates bodies in
+    strict JSON mode (no "1" for 1, no 0 for false) and parameters in lax mode."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -127,7 +152,9 @@ class AdminUser(User):
 
 
 class BanRequest(Body):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[
+        str, StringConstraints(min_length=1, max_length=500), AfterValidator(_stripped)
+    ]
 
 
 class UnbanRequest(Body):
@@ -152,7 +179,7 @@ class AuditPage(BaseModel):
 
 class AuditQuery(Body):
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1)
+    before: DbId | None = None
     target_id: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
@@ -177,11 +204,11 @@ class NotificationPage(BaseModel):
 class NotificationQuery(Body):
     unread_only: bool = False
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1)
+    before: DbId | None = None
 
 
 class MarkRead(Body):
-    ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=500)
+    ids: list[DbId] = Field(default_factory=list, max_length=500)
     all: bool = False
 
 
