@@ -7,7 +7,8 @@
     GET    /api/v1/queue            the caller's tickets and last match; also keeps the
                                     tickets alive (heartbeat)
 
-On `/lobby`: a player whose last connection on this replica closes leaves every
+On `/lobby`: every join and leave pushes `queue_status` (the same body as the
+GET) to the player's connections, and the `queue_status` call answers it. A player whose last connection on this replica closes leaves every
 queue; while connected, the replica keeps their tickets alive. Clients that only
 use REST keep their tickets alive by reading the status (TTL
 `TRADEARENA_TICKET_TTL_S`, 120 s by default).
@@ -30,7 +31,7 @@ from lobby.matchmaking import DEFAULT_RATING, Ticket
 from lobby.problems import problem
 from lobby.queues import QueueError, Queues, QueueSettings, now_ms
 from lobby.schemas import Body, _enum, format_names, mode_names
-from lobby.sockets import NAMESPACE, socket_user, user_room
+from lobby.sockets import NAMESPACE, emit_to_user, socket_user, user_room
 from lobby.state import API, DB, REDIS, SIO
 from tradearena.modes import default_catalogue
 
@@ -133,17 +134,30 @@ async def join(request: web.Request) -> web.Response:
             ticket=ticket.model_dump(),
         )
     _wake(app)
+    await _push_status(app, user_id)
     return reply(ticket, status=201)
 
 
 async def leave(request: web.Request) -> web.Response:
     query = query_of(request, QueueLeaveQuery)
-    removed = await request.app[QUEUES].leave(principal(request).user_id, query.mode)
+    user_id = principal(request).user_id
+    removed = await request.app[QUEUES].leave(user_id, query.mode)
+    if removed:
+        await _push_status(request.app, user_id)
     return reply(QueueLeaveReply(removed=removed))
 
 
 async def status(request: web.Request) -> web.Response:
     return reply(await _status(request.app, principal(request).user_id))
+
+
+async def _push_status(app: web.Application, user_id: str) -> None:
+    """Every `/lobby` connection of the player sees the queue change (`queue_status`)."""
+    try:
+        status = await _status(app, user_id)
+        await emit_to_user(app, user_id, "queue_status", status.model_dump(mode="json"))
+    except Exception:  # live updates are best effort; the REST answer stands
+        log.exception("queue_status push failed", extra={"user_id": user_id})
 
 
 def _wake(app: web.Application) -> None:

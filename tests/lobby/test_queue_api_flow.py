@@ -137,12 +137,20 @@ async def test_two_players_are_matched_and_told_where_to_play_then_admin_cancels
 
 async def test_closing_the_last_socket_leaves_the_queues(client: Client) -> None:
     erin = await register(client, "erin")
-    await client.post("/api/v1/queue", json={"mode": "standard"}, headers=bearer(erin))
     sio = socketio.AsyncClient(reconnection=False)
+    pushed: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def on_status(data: Any) -> None:
+        await pushed.put(data)
+
+    sio.on("queue_status", on_status, namespace="/lobby")
     await sio.connect(
         str(client.make_url("/")), namespaces=["/lobby"], auth={"token": erin["access_token"]},
         transports=["websocket"],
     )  # fmt: skip
+    await client.post("/api/v1/queue", json={"mode": "standard"}, headers=bearer(erin))
+    live = await asyncio.wait_for(pushed.get(), 10)
+    assert [t["mode"] for t in live["tickets"]] == ["standard"]
     status = await sio.call("queue_status", {}, namespace="/lobby")
     assert [t["mode"] for t in status["tickets"]] == ["standard"]
     await sio.disconnect()
