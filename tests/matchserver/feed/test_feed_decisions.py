@@ -240,3 +240,13 @@ def test_stream_entry_round_trip_keeps_the_tick_identity() -> None:
     raw = {k.encode(): v.encode() for k, v in tick_fields(tick, "relay-a").items()}
     assert tick_from_entry("BTCUSDT", tick.stream_id.encode(), raw) == tick
     assert raw[b"relay"] == b"relay-a"
+
+
+def test_feed_relay_command_refuses_invalid_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradearena.cli import EXIT_BAD_INPUT, main
+
+    monkeypatch.setenv("TRADEARENA_RELAY_SOURCE", "carrier-pigeon")
+    assert main(["feed-relay"]) == EXIT_BAD_INPUT
+    assert "relay_source" in capsys.readouterr().err

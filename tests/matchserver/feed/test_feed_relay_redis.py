@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from matchserver.feed.binance import Backoff
 from matchserver.feed.relay import (
     FeedLease,
     Leadership,
@@ -28,6 +29,7 @@ from matchserver.feed.relay import (
 from matchserver.feed.sources import FeedTick, PriceSource, SyntheticSource, wall_ms
 from support.fake_binance import Conn, FakeBinance, agg_trade, fake_binance, hold
 from tradearena import keys
+from tradearena.localservices import LocalRedis
 
 SYMBOL = "BTCUSDT"
 STREAM = keys.feed_stream(SYMBOL)
@@ -375,3 +377,36 @@ async def test_a_finished_replay_stays_finished(redis: Redis, tmp_path: Path) ->
     assert started == [None]  # started once, never restarted
     assert [f["price"] for _, f in await entries(redis)] == ["100", "101", "102"]
     assert replica.gauge("tradearena_feed_duplicates_refused_total") == 0
+
+
+async def test_relay_and_consumer_ride_out_a_redis_restart(
+    redis: Redis, redis_server: LocalRedis
+) -> None:
+    replica = start_replica(redis, "r1")
+    consumer_redis = Redis.from_url(redis_server.url)
+    source = RelaySource(consumer_redis, SYMBOL, HISTORY_MS, block_ms=200, backoff=Backoff(20, 200))
+    got: list[FeedTick] = []
+
+    async def consume() -> None:
+        async with contextlib.aclosing(source.ticks()) as ticks:
+            async for t in ticks:
+                got.append(t)
+
+    task = asyncio.create_task(consume())
+    try:
+        await until(lambda: len(got) >= 10)
+        await asyncio.to_thread(redis_server.stop)  # journal flushed on the way down
+        await until(lambda: source.stats.reconnects >= 1)
+        before = len(got)
+        await asyncio.to_thread(redis_server.start)
+        await until(lambda: len(got) >= before + 20)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await stop(replica)
+        await consumer_redis.aclose()
+    keys_seen = [t.key() for t in got]
+    assert keys_seen == sorted(set(keys_seen))  # in order, nothing twice
+    assert replica.gauge("tradearena_feed_publish_errors_total") >= 1  # it did see the outage
+    assert replica.gauge("tradearena_feed_leader") == 0  # released on stop
