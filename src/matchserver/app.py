@@ -83,6 +83,7 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
         clock_interval_ms=settings.clock_interval_ms,
         leaderboard_interval_ms=settings.leaderboard_interval_ms,
         leaderboard_size=settings.leaderboard_size,
+        snapshot_every_entries=settings.snapshot_every_entries,
     )
     fresh = new_match(settings, clock())
     runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from matchserver.engine import snapshot
 from matchserver.engine.events import Ack, Event
-from matchserver.engine.log import PRICE
+from matchserver.engine.log import PRICE, LogEntry, dumps
 from matchserver.engine.match import Match, Phase, replay_entries
 from matchserver.feed.sources import FeedTick
 from matchserver.metrics import MatchMetrics
@@ -45,6 +46,7 @@ class RunnerConfig:
     clock_interval_ms: int
     leaderboard_interval_ms: int
     leaderboard_size: int
+    snapshot_every_entries: int = 5000
 
 
 class MatchRunner:
@@ -65,6 +67,7 @@ class MatchRunner:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._persisted = len(match.log)
+        self._snapshot_at = len(match.log)
         self.ready = asyncio.Event()
         self.finished = asyncio.Event()
         self.last_feed_ms: int | None = None
@@ -86,19 +89,17 @@ class MatchRunner:
         header = await store.claim_header(fresh.header())
         entries = await store.load_log()
         if entries or header != fresh.header():
-            match, mismatches = replay_entries(header, entries)
-            if mismatches:
-                log.error(
-                    "replay mismatch on restore",
-                    extra={"match_id": match.match_id, "mismatches": mismatches},
-                )
+            started = time.perf_counter()
+            match, from_snapshot = await _rebuild(store, header, entries)
             runner = cls(match, store, emitter, metrics, config, clock)
             log.info(
-                "match restored from its log",
+                "match restored",
                 extra={
                     "match_id": match.match_id,
                     "entries": len(entries),
                     "phase": str(match.phase),
+                    "from_snapshot_at": from_snapshot,
+                    "seconds": round(time.perf_counter() - started, 3),
                 },
             )
             if match.phase is Phase.LIVE:
@@ -116,6 +117,9 @@ class MatchRunner:
             await self.store.append(new)
             self._persisted += len(new)
             self.metrics.log_append.observe(time.perf_counter() - started)
+            if self._persisted - self._snapshot_at >= self.config.snapshot_every_entries:
+                self._snapshot_at = self._persisted
+                await self.store.save_snapshot(dumps(snapshot.take(self.match)))
         for event in events:
             await self._route(event)
 
@@ -278,6 +282,34 @@ class MatchRunner:
             extra={"match_id": self.match.match_id, "phase": phase, "result_published": published},
         )
         self.finished.set()
+
+
+async def _rebuild(
+    store: MatchStore, header: dict[str, Any], entries: list[LogEntry]
+) -> tuple[Match, int | None]:
+    """From the newest snapshot plus the entries after it, or the whole log if the
+    snapshot is missing or does not fit."""
+    snap = await store.load_snapshot()
+    if (
+        snap is not None
+        and snap.get("header") == header
+        and int(snap.get("log_entries", 0)) <= len(entries)
+    ):
+        try:
+            cut = int(snap["log_entries"])
+            match = snapshot.restore(snap, entries[:cut])
+            for entry in entries[cut:]:
+                match.apply_entry(entry)
+            return match, cut
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("snapshot unusable, replaying the whole log", extra={"error": repr(exc)})
+    match, mismatches = replay_entries(header, entries)
+    if mismatches:
+        log.error(
+            "replay mismatch on restore",
+            extra={"match_id": match.match_id, "mismatches": mismatches},
+        )
+    return match, None
 
 
 def _public_result(result: dict[str, Any]) -> dict[str, Any]:

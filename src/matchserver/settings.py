@@ -35,6 +35,7 @@ class MatchServerSettings(BaseAppSettings):
     clock_interval_ms: int = Field(default=50, gt=0)
     leaderboard_interval_ms: int = Field(default=1000, gt=0)
     leaderboard_size: int = Field(default=20, gt=0)
+    snapshot_every_entries: int = Field(default=5000, gt=0)  # bounds replay on restart
     linger_ms: int = Field(default=1000, ge=0)  # let clients read match_end before exiting
 
     agones_sdk_port: int | None = Field(

@@ -46,6 +46,19 @@ class MatchStore:
         rows = await self.redis.lrange(self._log, 0, -1)
         return [LogEntry.from_wire(json.loads(row)) for row in rows]
 
+    async def save_snapshot(self, snapshot_json: str) -> None:
+        await self.redis.set(keys.match_snapshot(self.match_id), snapshot_json)
+
+    async def load_snapshot(self) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.match_snapshot(self.match_id))
+        if raw is None:
+            return None
+        try:
+            snap = json.loads(raw)
+        except ValueError:
+            return None
+        return snap if isinstance(snap, dict) else None
+
     async def append(self, entries: list[LogEntry]) -> None:
         if entries:
             await self.redis.rpush(self._log, *(dumps(e.to_wire()) for e in entries))

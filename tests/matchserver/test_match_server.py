@@ -22,8 +22,10 @@ PLAYERS = ("alice", "bob")
 
 @pytest.fixture
 def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
-    proc = MatchServerProcess(tmp_path, redis_url, "m-test", PLAYERS,
-                              env_extra={"TRADEARENA_DURATION_MS": "600000"})  # fmt: skip
+    proc = MatchServerProcess(tmp_path, redis_url, "m-test", PLAYERS, env_extra={
+        "TRADEARENA_DURATION_MS": "600000",
+        "TRADEARENA_SNAPSHOT_EVERY_ENTRIES": "25",  # restores exercise snapshot + tail
+    })  # fmt: skip
     proc.start()
     try:
         yield proc
@@ -232,6 +234,7 @@ async def test_sigkill_mid_match_then_restart_loses_no_acknowledged_action(
                                  leverage=3)  # fmt: skip
     acked["k-4"] = await alice.act(type="close", client_order_id="k-4")  # cooldown
     before = await alice.sync()
+    assert redis.Redis.from_url(redis_url).exists(keys.match_snapshot("m-test"))
     server.signal(signal.SIGKILL)
     assert server.wait() == -signal.SIGKILL
     server.start()  # same match id, same Redis: restores from the log
@@ -253,6 +256,9 @@ async def test_sigkill_mid_match_then_restart_loses_no_acknowledged_action(
         again = await who.act(**_resend(coid))
         assert again == first, coid
     assert (await bob2.sync())["position"]["side"] == "short"
+    restored = [json.loads(x) for x in server.logs().splitlines() if '"match restored"' in x]
+    assert restored
+    assert restored[0]["from_snapshot_at"] > 0
     await alice2.close()
     await bob2.close()
 

@@ -71,6 +71,15 @@ class Ledger:
         self._balances[debit] -= amount
         self._balances[credit] += amount
 
+    @classmethod
+    def from_lines(cls, lines: list[LedgerLine]) -> Ledger:
+        ledger = cls()
+        for line in lines:
+            ledger.lines.append(line)
+            ledger._balances[line.debit] -= line.amount
+            ledger._balances[line.credit] += line.amount
+        return ledger
+
     def balance(self, account: str) -> Decimal:
         return self._balances.get(account, ZERO)
 

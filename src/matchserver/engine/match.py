@@ -484,19 +484,20 @@ class Match:
 
     def _advance(self, now: int) -> None:
         """Process everything due at or before `now`, earliest first."""
+        stale_after = self.rules.stale_after_ms
         while not self.phase.over:
-            price_due = self.delay_line.next_due()
-            freeze_due = (
-                self.official_at + self.rules.stale_after_ms + 1
-                if not self.frozen and self.official_at is not None
-                else None
-            )
-            task_due = self._due[0][0] if self._due else None
-            candidates = [d for d in (price_due, freeze_due, task_due) if d is not None]
-            if not candidates:
-                break
-            due = min(candidates)
-            if due > now:
+            # The earliest of: the next official price, the feed going stale, a task.
+            due = price_due = self.delay_line.next_due()
+            freeze_due = None
+            if not self.frozen and self.official_at is not None:
+                freeze_due = self.official_at + stale_after + 1
+                if due is None or freeze_due < due:
+                    due = freeze_due
+            if self._due:
+                task_due = self._due[0][0]
+                if due is None or task_due < due:
+                    due = task_due
+            if due is None or due > now:
                 break
             self.now = max(self.now, due)
             if price_due == due:
@@ -801,6 +802,12 @@ class Match:
             return self._filled(p, now)
         rest = qty - pos.qty
         rest_margin = money(rest * price / order.leverage)
+        if rest_margin < r.min_margin:
+            return reject(
+                Code.ORDER_TOO_SMALL,
+                f"the part opening the other way needs at least {fmt(r.min_margin)} margin "
+                f"(it would get {fmt(rest_margin)}); close the position instead",
+            )
         rest_fee = money(rest * price * r.taker_fee_rate)
         after_close = cash + close_amounts(pos, pos.qty, price, r.taker_fee_rate).returned
         if rest_margin + rest_fee > after_close:
@@ -852,7 +859,10 @@ class Match:
         self, p: PlayerState, qty: Decimal, price: Decimal, reason: str, ref: str, now: int
     ) -> None:
         pos = p.position
-        assert pos is not None and 0 < qty <= pos.qty
+        assert pos is not None
+        assert 0 < qty <= pos.qty
+        if qty < pos.qty and money(pos.margin * qty / pos.qty) >= pos.margin:
+            qty = pos.qty  # the rest would keep no margin: close it all rather than leave dust
         amounts = close_amounts(pos, qty, price, self.rules.taker_fee_rate)
         cash, margin = acct.cash(p.id), acct.margin(p.id)
         self.ledger.transfer(

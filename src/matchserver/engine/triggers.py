@@ -4,15 +4,19 @@ A tick only touches the levels it crossed: levels live in two sorted lists, one
 for levels that fire when the price falls to them (long SL, long liquidation,
 short TP) and one for levels that fire when it rises to them (long TP, short SL,
 short liquidation). Finding the crossed ones is a bisection, not a scan.
+
+The lists are plain Python lists kept sorted with `bisect`: at a match's size (at
+most three levels per player, a few thousand in an arena) an insertion's memmove
+costs less than a balanced structure's bookkeeping. Reindexing a position touches
+only the levels that changed (a partial close usually changes none).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
-
-from sortedcontainers import SortedList
 
 from .positions import LONG, Position
 
@@ -40,17 +44,16 @@ _Entry = tuple[Decimal, str, int]
 
 class TriggerBook:
     def __init__(self) -> None:
-        self._falling = SortedList()  # fire when price <= level
-        self._rising = SortedList()  # fire when price >= level
-        self._entries: dict[str, list[tuple[SortedList, _Entry]]] = {}
+        self._falling: list[_Entry] = []  # fire when price <= level; sorted
+        self._rising: list[_Entry] = []  # fire when price >= level; sorted
+        self._entries: dict[str, list[tuple[list[_Entry], _Entry]]] = {}
 
     def __len__(self) -> int:
         return len(self._falling) + len(self._rising)
 
     def index(self, pos: Position) -> None:
         """(Re)index every level of a position, replacing what it had."""
-        self.remove(pos.player)
-        entries: list[tuple[SortedList, _Entry]] = []
+        entries: list[tuple[list[_Entry], _Entry]] = []
         long = pos.side == LONG
         if pos.liquidation > 0:
             entries.append(
@@ -64,14 +67,22 @@ class TriggerBook:
             entries.append(
                 (self._rising if long else self._falling, (pos.take_profit, pos.player, 2))
             )
+        old = self._entries.pop(pos.player, [])
+        for book, entry in old:
+            if not any(book is b and entry == e for b, e in entries):
+                _discard(book, entry)
         for book, entry in entries:
-            book.add(entry)
+            same = next((e for b, e in old if book is b and entry == e), None)
+            if same is None:
+                insort(book, entry)
+            elif same[0] is not entry[0]:  # equal level, maybe written differently: keep the new
+                book[bisect_left(book, same)] = entry
         if entries:
             self._entries[pos.player] = entries
 
     def remove(self, player: str) -> None:
         for book, entry in self._entries.pop(player, ()):
-            book.remove(entry)
+            _discard(book, entry)
 
     def crossed(self, prev: Decimal, price: Decimal) -> list[Fired]:
         """Levels crossed by a move to `price`, one per position, in firing order.
@@ -83,9 +94,9 @@ class TriggerBook:
         hits: list[_Entry] = []
         falling, rising = self._falling, self._rising
         if falling and falling[-1][0] >= price:
-            hits.extend(falling.irange((price,), None))
+            hits.extend(falling[bisect_left(falling, (price,)) :])
         if rising and rising[0][0] <= price:
-            hits.extend(rising.irange(None, (price, "\U0010ffff", 9)))
+            hits.extend(rising[: bisect_right(rising, (price, "\U0010ffff", 9))])
         if not hits:
             return []
         hits.sort(key=lambda e: (abs(e[0] - prev), e[2], e[1]))
@@ -96,3 +107,10 @@ class TriggerBook:
                 seen.add(player)
                 fired.append(Fired(player, Trigger(trig), level))
         return fired
+
+
+def _discard(book: list[_Entry], entry: _Entry) -> None:
+    i = bisect_left(book, entry)
+    if i == len(book) or book[i] != entry:
+        raise ValueError(f"{entry} is not in the trigger book")
+    del book[i]

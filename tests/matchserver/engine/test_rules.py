@@ -572,3 +572,19 @@ def test_a_server_restart_does_not_cost_players_a_reconnect() -> None:
     replayed, mismatches = replay_entries(g.m.header(), g.m.log)
     assert mismatches == []
     assert replayed.player_state("alice")["status"] == "connected"
+
+
+def test_a_flip_whose_other_side_is_dust_is_refused_before_anything_moves() -> None:
+    g = Game()
+    g.start("1.00")
+    assert g.open("alice", 0, "long", "40.0000003", 1).ok  # 40.0000003 units at 1x
+    g.tick("0.50", 4000)
+    lines = len(g.m.ledger.lines)
+    # short 1.00000001 x 20 at 0.50 = 40.0000004 units: the rest (1e-7 units) would
+    # need margin 1e-7 x 0.5 / 20 = 2.5e-9, which rounds to 0 USDT
+    ack = g.open("alice", 4000, "short", "1.00000001", 20)
+    assert (ack.ok, ack.code) == (False, Code.ORDER_TOO_SMALL)
+    assert "close the position instead" in ack.message
+    assert len(g.m.ledger.lines) == lines
+    assert g.m.players["alice"].position is not None
+    g.sound()
