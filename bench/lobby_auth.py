@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from argon2 import PasswordHasher, Type
 
 from lobby.migrate import apply_migrations
 from tradearena.localservices import LocalPostgres, LocalRedis, free_port
@@ -97,6 +98,16 @@ async def _start_lobby(env: dict[str, str], port: int) -> asyncio.subprocess.Pro
     raise SystemExit("the lobby did not start")
 
 
+def _calibrate(rounds: int = 10) -> float:
+    """Seconds per argon2id verify on one core, measured in this process."""
+    hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1, type=Type.ID)
+    encoded = hasher.hash(PASSWORD)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        hasher.verify(encoded, PASSWORD)
+    return (time.perf_counter() - start) / rounds
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=400)
@@ -121,6 +132,13 @@ async def main() -> None:
             f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
             f"Python {platform.python_version()}; argon2id t=2 m=19456 KiB p=1; "
             f"{args.concurrency} concurrent clients in one process on the same machine",
+            flush=True,
+        )
+        per_verify = _calibrate()
+        print(
+            f"# argon2id verify: {per_verify * 1000:.1f} ms on one core -> ceiling "
+            f"{1 / per_verify:.0f} logins/s per core, {(os.cpu_count() or 1) / per_verify:.0f} "
+            f"on {os.cpu_count()} cores (load average now {os.getloadavg()[0]:.1f})",
             flush=True,
         )
         registered = False

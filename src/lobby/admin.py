@@ -30,7 +30,7 @@ from .schemas import (
     UnbanRequest,
     UserPath,
 )
-from .sockets import disconnect_user
+from .sockets import disconnect_user, emit_to_user
 from .state import DB, REDIS, SETTINGS
 
 log = logging.getLogger("lobby.admin")
@@ -105,6 +105,8 @@ async def ban(request: web.Request) -> web.Response:
     # Access tokens are refused as soon as this flag exists, until they would expire anyway.
     ttl = app[SETTINGS].access_ttl_s + LEEWAY_S + 5
     await app[REDIS].set(redis_keys.lobby_banned(str(target)), "1", ex=ttl)
+    # Told on every replica (the room spans them with the Redis manager); closed here.
+    await emit_to_user(app, str(target), "account_banned", {"reason": body.reason})
     await disconnect_user(app, str(target))
     return reply(_admin_user(row))
 
