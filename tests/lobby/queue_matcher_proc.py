@@ -15,6 +15,7 @@ from lobby.queues import Queues, QueueSettings, RoundStats
 from tradearena.modes import default_catalogue
 
 STOP_KEY = "test:matchers:stop"
+UP_KEY = "test:matchers:up"
 
 
 async def main(url: str) -> dict[str, object]:
@@ -23,6 +24,7 @@ async def main(url: str) -> dict[str, object]:
     stats = RoundStats()
     claims = []
     rounds = 0
+    await client.incr(UP_KEY)  # the test starts joining once every matcher runs
     while True:
         stop = await client.exists(STOP_KEY)
         got = await queues.match_round(Decimal("1.5"), stats=stats)

@@ -150,6 +150,11 @@ async def test_three_matcher_processes_never_lose_or_duplicate_a_ticket(
     rng = random.Random(5)
     joined: dict[str, str] = {}  # ticket id -> player
     try:
+        deadline = time.monotonic() + 60
+        while int(await client.get("test:matchers:up") or 0) < 3:
+            assert time.monotonic() < deadline, "the matcher processes did not start"
+            assert all(p.returncode is None for p in procs)
+            await asyncio.sleep(0.05)  # poll interval of the condition
         now = int(time.time() * 1000)
         for batch in range(20):  # tickets arrive while the matchers run
             jobs = []
