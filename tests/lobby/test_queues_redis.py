@@ -191,6 +191,7 @@ async def test_three_matcher_processes_never_lose_or_duplicate_a_ticket(
             assert CAT.mode(mode).players.min <= len(c["tickets"]) <= CAT.mode(mode).players.max
     assert len(claimed) > 5_000  # most tickets found a match
     assert sum(1 for r in reports if r["claims"]) >= 2  # the matchers really competed
+    assert sum(r["conflicts"] for r in reports) > 0  # ... and overlapping claims were refused
     print(
         f"claimed {len(claimed)}, waiting {len(waiting)}, "
         f"conflicts {[r['conflicts'] for r in reports]}, rounds {[r['rounds'] for r in reports]}"
