@@ -228,7 +228,8 @@ class MatchRunner:
     async def _become_ready(self) -> None:
         self._ready_at = self.clock()
         self.ready.set()
-        await self.store.set_status("Ready")
+        if self.match.phase is Phase.WAITING:  # a restart of a live match is not news
+            await self.store.set_status("Ready")
         log.info("match server ready", extra={"match_id": self.match.match_id})
 
     async def run_feed(self, ticks: AsyncIterator[FeedTick]) -> None:

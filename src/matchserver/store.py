@@ -29,10 +29,10 @@ class MatchStore:
         self.match_id = match_id
         self._log = keys.match_log(match_id)
         self._meta = keys.match_meta(match_id)
-        self._status = f"ta:match:{match_id}:status"
-        self._phases = f"ta:match:{match_id}:phases"
+        self._status = keys.match_status(match_id)
+        self._phases = keys.match_phases(match_id)
         self._published = f"ta:match:{match_id}:result-published"
-        self._cancel = f"ta:match:{match_id}:cancel"
+        self._cancel = keys.match_cancel(match_id)
 
     async def claim_header(self, header: dict[str, Any]) -> dict[str, Any]:
         """Store the header unless one exists; the stored one always wins (restart)."""

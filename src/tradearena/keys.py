@@ -31,6 +31,21 @@ def match_snapshot(match_id: str) -> str:
     return f"ta:match:{match_id}:snapshot"
 
 
+def match_status(match_id: str) -> str:
+    """Hash: the match server's current phase (Ready, Live, Finished, Cancelled)..."""
+    return f"ta:match:{match_id}:status"
+
+
+def match_phases(match_id: str) -> str:
+    """Stream of the match server's phase changes, for runtimes to watch."""
+    return f"ta:match:{match_id}:phases"
+
+
+def match_cancel(match_id: str) -> str:
+    """Set (with the reason) before SIGTERM to make the match server cancel, not settle."""
+    return f"ta:match:{match_id}:cancel"
+
+
 # Matchmaking queues. Every key shares the hash tag `{q}` so the atomic scripts that
 # touch several of them stay on one shard.
 QUEUE_PREFIX = "ta:{q}:"
