@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 
 from aiohttp import web
 
@@ -11,6 +12,24 @@ from tradearena.telemetry import configure_logging
 
 from .app import create_app
 from .settings import LobbySettings
+
+
+def promote_admin(username: str, settings: LobbySettings | None = None) -> bool:
+    """Give an existing account the admin role (the first admin has no admin to ask)."""
+    import psycopg
+
+    settings = settings or LobbySettings()
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "UPDATE users SET role = 'admin', updated_at = now()"
+            " WHERE lower(username) = lower(%s) RETURNING id",
+            (username,),
+        ).fetchone()
+    if row is None:
+        print(f"lobby: no user named {username!r}", file=sys.stderr)
+        return False
+    print(f"lobby: {username} ({row[0]}) is now an admin")
+    return True
 
 
 def run(settings: LobbySettings | None = None) -> None:

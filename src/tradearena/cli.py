@@ -159,8 +159,10 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_lobby(args: argparse.Namespace) -> int:
-    from lobby.main import run
+    from lobby.main import promote_admin, run
 
+    if args.promote_admin:
+        return EXIT_OK if promote_admin(args.promote_admin) else EXIT_BAD_INPUT
     run()
     return EXIT_OK
 
@@ -219,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("lobby", help="run the lobby (REST + Socket.IO; settings from env)")
+    p.add_argument("--promote-admin", metavar="USERNAME", help="give a user the admin role, exit")
     p.set_defaults(func=_cmd_lobby)
 
     p = sub.add_parser("results-worker", help="store match results from Redis into PostgreSQL")

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from support.lobby import PASSWORD, Client, login, register
+from tradearena.cli import main as cli_main
 from tradearena.localservices import free_port
 
 
@@ -95,3 +97,18 @@ async def test_cli_runs_the_lobby_from_env_and_stops_on_sigterm(
     text = out.decode()
     for secret in (tokens["access_token"], tokens["refresh_token"], PASSWORD, "bad password!"):
         assert secret not in text
+
+
+async def test_cli_promotes_the_first_admin(
+    lobby_client: Client, lobby_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await register(lobby_client, "first_admin")
+    monkeypatch.setenv("TRADEARENA_DATABASE_URL", lobby_dsn)
+    assert cli_main(["lobby", "--promote-admin", "FIRST_ADMIN"]) == 0
+    assert cli_main(["lobby", "--promote-admin", "nobody_here"]) == 2
+    tokens = await login(lobby_client, "first_admin")
+    assert tokens["user"]["role"] == "admin" and tokens["user"]["id"] == user["user"]["id"]
+    resp = await lobby_client.get(
+        "/api/v1/admin/audit", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert resp.status == 200
