@@ -54,6 +54,9 @@ from .triggers import TriggerBook
 
 RESULT_SCHEMA = 1
 LEADER = "leader"
+_ACTION_TYPES = (OpenOrder, ClosePosition, SetStops, UseAbility, Peek)
+_ORDER_TYPES = (OpenOrder, ClosePosition)
+_LEVERAGE_STEP = Decimal("0.01")
 
 
 class Phase(StrEnum):
@@ -226,7 +229,7 @@ class Match:
         state = self.players.get(player)
         if state is None:
             return reject(Code.UNKNOWN_PLAYER), []
-        if not isinstance(action, OpenOrder | ClosePosition | SetStops | UseAbility | Peek):
+        if not isinstance(action, _ACTION_TYPES):
             try:
                 action = parse_action(action)
             except ActionError as exc:
@@ -409,15 +412,15 @@ class Match:
         self._advance(now)
         if self.phase.over:  # the final bell rang first: nothing more enters the log
             return reject(Code.MATCH_NOT_LIVE) if kind == ACTION else None
-        entry = LogEntry(len(self.log) + 1, now, kind, player, data)
-        self.log.append(entry)
+        seq = len(self.log) + 1
+        if kind != ACTION:
+            self.log.append(LogEntry(seq, now, kind, player, data))
+            return self._apply(kind, player, data, action, now)
+        # An action never reads the log, so its entry is written once, after it ran: the
+        # outcome is part of the record, so a replay can prove it gets the same one.
         ack = self._apply(kind, player, data, action, now)
-        if kind == ACTION:
-            # The outcome is part of the record, so a replay can prove it gets the same one.
-            assert ack is not None and data is not None
-            self.log[-1] = LogEntry(
-                entry.seq, now, kind, player, {**data, "outcome": str(ack.code)}
-            )
+        assert ack is not None and data is not None
+        self.log.append(LogEntry(seq, now, kind, player, {**data, "outcome": str(ack.code)}))
         return ack
 
     def apply_entry(self, entry: LogEntry) -> Ack | None:
@@ -680,7 +683,7 @@ class Match:
             return reject(Code.PLAYER_ABANDONED)
         if self.phase is not Phase.LIVE:
             return reject(Code.MATCH_NOT_LIVE)
-        if isinstance(action, OpenOrder | ClosePosition):
+        if isinstance(action, _ORDER_TYPES):
             problem = self._check_order(p, now)
             if problem is not None:
                 return problem
@@ -851,7 +854,7 @@ class Match:
         pos.liquidation = liquidation_price(
             pos.side, pos.entry, pos.qty, pos.margin, r.maintenance_margin_rate, r.price_step
         )
-        pos.leverage = (pos.qty * pos.entry / pos.margin).quantize(Decimal("0.01"))
+        pos.leverage = (pos.qty * pos.entry / pos.margin).quantize(_LEVERAGE_STEP)
         pos.version += 1
         self.book.index(pos)
 
