@@ -5,7 +5,8 @@
 Starts its own PostgreSQL and Redis, migrates, runs `tradearena lobby` as a
 separate process with production argon2id parameters (t=2, m=19 MiB, p=1),
 then drives it with concurrent HTTP clients: first registrations, then logins
-for a fixed time, once per argon2 thread-pool size (`--hash-workers`).
+for a fixed time, once per argon2 thread-pool size (`--hash-workers`), then
+refresh-token rotations (the path a returning session takes: no argon2).
 Prints one line per phase: requests/s, latency p50/p99, errors.
 """
 
@@ -67,6 +68,72 @@ async def _drive(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return done, errors, latencies, elapsed
+
+
+async def _drive_refresh(
+    base: str, tokens: list[str], concurrency: int, seconds: float
+) -> tuple[int, int, list[float], float]:
+    """Rotate refresh tokens: client w owns users w, w+C, ... so no token is ever reused."""
+    latencies: list[float] = []
+    errors = 0
+    done = 0
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base_url=base, connector=connector) as session:
+
+        async def worker(w: int) -> None:
+            nonlocal errors, done
+            mine = list(range(w, len(tokens), concurrency))
+            turn = 0
+            while mine and time.monotonic() < deadline:
+                user = mine[turn % len(mine)]
+                turn += 1
+                start = time.perf_counter()
+                async with session.post(
+                    "/api/v1/auth/refresh", json={"refresh_token": tokens[user]}
+                ) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status == 200:
+                        tokens[user] = body["refresh_token"]
+                    else:
+                        errors += 1
+                latencies.append(time.perf_counter() - start)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return done, errors, latencies, elapsed
+
+
+async def _probe(base: str, seconds: float) -> list[float]:
+    """/healthz latency while the login load runs: shows whether the event loop stalls."""
+    out: list[float] = []
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(base_url=base) as session:
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            async with session.get("/healthz") as resp:
+                await resp.read()
+            out.append(time.perf_counter() - start)
+            await asyncio.sleep(0.05)  # pacing of the probe, not synchronisation
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else 0.0
+
+
+async def _login_all(base: str, users: int) -> list[str]:
+    async with aiohttp.ClientSession(base_url=base) as session:
+        out = []
+        for i in range(users):
+            async with session.post(
+                "/api/v1/auth/login", json={"username": f"bench{i}", "password": PASSWORD}
+            ) as resp:
+                out.append((await resp.json())["refresh_token"])
+        return out
 
 
 def _report(name: str, done: int, errors: int, lat: list[float], elapsed: float) -> str:
@@ -142,7 +209,8 @@ async def main() -> None:
             flush=True,
         )
         registered = False
-        for workers in [int(w) for w in args.hash_workers.split(",")]:
+        hash_workers = [int(w) for w in args.hash_workers.split(",")]
+        for workers in hash_workers:
             env = {
                 **os.environ,
                 "TRADEARENA_DATABASE_URL": pg.dsn,
@@ -173,10 +241,22 @@ async def main() -> None:
                     ("/api/v1/auth/login", {"username": f"bench{i}", "password": PASSWORD})
                     for i in range(args.users)
                 ]
-                _report(
-                    f"login (workers={workers})",
-                    *await _drive(base, jobs, args.concurrency, args.seconds),
+                result, probes = await asyncio.gather(
+                    _drive(base, jobs, args.concurrency, args.seconds),
+                    _probe(base, args.seconds),
                 )
+                _report(f"login (workers={workers})", *result)
+                print(
+                    f"{'':<28} /healthz meanwhile: p50 {_pct(probes, 0.5):.1f} ms, "
+                    f"p99 {_pct(probes, 0.99):.1f} ms ({len(probes)} probes)",
+                    flush=True,
+                )
+                if workers == hash_workers[-1]:
+                    refresh_tokens = await _login_all(base, min(args.users, 64))
+                    _report(
+                        "refresh (no argon2)",
+                        *await _drive_refresh(base, refresh_tokens, args.concurrency, args.seconds),
+                    )
             finally:
                 proc.send_signal(signal.SIGTERM)
                 await proc.wait()
