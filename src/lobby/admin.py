@@ -23,6 +23,8 @@ from .api import Api, Operation, body_of, path_of, principal, query_of, reply
 from .problems import problem
 from .schemas import (
     AdminUser,
+    AdminUserPage,
+    AdminUserQuery,
     AuditEntry,
     AuditPage,
     AuditQuery,
@@ -132,6 +134,25 @@ async def unban(request: web.Request) -> web.Response:
     return reply(_admin_user(row))
 
 
+async def list_users(request: web.Request) -> web.Response:
+    """Find accounts by username prefix (case-insensitive) and ban state."""
+    query = query_of(request, AdminUserQuery)
+    prefix = None
+    if query.username is not None:
+        escaped = query.username.lower().replace("\\", "\\\\").replace("%", "\\%")
+        prefix = escaped.replace("_", "\\_") + "%"
+    rows = await request.app[DB].fetch(
+        "SELECT id, username, role, created_at, banned_at, ban_reason FROM users"
+        " WHERE ($1::text IS NULL OR lower(username) LIKE $1)"
+        " AND ($2::boolean IS NULL OR (banned_at IS NOT NULL) = $2)"
+        " ORDER BY lower(username) LIMIT $3",
+        prefix,
+        query.banned,
+        query.limit,
+    )
+    return reply(AdminUserPage(items=[_admin_user(r) for r in rows]))
+
+
 async def audit_log(request: web.Request) -> web.Response:
     query = query_of(request, AuditQuery)
     rows = await request.app[DB].fetch(
@@ -163,6 +184,10 @@ async def audit_log(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, api: Api) -> None:
     base = "/api/v1/admin"
+    api.add(app, Operation("GET", base + "/users", list_users, "adminListUsers",
+                           "Find accounts by username prefix and ban state", "admin",
+                           responses={200: AdminUserPage}, query=AdminUserQuery,
+                           auth="admin"))  # fmt: skip
     api.add(app, Operation("POST", base + "/users/{user_id}/ban", ban, "banUser",
                            "Ban a user: no login, no refresh, sessions revoked", "admin",
                            responses={200: AdminUser}, body=BanRequest, path_params=UserPath,

@@ -92,8 +92,22 @@ def reply(
     )
 
 
-def _validate(model: type[M], data: Any) -> M:
+def _no_nul(found: bool, where: str) -> None:
+    # PostgreSQL text cannot hold U+0000: refuse it here rather than fail in the database.
+    if found:
+        raise problem(
+            422,
+            "validation_failed",
+            f"{where}: NUL characters are not allowed",
+            errors=[{"loc": [where], "msg": "NUL characters are not allowed", "type": "nul"}],
+        )
+
+
+def _validate(model: type[M], data: dict[str, Any]) -> M:
     """Parameters (strings from the URL), converted to the declared types."""
+    for name, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        _no_nul(any("\x00" in str(v) for v in values), name)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -109,6 +123,7 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    _no_nul(b"\\u0000" in raw, "body")
     try:
         return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:

@@ -151,6 +151,16 @@ class AdminUser(User):
     ban_reason: str | None = None
 
 
+class AdminUserQuery(Body):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    banned: bool | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class AdminUserPage(BaseModel):
+    items: list[AdminUser]
+
+
 class BanRequest(Body):
     reason: Annotated[
         str, StringConstraints(min_length=1, max_length=500), AfterValidator(_stripped)

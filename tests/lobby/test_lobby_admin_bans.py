@@ -145,3 +145,33 @@ async def test_ban_edge_cases_and_audit_paging(lobby_client: Client, lobby_dsn: 
         200,
     )
     assert [e["target_id"] for e in only["items"]] == [targets[0]["user"]["id"]]
+
+
+async def test_admin_finds_users_by_prefix_and_ban_state(
+    lobby_client: Client, lobby_dsn: str
+) -> None:
+    admin = await admin_tokens(lobby_client, lobby_dsn)
+    auth = bearer(admin)
+    for name in ("walt_one", "Walt_two", "waltz"):
+        await register(lobby_client, name)
+    found = await _json(
+        await lobby_client.get("/api/v1/admin/users?username=WALT_", headers=auth), 200
+    )
+    assert [u["username"] for u in found["items"]] == ["walt_one", "Walt_two"]  # "_" is literal
+    resp = await lobby_client.get("/api/v1/admin/users?username=%25", headers=auth)
+    assert (await _json(resp, 200))["items"] == []  # "%" is literal too
+    target = found["items"][0]["id"]
+    await _json(
+        await lobby_client.post(
+            f"/api/v1/admin/users/{target}/ban", json={"reason": "x"}, headers=auth
+        ),
+        200,
+    )
+    banned = await _json(
+        await lobby_client.get("/api/v1/admin/users?banned=true", headers=auth), 200
+    )
+    assert [(u["id"], u["banned"]) for u in banned["items"]] == [(target, True)]
+    players = await _json(
+        await lobby_client.get("/api/v1/admin/users?banned=false&limit=2", headers=auth), 200
+    )
+    assert len(players["items"]) == 2 and not any(u["banned"] for u in players["items"])

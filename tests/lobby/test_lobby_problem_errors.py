@@ -70,6 +70,13 @@ async def test_query_and_path_errors(lobby_client: Client) -> None:
     assert await _code(resp) == (404, "match_not_found")
     resp = await c.get("/api/v1/matches/bad%20id", headers=auth)
     assert await _code(resp) == (422, "validation_failed")
+    # PostgreSQL text cannot hold NUL: refused up front, never a database error.
+    resp = await c.patch("/api/v1/me/settings", json={"display_name": "a\u0000b"}, headers=auth)
+    assert await _code(resp) == (422, "validation_failed")
+    resp = await c.get("/api/v1/matches/a%00b", headers=auth)
+    assert await _code(resp) == (422, "validation_failed")
+    resp = await c.get("/api/v1/matches?cursor=%00", headers=auth)
+    assert await _code(resp) == (422, "validation_failed")
 
 
 async def test_unexpected_exception_is_a_500_problem_without_detail(
