@@ -68,7 +68,10 @@ class Phase(StrEnum):
 
     @property
     def over(self) -> bool:
-        return self in (Phase.FINISHED, Phase.CANCELLED)
+        return self in _OVER  # a set lookup: checked on every pass of the clock
+
+
+_OVER = frozenset({Phase.FINISHED, Phase.CANCELLED})
 
 
 class _Due(IntEnum):

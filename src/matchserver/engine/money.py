@@ -36,7 +36,9 @@ def fmt(value: Decimal | None) -> str | None:
     """Wire form of a Decimal: a plain string with no exponent."""
     if value is None:
         return None
-    text = format(value, "f")
+    text = str(value)  # the same as format "f" unless it chose exponent notation
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"

@@ -67,16 +67,21 @@ class TriggerBook:
             entries.append(
                 (self._rising if long else self._falling, (pos.take_profit, pos.player, 2))
             )
-        old = self._entries.pop(pos.player, [])
+        old = self._entries.pop(pos.player, ())
         for book, entry in old:
-            if not any(book is b and entry == e for b, e in entries):
+            for b, e in entries:
+                if b is book and e == entry:
+                    break
+            else:
                 _discard(book, entry)
         for book, entry in entries:
-            same = next((e for b, e in old if book is b and entry == e), None)
-            if same is None:
+            for b, same in old:
+                if b is book and same == entry:
+                    if same[0] is not entry[0]:  # equal level, maybe written differently
+                        book[bisect_left(book, same)] = entry  # keep the new one
+                    break
+            else:
                 insort(book, entry)
-            elif same[0] is not entry[0]:  # equal level, maybe written differently: keep the new
-                book[bisect_left(book, same)] = entry
         if entries:
             self._entries[pos.player] = entries
 
