@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 
 from tradearena.settings import BaseAppSettings
-from tradearena.tokens import Signer
+from tradearena.tokens import Signer, Verifier
 
 
 class LobbySettings(BaseAppSettings):
@@ -27,6 +27,9 @@ class LobbySettings(BaseAppSettings):
 
     signing_key_file: Path | None = None
     signing_key_pem: SecretStr | None = None
+    # Key rotation: public keys (PEM) of earlier signing keys, still published in the
+    # JWKS and accepted until the tokens they signed have expired. JSON list in the env.
+    previous_public_keys_pem: list[str] = Field(default_factory=list)
     access_ttl_s: int = Field(default=900, ge=30)
     refresh_ttl_s: int = Field(default=14 * 86_400, ge=60)
     # A family (one login) cannot be refreshed past this age: log in again.
@@ -69,9 +72,13 @@ class LobbySettings(BaseAppSettings):
 
     def signer(self) -> Signer:
         if self.signing_key_pem is not None:
-            return Signer.from_pem(self.signing_key_pem.get_secret_value().encode())
-        if self.signing_key_file is not None:
-            return Signer.from_file(self.signing_key_file)
-        raise ValueError(
-            "no signing key: set TRADEARENA_SIGNING_KEY_FILE or TRADEARENA_SIGNING_KEY_PEM"
-        )
+            signer = Signer.from_pem(self.signing_key_pem.get_secret_value().encode())
+        elif self.signing_key_file is not None:
+            signer = Signer.from_file(self.signing_key_file)
+        else:
+            raise ValueError(
+                "no signing key: set TRADEARENA_SIGNING_KEY_FILE or TRADEARENA_SIGNING_KEY_PEM"
+            )
+        for pem in self.previous_public_keys_pem:
+            signer.extra_public.update(Verifier.from_public_pem(pem.encode()).keys)
+        return signer

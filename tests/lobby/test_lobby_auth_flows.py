@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from pydantic import SecretStr
 
 from support.lobby import PASSWORD, Client, bearer, login, register
-from tradearena.tokens import Verifier
+from tradearena.tokens import Signer, Verifier, generate_private_key_pem
 
 PROBLEM = "application/problem+json"
 
@@ -230,3 +231,27 @@ async def test_registration_throttled_per_ip(lobby_client_factory: Any) -> None:
         )
         await _problem(resp, 429, "register_throttled")
         assert int(resp.headers["Retry-After"]) > 3000
+
+
+async def test_key_rotation_keeps_tokens_of_the_previous_key_valid(
+    lobby_client_factory: Any, signing_key_pem: str
+) -> None:
+    old = Signer.from_pem(signing_key_pem.encode())
+    async with lobby_client_factory() as client:
+        tokens = await register(client, "rotor")
+    new_pem = generate_private_key_pem().decode()
+    async with lobby_client_factory(
+        signing_key_pem=SecretStr(new_pem), previous_public_keys_pem=[old.public_pem().decode()]
+    ) as client:
+        jwks = await (await client.get("/.well-known/jwks.json")).json()
+        assert {k["kid"] for k in jwks["keys"]} == {old.kid, Signer.from_pem(new_pem.encode()).kid}
+        resp = await client.get("/api/v1/me", headers=bearer(tokens))
+        assert resp.status == 200  # signed by the old key, still accepted
+        fresh = await login(client, "rotor")
+        assert (
+            Verifier.from_jwks(jwks).verify_access(fresh["access_token"])["sub"]
+            == (tokens["user"]["id"])
+        )
+    async with lobby_client_factory(signing_key_pem=SecretStr(new_pem)) as client:
+        resp = await client.get("/api/v1/me", headers=bearer(tokens))
+        assert resp.status == 401 and (await resp.json())["code"] == "token_invalid"
