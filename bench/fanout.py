@@ -109,12 +109,16 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "TRADEARENA_LOG_LEVEL": "WARNING",
     }
     with (workdir / "server.log").open("wb") as log:
-        server = subprocess.Popen([CLI, "matchserver"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [CLI, "matchserver"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, server)
         idle_rss = proc_rss_mb(server.pid)
-        result = run_load(url, str(tokens_file), args.clients, args.warmup, args.measure, server.pid)
+        result = run_load(
+            url, str(tokens_file), args.clients, args.warmup, args.measure, server.pid
+        )
         result["idle_rss_mb"] = round(idle_rss, 1)
         return result
     finally:
@@ -138,7 +142,9 @@ def bench_node(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--hz", type=int, default=10, help="official ticks per second")
     parser.add_argument("--warmup", type=int, default=5, help="seconds")
