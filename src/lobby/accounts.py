@@ -15,7 +15,7 @@ from .api import Api, Operation, body_of, principal, reply
 from .middleware import client_ip
 from .passwords import password_problems
 from .problems import problem, too_many
-from .ratelimit import login_decision
+from .ratelimit import FailureCount, login_decision
 from .refresh_rules import (
     StoredToken,
     Verdict,
@@ -145,17 +145,20 @@ async def login(request: web.Request) -> web.Response:
     limiter = app[LIMITER]
     body = body_of(request, LoginRequest)
     ip = client_ip(request)
-    account_key = redis_keys.lobby_login_failures("account", body.username.lower())
-    ip_key = redis_keys.lobby_login_failures("ip", ip)
-    account_failures, account_ttl = await limiter.peek(account_key)
-    ip_failures, ip_ttl = await limiter.peek(ip_key)
+    name = body.username.lower()
+    keys = {
+        "account": (redis_keys.lobby_login_failures("account", name),
+                    settings.login_max_failures_account),
+        "account_ip": (redis_keys.lobby_login_failures("account_ip", f"{name}|{ip}"),
+                       settings.login_max_failures_account_ip),
+        "ip": (redis_keys.lobby_login_failures("ip", ip), settings.login_max_failures_ip),
+    }  # fmt: skip
+    peeked = await limiter.peek(*(key for key, _ in keys.values()))
     decision = login_decision(
-        account_failures,
-        account_ttl,
-        ip_failures,
-        ip_ttl,
-        settings.login_max_failures_account,
-        settings.login_max_failures_ip,
+        *(
+            FailureCount(n, ttl, cap)
+            for (n, ttl), (_, cap) in zip(peeked, keys.values(), strict=True)
+        )
     )
     if not decision.allowed:
         metrics.logins.labels("throttled").inc()
@@ -169,15 +172,15 @@ async def login(request: web.Request) -> web.Response:
         row["password_hash"] if row is not None else None, body.password
     )
     if not ok or row is None:
-        await limiter.hit(account_key, settings.login_window_s)
-        await limiter.hit(ip_key, settings.login_window_s)
+        for key, _ in keys.values():
+            await limiter.hit(key, settings.login_window_s)
         metrics.logins.labels("failed").inc()
         log.info("login failed", extra={"ip": ip})
         raise problem(401, "invalid_credentials", "wrong username or password")
     if row["banned_at"] is not None:
         metrics.logins.labels("banned").inc()
         raise problem(403, "account_banned", "this account is banned")
-    await app[REDIS].delete(account_key)
+    await app[REDIS].delete(keys["account_ip"][0])
     new_hash = await app[HASHER].hash(body.password) if needs_rehash else None
     async with app[DB].acquire() as conn, conn.transaction():
         if new_hash is not None:

@@ -28,23 +28,19 @@ def decide(count: int, limit: int, ttl_ms: int) -> Decision:
     return Decision(False, 0, max(ttl_ms, 1) / 1000)
 
 
-def login_decision(
-    account_failures: int,
-    account_ttl_ms: int,
-    ip_failures: int,
-    ip_ttl_ms: int,
-    max_account: int,
-    max_ip: int,
-) -> Decision:
-    """A login attempt is refused once either failure count reached its maximum; it
-    waits for the later of the two windows to end."""
-    waits = []
-    if account_failures >= max_account:
-        waits.append(account_ttl_ms)
-    if ip_failures >= max_ip:
-        waits.append(ip_ttl_ms)
+@dataclass(frozen=True)
+class FailureCount:
+    failures: int  # failed logins in the current window
+    ttl_ms: int  # the window's remaining time
+    maximum: int  # failures at which logins are refused
+
+
+def login_decision(*counts: FailureCount) -> Decision:
+    """A login attempt is refused once any failure count reached its maximum; it
+    waits for the latest of those windows to end."""
+    waits = [c.ttl_ms for c in counts if c.failures >= c.maximum]
     if not waits:
-        return Decision(True, min(max_account - account_failures, max_ip - ip_failures), 0.0)
+        return Decision(True, min((c.maximum - c.failures for c in counts), default=0), 0.0)
     return Decision(False, 0, max(*waits, 1) / 1000)
 
 
@@ -73,9 +69,11 @@ class Limiter:
         count, ttl = await self.hit(keys.lobby_rate(bucket, subject), window_s)
         return decide(count, limit, ttl)
 
-    async def peek(self, key: str) -> tuple[int, int]:
+    async def peek(self, *keys: str) -> list[tuple[int, int]]:
+        """(count, remaining ms) of each counter, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.pttl(key)
-            raw, ttl = await pipe.execute()
-        return int(raw or 0), max(int(ttl), 0)
+            for key in keys:
+                pipe.get(key)
+                pipe.pttl(key)
+            raw = await pipe.execute()
+        return [(int(raw[i] or 0), max(int(raw[i + 1]), 0)) for i in range(0, len(raw), 2)]

@@ -41,9 +41,12 @@ class LobbySettings(BaseAppSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_workers: int = Field(default=0, ge=0)  # 0: one per CPU
 
-    # Login throttling: failures counted per account and per IP in a window.
+    # Login throttling: failures counted in a window per (account, IP) pair, per account
+    # (from all IPs: high enough that one attacker cannot lock a player out alone) and
+    # per IP (one source guessing many accounts).
     login_window_s: int = Field(default=900, ge=1)
-    login_max_failures_account: int = Field(default=5, ge=1)
+    login_max_failures_account_ip: int = Field(default=5, ge=1)
+    login_max_failures_account: int = Field(default=30, ge=1)
     login_max_failures_ip: int = Field(default=50, ge=1)
     # Request rate limits (fixed window): per authenticated user, else per IP;
     # registration has its own per-IP budget.

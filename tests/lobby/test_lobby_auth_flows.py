@@ -176,6 +176,31 @@ async def test_login_throttled_per_account_with_retry_after(lobby_client_factory
         await login(client, "ken")
 
 
+async def test_one_attacker_cannot_lock_a_player_out(lobby_client_factory: Any) -> None:
+    """5 failures from one IP close that (account, IP) pair only; the player logs in
+    from elsewhere. The account-wide limit needs many sources."""
+    async with lobby_client_factory(trust_forwarded_for=True) as client:
+        await register(client, "lena")
+        attacker = {"X-Forwarded-For": "203.0.113.50"}
+        for _ in range(5):
+            resp = await client.post(
+                "/api/v1/auth/login",
+                json={"username": "lena", "password": "guess guess"},
+                headers=attacker,
+            )
+            await _problem(resp, 401, "invalid_credentials")
+        resp = await client.post(
+            "/api/v1/auth/login", json={"username": "lena", "password": PASSWORD}, headers=attacker
+        )
+        await _problem(resp, 429, "login_throttled")
+        resp = await client.post(
+            "/api/v1/auth/login",
+            json={"username": "lena", "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.20"},
+        )
+        assert resp.status == 200
+
+
 async def test_login_throttled_per_ip(lobby_client_factory: Any) -> None:
     async with lobby_client_factory(
         login_max_failures_ip=4, login_max_failures_account=100, trust_forwarded_for=True

@@ -13,7 +13,7 @@ from lobby.api import Api
 from lobby.history import decode_cursor, encode_cursor
 from lobby.passwords import Argon2Params, Hasher, password_problems
 from lobby.problems import ProblemError, from_http_status, too_many, validation_errors
-from lobby.ratelimit import decide, login_decision
+from lobby.ratelimit import FailureCount, decide, login_decision
 from lobby.refresh_rules import (
     StoredToken,
     Verdict,
@@ -83,11 +83,11 @@ def test_rate_decisions() -> None:
     assert decide(1, 3, 60_000).allowed and decide(3, 3, 60_000).remaining == 0
     refused = decide(4, 3, 12_300)
     assert not refused.allowed and refused.retry_after_s == pytest.approx(12.3)
-    ok = login_decision(4, 1000, 10, 1000, max_account=5, max_ip=50)
+    ok = login_decision(FailureCount(4, 1000, 5), FailureCount(10, 1000, 50))
     assert ok.allowed and ok.remaining == 1
-    by_account = login_decision(5, 30_000, 0, 0, max_account=5, max_ip=50)
+    by_account = login_decision(FailureCount(5, 30_000, 5), FailureCount(0, 0, 50))
     assert not by_account.allowed and by_account.retry_after_s == 30
-    both = login_decision(5, 30_000, 50, 90_000, max_account=5, max_ip=50)
+    both = login_decision(FailureCount(5, 30_000, 5), FailureCount(50, 90_000, 50))
     assert both.retry_after_s == 90  # the later window
 
 
