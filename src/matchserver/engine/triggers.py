@@ -9,6 +9,10 @@ The lists are plain Python lists kept sorted with `bisect`: at a match's size (a
 most three levels per player, a few thousand in an arena) an insertion's memmove
 costs less than a balanced structure's bookkeeping. Reindexing a position touches
 only the levels that changed (a partial close usually changes none).
+
+Each entry starts with the level as a float, then the exact Decimal level: float()
+never reverses the order of two Decimals, so (float, Decimal) sorts exactly as the
+Decimal alone, but most comparisons in a bisection stop at the cheap float.
 """
 
 from __future__ import annotations
@@ -38,8 +42,12 @@ class Fired:
     level: Decimal
 
 
-# entry: (level, player, trigger)
-_Entry = tuple[Decimal, str, int]
+# entry: (float(level), level, player, trigger)
+_Entry = tuple[float, Decimal, str, int]
+
+
+def _entry(level: Decimal, player: str, trigger: int) -> _Entry:
+    return (float(level), level, player, trigger)
 
 
 class TriggerBook:
@@ -57,15 +65,15 @@ class TriggerBook:
         long = pos.side == LONG
         if pos.liquidation > 0:
             entries.append(
-                (self._falling if long else self._rising, (pos.liquidation, pos.player, 0))
+                (self._falling if long else self._rising, _entry(pos.liquidation, pos.player, 0))
             )
         if pos.stop_loss is not None:
             entries.append(
-                (self._falling if long else self._rising, (pos.stop_loss, pos.player, 1))
+                (self._falling if long else self._rising, _entry(pos.stop_loss, pos.player, 1))
             )
         if pos.take_profit is not None:
             entries.append(
-                (self._rising if long else self._falling, (pos.take_profit, pos.player, 2))
+                (self._rising if long else self._falling, _entry(pos.take_profit, pos.player, 2))
             )
         old = self._entries.pop(pos.player, ())
         for book, entry in old:
@@ -77,7 +85,7 @@ class TriggerBook:
         for book, entry in entries:
             for b, same in old:
                 if b is book and same == entry:
-                    if same[0] is not entry[0]:  # equal level, maybe written differently
+                    if same[1] is not entry[1]:  # equal level, maybe written differently
                         book[bisect_left(book, same)] = entry  # keep the new one
                     break
             else:
@@ -98,16 +106,16 @@ class TriggerBook:
         """
         hits: list[_Entry] = []
         falling, rising = self._falling, self._rising
-        if falling and falling[-1][0] >= price:
-            hits.extend(falling[bisect_left(falling, (price,)) :])
-        if rising and rising[0][0] <= price:
-            hits.extend(rising[: bisect_right(rising, (price, "\U0010ffff", 9))])
+        if falling and falling[-1][1] >= price:
+            hits.extend(falling[bisect_left(falling, (float(price), price)) :])
+        if rising and rising[0][1] <= price:
+            hits.extend(rising[: bisect_right(rising, (float(price), price, "\U0010ffff", 9))])
         if not hits:
             return []
-        hits.sort(key=lambda e: (abs(e[0] - prev), e[2], e[1]))
+        hits.sort(key=lambda e: (abs(e[1] - prev), e[3], e[2]))
         seen: set[str] = set()
         fired: list[Fired] = []
-        for level, player, trig in hits:
+        for _, level, player, trig in hits:
             if player not in seen:
                 seen.add(player)
                 fired.append(Fired(player, Trigger(trig), level))
