@@ -33,7 +33,7 @@ from lobby.queues import QueueError, Queues, QueueSettings, now_ms
 from lobby.schemas import Body, _enum, format_names, mode_names
 from lobby.sockets import NAMESPACE, emit_to_user, socket_user, user_room
 from lobby.state import API, DB, REDIS, SIO
-from tradearena.modes import default_catalogue
+from tradearena.modes import load_catalogue
 
 log = logging.getLogger("lobby.queue")
 
@@ -175,7 +175,7 @@ def _local_users(app: web.Application) -> list[str]:
 
 async def _queues_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = QueueSettings()
-    app[QUEUES] = Queues(app[REDIS], default_catalogue(), settings)
+    app[QUEUES] = Queues(app[REDIS], load_catalogue(settings.catalogue), settings)
 
     async def keepalive() -> None:
         while True:

@@ -18,7 +18,6 @@ class MatchServerSettings(BaseAppSettings):
     format: str = "blitz"
     duration_ms: int | None = Field(default=None, gt=0)  # overrides the format's length
     symbol: str = "BTCUSDT"
-    catalogue: Path | None = None
 
     host: str = "0.0.0.0"  # noqa: S104 - a match server is reached by players from outside
     port: int = Field(default=7000, ge=0, le=65535)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +127,28 @@ def _cmd_feed_relay(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings))
 
 
+def _cmd_bots(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tradearena.bots import BotOptions, run_bots
+
+    options = BotOptions(url=args.url.rstrip("/"), count=args.count, mode=args.mode,
+                         format=args.format, rounds=args.rounds, prefix=args.prefix,
+                         seed=args.seed)  # fmt: skip
+    stats = asyncio.run(run_bots(options))
+    summary = stats.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"bots: {summary['registered']}/{options.count} signed in, "
+              f"{summary['matches_ended']}/{summary['matches_played']} matches played to the end, "
+              f"{sum(summary['actions'].values())} actions, {summary['reconnects']} reconnects, "
+              f"{summary['error_count']} errors")  # fmt: skip
+        for line in summary["errors"]:
+            print(f"  error: {line}")
+    return EXIT_OK if summary["error_count"] == 0 else EXIT_MISMATCH
+
+
 def _cmd_modes(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.catalogue)
     for name, mode in catalogue.modes.items():
@@ -136,16 +159,23 @@ def _cmd_modes(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    print(
-        "tradearena up: the embedded platform (lobby, match servers, feed relay) is not "
-        "part of this build yet;\nrunning what exists: a simulated blitz match on the "
-        "match engine, then its replay check.\n"
+    import asyncio
+
+    from tradearena.up import UpOptions, run_up
+
+    options = UpOptions(
+        data_dir=args.data_dir,
+        host=args.host,
+        lobby_port=args.lobby_port,
+        feed=args.feed,
+        replay_files=tuple(args.replay_file),
+        catalogue=args.catalogue,
+        log_level=args.log_level,
     )
-    sim = _parser().parse_args(["simulate", "--out", str(args.data_dir / "matches" / "demo.jsonl")])
-    code = _cmd_simulate(sim)
-    if code != EXIT_OK:
-        return code
-    return _cmd_replay(argparse.Namespace(log=sim.out, json=False))
+    if options.feed == "replay" and not options.replay_files:
+        print("up: --feed replay needs at least one --replay-file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return asyncio.run(run_up(options, say=lambda line: print(line, flush=True)))
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -209,11 +239,36 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feed-relay", help="run a feed relay replica (settings from TRADEARENA_*)")
     p.set_defaults(func=_cmd_feed_relay)
 
+    p = sub.add_parser("bots", help="simulated players on the real REST and Socket.IO protocols")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the lobby")
+    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--mode", default="duel")
+    p.add_argument("--format", default="blitz")
+    p.add_argument("--rounds", type=int, default=1, help="matches per bot")
+    p.add_argument("--prefix", default=f"bot{os.getpid()}", help="username prefix")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bots)
+
     p = sub.add_parser("modes", help="list the modes and formats of the catalogue")
     p.set_defaults(func=_cmd_modes)
 
-    p = sub.add_parser("up", help="run the platform on this machine")
-    p.add_argument("--data-dir", type=Path, default=Path("var"))
+    p = sub.add_parser("up", help="run the whole platform on this machine (no Kubernetes)")
+    p.add_argument("--data-dir", type=Path, default=Path("var"), help="Redis, PostgreSQL, logs")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
+    p.add_argument("--lobby-port", type=int, default=8080)
+    p.add_argument("--feed", choices=("synthetic", "replay", "binance"), default="synthetic")
+    p.add_argument(
+        "--replay-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="Binance public-data CSV (klines or trades); repeatable",
+    )
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--no-browser", action="store_true", help="accepted for scripts; up never opens one"
+    )
     p.set_defaults(func=_cmd_up)
 
     p = sub.add_parser("migrate", help="apply pending PostgreSQL migrations")

@@ -7,6 +7,7 @@ message) and then passed down explicitly, never read from globals.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,3 +21,4 @@ class BaseAppSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    catalogue: Path | None = None  # mode catalogue TOML; the packaged one when unset

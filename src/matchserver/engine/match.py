@@ -54,6 +54,7 @@ from .triggers import TriggerBook
 
 RESULT_SCHEMA = 1
 LEADER = "leader"
+LEADERBOARD_IN_STATE = 10  # rows of the board a state resync carries
 _ACTION_TYPES = (OpenOrder, ClosePosition, SetStops, UseAbility, Peek)
 _ORDER_TYPES = (OpenOrder, ClosePosition)
 _LEVERAGE_STEP = Decimal("0.01")
@@ -347,7 +348,7 @@ class Match:
             },
             "reconnects_left": self.rules.disconnect.max_reconnects - p.reconnects,
             "trades": p.trades,
-            "leaderboard": self.leaderboard(),
+            "leaderboard": self.leaderboard()[:LEADERBOARD_IN_STATE],
         }
 
     def result(self) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from tradearena import keys
 from tradearena.localservices import free_port
@@ -64,14 +65,25 @@ class _Managed:
     task: asyncio.Task[None] | None = None
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("phase watcher failed", exc_info=task.exception())
+
+
 def _longer_than(history: list[MatchStatus], n: int) -> bool:
     return len(history) > n
 
 
 class LocalProcessOrchestrator:
-    def __init__(self, config: LocalRuntimeConfig, redis: Redis) -> None:
+    def __init__(
+        self,
+        config: LocalRuntimeConfig,
+        redis: Redis,
+        on_change: Callable[[MatchSpec, MatchStatus], None] | None = None,
+    ) -> None:
         self.config = config
         self.redis = redis
+        self.on_change = on_change
         self._matches: dict[str, _Managed] = {}
         self._closing = False
 
@@ -155,8 +167,9 @@ class LocalProcessOrchestrator:
         log.info("match phase", extra={"match_id": managed.spec.match_id,
                                        "phase": str(status.phase), "reason": reason})  # fmt: skip
 
-    @staticmethod
-    async def _publish(managed: _Managed, status: MatchStatus) -> None:
+    async def _publish(self, managed: _Managed, status: MatchStatus) -> None:
+        if self.on_change is not None:
+            self.on_change(managed.spec, status)
         managed.status = status
         async with managed.changed:
             managed.history.append(status)
@@ -194,6 +207,7 @@ class LocalProcessOrchestrator:
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id
         phases_task = asyncio.create_task(self._follow_phases(managed))
+        phases_task.add_done_callback(_log_failure)
         try:
             while not managed.status.phase.terminal:
                 managed.proc = await self._spawn(managed)
@@ -257,7 +271,13 @@ class LocalProcessOrchestrator:
         stream = keys.match_phases(managed.spec.match_id)
         last = "0-0"
         while True:
-            reply: Any = await self.redis.xread({stream: last}, block=5000, count=100)
+            try:
+                reply: Any = await self.redis.xread({stream: last}, block=1000, count=100)
+            except (RedisError, OSError) as exc:  # Redis blips: keep following from `last`
+                log.warning("phase stream read failed", extra={
+                    "match_id": managed.spec.match_id, "error": repr(exc)})  # fmt: skip
+                await asyncio.sleep(0.5)
+                continue
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
