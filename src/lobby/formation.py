@@ -147,11 +147,15 @@ class Formation:
             return await self._fail(spec, reason)
         ttl = spec.duration_ms // 1000 + self.settings.match_token_margin_s
         expires_at = int(time.time()) + ttl
-        await self.queues.finish(
+        still_ours = await self.queues.finish(
             match_id,
             {**base, "state": "ready", "address": status.address, "port": status.port,
              "at": int(time.time() * 1000)},
         )  # fmt: skip
+        if not still_ours:  # too slow: the players were requeued as an abandoned formation
+            with contextlib.suppress(Exception):
+                await self.orchestrator.cancel(match_id, "formation abandoned")
+            return FormationOutcome(match_id, "failed", status, "formation abandoned")
 
         def ready(player: str) -> dict[str, Any]:
             return {
@@ -235,7 +239,11 @@ class Matchmaker:
 
     async def _form(self, claim: Claim) -> FormationOutcome:
         async with self._slots:
-            outcome = await self.formation.form(claim)
+            try:
+                outcome = await self.formation.form(claim)
+            except Exception as exc:  # Redis away: the forming entry stays, recovered later
+                log.exception("formation crashed", extra={"match_id": claim.match_id})
+                outcome = FormationOutcome(claim.match_id, "failed", None, repr(exc))
         self.outcomes.append(outcome)
         del self.outcomes[:-1000]
         return outcome

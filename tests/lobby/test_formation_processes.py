@@ -156,3 +156,18 @@ async def test_price_move_comes_from_the_feed_stream(queues: Queues) -> None:
     await queues.redis.xadd(key, {"price": "100"}, id=f"{now - 1800_000}-0")
     await queues.redis.xadd(key, {"price": "101.5"}, id=f"{now - 60_000}-0")
     assert await price_move_pct(queues.redis, "BTCUSDT", now) == Decimal("1.5")
+
+
+async def test_a_formation_taken_back_as_abandoned_cancels_its_server(
+    queues: Queues, orchestrator: ProcessOrchestrator
+) -> None:
+    inbox = Inbox()
+    claim = await claim_duel(queues, "gus", "hal")
+    # another replica decided this formation was abandoned and requeued its players
+    assert await queues.recover_stale(0, now=claim.claimed_at_ms + 1) == [claim.match_id]
+    outcome = await formation(orchestrator, queues, inbox).form(claim)
+    assert outcome.state == "failed" and outcome.reason == "formation abandoned"
+    phases = [s.phase async for s in orchestrator.watch(claim.match_id)]
+    assert phases[-1] is Phase.CANCELLED
+    assert inbox.of("match_ready") == {}
+    assert len(await queues.waiting("duel")) == 2  # requeued once, by the recovery
