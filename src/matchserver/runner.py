@@ -275,6 +275,7 @@ class MatchRunner:
 
     async def _publish(self) -> None:
         result = build_result(self.match, self.config.format, self.config.symbol)
+        await self.store.save_summary(dumps(self.match.result()))
         published = await self.store.publish_result(result.model_dump_json())
         phase = "Cancelled" if self.match.phase is Phase.CANCELLED else "Finished"
         await self.store.set_status(phase, ended_at=self.match.ended_at or 0)

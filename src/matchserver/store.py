@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from matchserver.engine.log import LogEntry, dumps
+from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena import keys
 
 _PUBLISH_ONCE = """
@@ -77,6 +77,19 @@ class MatchStore:
         done = await self.redis.eval(_PUBLISH_ONCE, 2, self._published, keys.RESULTS_STREAM,
                                      result_json)  # fmt: skip
         return bool(done)
+
+    async def save_summary(self, summary_json: str) -> None:
+        """The engine's own result, which `tradearena replay --match-id` verifies against."""
+        await self.redis.set(f"ta:match:{self.match_id}:result", summary_json)
+
+    async def load_record(self) -> MatchRecord | None:
+        """Header, log and recorded result: everything a replay needs, read from Redis."""
+        raw_header = await self.redis.get(self._meta)
+        if raw_header is None:
+            return None
+        raw_result = await self.redis.get(f"ta:match:{self.match_id}:result")
+        result = json.loads(raw_result) if raw_result is not None else None
+        return MatchRecord(json.loads(raw_header), await self.load_log(), result)
 
     async def result_published(self) -> bool:
         return bool(await self.redis.exists(self._published))

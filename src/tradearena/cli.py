@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tradearena.modes import default_catalogue, load_catalogue
+
+if TYPE_CHECKING:
+    from matchserver.engine.log import MatchRecord as MatchRecordType
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -20,12 +24,22 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from matchserver.engine.log import MatchRecord
     from matchserver.engine.replay import verify
 
-    path: Path = args.log
+    path: Path | None = args.log
+    source = str(path) if path is not None else f"match {args.match_id} in {args.redis_url}"
     try:
-        record = MatchRecord.read(path)
+        if path is not None:
+            record = MatchRecord.read(path)
+        elif args.match_id and args.redis_url:
+            loaded = _record_from_redis(args.redis_url, args.match_id)
+            if loaded is None:
+                raise ValueError("no such match")
+            record = loaded
+        else:
+            print("replay: give a LOG file, or --redis-url and --match-id", file=sys.stderr)
+            return EXIT_BAD_INPUT
         verification = verify(record)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"replay: cannot read {path}: {exc}", file=sys.stderr)
+        print(f"replay: cannot read {source}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.json:
         print(
@@ -52,6 +66,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         for line in verification.differences:
             print(f"  - {line}")
     return EXIT_OK if verification.ok else EXIT_MISMATCH
+
+
+def _record_from_redis(redis_url: str, match_id: str) -> MatchRecordType | None:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from matchserver.store import MatchStore
+
+    async def load() -> MatchRecordType | None:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await MatchStore(redis, match_id).load_record()
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(load())
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -220,7 +251,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("replay", help="recompute a match from its log and verify its result")
-    p.add_argument("log", type=Path, help="match log (JSON lines: header, entries, result)")
+    p.add_argument(
+        "log", type=Path, nargs="?", help="match log (JSON lines: header, entries, result)"
+    )
+    p.add_argument("--redis-url", help="read the match from Redis instead of a file")
+    p.add_argument("--match-id", help="with --redis-url: the match to verify")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_replay)
 

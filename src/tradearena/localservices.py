@@ -137,8 +137,20 @@ class LocalPostgres:
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
+    def _check_reachable(self) -> None:
+        """As root we run PostgreSQL as `postgres`: every parent must let it through."""
+        if os.geteuid() != 0:
+            return
+        for parent in self.data_dir.resolve().parents:
+            if not parent.stat().st_mode & 0o001:
+                raise ServiceError(
+                    f"PostgreSQL runs as the postgres user, which cannot enter {parent}; "
+                    "choose a data directory whose parents are world-searchable (e.g. under /tmp)"
+                )
+
     def start(self, timeout: float = 30) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
         self._chown(self.data_dir)
         if not self.port:
             self.port = free_port()
