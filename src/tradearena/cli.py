@@ -237,7 +237,7 @@ def _cmd_results_worker(args: argparse.Namespace) -> int:
 
     settings = ResultsWorkerSettings()
     configure_logging("results-worker", settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings, load_catalogue(args.catalogue)))
+    return asyncio.run(serve(settings, load_catalogue(args.catalogue or settings.catalogue)))
 
 
 def _parser() -> argparse.ArgumentParser:
