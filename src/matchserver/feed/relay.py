@@ -428,6 +428,13 @@ class SymbolRelay:
     _stream_last_ms: int | None = None
     _exhausted: bool = False
 
+    def __post_init__(self) -> None:
+        m, symbol = self.metrics, self.symbol
+        for metric in (m.published, m.duplicates, m.fenced, m.publish_errors, m.reconnects,
+                       m.malformed, m.staleness):  # fmt: skip
+            metric.labels(symbol)  # every series exists (at 0) from the start
+        m.leader.labels(symbol).set(0)
+
     def status(self) -> dict[str, Any]:
         return {"leader": self.leadership.is_leader(self.clock()), "staleness_s": self._staleness()}
 

@@ -57,6 +57,8 @@ def test_one_replica_publishes_and_sigkill_fails_over_without_duplicates(
         for follower in set(NAMES) - {first}:
             assert cluster.replicas[follower].metric("tradearena_feed_leader") == 0
             assert cluster.replicas[follower].metric("tradearena_feed_ticks_published_total") == 0
+            _, text = cluster.replicas[follower].get("/metrics")
+            assert 'tradearena_feed_leader{symbol="BTCUSDT"} 0.0' in text  # exported at 0
 
         failovers = []
         old = first
