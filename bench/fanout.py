@@ -123,7 +123,11 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return result
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         redis.stop()
 
 
