@@ -270,7 +270,11 @@ class MatchRunner:
                     "leaderboard",
                     {"at": now, "players": len(board), "top": board[: cfg.leaderboard_size]},
                 )
-            await asyncio.sleep(interval)
+            # Wake when the next official price (or other timer) is due, so ticks go out
+            # on time rather than on the next clock beat.
+            due = self.match.next_due()
+            wait = interval if due is None else min(interval, max(0, due - self.clock()) / 1000)
+            await asyncio.sleep(wait)
         await self._publish()
 
     async def _publish(self) -> None:

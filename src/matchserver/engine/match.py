@@ -489,6 +489,18 @@ class Match:
         self._due_seq += 1
         heapq.heappush(self._due, (due, int(what), self._due_seq, what, player, payload))
 
+    def next_due(self) -> int | None:
+        """When something is next scheduled to happen (so a server can wake just then)."""
+        if self.phase.over:
+            return None
+        candidates = [self.delay_line.next_due()]
+        if not self.frozen and self.official_at is not None:
+            candidates.append(self.official_at + self.rules.stale_after_ms + 1)
+        if self._due:
+            candidates.append(self._due[0][0])
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
     def _advance(self, now: int) -> None:
         """Process everything due at or before `now`, earliest first."""
         stale_after = self.rules.stale_after_ms

@@ -588,3 +588,16 @@ def test_a_flip_whose_other_side_is_dust_is_refused_before_anything_moves() -> N
     assert len(g.m.ledger.lines) == lines
     assert g.m.players["alice"].position is not None
     g.sound()
+
+
+def test_next_due_names_the_next_scheduled_instant() -> None:
+    g = Game(price_delay_ms=5000)
+    g.tick("100000", 0)
+    assert g.m.next_due() == 5000  # the first official price
+    g.events += g.m.advance(5000)
+    assert g.m.next_due() == 7001  # the feed goes stale then, unless a price comes
+    g.events += g.m.start(5000)
+    g.tick("100100", 6000)
+    assert g.m.next_due() == 7001
+    g.events += g.m.advance(7001)
+    assert g.m.next_due() == 11_000  # frozen: the next price to become official
