@@ -30,10 +30,11 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
 from redis.asyncio import Redis
 
-from lobby.queues import Claim, Queues
+from lobby.queues import Claim, Queues, RoundStats
 from tradearena import keys
 from tradearena.modes import Catalogue
 from tradearena.orchestration.contract import MatchSpec, MatchStatus, Orchestrator
@@ -208,6 +209,33 @@ async def price_move_pct(redis: Redis, symbol: str, now_ms: int) -> Decimal:
     return move_pct(prices)
 
 
+class MatchmakingMetrics:
+    """Matchmaking metrics, on a given registry (the lobby's) or a fresh one."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.rounds = Histogram(
+            "lobby_matchmaking_round_seconds", "One planning round: read, plan, claim",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r,
+        )  # fmt: skip
+        self.claims = Counter(
+            "lobby_matchmaking_claims_total", "Matches claimed from the queues", ["mode"],
+            registry=r,
+        )  # fmt: skip
+        self.conflicts = Counter(
+            "lobby_matchmaking_claim_conflicts_total",
+            "Proposals refused because a ticket was gone (another replica, a leave)", registry=r,
+        )  # fmt: skip
+        self.wait = Histogram(
+            "lobby_matchmaking_wait_seconds", "Queue time from join to claim, per player",
+            ["mode"], buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200), registry=r,
+        )  # fmt: skip
+        self.formations = Counter(
+            "lobby_matchmaking_formations_total", "Formations by outcome (ready, failed)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+
+
 class Matchmaker:
     """The matching loop of one lobby replica."""
 
@@ -216,9 +244,11 @@ class Matchmaker:
         queues: Queues,
         formation: Formation,
         move: Callable[[], Awaitable[Decimal]] | None = None,
+        metrics: MatchmakingMetrics | None = None,
     ) -> None:
         self.queues = queues
         self.formation = formation
+        self.metrics = metrics or MatchmakingMetrics()
         self.move = move or self._feed_move
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
@@ -244,6 +274,7 @@ class Matchmaker:
             except Exception as exc:  # Redis away: the forming entry stays, recovered later
                 log.exception("formation crashed", extra={"match_id": claim.match_id})
                 outcome = FormationOutcome(claim.match_id, "failed", None, repr(exc))
+        self.metrics.formations.labels(outcome.state).inc()
         self.outcomes.append(outcome)
         del self.outcomes[:-1000]
         return outcome
@@ -251,8 +282,16 @@ class Matchmaker:
     async def round(self) -> list[Claim]:
         stale_ms = int(self.formation.settings.stale_forming_s * 1000)
         await self.queues.recover_stale(stale_ms)
-        claims = await self.queues.match_round(await self.move())
+        stats = RoundStats()
+        t0 = time.perf_counter()
+        claims = await self.queues.match_round(await self.move(), stats=stats)
+        self.metrics.rounds.observe(time.perf_counter() - t0)
+        self.metrics.conflicts.inc(stats.conflicts)
         for claim in claims:
+            self.metrics.claims.labels(claim.proposal.mode).inc()
+            for t in claim.proposal.tickets:
+                waited = t.waited_ms(claim.claimed_at_ms) / 1000
+                self.metrics.wait.labels(claim.proposal.mode).observe(waited)
             task = asyncio.create_task(self._form(claim))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -280,6 +319,7 @@ class Matchmaker:
 # ---- wiring into the lobby app ---------------------------------------------------------
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+MATCHMAKING_METRICS = web.AppKey("matchmaking_metrics", MatchmakingMetrics)
 MATCHMAKER = web.AppKey("matchmaker", Matchmaker)
 
 
@@ -302,7 +342,7 @@ async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
     formation = Formation(
         orchestrator, queues, app[SIGNER], notifier, queues.catalogue, FormationSettings()
     )
-    matchmaker = Matchmaker(queues, formation)
+    matchmaker = Matchmaker(queues, formation, metrics=app[MATCHMAKING_METRICS])
     app[MATCHMAKER] = matchmaker
     task = asyncio.create_task(matchmaker.run())
     try:
@@ -316,6 +356,8 @@ async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def add_routes(app: web.Application) -> None:
     from lobby.admin_matches import add_admin_match_routes
+    from lobby.state import METRICS
 
     add_admin_match_routes(app)
+    app[MATCHMAKING_METRICS] = MatchmakingMetrics(app[METRICS].registry)  # on the lobby's /metrics
     app.cleanup_ctx.append(_matchmaker_ctx)

@@ -105,6 +105,11 @@ async def test_two_players_are_matched_and_told_where_to_play_then_admin_cancels
     token = kinds["match_ready"]["token"]
     assert app[SIGNER].verifier().verify_match(token, match_id, players[1]["user"]["id"])
 
+    metrics = await (await client.get("/metrics")).text()
+    assert 'lobby_matchmaking_formations_total{outcome="ready"} 1.0' in metrics
+    assert 'lobby_matchmaking_claims_total{mode="duel"} 1.0' in metrics
+    assert 'lobby_matchmaking_wait_seconds_count{mode="duel"} 2.0' in metrics
+
     admin = await admin_tokens(client, lobby_dsn)
     forbidden = await client.get("/api/v1/admin/matches", headers=bearer(players[0]))
     assert forbidden.status == 403

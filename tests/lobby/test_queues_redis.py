@@ -143,7 +143,7 @@ async def test_three_matcher_processes_never_lose_or_duplicate_a_ticket(
     outs = [tmp_path / f"matcher{i}.json" for i in range(3)]
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "queue_matcher_proc.py"), redis_url, str(out), env=env
+            sys.executable, "-P", str(HERE / "queue_matcher_proc.py"), redis_url, str(out), env=env
         )
         for out in outs
     ]
