@@ -1,0 +1,166 @@
+{{/* Names ---------------------------------------------------------------- */}}
+{{- define "tradearena.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tradearena.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>", e.g. include "tradearena.component" (list . "lobby") */}}
+{{- define "tradearena.component" -}}
+{{- $ctx := index . 0 -}}
+{{- printf "%s-%s" (include "tradearena.fullname" $ctx) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tradearena.labels" -}}
+{{- $ctx := index . 0 -}}
+helm.sh/chart: {{ printf "%s-%s" $ctx.Chart.Name $ctx.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
+app.kubernetes.io/part-of: tradearena
+app.kubernetes.io/version: {{ $ctx.Chart.AppVersion | quote }}
+{{ include "tradearena.selectorLabels" . }}
+{{- end -}}
+
+{{- define "tradearena.selectorLabels" -}}
+{{- $ctx := index . 0 -}}
+app.kubernetes.io/name: {{ include "tradearena.name" $ctx }}
+app.kubernetes.io/instance: {{ $ctx.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* The image, by digest when one is given. */}}
+{{- define "tradearena.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Match CRD shipped in crds/ (JSON): RBAC takes its group and plural from it. */}}
+{{- define "tradearena.crd" -}}
+{{- $crd := dict -}}
+{{- range $path, $_ := .Files.Glob "crds/*.yaml" -}}
+{{- $doc := $.Files.Get $path | fromYaml -}}
+{{- if eq (dig "spec" "names" "kind" "" $doc) "Match" -}}
+{{- $crd = $doc -}}
+{{- end -}}
+{{- end -}}
+{{- if not $crd -}}
+{{- fail "crds/ holds no CustomResourceDefinition of kind Match" -}}
+{{- end -}}
+{{- $crd | toJson -}}
+{{- end -}}
+
+{{- define "tradearena.matchGroup" -}}
+{{- (include "tradearena.crd" . | fromJson).spec.group -}}
+{{- end -}}
+
+{{- define "tradearena.matchPlural" -}}
+{{- (include "tradearena.crd" . | fromJson).spec.names.plural -}}
+{{- end -}}
+
+{{/* An emptyDir at /tmp: the only writable place under the read-only root. */}}
+{{- define "tradearena.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end -}}
+
+{{- define "tradearena.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* Environment shared by every process. */}}
+{{- define "tradearena.commonEnv" -}}
+- name: TRADEARENA_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+- name: TRADEARENA_LOG_FORMAT
+  value: json
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end -}}
+
+{{/*
+TRADEARENA_REDIS_URL without the password in the manifest: the kubelet expands
+$(TRADEARENA_REDIS_PASSWORD) from the Secret when it starts the container.
+*/}}
+{{- define "tradearena.redisEnv" -}}
+{{ include "tradearena.redisPasswordEnv" . }}
+- name: TRADEARENA_REDIS_URL
+  value: {{ include "tradearena.redisUrlTemplate" . | quote }}
+{{- end -}}
+
+{{- define "tradearena.redisPasswordEnv" -}}
+{{- if .Values.redis.existingSecret.name -}}
+- name: TRADEARENA_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret.name }}
+      key: {{ .Values.redis.existingSecret.passwordKey }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+TRADEARENA_DATABASE_URL without a password: libpq (migrations) and asyncpg read it from
+PGPASSWORD, which comes from the Secret.
+*/}}
+{{- define "tradearena.postgresqlEnv" -}}
+{{- $p := .Values.postgresql -}}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $p.existingSecret.name }}
+      key: {{ $p.existingSecret.passwordKey }}
+- name: PGSSLMODE
+  value: {{ $p.sslmode | quote }}
+- name: TRADEARENA_DATABASE_URL
+  value: {{ printf "postgresql://%s@%s:%d/%s?sslmode=%s" (urlquery $p.username) $p.host (int $p.port) $p.database $p.sslmode | quote }}
+{{- end -}}
+
+{{- define "tradearena.validate" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- fail "postgresql.enabled=true: this chart deploys no PostgreSQL; point postgresql.host at an external one (e.g. RDS) and keep enabled=false" -}}
+{{- end -}}
+{{- if .Values.redis.enabled -}}
+{{- fail "redis.enabled=true: this chart deploys no Redis; point redis.host at an external one (e.g. ElastiCache) and keep enabled=false" -}}
+{{- end -}}
+{{- if gt (int .Values.matchServer.portRange.min) (int .Values.matchServer.portRange.max) -}}
+{{- fail (printf "matchServer.portRange: min %v is above max %v" .Values.matchServer.portRange.min .Values.matchServer.portRange.max) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Redis URL with a $(TRADEARENA_REDIS_PASSWORD) placeholder (or none without AUTH). */}}
+{{- define "tradearena.redisUrlTemplate" -}}
+{{- $r := .Values.redis -}}
+{{- $scheme := ternary "rediss" "redis" $r.tls -}}
+{{- if $r.existingSecret.name -}}
+{{- printf "%s://:$(TRADEARENA_REDIS_PASSWORD)@%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) -}}
+{{- else -}}
+{{- printf "%s://%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels the operator puts on match-server pods (match_operator.builders). */}}
+{{- define "tradearena.matchServerSelector" -}}
+app.kubernetes.io/name: tradearena-matchserver
+app.kubernetes.io/component: match-server
+{{- end -}}
