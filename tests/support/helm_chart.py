@@ -1,0 +1,102 @@
+"""Render, lint and install charts/tradearena with the helm binary of the test toolchain.
+
+The helm binary is the one scripts/build-kube.sh builds from the Go module pinned in
+hack/kube/tools (``support.kube.require_tools``): missing tools fail, never skip.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from support.kube import require_tools
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "tradearena"
+VALUES_DIR = REPO / "tests" / "charts" / "values"
+TF_VALUES_SCRIPT = REPO / "scripts" / "tf-outputs-to-values.py"
+TF_OUTPUTS_FIXTURE = REPO / "tests" / "terraform" / "fixtures" / "terraform-outputs.json"
+
+Manifest = dict[str, Any]
+
+
+def helm_binary() -> Path:
+    return require_tools() / "helm"
+
+
+def helm(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"helm {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def terraform_values(path: Path) -> Path:
+    """The values file scripts/tf-outputs-to-values.py writes from the recorded outputs."""
+    subprocess.run(
+        [sys.executable, str(TF_VALUES_SCRIPT), str(TF_OUTPUTS_FIXTURE), "-o", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return path
+
+
+def value_args(values: Iterable[Path], sets: Sequence[str] = ()) -> list[str]:
+    args: list[str] = []
+    for path in values:
+        args += ["-f", str(path)]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+@dataclass
+class Rendered:
+    """`helm template` output, parsed; `docs` excludes nothing (test hooks included)."""
+
+    text: str
+    docs: list[Manifest]
+
+    def of_kind(self, kind: str) -> list[Manifest]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def get(self, kind: str, name: str) -> Manifest:
+        found = [d for d in self.of_kind(kind) if d["metadata"]["name"] == name]
+        assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+        return found[0]
+
+
+def render(
+    values: Iterable[Path] = (),
+    sets: Sequence[str] = (),
+    *,
+    release: str = "tradearena",
+    namespace: str = "tradearena",
+    include_crds: bool = False,
+) -> Rendered:
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if include_crds:
+        args.append("--include-crds")
+    text = helm(*args, *value_args(values, sets)).stdout
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    return Rendered(text=text, docs=docs)
+
+
+def pod_specs(rendered: Rendered) -> dict[str, Manifest]:
+    """Pod specs by workload name: Deployments' templates and bare Pods (test hooks)."""
+    specs = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in rendered.of_kind("Deployment")
+    }
+    specs.update({d["metadata"]["name"]: d["spec"] for d in rendered.of_kind("Pod")})
+    return specs
