@@ -240,6 +240,23 @@ def _cmd_results_worker(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings, load_catalogue(args.catalogue or settings.catalogue)))
 
 
+def _cmd_operator(args: argparse.Namespace) -> int:
+    """The match operator (kopf); settings from TRADEARENA_OPERATOR_*."""
+    from pydantic import ValidationError
+
+    from match_operator.main import run
+    from match_operator.settings import OperatorSettings
+    from tradearena.telemetry import configure_logging
+
+    try:
+        settings = OperatorSettings()
+    except ValidationError as exc:
+        print(f"operator: invalid settings:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    configure_logging("operator", settings.log_level, settings.log_format)
+    return run(settings)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradearena", description=__doc__)
     parser.add_argument(
@@ -313,6 +330,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lobby", help="run the lobby (REST + Socket.IO; settings from env)")
     p.add_argument("--promote-admin", metavar="USERNAME", help="give a user the admin role, exit")
     p.set_defaults(func=_cmd_lobby)
+
+    p = sub.add_parser(
+        "operator", help="run the match operator (settings from TRADEARENA_OPERATOR_*)"
+    )
+    p.set_defaults(func=_cmd_operator)
 
     p = sub.add_parser("results-worker", help="store match results from Redis into PostgreSQL")
     p.set_defaults(func=_cmd_results_worker)

@@ -1,0 +1,468 @@
+"""Pure builders: the match-server pod, the reconcile decision, status patches.
+
+Nothing here does I/O or reads a clock: `decide()` takes the Match, its pod (or
+None), the node's address and `now`, and returns what to do. The phase machine is
+`tradearena.orchestration.phases`, shared with the local-process runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from match_operator.crd import GROUP, KIND, VERSION
+from match_operator.settings import OperatorSettings
+from tradearena.orchestration.phases import Decision, Event, Phase, TransitionError, transition
+
+FINALIZER = "tradearena.io/match-server"
+MATCH_LABEL = "tradearena.io/match"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "tradearena-operator"
+RESTARTS_ANNOTATION = "tradearena.io/restarts-before"
+CONTAINER = "matchserver"
+KEYS_DIR = "/etc/tradearena/keys"
+
+Obj = dict[str, Any]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# ---------------------------------------------------------------------------- pod spec
+def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
+    spec, name = match["spec"], match["metadata"]["name"]
+    env: list[Obj] = [
+        {"name": "TRADEARENA_MATCH_ID", "value": name},
+        {"name": "TRADEARENA_PLAYERS", "value": ",".join(spec["players"])},
+        {"name": "TRADEARENA_MODE", "value": spec["mode"]},
+        {"name": "TRADEARENA_FORMAT", "value": spec["format"]},
+        {"name": "TRADEARENA_SYMBOL", "value": spec.get("symbol") or "BTCUSDT"},
+        {"name": "TRADEARENA_HOST", "value": "0.0.0.0"},  # noqa: S104 - players connect from outside
+        {"name": "TRADEARENA_PORT", "value": str(port)},
+        {"name": "TRADEARENA_FEED_SOURCE", "value": settings.feed_source},
+        {"name": "TRADEARENA_LOG_FORMAT", "value": "json"},
+        {"name": f"TRADEARENA_{settings.keys_env}", "value": f"{KEYS_DIR}/{settings.keys_item}"},
+        {
+            "name": "TRADEARENA_REDIS_URL",
+            "valueFrom": {
+                "secretKeyRef": {"name": settings.redis_secret, "key": settings.redis_secret_key}
+            },
+        },
+    ]
+    if spec.get("durationMs") is not None:
+        env.append({"name": "TRADEARENA_DURATION_MS", "value": str(spec["durationMs"])})
+    env.extend({"name": k, "value": v} for k, v in sorted(settings.extra_env.items()))
+    return env
+
+
+def owner_reference(match: Obj) -> Obj:
+    meta = match["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_pod_spec(
+    match: Obj, settings: OperatorSettings, host_port: int, restarts_before: int = 0
+) -> Obj:
+    """The match-server pod: named after the Match (so there is never a second one)."""
+    meta = match["metadata"]
+    http = {"path": "/readyz", "port": "game"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": {
+                "app.kubernetes.io/name": "tradearena-matchserver",
+                "app.kubernetes.io/component": "match-server",
+                MANAGED_BY: MANAGER,
+                MATCH_LABEL: meta["name"],
+            },
+            "annotations": {RESTARTS_ANNOTATION: str(restarts_before)},
+            "ownerReferences": [owner_reference(match)],
+        },
+        "spec": {
+            "serviceAccountName": settings.service_account,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            # A crash restarts the same pod in place; the server restores from Redis.
+            "restartPolicy": "OnFailure",
+            "terminationGracePeriodSeconds": settings.termination_grace_s,
+            "nodeSelector": dict(settings.node_selector),
+            "tolerations": [dict(t) for t in settings.tolerations],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "fsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": CONTAINER,
+                    "image": settings.image,
+                    "imagePullPolicy": settings.image_pull_policy,
+                    "args": ["matchserver"],
+                    "ports": [
+                        {
+                            "name": "game",
+                            "containerPort": host_port,
+                            "hostPort": host_port,
+                            "protocol": "TCP",
+                        }
+                    ],
+                    "env": match_env(match, settings, host_port),
+                    "readinessProbe": {
+                        "httpGet": http,
+                        "periodSeconds": 2,
+                        "failureThreshold": 2,
+                    },
+                    "livenessProbe": {
+                        "httpGet": {**http, "path": "/healthz"},
+                        "initialDelaySeconds": 10,
+                        "periodSeconds": 10,
+                        "failureThreshold": 3,
+                    },
+                    "resources": {
+                        "requests": {
+                            "cpu": settings.cpu_request,
+                            "memory": settings.memory_request,
+                        },
+                        "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "runAsNonRoot": True,
+                        "privileged": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumeMounts": [
+                        {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True},
+                        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "keys", "configMap": {"name": settings.keys_configmap}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            ],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- pod view
+@dataclass(frozen=True)
+class PodView:
+    """What the operator needs from a match-server pod."""
+
+    name: str
+    phase: str  # Pending, Running, Succeeded, Failed, Unknown
+    ready: bool
+    node: str | None
+    host_port: int | None
+    restarts: int  # container restarts of this pod
+    restarts_before: int  # in-place restarts of the match before this pod
+    terminating: bool
+    created: datetime | None
+    exit_code: int | None = None
+    uid: str = ""
+
+    @classmethod
+    def of(cls, pod: Obj) -> PodView:
+        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        ports = [
+            p.get("hostPort")
+            for c in spec.get("containers", [])
+            for p in c.get("ports") or []
+            if p.get("hostPort")
+        ]
+        statuses = status.get("containerStatuses") or []
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        exit_code = None
+        for cs in statuses:
+            terminated = (cs.get("state") or {}).get("terminated")
+            if terminated is not None:
+                exit_code = terminated.get("exitCode")
+        annotations = meta.get("annotations") or {}
+        return cls(
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            phase=status.get("phase") or "Pending",
+            ready=conditions.get("Ready") == "True",
+            node=spec.get("nodeName"),
+            host_port=ports[0] if ports else None,
+            restarts=sum(int(cs.get("restartCount") or 0) for cs in statuses),
+            restarts_before=int(annotations.get(RESTARTS_ANNOTATION, "0") or 0),
+            terminating=meta.get("deletionTimestamp") is not None,
+            created=parse_time(meta.get("creationTimestamp")),
+            exit_code=exit_code,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+
+# ---------------------------------------------------------------------------- decisions
+@dataclass
+class Plan:
+    """What one reconcile pass does, in order: pod actions, status, metadata, events."""
+
+    create_pod: int | None = None  # host port of the pod to create
+    restarts_before: int = 0
+    delete_pod: bool = False
+    write_cancel: str | None = None  # reason for ta:match:<id>:cancel
+    status: Obj = field(default_factory=dict)  # merge patch of .status
+    add_finalizer: bool = False
+    remove_finalizer: bool = False
+    delete_match: bool = False
+    release_port: bool = False
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, msg)
+    check_pod: bool = False  # the pod is missing from the cache: confirm with a GET
+    requeue_after: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == Plan()
+
+
+@dataclass(frozen=True)
+class Observed:
+    match: Obj
+    pod: PodView | None
+    now: datetime
+    node_address: str | None = None
+    server_phase: str | None = None  # the match server's own report (Redis), if known
+    pod_confirmed_missing: bool = False
+    port: int | None = None  # the port the allocator would give a new pod
+
+
+_TIMESTAMP_OF = {Phase.CREATING: "createdAt", Phase.READY: "readyAt", Phase.LIVE: "liveAt",
+                 Phase.FINISHED: "finishedAt", Phase.FAILED: "finishedAt",
+                 Phase.CANCELLED: "finishedAt"}  # fmt: skip
+
+
+class _Status:
+    """The status being built: the current one plus this pass's changes."""
+
+    def __init__(self, current: Obj, plan: Plan, now: datetime, generation: int | None) -> None:
+        self.current = current
+        self.plan = plan
+        self.now = now
+        self.phase = Phase(current.get("phase") or Phase.PENDING)
+        if generation is not None and current.get("observedGeneration") != generation:
+            plan.status["observedGeneration"] = generation
+
+    def get(self, key: str) -> Any:
+        return self.plan.status.get(key, self.current.get(key))
+
+    def set(self, key: str, value: Any) -> None:
+        if self.current.get(key) != value or key in self.plan.status:
+            self.plan.status[key] = value
+
+    def fire(self, event: Event, reason: str | None = None, *, retries_left: int = 0,
+             started: bool = False) -> Decision | None:  # fmt: skip
+        try:
+            decision = transition(self.phase, event, retries_left=retries_left, started=started)
+        except TransitionError:
+            return None
+        if decision.phase is not self.phase:
+            self.plan.events.append(
+                ("Warning" if decision.phase in (Phase.FAILED,) else "Normal",
+                 str(decision.phase), reason or f"{self.phase} -> {decision.phase} ({event})")
+            )  # fmt: skip
+            self.phase = decision.phase
+            self.set("phase", str(decision.phase))
+            stamp = _TIMESTAMP_OF.get(decision.phase)
+            if stamp is not None and (stamp == "createdAt" or not self.get(stamp)):
+                self.set(stamp, iso(self.now))
+        if reason is not None:
+            self.set("reason", reason)
+        return decision
+
+
+def _conditions(current: list[Obj], phase: Phase, now: datetime, reason: str) -> list[Obj]:
+    wanted = {
+        "Ready": phase in (Phase.READY, Phase.LIVE),
+        "Live": phase is Phase.LIVE,
+        "Ended": phase.terminal,
+    }
+    old = {c["type"]: c for c in current}
+    out = []
+    for ctype, value in wanted.items():
+        status = "True" if value else "False"
+        prev = old.get(ctype)
+        if prev is not None and prev.get("status") == status:
+            out.append(prev)
+        else:
+            out.append({"type": ctype, "status": status, "reason": reason,
+                        "lastTransitionTime": iso(now)})  # fmt: skip
+    return out
+
+
+def decide(obs: Observed, settings: OperatorSettings) -> Plan:
+    """Everything one reconcile pass should do for a Match, given what was observed."""
+    match, pod, now = obs.match, obs.pod, obs.now
+    meta, spec = match["metadata"], match["spec"]
+    plan = Plan()
+    st = _Status(match.get("status") or {}, plan, now, meta.get("generation"))
+    retries = int(st.get("retries") or 0)
+    retries_left = max(0, settings.max_retries - retries)
+    finalizers = meta.get("finalizers") or []
+    deleting = meta.get("deletionTimestamp") is not None
+    cancel = bool(spec.get("cancel")) or deleting
+    if not st.current.get("phase"):
+        st.set("phase", str(Phase.PENDING))
+
+    if not deleting and not st.phase.terminal and FINALIZER not in finalizers:
+        plan.add_finalizer = True
+
+    # --- cancel: spec.cancel or the Match being deleted
+    if cancel and not st.phase.terminal:
+        reason = spec.get("cancelReason") or ("match deleted" if deleting else "cancelled")
+        if st.phase is not Phase.CANCELLING:
+            st.fire(Event.CANCEL, reason)
+            if pod is not None and not pod.done:
+                plan.write_cancel = reason
+        if pod is not None and not pod.terminating and not pod.done:
+            plan.delete_pod = True
+        elif pod is None or pod.done:
+            if pod is None and not obs.pod_confirmed_missing:
+                plan.check_pod = True
+            else:
+                st.fire(Event.STOPPED, reason)
+
+    # --- the normal life of a match
+    elif not st.phase.terminal:
+        _advance(obs, settings, st, plan, retries, retries_left)
+
+    # --- terminal: free the port, drop the finalizer, TTL
+    if st.phase.terminal:
+        plan.release_port = True
+        if pod is not None and not pod.done and not pod.terminating:
+            plan.delete_pod = True  # a failed or cancelled match leaves nothing running
+        if FINALIZER in finalizers:
+            plan.remove_finalizer = True
+        finished = parse_time(st.get("finishedAt"))
+        if not deleting and finished is not None and settings.ttl_s >= 0:
+            expires = finished + timedelta(seconds=settings.ttl_s)
+            if now >= expires:
+                plan.delete_match = True
+            else:
+                plan.requeue_after = (expires - now).total_seconds()
+
+    phase = st.phase
+    old_conditions = st.current.get("conditions") or []
+    conditions = _conditions(old_conditions, phase, now, str(phase))
+    if conditions != old_conditions:
+        plan.status["conditions"] = conditions
+    return plan
+
+
+def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
+             retries: int, retries_left: int) -> None:  # fmt: skip
+    pod, now = obs.pod, obs.now
+    restarts = int(st.get("restartCount") or 0)
+    started = st.phase is Phase.LIVE or bool(st.get("liveAt"))
+
+    def fail(event: Event, reason: str) -> None:
+        decision = st.fire(event, reason, retries_left=retries_left, started=started)
+        if decision is None:
+            return
+        if decision.retry:
+            st.set("retries", retries + 1)
+            st.set("address", None)
+            st.set("port", None)
+            plan.release_port = True
+            plan.events.append(("Warning", "Retrying", f"{reason}; a fresh pod replaces it"))
+        elif decision.restart_in_place:  # the recreated pod counts the restart
+            plan.events.append(("Warning", "Restarting", f"{reason}; restarting in place"))
+        if pod is not None and not pod.terminating:
+            plan.delete_pod = True  # its name is needed for the next pod
+
+    if pod is not None and st.phase is Phase.PENDING and pod.done:
+        if not pod.terminating:
+            plan.delete_pod = True  # the pod of a failed attempt: clear the way first
+        return
+
+    if pod is None:
+        if st.phase is Phase.PENDING:
+            port = st.get("port") if started else obs.port
+            if port is None:
+                plan.events.append(("Warning", "NoHostPort", "no free host port; waiting"))
+                return
+            plan.create_pod = int(port)
+            plan.restarts_before = restarts
+            st.set("port", int(port))
+            st.set("pod", obs.match["metadata"]["name"])
+            st.fire(Event.CREATED, f"pod created with host port {port}")
+        elif not obs.pod_confirmed_missing:
+            plan.check_pod = True
+        elif started:  # a live match whose pod vanished: same match, new pod, same port
+            restarts += 1
+            st.set("restartCount", restarts)
+            plan.create_pod = int(st.get("port") or obs.port or 0) or None
+            plan.restarts_before = restarts
+            plan.events.append(("Warning", "Restarting", "pod gone while live; recreated"))
+        else:
+            fail(Event.FAILED, "pod deleted before the match was live")
+        return
+
+    if pod.terminating:
+        return  # wait for it to go; the next pass recreates if needed
+
+    if pod.restarts_before + pod.restarts > restarts and started:
+        st.set("restartCount", pod.restarts_before + pod.restarts)
+
+    if pod.phase == "Succeeded" or (pod.done and pod.exit_code == 0):
+        if st.phase in (Phase.PENDING, Phase.CREATING):
+            st.fire(Event.READY)
+        st.fire(Event.FINISHED, "match server exited 0: results published")
+        return
+    if pod.phase == "Failed":
+        fail(Event.FAILED, f"pod failed (exit {pod.exit_code})")
+        return
+    if not started and not pod.ready and pod.restarts > 0:
+        fail(Event.FAILED, f"match server crashed {pod.restarts} time(s) before Ready")
+        return
+
+    if st.phase is Phase.PENDING:
+        st.fire(Event.CREATED, "pod exists")
+    if pod.node:
+        st.set("node", pod.node)
+    st.set("pod", pod.name)
+    if pod.host_port:
+        st.set("port", pod.host_port)
+
+    if pod.ready and st.phase is Phase.CREATING and obs.node_address:
+        st.set("address", obs.node_address)
+        st.fire(Event.READY, f"ready at {obs.node_address}:{pod.host_port} on {pod.node}")
+    if obs.server_phase == "Live" and st.phase is Phase.READY:
+        st.fire(Event.LIVE, "match started")
+    if st.phase in (Phase.READY, Phase.LIVE) and obs.node_address:
+        st.set("address", obs.node_address)
+
+    if st.phase is Phase.CREATING:
+        born = pod.created or now
+        deadline = born + timedelta(seconds=settings.startup_timeout_s)
+        if now >= deadline:
+            fail(Event.STARTUP_TIMEOUT, f"not Ready within {settings.startup_timeout_s:g}s")
+        else:
+            plan.requeue_after = (deadline - now).total_seconds()

@@ -1,0 +1,63 @@
+"""Thin kopf handlers: feed watch events to the runtime, nothing else.
+
+Matches and their pods are followed with raw event handlers (no kopf progress
+annotations are written); the runtime holds the one finalizer it needs. Built
+into a fresh `kopf.OperatorRegistry` per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from match_operator.builders import MANAGED_BY, MANAGER
+from match_operator.crd import GROUP, PLURAL, VERSION
+from match_operator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    opts = runtime.settings
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.name = opts.peering
+        settings.peering.lifetime = opts.peering_lifetime_s
+        settings.peering.mandatory = not opts.standalone
+        settings.peering.standalone = opts.standalone
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 600
+        settings.watching.client_timeout = 660
+        await runtime.rebuild()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return kopf.login_with_service_account(**kwargs)
+        return kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await runtime.close()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def match_event(event: kopf.RawEvent, **_: Any) -> None:
+        body: Any = event["object"]
+        deleted = event["type"] == "DELETED"
+        key = runtime.on_match(body, deleted=deleted)
+        if not deleted:
+            await runtime.reconcile_logged(key)
+
+    @kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER}, registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        body: Any = event["object"]
+        key = runtime.on_pod(body, deleted=event["type"] == "DELETED")
+        if key is not None and key in runtime.matches:
+            await runtime.reconcile_logged(key)
+
+    return registry

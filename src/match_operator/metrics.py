@@ -1,0 +1,37 @@
+"""Operator metrics, in a registry of their own (no process-wide state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tradearena.orchestration.phases import Phase
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.matches = Gauge(
+            "tradearena_operator_matches", "Matches by phase", ["phase"], registry=self.registry
+        )
+        self.time_to_ready = Histogram(
+            "tradearena_operator_time_to_ready_seconds",
+            "From Match creation to its match server accepting players",
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "tradearena_operator_reconcile_errors", "Failed reconcile passes",
+            registry=self.registry,
+        )  # fmt: skip
+        self.reconciles = Counter(
+            "tradearena_operator_reconciles", "Reconcile passes", registry=self.registry
+        )
+        self.pods_created = Counter(
+            "tradearena_operator_pods_created", "Match-server pods created", registry=self.registry
+        )
+        for phase in Phase:
+            self.matches.labels(str(phase)).set(0)
+
+    def set_phases(self, counts: dict[str, int]) -> None:
+        for phase in Phase:
+            self.matches.labels(str(phase)).set(counts.get(str(phase), 0))

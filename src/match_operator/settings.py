@@ -1,0 +1,78 @@
+"""Operator settings, from TRADEARENA_OPERATOR_* environment variables (built once)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GAME_POOL_LABEL = "tradearena.io/pool"
+
+
+def _game_tolerations() -> list[dict[str, str]]:
+    return [{"key": GAME_POOL_LABEL, "operator": "Equal", "value": "game",
+             "effect": "NoSchedule"}]  # fmt: skip
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEARENA_OPERATOR_", extra="ignore", frozen=True
+    )
+
+    namespaces: Annotated[tuple[str, ...], NoDecode] = ("default",)  # comma list
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    # Match-server pods
+    image: str = "tradearena:latest"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str = "tradearena-match-server"  # bound to no Role at all
+    port_min: int = Field(default=7000, ge=1, le=65535)
+    port_max: int = Field(default=8000, ge=1, le=65535)
+    node_selector: dict[str, str] = Field(default_factory=lambda: {GAME_POOL_LABEL: "game"})
+    tolerations: list[dict[str, Any]] = Field(default_factory=_game_tolerations)
+    cpu_request: str = "250m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+    termination_grace_s: int = Field(default=90, ge=1)  # settle and publish results
+    feed_source: Literal["relay", "synthetic"] = "relay"
+    redis_secret: str = "tradearena-redis"  # noqa: S105 - the name of the Secret holding the Redis URL for match pods
+    redis_secret_key: str = "url"  # noqa: S105 - a key name, not a secret
+    keys_configmap: str = "tradearena-match-keys"  # public key / JWKS the pods verify with
+    keys_item: str = "jwks.json"
+    keys_env: Literal["JWKS_FILE", "PUBLIC_KEY_FILE"] = "JWKS_FILE"
+    extra_env: dict[str, str] = Field(default_factory=dict)
+
+    # Lifecycle
+    startup_timeout_s: float = Field(default=120, gt=0)
+    max_retries: int = Field(default=2, ge=0)  # fresh pods for failures before Ready
+    ttl_s: float = Field(default=3600, ge=0)  # finished Matches are deleted after this
+    timer_interval_s: float = Field(default=5, gt=0)
+
+    # The operator's own Redis access (cancel reasons, Live detection); optional.
+    redis_url: str | None = None
+
+    # Leader election (kopf peering) and endpoints
+    peering: str = "tradearena-operator"
+    standalone: bool = False  # no peering at all (a single replica, tests)
+    priority: int | None = None  # None: random, so replicas never tie
+    peering_lifetime_s: int = Field(default=30, ge=5)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from outside the pod
+    metrics_port: int = Field(default=8090, ge=0, le=65535)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> OperatorSettings:
+        if self.port_min > self.port_max:
+            raise ValueError("port_min must not exceed port_max")
+        if not self.namespaces:
+            raise ValueError("watch at least one namespace")
+        return self
