@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: Redis and PostgreSQL servers (started by `up` and by the tests
-# themselves, never as system services), Node.js's npm for the JS client tests.
+# themselves, never as system services), Node.js's npm for the JS client tests,
+# Chromium for the browser test (driven by playwright-core; no browser is downloaded).
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

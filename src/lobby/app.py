@@ -45,6 +45,7 @@ FEATURE_MODULES = (
     "lobby.results_worker",
     "lobby.ratings",
     "lobby.leaderboards",
+    "lobby.web",
 )
 
 
