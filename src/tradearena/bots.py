@@ -86,9 +86,18 @@ class Bot:
         self.lobby = socketio.AsyncClient(reconnection=True)
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST, honouring 429/503 with Retry-After like a well-behaved client."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.post(f"{self.options.url}{path}", json=body, headers=headers) as resp:
-            return resp.status, await resp.json(content_type=None) or {}
+        for _ in range(30):
+            async with self.http.post(
+                f"{self.options.url}{path}", json=body, headers=headers
+            ) as resp:
+                payload = await resp.json(content_type=None) or {}
+                if resp.status not in (429, 503):
+                    return resp.status, payload
+                wait = float(resp.headers.get("Retry-After", "1"))
+            await asyncio.sleep(min(30.0, wait) * self.rng.uniform(1.0, 1.5))
+        return resp.status, payload
 
     async def sign_in(self) -> None:
         creds = {"username": self.username, "password": self.password}
@@ -165,6 +174,8 @@ class Bot:
             state.update(reply["state"])
             if reply["state"]["phase"] in ("finished", "cancelled"):
                 ended.set()
+            if reply["state"].get("started_at") and not started_at:
+                started_at.append(int(reply["state"]["started_at"]))
             return sio
 
         sio = await join()
@@ -181,12 +192,14 @@ class Bot:
                     sio = await join()
                     self.stats.reconnects += 1
                     continue
-                state["peek_meter"] = _peek_level(started_at, state)
+                state["peek_meter"] = _peek_level(started_at)
                 action = scripted.action({**state, "charges": state.get("charges", 0)})
                 if action is None:
                     continue
                 ack = await sio.call("action", action, namespace="/match", timeout=20)
                 self.stats.actions[str(ack.get("code"))] += 1
+                if action["type"] == "peek":  # used (or not full): the meter starts again
+                    started_at[:] = [int(time.time() * 1000)]
             self.stats.matches_ended += 1
         finally:
             await sio.disconnect()
@@ -195,8 +208,8 @@ class Bot:
         await self.lobby.disconnect()
 
 
-def _peek_level(started_at: list[int], state: dict[str, Any]) -> int:
-    """Peek refills 2 points/s from the start; the bot only needs to know 'full or not'."""
+def _peek_level(started_at: list[int]) -> int:
+    """Peek refills 2 points/s from the start (or the last peek); enough to know 'full'."""
     if not started_at:
         return 0
     return min(100, (int(time.time() * 1000) - started_at[0]) // 500)

@@ -149,6 +149,11 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     data.mkdir(parents=True, exist_ok=True)
     _log_to_file(data / "logs" / "lobby.log", options.log_level)
     os.chmod(data, 0o755)  # noqa: S103 - the postgres user must reach its data directory
+    # On one machine every player (browser tabs, bots) comes from 127.0.0.1: per-IP budgets
+    # made for the internet would refuse the second dozen. Per-account limits still apply.
+    os.environ.setdefault("TRADEARENA_REGISTER_LIMIT_IP", "100000")
+    os.environ.setdefault("TRADEARENA_RATE_LIMIT_IP", "1000000")
+    os.environ.setdefault("TRADEARENA_LOGIN_MAX_FAILURES_IP", "100000")
     if options.catalogue is not None:
         # In-process components (queues, formation) build their settings from the env.
         os.environ["TRADEARENA_CATALOGUE"] = str(options.catalogue.resolve())

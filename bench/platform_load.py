@@ -1,0 +1,144 @@
+"""Concurrent bot players on the embedded default (`tradearena up`), one machine.
+
+    .venv/bin/python bench/platform_load.py --players 1000
+
+Starts `tradearena up` in a fresh data directory, then `tradearena bots` with
+the given number of players in `arena` matches (up to 100 players per match
+by default), and while they play samples the CPU and RSS of every process of
+the platform (up, Redis, PostgreSQL, feed relay, results worker, match
+servers) and of the bots. Reports players, matches, errors, tick latency
+(p50/p99, from the bots) and resource use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        out.add(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def usage(pids: set[int]) -> tuple[float, float]:
+    """(cpu seconds, rss MB) summed over pids."""
+    cpu = rss = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / CLK
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return cpu, rss
+
+
+def postgres_pids() -> set[int]:
+    # PostgreSQL runs as its own user and is not a child of `up` when we are root.
+    out = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if "\nName:\tpostgres\n" in "\n" + status.read_text():
+                out.add(int(status.parent.name))
+        except OSError:
+            continue
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--players", type=int, default=1000)
+    parser.add_argument("--mode", default="arena")
+    parser.add_argument("--format", default="blitz")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="tradearena-load-"))
+    base.chmod(0o755)
+    port = 18000 + os.getpid() % 1000
+    # A load test registers every bot from one address: lift the per-IP sign-up budget.
+    env = {**os.environ, "TRADEARENA_REGISTER_LIMIT_IP": str(10 * args.players),
+           "TRADEARENA_RATE_LIMIT_IP": str(100 * args.players)}  # fmt: skip
+    up = subprocess.Popen([CLI, "up", "--data-dir", str(base / "var"), "--lobby-port", str(port),
+                           "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True,
+                          env=env)  # fmt: skip
+    assert up.stdout is not None
+    lines: list[str] = []
+    for line in up.stdout:
+        lines.append(line)
+        if line.startswith("READY"):
+            break
+    threading.Thread(target=lambda: lines.extend(up.stdout or []), daemon=True).start()
+    started = time.monotonic()
+    bots = subprocess.Popen([CLI, "bots", "--url", f"http://127.0.0.1:{port}", "--count",
+                             str(args.players), "--mode", args.mode, "--format", args.format,
+                             "--prefix", f"load{os.getpid()}", "--json"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    samples: list[dict[str, float]] = []
+    prev: tuple[float, float] | None = None
+    while bots.poll() is None:
+        time.sleep(5)  # a sampling period, not a synchronisation
+        platform = descendants(up.pid) | postgres_pids()
+        cpu, rss = usage(platform)
+        bcpu, brss = usage(descendants(bots.pid))
+        now = time.monotonic()
+        if prev is not None:
+            samples.append({"t": now - started, "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[1]),
+                            "platform_rss_mb": rss, "bots_rss_mb": brss, "bots_cpu_s": bcpu})  # fmt: skip
+        prev = (cpu, now)
+    out, _ = bots.communicate()
+    summary: dict[str, Any] = json.loads(out)
+    up.send_signal(signal.SIGINT)
+    up.wait(120)
+    matches = sum(1 for line in lines if re.search(r"^match \S+ started", line))
+    peak = max(samples, key=lambda s: s["platform_rss_mb"]) if samples else {}
+    report = {
+        "players": args.players,
+        "matches": matches,
+        "matches_ended_by_bots": summary["matches_ended"],
+        "errors": summary["error_count"],
+        "first_errors": summary["errors"][:5],
+        "actions": summary["actions"],
+        "tick_latency_p50_ms": summary["tick_latency_p50_ms"],
+        "tick_latency_p99_ms": summary["tick_latency_p99_ms"],
+        "platform_cpu_pct_mean": round(
+            sum(s["platform_cpu_pct"] for s in samples) / max(1, len(samples)), 1
+        ),
+        "platform_cpu_pct_max": round(max((s["platform_cpu_pct"] for s in samples), default=0), 1),
+        "platform_rss_mb_peak": round(peak.get("platform_rss_mb", 0), 1),
+        "bots_rss_mb_peak": round(max((s["bots_rss_mb"] for s in samples), default=0), 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if report["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
