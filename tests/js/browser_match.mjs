@@ -228,6 +228,16 @@ async function traderB(b) {
   if (charges > 0) await b.waitAttr("effect-shield", "active", "true", 10000);
   else await b.rejection("not_enough_charges");
   await b.shot("05-position");
+
+  // A reload mid-match: the tab keeps its session and match token, reconnects and resyncs.
+  await b.page.reload({ waitUntil: "domcontentloaded" });
+  await b.el("screen-match").waitFor({ state: "visible", timeout: 20000 });
+  await b.waitAttr("match-connection", "state", "connected", 20000);
+  await b.el("position").waitFor({ state: "visible", timeout: 10000 });
+  check((await b.text("pos-side")) === "short", "B: the position is back after a reload");
+  check(Number(await b.text("pos-entry")) === entry, "B: same entry after a reload");
+  await b.waitAttr("match-phase", "phase", "live");
+  note("B: reloaded, reconnected and resynced");
   return { entry, liquidation };
 }
 

@@ -360,8 +360,10 @@ async function act(action) {
     setError("match-rejection", { code: "timeout", message: "no answer from the match server" });
     return null;
   }
-  if (!ack.ok) setError("match-rejection", ack);
-  else if (ack.code === "delayed") $("match-notice").textContent = `Order delayed until ${new Date(ack.execute_at).toLocaleTimeString()}`;
+  if (!ack.ok) {
+    setError("match-rejection", ack);
+    $("match-notice").textContent = "";
+  } else if (ack.code === "delayed") $("match-notice").textContent = `Order delayed until ${new Date(ack.execute_at).toLocaleTimeString()}`;
   else $("match-notice").textContent = `${action.type}: ${ack.message}`;
   if (ack.cooldown_until && state.view) state.view.cooldown_until = ack.cooldown_until;
   await resync();
