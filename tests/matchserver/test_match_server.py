@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import socketio
@@ -296,3 +298,32 @@ async def test_match_runs_to_the_end_publishes_once_and_exits(
         assert len(read_results(redis_url)) == 1
     finally:
         proc.stop()
+
+
+async def test_health_readiness_status_and_metrics(
+    server: MatchServerProcess, players: dict[str, Player]
+) -> None:
+    alice, bob = players["alice"], players["bob"]
+    await alice.connect()
+    await bob.connect()
+    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    assert (await alice.act(type="close", client_order_id="m-1"))["code"] == "no_position"
+    await bob.wait_for("tick")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/healthz") as resp:
+            assert resp.status == 200
+        async with http.get(f"{server.url}/readyz") as resp:
+            assert (resp.status, (await resp.json())["ready"]) == (200, True)
+        async with http.get(f"{server.url}/status") as resp:
+            status = await resp.json()
+        async with http.get(f"{server.url}/metrics") as resp:
+            metrics = await resp.text()
+    assert (status["phase"], status["connected"], status["players"]) == ("live", 2, 2)
+    assert 'tradearena_match_actions_total{code="no_position"} 1.0' in metrics
+    assert "tradearena_match_players_connected 2.0" in metrics
+    assert 'tradearena_match_phase{phase="live"} 1.0' in metrics
+    ticks = re.search(r"tradearena_match_tick_to_emit_seconds_count (\S+)", metrics)
+    assert ticks is not None
+    assert float(ticks.group(1)) > 0
+    assert "tradearena_match_feed_staleness_seconds" in metrics
+    assert "tradearena_match_log_append_seconds_count" in metrics
