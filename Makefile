@@ -45,7 +45,7 @@ test: setup kube-tools iac-tools
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 bench: setup
 	$(PY) bench/engine_bench.py
