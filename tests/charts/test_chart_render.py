@@ -61,10 +61,11 @@ def test_helm_lint_strict(values_files: list[Path]) -> None:
     assert "1 chart(s) linted, 0 chart(s) failed" in out
 
 
-def test_chart_crd_is_the_repository_crd_byte_for_byte() -> None:
-    assert (CHART / "crds" / "match.yaml").read_bytes() == (
-        REPO / "crds" / "match.yaml"
-    ).read_bytes()
+def test_chart_crds_are_the_repository_crds_byte_for_byte() -> None:
+    chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
+    assert chart_crds == ["kopf-peering.yaml", "match.yaml"]
+    for name in chart_crds:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), name
 
 
 def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rendered) -> None:
