@@ -6,8 +6,11 @@ hack/kube/tools (``support.kube.require_tools``): missing tools fail, never skip
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from support.kube import require_tools
+from support.kube import KubeCluster, require_tools
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tradearena"
@@ -24,6 +27,8 @@ TF_VALUES_SCRIPT = REPO / "scripts" / "tf-outputs-to-values.py"
 TF_OUTPUTS_FIXTURE = REPO / "tests" / "terraform" / "fixtures" / "terraform-outputs.json"
 
 Manifest = dict[str, Any]
+RELEASE = "tradearena"
+PREREQUISITE_SECRETS = ("tradearena-postgresql", "tradearena-redis", "tradearena-signing-key")
 
 
 def helm_binary() -> Path:
@@ -100,3 +105,50 @@ def pod_specs(rendered: Rendered) -> dict[str, Manifest]:
     }
     specs.update({d["metadata"]["name"]: d["spec"] for d in rendered.of_kind("Pod")})
     return specs
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A release of the chart in the test cluster."""
+
+    cluster: KubeCluster
+    namespace: str
+    release: str
+
+    def name(self, component: str) -> str:
+        return f"{self.release}-{component}"
+
+    def sa(self, component: str) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.name(component)}"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def create_prerequisites(cluster: KubeCluster, namespace: str) -> None:
+    """The Secrets and ConfigMap the chart references but never creates (test values only)."""
+    password = uuid.uuid4().hex
+    data = {
+        "tradearena-postgresql": {"password": uuid.uuid4().hex},
+        "tradearena-redis": {"password": password, "url": f"redis://:{password}@redis:6379/0"},
+        "tradearena-signing-key": {"private.pem": "not a key: never read on kwok"},
+    }
+    assert set(data) == set(PREREQUISITE_SECRETS)
+    for name, items in data.items():
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": {k: _b64(v) for k, v in items.items()},
+            }
+        )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "tradearena-match-keys", "namespace": namespace},
+            "data": {"jwks.json": json.dumps({"keys": []})},
+        }
+    )
