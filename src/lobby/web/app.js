@@ -265,8 +265,11 @@ function playMatch(ready) {
     reconnectionDelayMax: 3000,
   });
   state.match = socket;
+  $("match-back").hidden = true;
+  let failures = 0;
   const conn = $("match-connection");
   socket.on("connect", () => {
+    failures = 0;
     conn.textContent = "connected";
     conn.dataset.state = "connected";
     resync();
@@ -279,9 +282,12 @@ function playMatch(ready) {
     const code = err.data?.code;
     conn.dataset.state = "refused";
     conn.textContent = code ? `refused: ${code}` : "reconnecting…";
-    if (code) {
-      setError("match-rejection", { code, message: err.data?.message || err.message });
+    failures += 1;
+    if (code || failures >= 10) {
+      setError("match-rejection", code ? { code, message: err.data?.message || err.message }
+        : { code: "unreachable", message: "the match server does not answer" });
       socket.disconnect();
+      $("match-back").hidden = false;
     }
   });
   socket.on("replaced", (data) => {
@@ -341,7 +347,8 @@ async function resync() {
   if (s.official_price && chart.ticks.length === 0) chart.add(s.now, s.official_price);
   renderAll();
   if ((s.phase === "finished" || s.phase === "cancelled") && !state.ended) {
-    $("match-notice").textContent = `This match is ${s.phase}.`;
+    // Came back after the end (match_end was missed): the final board is in the state.
+    onMatchEnd({ match_id: s.match_id, phase: s.phase, standings: s.leaderboard || [] });
   }
 }
 
@@ -581,7 +588,7 @@ function renderResults() {
     tr.dataset.player = s.player;
     tr.dataset.rank = String(s.rank);
     if (s.player === state.user?.id) tr.className = "me";
-    for (const text of [s.rank, label(s.player), money(s.equity), money(s.realized_pnl), s.trades, s.status]) {
+    for (const text of [s.rank, label(s.player), money(s.equity), money(s.realized_pnl), s.trades ?? "–", s.status]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -637,6 +644,11 @@ function wire() {
   $("ability-shield").addEventListener("click", () => act({ type: "ability", ability: "shield" }));
   $("peek-button").addEventListener("click", () => act({ type: "peek" }));
   $("results-back").addEventListener("click", enterLobby);
+  $("match-back").addEventListener("click", () => {
+    leaveMatch();
+    sessionStorage.removeItem(MATCH_KEY);
+    enterLobby();
+  });
   setInterval(tick, 250);
   setInterval(() => {
     if (state.match?.connected && state.view?.phase !== "finished") resync();
