@@ -254,6 +254,25 @@ def node_manifest(name: str, index: int) -> dict[str, Any]:
     }
 
 
+def _free_port_pair() -> int:
+    """A free loopback port whose successor is free too (etcd puts its peer port there)."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port: int = a.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("0.0.0.0", port + 1))  # etcd binds its peer port on all addresses
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free pair of ports")
+
+
 def create_cluster(
     name: str,
     *,
@@ -309,6 +328,18 @@ def create_cluster(
         "kube-scheduler=bind-address=127.0.0.1",
         # Keep ~/.kube/config untouched; the cluster's own kubeconfig is handed out.
         "--kubeconfig=",
+        # Ports chosen here, not by kwokctl's sequential scan, so that clusters started
+        # at the same time on one machine do not race for the same ones.
+        "--etcd-port",
+        str(_free_port_pair()),
+        "--kube-apiserver-port",
+        str(_free_port_pair()),
+        "--controller-port",
+        str(_free_port_pair()),
+        "--kube-controller-manager-port",
+        str(_free_port_pair()),
+        "--kube-scheduler-port",
+        str(_free_port_pair()),
         "--quiet-pull",
         "--wait",
         f"{int(timeout)}s",
