@@ -143,6 +143,22 @@ def test_operator_with_the_chart_rbac_makes_a_match_ready(
         assert pod["spec"]["automountServiceAccountToken"] is False
         (container,) = pod["spec"]["containers"]
         assert container["image"] == "tradearena:test"
+        assert container["args"] == ["matchserver"]
+        # The same secure defaults as the chart's own pods.
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        # Redis from the Secret key the chart names, the verification keys from its ConfigMap.
+        env = {e["name"]: e for e in container["env"]}
+        assert env["TRADEARENA_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "tradearena-redis",
+            "key": "url",
+        }
+        assert env["TRADEARENA_JWKS_FILE"]["value"].endswith("/jwks.json")
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["keys"]["configMap"]["name"] == "tradearena-match-keys"
         (game,) = container["ports"]
         assert 7000 <= game["hostPort"] <= 8000 and game["hostPort"] == status["port"]
         assert pod["spec"]["nodeName"] == status["node"]
