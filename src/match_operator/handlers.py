@@ -31,6 +31,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.peering.mandatory = not opts.standalone
         settings.peering.standalone = opts.standalone
         settings.posting.level = logging.WARNING
+        # Exact namespaces and known CRDs only: no cluster-wide list of namespaces or CRDs
+        # (least privilege; the CRD is installed before the operator starts).
+        settings.scanning.disabled = True
         settings.watching.server_timeout = 600
         settings.watching.client_timeout = 660
         await runtime.rebuild()

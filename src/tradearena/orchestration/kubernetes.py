@@ -1,0 +1,169 @@
+"""The Kubernetes runtime: a `Match` custom resource per match, run by the operator.
+
+start() creates the Match (idempotent: the name is the match id), status() reads
+it, watch() follows it with a real watch on that one object, cancel() sets
+spec.cancel (the operator stops the pod gracefully; the server settles the match
+as cancelled), list_active() lists the Matches not yet over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from tradearena.orchestration.contract import MatchSpec, MatchStatus
+from tradearena.orchestration.phases import Phase
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL, KIND = "tradearena.io", "v1alpha1", "matches", "Match"
+MERGE = "application/merge-patch+json"
+
+
+def match_status(obj: dict[str, Any]) -> MatchStatus:
+    """The contract's view of a Match resource."""
+    status = obj.get("status") or {}
+    phase = Phase(status.get("phase") or Phase.PENDING)
+    reachable = phase in (Phase.READY, Phase.LIVE)
+    detail = {k: str(status[k]) for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
+              if status.get(k)}  # fmt: skip
+    return MatchStatus(
+        match_id=obj["metadata"]["name"],
+        phase=phase,
+        address=status.get("address") if reachable else None,
+        port=status.get("port") if reachable else None,
+        reason=status.get("reason"),
+        restarts=int(status.get("restartCount") or 0),
+        detail=detail,
+    )
+
+
+def match_resource(spec: MatchSpec, namespace: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": spec.match_id, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/part-of": "tradearena"}},
+        "spec": {"mode": spec.mode, "format": spec.format, "players": list(spec.players),
+                 "symbol": spec.symbol},
+    }  # fmt: skip
+    if spec.duration_ms:
+        body["spec"]["durationMs"] = spec.duration_ms
+    return body
+
+
+class KubernetesOrchestrator:
+    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.custom: Any = client.CustomObjectsApi(api_client)
+
+    @classmethod
+    async def connect(cls, namespace: str, kubeconfig: str | None = None) -> KubernetesOrchestrator:
+        configuration = client.Configuration()
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            await config.load_kube_config(config_file=kubeconfig,
+                                          client_configuration=configuration)  # fmt: skip
+        return cls(client.ApiClient(configuration), namespace)
+
+    async def close(self) -> None:
+        await self.api_client.close()
+
+    # ------------------------------------------------------------------ contract
+    async def start(self, spec: MatchSpec) -> None:
+        try:
+            await self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, match_resource(spec, self.namespace)
+            )
+        except ApiException as exc:
+            if exc.status != 409:  # AlreadyExists: one Match per match id, never two
+                raise
+
+    async def _get(self, match_id: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, match_id
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def status(self, match_id: str) -> MatchStatus | None:
+        obj = await self._get(match_id)
+        return None if obj is None else match_status(obj)
+
+    async def watch(self, match_id: str) -> AsyncIterator[MatchStatus]:
+        """Every change of phase (or address) of one Match, ending after a terminal phase."""
+        last: MatchStatus | None = None
+        selector = f"metadata.name={match_id}"
+        while True:
+            listed = await self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, field_selector=selector
+            )
+            items = listed.get("items") or []
+            if not items:
+                return
+            current = match_status(items[0])
+            if _changed(last, current):
+                last = current
+                yield current
+            if current.phase.terminal:
+                return
+            watcher = watch.Watch()
+            try:
+                async for event in watcher.stream(
+                    self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
+                    PLURAL, field_selector=selector,
+                    resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=300,
+                ):  # fmt: skip
+                    if event["type"] == "DELETED":
+                        return
+                    if event["type"] not in ("ADDED", "MODIFIED"):
+                        continue
+                    current = match_status(event["object"])
+                    if _changed(last, current):
+                        last = current
+                        yield current
+                    if current.phase.terminal:
+                        return
+            except ApiException as exc:
+                if exc.status != 410:  # expired resourceVersion: list again
+                    raise
+            finally:
+                watcher.stop()
+                with contextlib.suppress(Exception):
+                    await watcher.close()
+            await asyncio.sleep(0)
+
+    async def cancel(self, match_id: str, reason: str) -> None:
+        try:
+            await self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, match_id,
+                {"spec": {"cancel": True, "cancelReason": reason[:256]}}, _content_type=MERGE,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def list_active(self) -> list[MatchStatus]:
+        listed = await self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL
+        )
+        statuses = [match_status(obj) for obj in listed.get("items") or []]
+        return [s for s in statuses if not s.phase.terminal]
+
+
+def _changed(last: MatchStatus | None, current: MatchStatus) -> bool:
+    return last is None or (last.phase, last.address, last.port, last.restarts) != (
+        current.phase, current.address, current.port, current.restarts)  # fmt: skip
