@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from . import accounts, admin, history, notifications, ops
 from .api import Api
@@ -74,12 +74,17 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = Redis.from_url(
+    # A bounded pool that waits for a free connection instead of failing: a burst of
+    # logins or socket connects must queue, not error.
+    pool = BlockingConnectionPool.from_url(
         app[SETTINGS].redis_url,
+        max_connections=app[SETTINGS].redis_max_connections,
+        timeout=5,
         socket_timeout=5,
         socket_connect_timeout=2,
         health_check_interval=30,
     )
+    client = Redis.from_pool(pool)  # closing the client closes the pool
     app[REDIS] = client
     app[LIMITER] = Limiter(client)
     try:

@@ -10,6 +10,7 @@ never commit it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -23,6 +24,7 @@ class LobbySettings(BaseAppSettings):
     database_url: str = "postgresql://tradearena@127.0.0.1:5432/tradearena"
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
+    redis_max_connections: int = Field(default=200, ge=1)
     migrate_on_start: bool = False
 
     signing_key_file: Path | None = None
@@ -64,6 +66,13 @@ class LobbySettings(BaseAppSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Where matches run: "kubernetes" writes Match resources for the operator (the
+    # lobby's ServiceAccount may manage matches in this namespace); "none" only serves
+    # (`tradearena up` embeds the lobby with its own local runtime instead).
+    orchestrator: Literal["none", "kubernetes"] = "none"
+    kubernetes_namespace: str = "default"
+    kubeconfig: Path | None = None  # outside a cluster; in a pod the service account is used
 
     @model_validator(mode="after")
     def _one_key_source(self) -> LobbySettings:
