@@ -1,7 +1,7 @@
 """Host-port allocation, Agones-style: every game node offers the same port range.
 
 A port may be in use once per node, so the allocator hands out the least-used
-port while some node still has it free; kube-scheduler's NodePorts filter then
+port (round-robin among equals) while some node still has it free; kube-scheduler's NodePorts filter then
 places the pod on a node where that host port is free. Pure bookkeeping: the
 operator rebuilds it from the live pods when it starts.
 """
@@ -64,12 +64,18 @@ class PortAllocator:
         ):
             self.register(owner, preferred)
             return preferred
-        for offset in range(self.size):
+        best: int | None = None
+        for offset in range(self.size):  # the least-used port, round-robin among equals
             port = self.port_min + (self._next - self.port_min + offset) % self.size
-            if self._used[port] < nodes:
-                self._next = port + 1 if port < self.port_max else self.port_min
-                self.register(owner, port)
-                return port
+            used = self._used[port]
+            if used < nodes and (best is None or used < self._used[best]):
+                best = port
+                if used == 0:
+                    break
+        if best is not None:
+            self._next = best + 1 if best < self.port_max else self.port_min
+            self.register(owner, best)
+            return best
         raise PortsExhaustedError(
             f"all {self.size} host ports in use on all {nodes} node(s) "
             f"({self.port_min}-{self.port_max})"
