@@ -79,6 +79,7 @@ def main() -> int:
     parser.add_argument("--players", type=int, default=1000)
     parser.add_argument("--mode", default="arena")
     parser.add_argument("--format", default="blitz")
+    parser.add_argument("--procs", type=int, default=4, help="bot processes (load generators)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tradearena-load-"))
     base.chmod(0o755)
@@ -97,30 +98,61 @@ def main() -> int:
             break
     threading.Thread(target=lambda: lines.extend(up.stdout or []), daemon=True).start()
     started = time.monotonic()
-    bots = subprocess.Popen([CLI, "bots", "--url", f"http://127.0.0.1:{port}", "--count",
-                             str(args.players), "--mode", args.mode, "--format", args.format,
-                             "--prefix", f"load{os.getpid()}", "--json"],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    per = args.players // args.procs
+    procs = [
+        subprocess.Popen(
+            [
+                CLI,
+                "bots",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--count",
+                str(per),
+                "--mode",
+                args.mode,
+                "--format",
+                args.format,
+                "--prefix",
+                f"load{os.getpid()}-{i}",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(args.procs)
+    ]
     samples: list[dict[str, float]] = []
     prev: tuple[float, float] | None = None
-    while bots.poll() is None:
+    while any(b.poll() is None for b in procs):
         time.sleep(5)  # a sampling period, not a synchronisation
         platform = descendants(up.pid) | postgres_pids()
         cpu, rss = usage(platform)
-        bcpu, brss = usage(descendants(bots.pid))
+        bcpu, brss = usage(set().union(*(descendants(b.pid) for b in procs)))
         now = time.monotonic()
         if prev is not None:
             samples.append({"t": now - started, "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[1]),
                             "platform_rss_mb": rss, "bots_rss_mb": brss, "bots_cpu_s": bcpu})  # fmt: skip
         prev = (cpu, now)
-    out, _ = bots.communicate()
-    summary: dict[str, Any] = json.loads(out)
+    parts = [json.loads(b.communicate()[0]) for b in procs]
+    summary: dict[str, Any] = {
+        "matches_ended": sum(p["matches_ended"] for p in parts),
+        "error_count": sum(p["error_count"] for p in parts),
+        "errors": [e for p in parts for e in p["errors"]],
+        "actions": {
+            k: sum(p["actions"].get(k, 0) for p in parts)
+            for k in {k for p in parts for k in p["actions"]}
+        },
+        # latency percentiles: the worst process's, a conservative summary
+        "tick_latency_p50_ms": max((p["tick_latency_p50_ms"] or 0) for p in parts),
+        "tick_latency_p99_ms": max((p["tick_latency_p99_ms"] or 0) for p in parts),
+    }
     up.send_signal(signal.SIGINT)
     up.wait(120)
     matches = sum(1 for line in lines if re.search(r"^match \S+ started", line))
     peak = max(samples, key=lambda s: s["platform_rss_mb"]) if samples else {}
     report = {
-        "players": args.players,
+        "players": per * args.procs,
+        "bot_processes": args.procs,
         "matches": matches,
         "matches_ended_by_bots": summary["matches_ended"],
         "errors": summary["error_count"],

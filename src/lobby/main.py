@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -40,11 +41,35 @@ def run(settings: LobbySettings | None = None) -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes requests, runs cleanups.
+    app = create_app(settings)
+    if settings.orchestrator == "kubernetes":
+        # Before every other start-up step: the matchmaker looks for the orchestrator.
+        app.cleanup_ctx.insert(0, _kubernetes_orchestrator(settings))
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
         shutdown_timeout=10,
         print=None,
     )
+
+
+def _kubernetes_orchestrator(
+    settings: LobbySettings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from lobby.formation import ORCHESTRATOR
+        from tradearena.orchestration.kubernetes import KubernetesOrchestrator
+
+        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+        orchestrator = await KubernetesOrchestrator.connect(
+            settings.kubernetes_namespace, kubeconfig
+        )
+        app[ORCHESTRATOR] = orchestrator
+        try:
+            yield
+        finally:
+            await orchestrator.close()
+
+    return ctx
