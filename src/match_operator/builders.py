@@ -167,8 +167,22 @@ def build_pod_spec(
     }
 
 
+_MATCH_META = ("name", "namespace", "uid", "generation", "resourceVersion", "finalizers",
+               "deletionTimestamp", "creationTimestamp")  # fmt: skip
+
+
+def slim_match(match: Obj) -> Obj:
+    """What the operator keeps of a Match (no managedFields, annotations...)."""
+    meta = match.get("metadata") or {}
+    return {
+        "metadata": {k: meta[k] for k in _MATCH_META if k in meta},
+        "spec": match.get("spec") or {},
+        "status": match.get("status") or {},
+    }
+
+
 # ---------------------------------------------------------------------------- pod view
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodView:
     """What the operator needs from a match-server pod."""
 
@@ -183,6 +197,7 @@ class PodView:
     created: datetime | None
     exit_code: int | None = None
     uid: str = ""
+    resource_version: int = 0
 
     @classmethod
     def of(cls, pod: Obj) -> PodView:
@@ -213,6 +228,7 @@ class PodView:
             terminating=meta.get("deletionTimestamp") is not None,
             created=parse_time(meta.get("creationTimestamp")),
             exit_code=exit_code,
+            resource_version=int(meta.get("resourceVersion") or 0),
         )
 
     @property
@@ -445,8 +461,6 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
 
     if st.phase is Phase.PENDING:
         st.fire(Event.CREATED, "pod exists")
-    if pod.node:
-        st.set("node", pod.node)
     st.set("pod", pod.name)
     if pod.host_port:
         st.set("port", pod.host_port)
@@ -458,6 +472,7 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         st.fire(Event.LIVE, "match started")
     if st.phase in (Phase.READY, Phase.LIVE) and obs.node_address:
         st.set("address", obs.node_address)
+        st.set("node", pod.node)  # written with Ready: one status write fewer per match
 
     if st.phase is Phase.CREATING:
         born = pod.created or now

@@ -29,6 +29,7 @@ from match_operator.builders import (
     build_pod_spec,
     decide,
     parse_time,
+    slim_match,
 )
 from match_operator.kube import ApiException, KubeApi
 from match_operator.metrics import OperatorMetrics
@@ -67,13 +68,14 @@ class Runtime:
         self.metrics = OperatorMetrics()
         self.ports = PortAllocator(settings.port_min, settings.port_max)
         self.matches: dict[Key, Obj] = {}
-        self.pods: dict[Key, Obj] = {}
+        self.pods: dict[Key, PodView] = {}  # slim views: 1,000s of pods stay cheap
         self.phases: dict[Key, str] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._nodes: dict[str, Obj] = {}
         self._nodes_at = 0.0
         self._pool_nodes = 0
         self._due: dict[Key, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.started = False
 
     # ------------------------------------------------------------------ start-up
@@ -83,7 +85,7 @@ class Runtime:
             for pod in await self.kube.list_pods(namespace, POD_SELECTOR):
                 view = PodView.of(pod)
                 key = (namespace, view.name)
-                self.pods[key] = pod
+                self.pods[key] = view
                 if view.host_port and not view.done:
                     self.ports.register(f"{namespace}/{view.name}", view.host_port)
         await self._refresh_nodes(force=True)
@@ -123,7 +125,7 @@ class Runtime:
             self._due.pop(key, None)
             self._count()
         elif _rv(body) >= _rv(self.matches.get(key)):
-            self.matches[key] = body
+            self.matches[key] = slim_match(body)
         return key
 
     def on_pod(self, body: Obj, deleted: bool = False) -> Key | None:
@@ -132,13 +134,18 @@ class Runtime:
         if owner is None:
             return None
         key = (meta["namespace"], meta["name"])
+        known = self.pods.get(key)
         if deleted:
-            if self.pods.get(key, {}).get("metadata", {}).get("uid") == meta.get("uid"):
+            if known is not None and known.uid == meta.get("uid"):
                 self.pods.pop(key, None)
-        elif _rv(body) >= _rv(self.pods.get(key)) or self.pods.get(key, {}).get("metadata", {}).get(
-            "uid"
-        ) != meta.get("uid"):
-            self.pods[key] = body
+        else:
+            view = PodView.of(body)
+            if (
+                known is None
+                or known.uid != view.uid
+                or view.resource_version >= known.resource_version
+            ):
+                self.pods[key] = view
         return (meta["namespace"], owner)
 
     def _count(self) -> None:
@@ -192,7 +199,7 @@ class Runtime:
                             self.on_match({"metadata": {"namespace": key[0], "name": key[1]}},
                                           deleted=True)  # fmt: skip
                             return None
-                        self.matches[key] = fresh
+                        self.matches[key] = slim_match(fresh)
                         continue
                     self.metrics.reconcile_errors.inc()
                     raise
@@ -220,8 +227,7 @@ class Runtime:
         self.metrics.reconciles.inc()
         namespace, name = key
         owner = f"{namespace}/{name}"
-        pod_obj = self.pods.get(key)
-        pod = PodView.of(pod_obj) if pod_obj is not None else None
+        pod = self.pods.get(key)
         phase = (match.get("status") or {}).get("phase")
         port = None
         if pod is None and phase in (None, "Pending") and not match["spec"].get("cancel"):
@@ -240,8 +246,7 @@ class Runtime:
         if plan.check_pod:
             fresh_pod = await self.kube.get_pod(namespace, name)
             if fresh_pod is not None:
-                self.pods[key] = fresh_pod
-                pod = PodView.of(fresh_pod)
+                pod = self.pods[key] = PodView.of(fresh_pod)
             observed = Observed(match=match, pod=pod, now=observed.now,
                                 node_address=await self._address(pod.node if pod else None),
                                 server_phase=server_phase, port=port,
@@ -259,6 +264,13 @@ class Runtime:
             self.ports.register(owner, plan.create_pod)  # same port as before (restart)
         return plan.requeue_after
 
+    async def _post_event(self, match: Obj, event_type: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.post_event(match, event_type, reason, message)
+        except Exception as exc:  # an Event is best effort
+            log.warning("event not posted", extra={"match_id": match["metadata"]["name"],
+                                                   "error": repr(exc)})  # fmt: skip
+
     async def _execute(self, key: Key, match: Obj, plan: Plan, pod: PodView | None) -> None:
         namespace, name = key
         if plan.add_finalizer:
@@ -266,7 +278,7 @@ class Runtime:
             match = await self.kube.set_finalizers(
                 namespace, name, finalizers, match["metadata"].get("resourceVersion")
             )
-            self.matches[key] = match
+            self.matches[key] = match = slim_match(match)
         if plan.write_cancel is not None and self.redis is not None:
             try:
                 await self.redis.set(keys.match_cancel(name), plan.write_cancel, ex=24 * 3600)
@@ -286,7 +298,7 @@ class Runtime:
             match = await self.kube.patch_match_status(
                 namespace, name, plan.status, match["metadata"].get("resourceVersion")
             )
-            self.matches[key] = match
+            self.matches[key] = match = slim_match(match)
             new_phase = match.get("status", {}).get("phase")
             if new_phase:
                 self.phases[key] = new_phase
@@ -299,18 +311,17 @@ class Runtime:
             if new_phase != old_phase:
                 log.info("match phase", extra={"match_id": name, "phase": new_phase,
                                                "reason": match["status"].get("reason")})  # fmt: skip
-        for event_type, reason, message in plan.events:
-            try:
-                await self.kube.post_event(match, event_type, reason, message)
-            except ApiException as exc:
-                log.warning("event not posted", extra={"match_id": name, "error": str(exc)})
+        for event_type, reason, message in plan.events:  # off the critical path
+            task = asyncio.create_task(self._post_event(match, event_type, reason, message))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if plan.remove_finalizer and FINALIZER in (match["metadata"].get("finalizers") or []):
             finalizers = [f for f in match["metadata"]["finalizers"] if f != FINALIZER]
             try:
                 match = await self.kube.set_finalizers(
                     namespace, name, finalizers, match["metadata"].get("resourceVersion")
                 )
-                self.matches[key] = match
+                self.matches[key] = match = slim_match(match)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
