@@ -34,6 +34,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         # Exact namespaces and known CRDs only: no cluster-wide list of namespaces or CRDs
         # (least privilege; the CRD is installed before the operator starts).
         settings.scanning.disabled = True
+        settings.queueing.idle_timeout = 1.0  # per-object workers exit sooner after a burst
         settings.watching.server_timeout = 600
         settings.watching.client_timeout = 660
         await runtime.rebuild()
