@@ -250,3 +250,28 @@ def test_rbac_is_least_privilege_and_match_pods_have_no_rights(
         assert not can(operator, *what), f"operator must not be allowed to {what}"
     for what in [*allowed, ("get", "matches.tradearena.io", "-n", ns), ("get", "pods", "-n", ns)]:
         assert not can(server, *what), f"match server must not be allowed to {what}"
+
+
+def test_the_pod_meets_the_restricted_pod_security_standard_but_for_its_host_port(
+    kube_cluster: KubeCluster, op_env: OperatorEnv
+) -> None:
+    """The apiserver's own Pod Security admission judges the pod the operator builds:
+    the only `restricted` violation is the host port players connect to (Agones-style)."""
+    from match_operator.builders import build_pod_spec
+    from match_operator.settings import OperatorSettings
+
+    ns = op_env.namespace
+    kube_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    match = {"metadata": {"name": "m-psa", "namespace": ns, "uid": "0"},
+             "spec": {"mode": "duel", "format": "blitz", "players": ["a", "b"]}}  # fmt: skip
+    pod = build_pod_spec(match, OperatorSettings(), 7042)
+    pod["metadata"].pop("ownerReferences")
+    res = kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod),
+                               check=False)  # fmt: skip
+    assert res.returncode != 0
+    assert 'violates PodSecurity "restricted:' in res.stderr
+    assert "hostPort" in res.stderr and "7042" in res.stderr
+    for clean in ("allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile", "capabilities"):
+        assert clean not in res.stderr, res.stderr
+    pod["spec"]["containers"][0]["ports"][0].pop("hostPort")
+    kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))

@@ -278,3 +278,29 @@ def test_deleting_a_match_cancels_it_before_the_finalizer_goes() -> None:
     terminating = decide(Observed(match({"phase": "Cancelling"}) | {"metadata": m["metadata"]},
                                   pod(terminating=True), NOW), SETTINGS)  # fmt: skip
     assert not terminating.remove_finalizer and not terminating.delete_pod
+
+
+def test_the_orchestrator_maps_match_resources_to_the_contract() -> None:
+    from tradearena.orchestration.contract import MatchSpec
+    from tradearena.orchestration.kubernetes import match_resource, match_status
+    from tradearena.orchestration.phases import Phase
+
+    body = match_resource(MatchSpec("m-9", "standard", "quick", 1_500_000, ("a", "b", "c")), "g")
+    assert body["metadata"] == {"name": "m-9", "namespace": "g",
+                                "labels": {"app.kubernetes.io/part-of": "tradearena"}}  # fmt: skip
+    assert body["spec"] == {"mode": "standard", "format": "quick", "players": ["a", "b", "c"],
+                            "symbol": "BTCUSDT", "durationMs": 1_500_000}  # fmt: skip
+    ready = match_status({"metadata": {"name": "m-9"}, "status": {
+        "phase": "Ready", "address": "203.0.113.9", "port": 7100, "restartCount": 1,
+        "node": "n3", "pod": "m-9"}})  # fmt: skip
+    assert (ready.phase, ready.url, ready.restarts) == (Phase.READY, "http://203.0.113.9:7100", 1)
+    assert ready.detail == {"pod": "m-9", "node": "n3"}
+    over = match_status({"metadata": {"name": "m-9"}, "status": {
+        "phase": "Cancelled", "address": "203.0.113.9", "port": 7100, "reason": "ops"}})  # fmt: skip
+    assert (over.phase, over.address, over.port, over.reason) == (
+        Phase.CANCELLED,
+        None,
+        None,
+        "ops",
+    )
+    assert match_status({"metadata": {"name": "m-9"}}).phase is Phase.PENDING
