@@ -20,6 +20,8 @@ from .conftest import OperatorEnv, exited
 
 pytestmark = pytest.mark.k8s
 
+CREATED_TOTAL = "tradearena_operator_pods_created_total"
+
 
 def test_a_match_gets_one_locked_down_pod_and_becomes_ready_at_the_node_address(
     op_env: OperatorEnv,
@@ -275,3 +277,24 @@ def test_the_pod_meets_the_restricted_pod_security_standard_but_for_its_host_por
         assert clean not in res.stderr, res.stderr
     pod["spec"]["containers"][0]["ports"][0].pop("hostPort")
     kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+
+
+def test_a_pod_that_never_gets_ready_times_out_and_is_retried_then_failed(
+    op_env: OperatorEnv,
+) -> None:
+    # No node carries this pool label: the pod stays unschedulable, never Ready.
+    op = op_env.start_operator(
+        TRADEARENA_OPERATOR_NODE_SELECTOR='{"tradearena.io/pool": "nowhere"}',
+        TRADEARENA_OPERATOR_STARTUP_TIMEOUT_S="3",
+        TRADEARENA_OPERATOR_MAX_RETRIES="1",
+    )
+    op_env.create_match("m-slow")
+    match = op_env.wait_phase("m-slow", "Failed")
+    assert match["status"]["reason"] == "not Ready within 3s"
+    assert match["status"]["retries"] == 1
+    assert "readyAt" not in match["status"]
+    assert op_env.events("m-slow").count("Retrying") == 1
+    assert op.metrics()[CREATED_TOTAL] == 2  # the first pod and one retry
+    op_env.cluster.kubectl("wait", "--for=delete", "pod/m-slow", "-n", op_env.namespace,
+                           "--timeout=60s")  # fmt: skip
+    assert op.stop() == 0  # SIGTERM: a clean exit
