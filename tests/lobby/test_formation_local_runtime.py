@@ -14,8 +14,9 @@ import socketio
 
 from lobby.formation import Formation, FormationSettings
 from lobby.queues import Queues, QueueSettings
+from support.local_runtime import local_runtime
 from tradearena.modes import default_catalogue
-from tradearena.orchestration.local import LocalProcessOrchestrator, LocalRuntimeConfig
+from tradearena.orchestration.local import LocalProcessOrchestrator
 from tradearena.orchestration.phases import Phase
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -24,22 +25,8 @@ SIGNER = Signer.from_pem(generate_private_key_pem())
 
 @pytest.fixture
 async def runtime(tmp_path: Path, redis_url: str) -> AsyncIterator[LocalProcessOrchestrator]:
-    key = tmp_path / "public.pem"
-    key.write_bytes(SIGNER.public_pem())
-    config = LocalRuntimeConfig(
-        redis_url=redis_url,
-        public_key_file=key,
-        log_dir=tmp_path / "logs",
-        feed_source="synthetic",
-        startup_timeout_s=30,
-        max_retries=0,
-        extra_env={"TRADEARENA_SYNTHETIC_INTERVAL_MS": "100", "TRADEARENA_LINGER_MS": "100"},
-    )
-    redis = aioredis.Redis.from_url(redis_url)
-    orchestrator = LocalProcessOrchestrator(config, redis)
-    yield orchestrator
-    await orchestrator.close()
-    await redis.aclose()
+    async with local_runtime(tmp_path, redis_url, SIGNER, max_retries=0) as orchestrator:
+        yield orchestrator
 
 
 async def test_formed_match_accepts_the_players_with_their_tokens(

@@ -92,6 +92,15 @@ async def players(server: MatchServerProcess) -> AsyncIterator[dict[str, Player]
         await p.close()
 
 
+async def both_live(players: dict[str, Player]) -> tuple[Player, Player]:
+    """Both players connected and the match live (it starts when everyone is in)."""
+    alice, bob = players["alice"], players["bob"]
+    await alice.connect()
+    await bob.connect()
+    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    return alice, bob
+
+
 @pytest.mark.parametrize(
     ("token_for", "code"),
     [
@@ -121,10 +130,7 @@ async def test_bad_match_tokens_are_refused_with_a_reason(
 async def test_players_trade_and_get_fills_ticks_and_state(
     server: MatchServerProcess, players: dict[str, Player]
 ) -> None:
-    alice, bob = players["alice"], players["bob"]
-    await alice.connect()
-    await bob.connect()
-    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    alice, bob = await both_live(players)
     tick = await bob.wait_for("tick")
     assert float(tick["price"]) > 0
     ack = await alice.act(type="open", client_order_id="a-1", side="long", margin="1000",
@@ -152,10 +158,7 @@ async def test_players_trade_and_get_fills_ticks_and_state(
 async def test_rate_limit_over_the_wire(
     server: MatchServerProcess, players: dict[str, Player]
 ) -> None:
-    alice, bob = players["alice"], players["bob"]
-    await alice.connect()
-    await bob.connect()
-    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    alice, _ = await both_live(players)
     acks = await asyncio.gather(
         *(alice.act(type="set_stops", client_order_id=f"s-{i}") for i in range(25))
     )
@@ -167,10 +170,7 @@ async def test_rate_limit_over_the_wire(
 async def test_reconnect_resyncs_full_state(
     server: MatchServerProcess, players: dict[str, Player]
 ) -> None:
-    alice, bob = players["alice"], players["bob"]
-    await alice.connect()
-    await bob.connect()
-    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    alice, bob = await both_live(players)
     assert (await alice.act(type="open", client_order_id="r-1", side="short", margin="500",
                             leverage=5))["ok"]  # fmt: skip
     await alice.close()
@@ -197,10 +197,7 @@ def read_results(redis_url: str) -> list[MatchResult]:
 async def test_sigterm_settles_publishes_and_exits_zero(
     server: MatchServerProcess, players: dict[str, Player], redis_url: str
 ) -> None:
-    alice, bob = players["alice"], players["bob"]
-    await alice.connect()
-    await bob.connect()
-    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    alice, bob = await both_live(players)
     assert (await alice.act(type="open", client_order_id="t-1", side="long", margin="1000",
                             leverage=10))["ok"]  # fmt: skip
     server.signal(signal.SIGTERM)
@@ -303,10 +300,7 @@ async def test_match_runs_to_the_end_publishes_once_and_exits(
 async def test_health_readiness_status_and_metrics(
     server: MatchServerProcess, players: dict[str, Player]
 ) -> None:
-    alice, bob = players["alice"], players["bob"]
-    await alice.connect()
-    await bob.connect()
-    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    alice, bob = await both_live(players)
     assert (await alice.act(type="close", client_order_id="m-1"))["code"] == "no_position"
     await bob.wait_for("tick")
     async with aiohttp.ClientSession() as http:
