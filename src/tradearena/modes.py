@@ -77,6 +77,11 @@ class Rules(_Frozen):
     disconnect: DisconnectRules
     rate_limit: RateLimitRules
 
+    def with_overrides(self, **over: Any) -> Rules:
+        """A copy with some rules changed (nested tables by dict), validated again."""
+        merged = _deep_merge(self.model_dump(), over)
+        return Rules.model_validate(merged)
+
     @model_validator(mode="after")
     def _charges_fit(self) -> Self:
         if self.action_bar.initial_charges > self.action_bar.max_charges:

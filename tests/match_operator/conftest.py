@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from support.kube import KubeCluster
-from tradearena.localservices import LocalRedis, free_port
+from tradearena.localservices import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TRADEARENA = Path(sys.executable).parent / "tradearena"
@@ -216,23 +216,11 @@ def prepare_namespace(cluster: KubeCluster, workdir: Path) -> tuple[str, Path]:
     return namespace, kubeconfig
 
 
-@pytest.fixture(scope="module")
-def redis_for_operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
-    server = LocalRedis(tmp_path_factory.mktemp("op-redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def op_env(
-    kube_cluster: KubeCluster, redis_for_operator: LocalRedis, tmp_path: Path
-) -> Iterator[OperatorEnv]:
+def op_env(kube_cluster: KubeCluster, redis_url: str, tmp_path: Path) -> Iterator[OperatorEnv]:
     """A fresh namespace with CRDs, RBAC and the operator's kubeconfig; no operator yet."""
     namespace, kubeconfig = prepare_namespace(kube_cluster, tmp_path)
-    env = OperatorEnv(kube_cluster, namespace, kubeconfig, tmp_path, redis_for_operator.url)
+    env = OperatorEnv(kube_cluster, namespace, kubeconfig, tmp_path, redis_url)
     try:
         yield env
     finally:

@@ -90,3 +90,12 @@ def test_unknown_mode_or_format_names_the_known_ones() -> None:
         cat.mode("chess")
     with pytest.raises(KeyError, match="unknown format 'eternal'"):
         cat.duration_ms("eternal")
+
+
+def test_rule_overrides_merge_nested_tables_and_are_validated() -> None:
+    rules = default_catalogue().mode("standard").rules
+    faster = rules.with_overrides(price_delay_ms=0, peek={"duration_ms": 1000})
+    assert (faster.price_delay_ms, faster.peek.duration_ms) == (0, 1000)
+    assert faster.peek.meter_max == rules.peek.meter_max
+    with pytest.raises(ValidationError, match="initial_charges"):
+        rules.with_overrides(action_bar={"initial_charges": 9})

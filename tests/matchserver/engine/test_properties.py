@@ -45,12 +45,7 @@ SETTINGS = settings(
 
 
 def _rules(**over: Any) -> Rules:
-    base = default_catalogue().mode("standard").rules
-    nested = {k: v for k, v in over.items() if isinstance(v, dict)}
-    flat = {k: v for k, v in over.items() if not isinstance(v, dict)}
-    for key, values in nested.items():
-        flat[key] = getattr(base, key).model_copy(update=values)
-    return base.model_copy(update=flat)
+    return default_catalogue().mode("standard").rules.with_overrides(**over)
 
 
 RULE_SETS = {
