@@ -6,18 +6,18 @@ them (`to=None` means everyone in the match).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .codes import MESSAGES, Code
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(NamedTuple):
+    """Immutable; a tuple because every action makes one."""
+
     ok: bool
     code: Code
     message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any]
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ok": self.ok, "code": str(self.code), "message": self.message}
@@ -31,11 +31,10 @@ def accept(code: Code = Code.OK, **data: Any) -> Ack:
 
 
 def reject(code: Code, message: str | None = None) -> Ack:
-    return Ack(False, code, message or MESSAGES[code])
+    return Ack(False, code, message or MESSAGES[code], {})
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """kind: tick | fill | rejected | effect | peek | phase | feed | player | charges | match_end"""
 
     kind: str

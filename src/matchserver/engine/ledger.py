@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from .money import ZERO, fmt
 
@@ -29,8 +28,9 @@ def margin(player: str) -> str:
     return f"{player}:margin"
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerLine:
+class LedgerLine(NamedTuple):
+    """Immutable; a tuple because a busy match writes a few of these per fill."""
+
     seq: int
     at: int
     debit: str  # account that gives
@@ -65,11 +65,11 @@ class Ledger:
             return
         if amount < 0:
             debit, credit, amount = credit, debit, -amount
-        self.lines.append(
-            LedgerLine(len(self.lines) + 1, at, debit, credit, amount, kind, player, ref)
-        )
-        self._balances[debit] -= amount
-        self._balances[credit] += amount
+        lines = self.lines
+        lines.append(LedgerLine(len(lines) + 1, at, debit, credit, amount, kind, player, ref))
+        balances = self._balances
+        balances[debit] -= amount
+        balances[credit] += amount
 
     @classmethod
     def from_lines(cls, lines: list[LedgerLine]) -> Ledger:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 LOG_SCHEMA = 1
 
@@ -26,8 +26,9 @@ STOP = "stop"  # settled early (shutdown) or cancelled
 RESTART = "restart"  # the server restarted: every connection was lost, through no fault of players
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
+    """Immutable; a tuple because every input makes one."""
+
     seq: int
     at: int
     kind: str

@@ -245,8 +245,16 @@ class Match:
         self._advance(now)
         if not state.bucket.take(now):
             return reject(Code.RATE_LIMITED), self._drain()
-        ack = self._record(now, ACTION, player, action_to_wire(action), action)
-        assert ack is not None
+        if self.phase in _OVER:  # the final bell rang first: nothing more enters the log
+            return reject(Code.MATCH_NOT_LIVE), self._drain()
+        # The entry is written once, after the action ran: the outcome is part of the
+        # record, so a replay can prove it gets the same one. (An action never reads the
+        # log, and the clock is already at `now`.)
+        ack = self._on_action(state, action, now)
+        state.seen[action.client_order_id] = ack
+        data = action_to_wire(action)
+        data["outcome"] = str(ack.code)
+        self.log.append(LogEntry(len(self.log) + 1, now, ACTION, player, data))
         return ack, self._drain()
 
     def connect(self, player: str, now: int) -> tuple[Ack, list[Event]]:
@@ -404,28 +412,14 @@ class Match:
         return problems
 
     # ------------------------------------------------------------------ the log
-    def _record(
-        self,
-        now: int,
-        kind: str,
-        player: str | None,
-        data: dict[str, Any] | None,
-        action: Action | None = None,
-    ) -> Ack | None:
+    def _record(self, now: int, kind: str, player: str | None, data: dict[str, Any] | None) -> None:
+        """Log and apply an input other than an action (`submit` logs those itself)."""
         now = max(now, self.now)
         self._advance(now)
         if self.phase.over:  # the final bell rang first: nothing more enters the log
-            return reject(Code.MATCH_NOT_LIVE) if kind == ACTION else None
-        seq = len(self.log) + 1
-        if kind != ACTION:
-            self.log.append(LogEntry(seq, now, kind, player, data))
-            return self._apply(kind, player, data, action, now)
-        # An action never reads the log, so its entry is written once, after it ran: the
-        # outcome is part of the record, so a replay can prove it gets the same one.
-        ack = self._apply(kind, player, data, action, now)
-        assert ack is not None and data is not None
-        self.log.append(LogEntry(seq, now, kind, player, {**data, "outcome": str(ack.code)}))
-        return ack
+            return
+        self.log.append(LogEntry(len(self.log) + 1, now, kind, player, data))
+        self._apply(kind, player, data, None, now)
 
     def apply_entry(self, entry: LogEntry) -> Ack | None:
         """Replay one logged input (recovery and verification)."""
@@ -504,7 +498,7 @@ class Match:
     def _advance(self, now: int) -> None:
         """Process everything due at or before `now`, earliest first."""
         stale_after = self.rules.stale_after_ms
-        while not self.phase.over:
+        while self.phase not in _OVER:
             # The earliest of: the next official price, the feed going stale, a task.
             due = price_due = self.delay_line.next_due()
             freeze_due = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from .money import ZERO, ceil_to, floor_price, fmt, money
 
@@ -68,9 +68,8 @@ def liquidation_price(
     return floor_price((entry + per_unit) / (1 + mmr), step)
 
 
-@dataclass(frozen=True, slots=True)
-class CloseAmounts:
-    """The money moved by closing `qty` of a position at `price`."""
+class CloseAmounts(NamedTuple):
+    """The money moved by closing `qty` of a position at `price` (immutable)."""
 
     margin_released: Decimal
     pnl: Decimal  # realised, after the cap

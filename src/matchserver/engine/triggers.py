@@ -18,9 +18,9 @@ Decimal alone, but most comparisons in a bisection stop at the cheap float.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
+from typing import NamedTuple
 
 from .positions import LONG, Position
 
@@ -35,8 +35,7 @@ class Trigger(IntEnum):
         return ("liquidation", "stop_loss", "take_profit")[self]
 
 
-@dataclass(frozen=True, slots=True)
-class Fired:
+class Fired(NamedTuple):
     player: str
     trigger: Trigger
     level: Decimal
@@ -44,58 +43,62 @@ class Fired:
 
 # entry: (float(level), level, player, trigger)
 _Entry = tuple[float, Decimal, str, int]
-
-
-def _entry(level: Decimal, player: str, trigger: int) -> _Entry:
-    return (float(level), level, player, trigger)
+_Slot = tuple[list[_Entry], _Entry] | None
+_EMPTY: list[_Slot] = [None, None, None]
 
 
 class TriggerBook:
     def __init__(self) -> None:
         self._falling: list[_Entry] = []  # fire when price <= level; sorted
         self._rising: list[_Entry] = []  # fire when price >= level; sorted
-        self._entries: dict[str, list[tuple[list[_Entry], _Entry]]] = {}
+        # player -> its (book, entry) per trigger (liquidation, stop-loss, take-profit)
+        self._entries: dict[str, list[_Slot]] = {}
 
     def __len__(self) -> int:
         return len(self._falling) + len(self._rising)
 
     def index(self, pos: Position) -> None:
-        """(Re)index every level of a position, replacing what it had."""
-        entries: list[tuple[list[_Entry], _Entry]] = []
+        """(Re)index every level of a position, replacing what it had.
+
+        Per trigger, an unchanged level stays where it is; only a changed one is
+        taken out and put back, so set_stops or a partial close costs one or two
+        list edits, not six.
+        """
+        falling, rising = self._falling, self._rising
         long = pos.side == LONG
-        if pos.liquidation > 0:
-            entries.append(
-                (self._falling if long else self._rising, _entry(pos.liquidation, pos.player, 0))
-            )
-        if pos.stop_loss is not None:
-            entries.append(
-                (self._falling if long else self._rising, _entry(pos.stop_loss, pos.player, 1))
-            )
-        if pos.take_profit is not None:
-            entries.append(
-                (self._rising if long else self._falling, _entry(pos.take_profit, pos.player, 2))
-            )
-        old = self._entries.pop(pos.player, ())
-        for book, entry in old:
-            for b, e in entries:
-                if b is book and e == entry:
-                    break
-            else:
-                _discard(book, entry)
-        for book, entry in entries:
-            for b, same in old:
-                if b is book and same == entry:
-                    if same[1] is not entry[1]:  # equal level, maybe written differently
-                        book[bisect_left(book, same)] = entry  # keep the new one
-                    break
-            else:
+        levels = (
+            pos.liquidation if pos.liquidation > 0 else None,
+            pos.stop_loss,
+            pos.take_profit,
+        )
+        books = (falling, falling, rising) if long else (rising, rising, falling)
+        player = pos.player
+        slots = self._entries.get(player)
+        if slots is None:
+            slots = self._entries[player] = [None, None, None]
+        for trig in (0, 1, 2):
+            level, book, slot = levels[trig], books[trig], slots[trig]
+            if slot is not None:
+                old_book, old = slot
+                if level is not None and old_book is book and old[1] == level:
+                    if old[1] is not level:  # equal level, maybe written differently
+                        entry = (old[0], level, player, trig)
+                        book[bisect_left(book, old)] = entry  # keep the new one
+                        slots[trig] = (book, entry)
+                    continue
+                _discard(old_book, old)
+                slots[trig] = None
+            if level is not None:
+                entry = (float(level), level, player, trig)
                 insort(book, entry)
-        if entries:
-            self._entries[pos.player] = entries
+                slots[trig] = (book, entry)
+        if slots == _EMPTY:
+            del self._entries[player]
 
     def remove(self, player: str) -> None:
-        for book, entry in self._entries.pop(player, ()):
-            _discard(book, entry)
+        for slot in self._entries.pop(player, ()):
+            if slot is not None:
+                _discard(*slot)
 
     def crossed(self, prev: Decimal, price: Decimal) -> list[Fired]:
         """Levels crossed by a move to `price`, one per position, in firing order.
