@@ -2,12 +2,20 @@
 
     .venv/bin/python bench/platform_load.py --players 1000
 
-Starts `tradearena up` in a fresh data directory, then `tradearena bots` with
-the given number of players in `arena` matches (up to 100 players per match
-by default), and while they play samples the CPU and RSS of every process of
-the platform (up, Redis, PostgreSQL, feed relay, results worker, match
-servers) and of the bots. Reports players, matches, errors, tick latency
-(p50/p99, from the bots) and resource use.
+Starts `tradearena up` in a fresh data directory, then the bot players in
+`arena` matches (up to 100 players per match by default), and while they play
+samples the CPU and RSS of every process of the platform (up, Redis,
+PostgreSQL, feed relay, results worker, match servers) and of the load
+generator. Reports players, matches, errors, tick latency (p50/p99, from the
+bots) and resource use.
+
+The load generator is `tests/js/platform_bots.mjs` (`--generator node`, the
+default): the same protocol and play as `tradearena bots`, on the stock
+socket.io-client, light enough to leave the machine to the platform; all
+players sign in first (argon2id hashing paces that), then queue together, so
+everyone plays at the same time. `--generator python` runs `tradearena bots`
+processes instead (each decodes every tick of its players: four processes
+saturate two cores around 1,000 players).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 CLI = str(Path(sys.executable).parent / "tradearena")
+NODE_BOTS = Path(__file__).resolve().parents[1] / "tests" / "js" / "platform_bots.mjs"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,6 +81,28 @@ def postgres_pids() -> set[int]:
     return out
 
 
+def log_errors(logs: Path) -> dict[str, int]:
+    """ERROR lines and tracebacks in the platform's logs, per file (none is the goal)."""
+    out: dict[str, int] = {}
+    for path in logs.rglob("*.log"):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        n = text.count('"levelname": "ERROR"') + text.count("Traceback (most recent call last)")
+        if n:
+            out[str(path.relative_to(logs))] = n
+    return out
+
+
+def generator(args: argparse.Namespace, url: str, count: int, prefix: str) -> list[str]:
+    common = ["--url", url, "--count", str(count), "--mode", args.mode, "--format", args.format,
+              "--prefix", prefix]  # fmt: skip
+    if args.generator == "node":
+        return ["node", str(NODE_BOTS), *common]
+    return [CLI, "bots", *common, "--json"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -79,8 +110,12 @@ def main() -> int:
     parser.add_argument("--players", type=int, default=1000)
     parser.add_argument("--mode", default="arena")
     parser.add_argument("--format", default="blitz")
-    parser.add_argument("--procs", type=int, default=4, help="bot processes (load generators)")
+    parser.add_argument("--generator", choices=("node", "python"), default="node")
+    parser.add_argument("--procs", type=int, default=None,
+                        help="bot processes (default: 1 with node, 4 with python)")  # fmt: skip
     args = parser.parse_args()
+    if args.procs is None:
+        args.procs = 1 if args.generator == "node" else 4
     base = Path(tempfile.mkdtemp(prefix="tradearena-load-"))
     base.chmod(0o755)
     port = 18000 + os.getpid() % 1000
@@ -101,28 +136,14 @@ def main() -> int:
     per = args.players // args.procs
     procs = [
         subprocess.Popen(
-            [
-                CLI,
-                "bots",
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "--count",
-                str(per),
-                "--mode",
-                args.mode,
-                "--format",
-                args.format,
-                "--prefix",
-                f"load{os.getpid()}-{i}",
-                "--json",
-            ],
+            generator(args, f"http://127.0.0.1:{port}", per, f"load{os.getpid()}-{i}"),
             stdout=subprocess.PIPE,
             text=True,
         )
         for i in range(args.procs)
     ]
     samples: list[dict[str, float]] = []
-    prev: tuple[float, float] | None = None
+    prev: tuple[float, float, float] | None = None
     while any(b.poll() is None for b in procs):
         time.sleep(5)  # a sampling period, not a synchronisation
         platform = descendants(up.pid) | postgres_pids()
@@ -130,9 +151,11 @@ def main() -> int:
         bcpu, brss = usage(set().union(*(descendants(b.pid) for b in procs)))
         now = time.monotonic()
         if prev is not None:
-            samples.append({"t": now - started, "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[1]),
-                            "platform_rss_mb": rss, "bots_rss_mb": brss, "bots_cpu_s": bcpu})  # fmt: skip
-        prev = (cpu, now)
+            samples.append({"t": now - started,
+                            "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[2]),
+                            "platform_rss_mb": rss, "bots_rss_mb": brss,
+                            "bots_cpu_pct": 100 * (bcpu - prev[1]) / (now - prev[2])})  # fmt: skip
+        prev = (cpu, bcpu, now)
     parts = [json.loads(b.communicate()[0]) for b in procs]
     summary: dict[str, Any] = {
         "matches_ended": sum(p["matches_ended"] for p in parts),
@@ -150,23 +173,47 @@ def main() -> int:
     up.wait(120)
     matches = sum(1 for line in lines if re.search(r"^match \S+ started", line))
     peak = max(samples, key=lambda s: s["platform_rss_mb"]) if samples else {}
+    # The window in which every player was live (the Node generator reports it): from the
+    # last player going live to the first match ending.
+    live_from = [p.get("all_live_after_s") for p in parts]
+    live_to = [p.get("first_end_after_s") for p in parts]
+    all_live: float | None = None
+    window: list[dict[str, float]] = []
+    if all(isinstance(x, (int, float)) for x in live_from + live_to):
+        all_live = max(float(x) for x in live_from)
+        first_end = min(float(x) for x in live_to)
+        window = [s for s in samples if all_live + 5 <= s["t"] <= first_end]
+
+    def mean(rows: list[dict[str, float]], key: str) -> float | None:
+        return round(sum(r[key] for r in rows) / len(rows), 1) if rows else None
+
+    def top(rows: list[dict[str, float]], key: str) -> float | None:
+        return round(max(r[key] for r in rows), 1) if rows else None
+
     report = {
+        "generator": args.generator,
         "players": per * args.procs,
         "bot_processes": args.procs,
         "matches": matches,
-        "matches_ended_by_bots": summary["matches_ended"],
+        "players_live_at_once": sum(p.get("live_players_max", 0) for p in parts) or None,
+        "players_played_to_the_end": summary["matches_ended"],
         "errors": summary["error_count"],
         "first_errors": summary["errors"][:5],
         "actions": summary["actions"],
         "tick_latency_p50_ms": summary["tick_latency_p50_ms"],
         "tick_latency_p99_ms": summary["tick_latency_p99_ms"],
-        "platform_cpu_pct_mean": round(
-            sum(s["platform_cpu_pct"] for s in samples) / max(1, len(samples)), 1
-        ),
-        "platform_cpu_pct_max": round(max((s["platform_cpu_pct"] for s in samples), default=0), 1),
+        "platform_cpu_pct_mean": mean(samples, "platform_cpu_pct"),
+        "platform_cpu_pct_max": top(samples, "platform_cpu_pct"),
+        "platform_cpu_pct_mean_all_live": mean(window, "platform_cpu_pct"),
         "platform_rss_mb_peak": round(peak.get("platform_rss_mb", 0), 1),
-        "bots_rss_mb_peak": round(max((s["bots_rss_mb"] for s in samples), default=0), 1),
+        "bots_cpu_pct_mean": mean(samples, "bots_cpu_pct"),
+        "bots_cpu_pct_max": top(samples, "bots_cpu_pct"),
+        "bots_rss_mb_peak": top(samples, "bots_rss_mb"),
+        "all_signed_in_after_s": max((p.get("signed_in_after_s") or 0) for p in parts) or None,
+        "all_live_after_s": all_live,
         "seconds": round(time.monotonic() - started, 1),
+        "platform_log_errors": log_errors(base / "var" / "logs"),
+        "data_dir": str(base),
     }
     print(json.dumps(report, indent=2))
     return 0 if report["errors"] == 0 else 1
