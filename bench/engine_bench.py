@@ -50,7 +50,9 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+from matchserver import heap
 from matchserver.engine.match import Match, Phase
+from matchserver.runner import RunnerConfig
 from tradearena.modes import Rules, default_catalogue
 
 MODE = "arena"
@@ -78,6 +80,9 @@ def _clock_overhead() -> tuple[float, float]:
 
 
 CLOCK_CPU_NS, CLOCK_WALL_NS = 0.0, 0.0
+# Collector policies: "server" is the match server's (matchserver.heap): freeze once
+# the match is built and after every snapshot; "default" leaves CPython's alone.
+SNAPSHOT_EVERY = RunnerConfig.snapshot_every_entries
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -92,7 +97,8 @@ def _rules() -> Rules:
 class Driver:
     """A live arena match fed a price every TICK_MS; step k happens at t = k * TICK_MS."""
 
-    def __init__(self, players: int, steps: int, seed: int) -> None:
+    def __init__(self, players: int, steps: int, seed: int, gc_policy: str) -> None:
+        self.gc_policy = gc_policy
         self.rules = _rules()
         self.delay_steps = -(-self.rules.price_delay_ms // TICK_MS)
         self.ids = [f"p{i:04d}" for i in range(players)]
@@ -102,6 +108,7 @@ class Driver:
         self.k = 0
         self.now = 0  # game time of the last step
         self.seq = 0
+        self.frozen_at = 0
         for pid in self.ids:
             self.m.connect(pid, 0)
 
@@ -114,8 +121,15 @@ class Driver:
         w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
         self.m.feed(_price(cents), t)
         self.k += 1
+        self.housekeeping()
         cpu = max(0.0, c1 - c0 - CLOCK_CPU_NS) / 1000.0
         return cpu, max(0.0, w1 - w0 - CLOCK_WALL_NS) / 1000.0, events
+
+    def housekeeping(self) -> None:
+        """Untimed, between inputs: what the server does after each snapshot."""
+        if self.gc_policy == "server" and len(self.m.log) - self.frozen_at >= SNAPSHOT_EVERY:
+            self.frozen_at = len(self.m.log)
+            heap.freeze()
 
     def coid(self, pid: str) -> str:
         self.seq += 1
@@ -138,7 +152,10 @@ def _go_live(d: Driver, cents: int) -> None:
     d.m.start(0)
     while d.m.official is None or d.m.frozen:
         d.step(cents)
+    gc.unfreeze()  # whatever an earlier scenario left
     gc.collect()
+    if d.gc_policy == "server":
+        heap.freeze()
     assert d.m.phase is Phase.LIVE
 
 
@@ -174,8 +191,8 @@ def _open_count(m: Match) -> int:
     return sum(1 for p in m.players.values() if p.position is not None)
 
 
-def bench_ticks_quiet(players: int, ticks: int, seed: int = 1) -> dict[str, Any]:
-    d = Driver(players, ticks, seed)
+def bench_ticks_quiet(players: int, ticks: int, gc_policy: str, seed: int = 1) -> dict[str, Any]:
+    d = Driver(players, ticks, seed, gc_policy)
     cents = P0_CENTS
     _go_live(d, cents)
     official = d.m.official
@@ -204,11 +221,13 @@ def bench_ticks_quiet(players: int, ticks: int, seed: int = 1) -> dict[str, Any]
     return _summary(samples, wall, fired, open_counts)
 
 
-def bench_ticks_triggering(players: int, ticks: int, seed: int = 2) -> dict[str, Any]:
+def bench_ticks_triggering(
+    players: int, ticks: int, gc_policy: str, seed: int = 2
+) -> dict[str, Any]:
     """About 1 % of positions fire per tick: the price rises 1 USDT a tick and each
     position's nearest level is 40-160 ticks ahead (mean 100), longs by take-profit,
     shorts by stop-loss; a fired player reopens at once."""
-    d = Driver(players, ticks, seed)
+    d = Driver(players, ticks, seed, gc_policy)
     cents = P0_CENTS
     _go_live(d, cents)
 
@@ -245,12 +264,12 @@ def bench_ticks_triggering(players: int, ticks: int, seed: int = 2) -> dict[str,
     return _summary(samples, wall, fired, open_counts)
 
 
-def bench_actions(players: int, actions: int, seed: int = 3) -> dict[str, Any]:
+def bench_actions(players: int, actions: int, gc_policy: str, seed: int = 3) -> dict[str, Any]:
     """Mixed wire actions round-robin over every player, each acting every >= 3.2 s."""
     rng = random.Random(seed)
     dt = max(1, -(-3200 // players))  # ms of game time per action
     sim_ms = actions * dt + 60_000
-    d = Driver(players, sim_ms // TICK_MS, seed)
+    d = Driver(players, sim_ms // TICK_MS, seed, gc_policy)
     m = d.m
     cents = P0_CENTS
     _go_live(d, cents)
@@ -315,6 +334,7 @@ def bench_actions(players: int, actions: int, seed: int = 3) -> dict[str, Any]:
             m.feed(_price(cents), next_feed)
             next_feed += TICK_MS
         m.advance(now)
+        d.housekeeping()
         pid = ids[i % n_ids]
         wire = make(pid)
         c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
@@ -366,12 +386,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(players: int, ticks: int, actions: int) -> dict[str, Any]:
+def run(players: int, ticks: int, actions: int, gc_policy: str = "server") -> dict[str, Any]:
     global CLOCK_CPU_NS, CLOCK_WALL_NS
     CLOCK_CPU_NS, CLOCK_WALL_NS = _clock_overhead()
-    quiet = bench_ticks_quiet(players, ticks)
-    triggering = bench_ticks_triggering(players, ticks)
-    acts = bench_actions(players, actions)
+    quiet = bench_ticks_quiet(players, ticks, gc_policy)
+    triggering = bench_ticks_triggering(players, ticks, gc_policy)
+    acts = bench_actions(players, actions, gc_policy)
     targets = [
         {
             "name": f"median official tick, {players} open positions (us)",
@@ -389,7 +409,13 @@ def run(players: int, ticks: int, actions: int) -> dict[str, Any]:
     return {
         "machine": machine(),
         "clock_overhead_ns": {"cpu": CLOCK_CPU_NS, "wall": CLOCK_WALL_NS},
-        "config": {"players": players, "ticks": ticks, "actions": actions, "mode": MODE},
+        "config": {
+            "players": players,
+            "ticks": ticks,
+            "actions": actions,
+            "mode": MODE,
+            "gc": gc_policy,
+        },
         "ticks": {"quiet": quiet, "triggering": triggering},
         "actions": acts,
         "targets": targets,
@@ -432,7 +458,7 @@ def table(result: dict[str, Any]) -> str:
         ),
     ]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = [f"{mc['cpu']}, {mc['nproc']} CPUs, Python {mc['python']}"]
+    lines = [f"{mc['cpu']}, {mc['nproc']} CPUs, Python {mc['python']}, gc policy {cfg['gc']}"]
     for n, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
         if n == 0:
@@ -450,10 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=5000, help="timed official ticks per scenario")
     ap.add_argument("--actions", type=int, default=50_000, help="timed actions")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
+    ap.add_argument(
+        "--gc",
+        choices=("server", "default"),
+        default="server",
+        help="collector policy: the match server's (freeze after snapshots) or CPython's",
+    )
     args = ap.parse_args(argv)
     if args.players < 2 or args.ticks < 1 or args.actions < 1:
         ap.error("need --players >= 2, --ticks >= 1, --actions >= 1")
-    result = run(args.players, args.ticks, args.actions)
+    result = run(args.players, args.ticks, args.actions, args.gc)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0 if result["ok"] else 1
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
+from matchserver import heap
 from matchserver.agones import AgonesSDK
 from matchserver.engine.match import Match
 from matchserver.feed.relay import RelaySource
@@ -71,6 +72,12 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def _gc_ctx(app: web.Application) -> AsyncIterator[None]:
+    pauses = app[METRICS].gc_pause
+    with heap.PauseWatch(lambda gen, s: pauses.labels(str(gen)).observe(s)):
+        yield
+
+
 async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
     sio = app[SIO]
@@ -84,10 +91,12 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
         leaderboard_interval_ms=settings.leaderboard_interval_ms,
         leaderboard_size=settings.leaderboard_size,
         snapshot_every_entries=settings.snapshot_every_entries,
+        freeze_heap=True,
     )
     fresh = new_match(settings, clock())
     runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)
     app[RUNNER] = runner
+    metrics.gc_frozen.set(heap.freeze())  # modules, schemas and the match so far
     sio.register_namespace(MatchNamespace(runner, emitter, load_verifier(settings), metrics))
     tasks: list[asyncio.Task[Any]] = []
     if runner.match.phase.over:
@@ -190,6 +199,7 @@ def create_app(
                                engineio_logger=False)  # fmt: skip
     sio.attach(app)
     app[SIO] = sio
+    app.cleanup_ctx.append(_gc_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_match_ctx)
     app.router.add_get("/healthz", healthz)

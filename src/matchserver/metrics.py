@@ -42,6 +42,18 @@ class MatchMetrics:
         self.phase = Gauge(
             "tradearena_match_phase", "1 for the current phase", ["phase"], registry=r
         )
+        self.gc_pause = Histogram(
+            "tradearena_match_gc_pause_seconds",
+            "Pauses of the cycle collector, by generation",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "tradearena_match_gc_frozen_objects",
+            "Objects moved out of the collector's sight (the match's records so far)",
+            registry=r,
+        )
         self.connection_refusals = Counter(
             "tradearena_match_connection_refusals_total",
             "Socket connections refused, by reason code",

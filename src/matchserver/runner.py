@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from matchserver import heap
 from matchserver.engine import snapshot
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.log import PRICE, LogEntry, dumps
@@ -47,6 +48,7 @@ class RunnerConfig:
     leaderboard_interval_ms: int
     leaderboard_size: int
     snapshot_every_entries: int = 5000
+    freeze_heap: bool = False  # the server process sets it: see matchserver.heap
 
 
 class MatchRunner:
@@ -120,6 +122,8 @@ class MatchRunner:
             if self._persisted - self._snapshot_at >= self.config.snapshot_every_entries:
                 self._snapshot_at = self._persisted
                 await self.store.save_snapshot(dumps(snapshot.take(self.match)))
+                if self.config.freeze_heap:
+                    self.metrics.gc_frozen.set(heap.freeze())
         for event in events:
             await self._route(event)
 

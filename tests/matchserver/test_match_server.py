@@ -321,3 +321,7 @@ async def test_health_readiness_status_and_metrics(
     assert float(ticks.group(1)) > 0
     assert "tradearena_match_feed_staleness_seconds" in metrics
     assert "tradearena_match_log_append_seconds_count" in metrics
+    # the match's records so far are out of the collector's sight (matchserver.heap)
+    frozen = re.search(r"^tradearena_match_gc_frozen_objects (\S+)$", metrics, re.MULTILINE)
+    assert frozen is not None
+    assert float(frozen.group(1)) > 10_000  # at least the imported modules
