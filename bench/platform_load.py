@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 CLI = str(Path(sys.executable).parent / "tradearena")
-NODE_BOTS = Path(__file__).resolve().parents[1] / "tests" / "js" / "platform_bots.mjs"
+ROOT = Path(__file__).resolve().parents[1]
+NODE_BOTS = ROOT / "tests" / "js" / "platform_bots.mjs"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -81,6 +82,23 @@ def postgres_pids() -> set[int]:
     return out
 
 
+def short_countdown(path: Path, mode: str, seconds: int) -> Path:
+    """The packaged catalogue with a shorter countdown for `mode`. Players queue in one
+    burst; groups form as soon as they reach the recommended size, and the last, smaller
+    group would otherwise wait the whole countdown (two minutes in `arena`) before its
+    match starts, leaving little time in which every player is live at once."""
+    text = (ROOT / "src" / "tradearena" / "modes.toml").read_text()
+    section = f"[modes.{mode}]"
+    head, found, tail = text.partition(section)
+    if not found:
+        raise SystemExit(f"no mode {mode!r} in the catalogue")
+    tail, n = re.subn(r"(?m)^countdown_ms = \d+", f"countdown_ms = {seconds * 1000}", tail, count=1)
+    if not n:
+        raise SystemExit(f"mode {mode!r} has no countdown_ms")
+    path.write_text(head + section + tail)
+    return path
+
+
 def log_errors(logs: Path) -> dict[str, int]:
     """ERROR lines and tracebacks in the platform's logs, per file (none is the goal)."""
     out: dict[str, int] = {}
@@ -89,7 +107,7 @@ def log_errors(logs: Path) -> dict[str, int]:
             text = path.read_text(errors="replace")
         except OSError:
             continue
-        n = text.count('"levelname": "ERROR"') + text.count("Traceback (most recent call last)")
+        n = len(re.findall(r'"level(?:name)?": "(?:ERROR|CRITICAL)"|^Traceback \(', text, re.M))
         if n:
             out[str(path.relative_to(logs))] = n
     return out
@@ -111,6 +129,9 @@ def main() -> int:
     parser.add_argument("--mode", default="arena")
     parser.add_argument("--format", default="blitz")
     parser.add_argument("--generator", choices=("node", "python"), default="node")
+    parser.add_argument("--countdown-s", type=int, default=15,
+                        help="the mode's matchmaking countdown in this run's catalogue "
+                        "(0: the packaged one)")  # fmt: skip
     parser.add_argument("--procs", type=int, default=None,
                         help="bot processes (default: 1 with node, 4 with python)")  # fmt: skip
     args = parser.parse_args()
@@ -122,7 +143,11 @@ def main() -> int:
     # A load test registers every bot from one address: lift the per-IP sign-up budget.
     env = {**os.environ, "TRADEARENA_REGISTER_LIMIT_IP": str(10 * args.players),
            "TRADEARENA_RATE_LIMIT_IP": str(100 * args.players)}  # fmt: skip
-    up = subprocess.Popen([CLI, "up", "--data-dir", str(base / "var"), "--lobby-port", str(port),
+    catalogue: list[str] = []
+    if args.countdown_s:
+        catalogue = ["--catalogue", str(short_countdown(base / "modes.toml", args.mode,
+                                                        args.countdown_s))]  # fmt: skip
+    up = subprocess.Popen([CLI, *catalogue, "up", "--data-dir", str(base / "var"), "--lobby-port", str(port),
                            "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True,
                           env=env)  # fmt: skip
     assert up.stdout is not None
