@@ -178,8 +178,8 @@ function connected(socket) {
     const ko = (err) => {
       socket.off("connect", ok);
       socket.close();
-      const code = err.data && err.data.code ? ` (${err.data.code})` : "";
-      reject(new Error(`${err.message}${code}`));
+      const code = err.data && err.data.code ? err.data.code : null;
+      reject(Object.assign(new Error(`${err.message}${code ? ` (${code})` : ""}`), { code }));
     };
     socket.once("connect", ok);
     socket.once("connect_error", ko);
@@ -360,7 +360,7 @@ class Bot {
       }
     };
 
-    const join = async () => {
+    const join = async (rejoin) => {
       const socket = io(`${url}/match`, {
         transports: ["websocket"], forceNew: true, reconnection: false, auth: { token },
       });
@@ -391,7 +391,16 @@ class Bot {
           if (wake) wake();
         }
       });
-      await connected(socket);
+      try {
+        await connected(socket);
+      } catch (exc) {
+        // Connecting is allowed until the final bell: this refusal says the match ended
+        // while we were away (a reconnect at the last moment), as the web client reads it.
+        if (!rejoin || exc.code !== "match_not_live") throw exc;
+        setLive(false);
+        end();
+        return socket;
+      }
       const reply = await call(socket, "sync", {});
       if (!reply || !reply.ok) throw new Error(`sync in ${matchId}: ${reply ? reply.code : "no answer"}`);
       Object.assign(state, reply.state);
@@ -401,7 +410,7 @@ class Bot {
       return socket;
     };
 
-    let socket = await join();
+    let socket = await join(false);
     let reconnected = false;
     try {
       while (!ended) {
@@ -412,14 +421,14 @@ class Bot {
         wake = null;
         if (ended) break;
         if (socket.dropped) { // like a real client: come back
-          socket = await join();
+          socket = await join(true);
           continue;
         }
         if (state.phase !== "live") continue;
         if (!reconnected && this.rng() < options.reconnect / 20) {
           reconnected = true;
           socket.disconnect();
-          socket = await join();
+          socket = await join(true);
           stats.reconnects += 1;
           continue;
         }
