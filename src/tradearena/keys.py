@@ -7,14 +7,18 @@ RESULTS_GROUP = "results-workers"
 RESULTS_DEAD_LETTER = "ta:results:dead"
 
 
+# A symbol's stream and lease share the hash tag `{SYMBOL}`: the relay's fenced publish
+# is one script over both, which a Redis cluster only runs when they share a slot.
+
+
 def feed_stream(symbol: str) -> str:
     """Ticks of one symbol, published by the feed relay leader."""
-    return f"ta:feed:{symbol.upper()}"
+    return f"ta:feed:{{{symbol.upper()}}}"
 
 
 def feed_leader(symbol: str) -> str:
     """Leader-election lease of the feed relay for one symbol."""
-    return f"ta:feed:{symbol.upper()}:leader"
+    return f"ta:feed:{{{symbol.upper()}}}:leader"
 
 
 def match_log(match_id: str) -> str:
