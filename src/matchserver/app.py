@@ -96,7 +96,6 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
     fresh = new_match(settings, clock())
     runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)
     app[RUNNER] = runner
-    metrics.gc_frozen.set(heap.freeze())  # modules, schemas and the match so far
     sio.register_namespace(MatchNamespace(runner, emitter, load_verifier(settings), metrics))
     tasks: list[asyncio.Task[Any]] = []
     if runner.match.phase.over:

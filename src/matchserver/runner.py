@@ -107,8 +107,14 @@ class MatchRunner:
             if match.phase is Phase.LIVE:
                 async with runner._lock:
                     await runner._commit(match.restarted(clock()))
-            return runner
-        return cls(fresh, store, emitter, metrics, config, clock)
+        else:
+            runner = cls(fresh, store, emitter, metrics, config, clock)
+        runner._freeze_heap()  # modules, schemas and the match so far
+        return runner
+
+    def _freeze_heap(self) -> None:
+        if self.config.freeze_heap:
+            self.metrics.gc_frozen.set(heap.freeze())
 
     # ----------------------------------------------------------------- commits
     async def _commit(self, events: list[Event]) -> None:
@@ -122,8 +128,7 @@ class MatchRunner:
             if self._persisted - self._snapshot_at >= self.config.snapshot_every_entries:
                 self._snapshot_at = self._persisted
                 await self.store.save_snapshot(dumps(snapshot.take(self.match)))
-                if self.config.freeze_heap:
-                    self.metrics.gc_frozen.set(heap.freeze())
+                self._freeze_heap()
         for event in events:
             await self._route(event)
 
