@@ -9,7 +9,7 @@ import pytest
 
 from support.kube import KubeCluster, create_cluster
 
-pytest_plugins = ["support.services"]
+pytest_plugins = ["support.services", "support.platform"]
 
 
 @pytest.fixture(scope="session")

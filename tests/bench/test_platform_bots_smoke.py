@@ -7,13 +7,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from support.platform import ROOT, UpProcess, short_catalogue
 
@@ -27,15 +22,6 @@ JS = ROOT / "tests" / "js"
 SUMMARY_KEYS = {"registered", "matches_played", "matches_ended", "match_ids", "actions",
                 "reconnects", "errors", "error_count", "tick_latency_p50_ms",
                 "tick_latency_p99_ms"}  # fmt: skip
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Not under pytest's private tmp dir: PostgreSQL runs as its own user when we are root.
-    path = Path(tempfile.mkdtemp(prefix="tradearena-bots-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_node_bots_play_duels_to_the_end_without_errors(tmp_path: Path, data_dir: Path) -> None:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from support.platform import CLI, UpProcess, short_catalogue
 
@@ -37,15 +33,6 @@ async def wait_for_results(dsn: str, match_ids: list[str], within: float = 120) 
                 await asyncio.sleep(0.5)  # the results worker is a separate process
     finally:
         await conn.close()
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Not under pytest's private tmp dir: PostgreSQL runs as its own user when we are root.
-    path = Path(tempfile.mkdtemp(prefix="tradearena-e2e-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_twenty_bots_play_blitz_matches_end_to_end(tmp_path: Path, data_dir: Path) -> None:

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from tradearena.localservices import free_port
 
 CLI = str(Path(sys.executable).parent / "tradearena")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for `up`. Not under pytest's private tmp dir: PostgreSQL runs as
+    its own user when we are root, and must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="tradearena-up-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def short_catalogue(path: Path, blitz_minutes: int = 1) -> Path:

@@ -12,28 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 
 from support.platform import ROOT, UpProcess, short_catalogue
 
 CHROMIUM = Path("/usr/bin/chromium")
 JS = ROOT / "tests" / "js"
 ARTIFACTS = ROOT / "artifacts" / "web"
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Not under pytest's private tmp dir: PostgreSQL runs as its own user when we are root.
-    path = Path(tempfile.mkdtemp(prefix="tradearena-web-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _run_browser(url: str) -> tuple[dict[str, Any], str]:
