@@ -49,7 +49,7 @@ def _record_bytes(mode: str, fmt: str, seed: int, tmp: Path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize(("mode", "fmt", "seed"), _cases(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("mode", "fmt", "seed"), _cases(), ids=str)
 def test_simulated_match_is_byte_identical(mode: str, fmt: str, seed: int, tmp_path: Path) -> None:
     expected = json.loads(INDEX.read_text())[_name(mode, fmt, seed)]
     data = _record_bytes(mode, fmt, seed, tmp_path)
