@@ -13,7 +13,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY src ./src
+COPY tradearena ./tradearena
+COPY lobby ./lobby
+COPY matchserver ./matchserver
+COPY operator ./operator
 RUN python -m pip wheel --wheel-dir /wheels ".[lobby,matchserver,operator]"
 
 # ---------------------------------------------------------------- runtime

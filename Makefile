@@ -13,15 +13,19 @@ setup:
 up: setup
 	$(VENV)/bin/tradearena up
 
+# Every Python tree of the repository (the operator's package lives in operator/).
+PY_TREES := tradearena lobby matchserver operator tests bench
+
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check $(PY_TREES)
+	$(VENV)/bin/ruff format --check $(PY_TREES)
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# The pure tier only: no Redis, PostgreSQL, Kubernetes or browser (tests/unit/).
 unit: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests/unit
 
 # Kubernetes test control plane, built from the Go modules pinned in hack/kube and
 # cached in ~/.cache/tradearena (slow once, instant afterwards).
@@ -30,21 +34,18 @@ kube-tools:
 
 # A dev cluster on the same binaries; prints the kubeconfig path.
 cluster: setup kube-tools
-	@PYTHONPATH=tests $(PY) -m support.kube up
+	@$(PY) -m tradearena.testing.kube up
 
 cluster-down: setup
-	@PYTHONPATH=tests $(PY) -m support.kube down
+	@$(PY) -m tradearena.testing.kube down
 
-# Offline infrastructure-as-code checkers used by tests/terraform (hclfmt, checkov),
+# Offline infrastructure-as-code checkers used by tests/integration/terraform (hclfmt, checkov),
 # pinned and cached in ~/.cache/tradearena/tools (slow once, instant afterwards).
 iac-tools:
 	@scripts/install-iac-tools.sh
 
 # The whole suite: lint, types, every test. CI runs exactly this.
-test: setup kube-tools iac-tools
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/mypy
+test: lint typecheck kube-tools iac-tools
 	$(PY) -m pytest tests --durations=25
 
 bench: setup

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tradearena.localservices import LocalRedis, free_port
+from tradearena.launcher.localservices import LocalRedis, free_port
 from tradearena.tokens import Signer, generate_private_key_pem
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ import aiohttp
 from argon2 import PasswordHasher, Type
 
 from lobby.migrate import apply_migrations
-from tradearena.localservices import LocalPostgres, LocalRedis, free_port
+from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
 from tradearena.tokens import generate_private_key_pem
 
 PASSWORD = "bench passphrase 123"
@@ -150,7 +150,7 @@ def _report(name: str, done: int, errors: int, lat: list[float], elapsed: float)
 
 async def _start_lobby(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradearena.cli", "lobby", env=env,
+        sys.executable, "-m", "tradearena.launcher.cli", "lobby", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     async with aiohttp.ClientSession() as session:

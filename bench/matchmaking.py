@@ -23,8 +23,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from lobby.queues import Queues, QueueSettings
-from tradearena.localservices import LocalRedis
+from lobby.matchmaking.queues import Queues, QueueSettings
+from tradearena.launcher.localservices import LocalRedis
 from tradearena.modes import default_catalogue
 
 

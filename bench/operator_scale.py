@@ -28,13 +28,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubernetes_asyncio import client, config, watch
+
+from tradearena.launcher.localservices import free_port
+from tradearena.testing.kube import create_cluster
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from kubernetes_asyncio import client, config, watch  # noqa: E402
-
-from support.kube import create_cluster  # noqa: E402
-from tradearena.localservices import free_port  # noqa: E402
 
 GROUP, VERSION, PLURAL = "tradearena.io", "v1alpha1", "matches"
 TICK = os.sysconf("SC_CLK_TCK")

@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from matchserver.feed.relay import RelaySettings
+from tradearena.launcher.localservices import LocalRedis
+from tradearena.testing.relays import RelayCluster
 
-from matchserver.feed.relay import RelaySettings  # noqa: E402
-from support.relays import RelayCluster  # noqa: E402
-from tradearena.localservices import LocalRedis  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 NAMES = ["relay-1", "relay-2", "relay-3"]
 

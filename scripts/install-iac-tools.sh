@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the offline infrastructure-as-code checkers used by tests/terraform/:
+# Installs the offline infrastructure-as-code checkers used by tests/integration/terraform/:
 #   - hclfmt (the HCL canonical formatter, hclwrite.Format, which `terraform fmt` builds on),
 #     compiled from its pinned Go module;
 #   - checkov (static security analysis), in its own virtualenv (it pins many dependencies

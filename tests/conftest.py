@@ -7,9 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.kube import KubeCluster, create_cluster
+from tradearena.testing.kube import KubeCluster, create_cluster
 
-pytest_plugins = ["support.services", "support.platform"]
+pytest_plugins = [
+    "tradearena.testing.services",
+    "tradearena.testing.platform",
+    "tradearena.testing.lobbydb",
+]
 
 
 @pytest.fixture(scope="session")

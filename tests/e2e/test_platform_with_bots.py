@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from support.platform import CLI, UpProcess, short_catalogue
+from tradearena.testing.platform import CLI, UpProcess, short_catalogue
 
 BOTS = 20
 

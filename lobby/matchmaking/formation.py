@@ -1,0 +1,363 @@
+"""Match formation: from a claimed group of tickets to players holding an address,
+a port and a match token, through the orchestration contract only.
+
+    claim (lobby.matchmaking.queues) -> notify "match_found" -> Orchestrator.start(MatchSpec)
+      -> watch until Ready (timeout) -> sign one match token per player
+      -> notify "match_ready" {address, port, url, token} -> queues.finish
+    on failure, timeout or a terminal phase before Ready:
+      -> Orchestrator.cancel (best effort) -> queues.requeue (priority, same
+         enqueue time) -> notify "match_failed" {requeued: true}
+
+`Matchmaker` is the loop each lobby replica runs: recover abandoned formations,
+one planning round (`Queues.match_round`, safe with concurrent replicas), then
+form every claimed match concurrently. The `auto` format uses the biggest move
+of the last 60 minutes read from the feed relay's stream (`price_move_pct`).
+
+Readiness is watched, never polled: `watch()` must yield the current status
+first and then every change (both runtimes do); a last `status()` read at the
+deadline covers a runtime that only reports changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import Field
+from redis.asyncio import Redis
+
+from lobby.matchmaking.queues import Claim, Queues, RoundStats
+from tradearena.contracts import keys
+from tradearena.modes import Catalogue
+from tradearena.orchestration.contract import MatchSpec, MatchStatus, Orchestrator
+from tradearena.orchestration.phases import Phase
+from tradearena.settings import BaseAppSettings
+from tradearena.tokens import Signer
+
+log = logging.getLogger("lobby.matchmaking.formation")
+
+READY_PHASES = (Phase.READY, Phase.LIVE)
+MOVE_WINDOW_MS = 60 * 60 * 1000
+
+
+class FormationSettings(BaseAppSettings):
+    ready_timeout_s: float = Field(default=60.0, gt=0)
+    # A match token lives for the match plus this margin (reconnects near the end).
+    match_token_margin_s: int = Field(default=900, ge=0)
+    # A formation left in `forming` this long (its replica died) is requeued by anyone.
+    stale_forming_s: float = Field(default=300.0, gt=0)
+    max_concurrent_formations: int = Field(default=200, ge=1)
+    symbol: str = "BTCUSDT"
+    move_cache_s: float = Field(default=15.0, ge=0)
+
+
+class Notifier(Protocol):
+    async def __call__(self, user_id: str, kind: str, payload: dict[str, Any]) -> object: ...
+
+
+class FormationFailedError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FormationOutcome:
+    match_id: str
+    state: Literal["ready", "failed"]
+    status: MatchStatus | None
+    reason: str | None = None
+    requeued: int = 0
+
+
+def match_spec(claim: Claim, catalogue: Catalogue, symbol: str) -> MatchSpec:
+    p = claim.proposal
+    return MatchSpec(
+        match_id=claim.match_id,
+        mode=p.mode,
+        format=p.format,
+        duration_ms=catalogue.duration_ms(p.format),
+        players=p.players,
+        symbol=symbol,
+    )
+
+
+class Formation:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        queues: Queues,
+        signer: Signer,
+        notify: Notifier,
+        catalogue: Catalogue,
+        settings: FormationSettings | None = None,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.queues = queues
+        self.signer = signer
+        self.notify = notify
+        self.catalogue = catalogue
+        self.settings = settings or FormationSettings()
+
+    async def _notify_all(self, players: tuple[str, ...], kind: str, payload: Any) -> None:
+        for player in players:
+            body = payload(player) if callable(payload) else payload
+            try:
+                await self.notify(player, kind, body)
+            except Exception:  # one player's notification never blocks the others
+                log.exception("notification failed", extra={"player": player, "kind": kind})
+
+    async def _watch_ready(self, match_id: str) -> MatchStatus:
+        async for status in self.orchestrator.watch(match_id):
+            if status.phase in READY_PHASES:
+                return status
+            if status.phase.terminal or status.phase is Phase.CANCELLING:
+                raise FormationFailedError(status.reason or f"match server {status.phase}")
+        raise FormationFailedError("the runtime stopped reporting the match")
+
+    async def wait_ready(self, match_id: str) -> MatchStatus:
+        try:
+            async with asyncio.timeout(self.settings.ready_timeout_s):
+                return await self._watch_ready(match_id)
+        except TimeoutError:
+            status = await self.orchestrator.status(match_id)
+            if status is not None and status.phase in READY_PHASES:
+                return status
+            raise FormationFailedError("startup_timeout") from None
+
+    async def form(self, claim: Claim) -> FormationOutcome:
+        spec = match_spec(claim, self.catalogue, self.settings.symbol)
+        match_id, players = spec.match_id, spec.players
+        base = {"match_id": match_id, "mode": spec.mode, "format": spec.format}
+        await self._notify_all(players, "match_found", {**base, "players": list(players)})
+        try:
+            await self.orchestrator.start(spec)
+            status = await self.wait_ready(match_id)
+            if status.address is None or status.port is None:
+                raise FormationFailedError("the match server reported no address")
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, FormationFailedError) else repr(exc)
+            return await self._fail(spec, reason)
+        ttl = spec.duration_ms // 1000 + self.settings.match_token_margin_s
+        expires_at = int(time.time()) + ttl
+        still_ours = await self.queues.finish(
+            match_id,
+            {**base, "state": "ready", "address": status.address, "port": status.port,
+             "at": int(time.time() * 1000)},
+        )  # fmt: skip
+        if not still_ours:  # too slow: the players were requeued as an abandoned formation
+            with contextlib.suppress(Exception):
+                await self.orchestrator.cancel(match_id, "formation abandoned")
+            return FormationOutcome(match_id, "failed", status, "formation abandoned")
+
+        def ready(player: str) -> dict[str, Any]:
+            return {
+                **base,
+                "address": status.address,
+                "port": status.port,
+                "url": status.url,
+                "token": self.signer.match_token(match_id, player, ttl),
+                "token_expires_at": expires_at,
+            }
+
+        await self._notify_all(players, "match_ready", ready)
+        log.info("match ready", extra={"match_id": match_id, "url": status.url})
+        return FormationOutcome(match_id, "ready", status)
+
+    async def _fail(self, spec: MatchSpec, reason: str) -> FormationOutcome:
+        log.warning("formation failed", extra={"match_id": spec.match_id, "reason": reason})
+        with contextlib.suppress(Exception):
+            await self.orchestrator.cancel(spec.match_id, f"formation failed: {reason}")
+        requeued = await self.queues.requeue(spec.match_id)
+        await self._notify_all(
+            spec.players,
+            "match_failed",
+            {"match_id": spec.match_id, "reason": reason, "requeued": requeued >= 0},
+        )
+        status = None
+        with contextlib.suppress(Exception):
+            status = await self.orchestrator.status(spec.match_id)
+        return FormationOutcome(spec.match_id, "failed", status, reason, max(requeued, 0))
+
+
+def move_pct(prices: list[Decimal]) -> Decimal:
+    """Biggest move of a window: (high - low) / low, in percent; 0 without prices."""
+    positive = [p for p in prices if p > 0]
+    if not positive:
+        return Decimal(0)
+    low, high = min(positive), max(positive)
+    return (high - low) / low * 100
+
+
+async def price_move_pct(redis: Redis, symbol: str, now_ms: int) -> Decimal:
+    """The move of the last 60 minutes on the feed relay's stream (ids are tick times)."""
+    entries: Any = await redis.xrange(keys.feed_stream(symbol), min=str(now_ms - MOVE_WINDOW_MS))
+    prices = []
+    for _id, fields in entries:
+        raw = fields.get(b"price") or fields.get("price")
+        if raw is not None:
+            with contextlib.suppress(ArithmeticError, ValueError):
+                prices.append(Decimal(raw.decode() if isinstance(raw, bytes) else raw))
+    return move_pct(prices)
+
+
+class MatchmakingMetrics:
+    """Matchmaking metrics, on a given registry (the lobby's) or a fresh one."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.rounds = Histogram(
+            "lobby_matchmaking_round_seconds", "One planning round: read, plan, claim",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r,
+        )  # fmt: skip
+        self.claims = Counter(
+            "lobby_matchmaking_claims_total", "Matches claimed from the queues", ["mode"],
+            registry=r,
+        )  # fmt: skip
+        self.conflicts = Counter(
+            "lobby_matchmaking_claim_conflicts_total",
+            "Proposals refused because a ticket was gone (another replica, a leave)", registry=r,
+        )  # fmt: skip
+        self.wait = Histogram(
+            "lobby_matchmaking_wait_seconds", "Queue time from join to claim, per player",
+            ["mode"], buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200), registry=r,
+        )  # fmt: skip
+        self.formations = Counter(
+            "lobby_matchmaking_formations_total", "Formations by outcome (ready, failed)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+
+
+class Matchmaker:
+    """The matching loop of one lobby replica."""
+
+    def __init__(
+        self,
+        queues: Queues,
+        formation: Formation,
+        move: Callable[[], Awaitable[Decimal]] | None = None,
+        metrics: MatchmakingMetrics | None = None,
+    ) -> None:
+        self.queues = queues
+        self.formation = formation
+        self.metrics = metrics or MatchmakingMetrics()
+        self.move = move or self._feed_move
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.tasks: set[asyncio.Task[FormationOutcome]] = set()
+        self.outcomes: list[FormationOutcome] = []
+        self._move_cache: tuple[float, Decimal] | None = None
+        self._slots = asyncio.Semaphore(formation.settings.max_concurrent_formations)
+
+    async def _feed_move(self) -> Decimal:
+        now = time.monotonic()
+        if self._move_cache and now - self._move_cache[0] < self.formation.settings.move_cache_s:
+            return self._move_cache[1]
+        value = await price_move_pct(
+            self.queues.redis, self.formation.settings.symbol, int(time.time() * 1000)
+        )
+        self._move_cache = (now, value)
+        return value
+
+    async def _form(self, claim: Claim) -> FormationOutcome:
+        async with self._slots:
+            try:
+                outcome = await self.formation.form(claim)
+            except Exception as exc:  # Redis away: the forming entry stays, recovered later
+                log.exception("formation crashed", extra={"match_id": claim.match_id})
+                outcome = FormationOutcome(claim.match_id, "failed", None, repr(exc))
+        self.metrics.formations.labels(outcome.state).inc()
+        self.outcomes.append(outcome)
+        del self.outcomes[:-1000]
+        return outcome
+
+    async def round(self) -> list[Claim]:
+        stale_ms = int(self.formation.settings.stale_forming_s * 1000)
+        await self.queues.recover_stale(stale_ms)
+        stats = RoundStats()
+        t0 = time.perf_counter()
+        claims = await self.queues.match_round(await self.move(), stats=stats)
+        self.metrics.rounds.observe(time.perf_counter() - t0)
+        self.metrics.conflicts.inc(stats.conflicts)
+        for claim in claims:
+            self.metrics.claims.labels(claim.proposal.mode).inc()
+            for t in claim.proposal.tickets:
+                waited = t.waited_ms(claim.claimed_at_ms) / 1000
+                self.metrics.wait.labels(claim.proposal.mode).observe(waited)
+            task = asyncio.create_task(self._form(claim))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return claims
+
+    async def run(self) -> None:
+        interval = self.queues.settings.match_interval_ms / 1000
+        while not self.stopping.is_set():
+            try:
+                await self.round()
+            except Exception:
+                log.exception("matchmaking round failed")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.wake.wait()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+# ---- wiring into the lobby app ---------------------------------------------------------
+
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+MATCHMAKING_METRICS = web.AppKey("matchmaking_metrics", MatchmakingMetrics)
+MATCHMAKER = web.AppKey("matchmaker", Matchmaker)
+
+
+async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runs the matching loop when the embedding process put an Orchestrator on the app
+    (`app[ORCHESTRATOR] = ...` before start-up); otherwise this replica only serves."""
+    from lobby.accounts.notifications import notify
+    from lobby.matchmaking.routes import QUEUES
+    from lobby.state import SIGNER
+
+    orchestrator = app.get(ORCHESTRATOR)
+    if orchestrator is None:
+        yield
+        return
+    queues = app[QUEUES]
+
+    async def notifier(user_id: str, kind: str, payload: dict[str, Any]) -> object:
+        return await notify(app, user_id, kind, payload)
+
+    formation = Formation(
+        orchestrator, queues, app[SIGNER], notifier, queues.catalogue, FormationSettings()
+    )
+    matchmaker = Matchmaker(queues, formation, metrics=app[MATCHMAKING_METRICS])
+    app[MATCHMAKER] = matchmaker
+    task = asyncio.create_task(matchmaker.run())
+    try:
+        yield
+    finally:
+        await matchmaker.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def add_routes(app: web.Application) -> None:
+    from lobby.matchmaking.admin_routes import add_admin_match_routes
+    from lobby.state import METRICS
+
+    add_admin_match_routes(app)
+    app[MATCHMAKING_METRICS] = MatchmakingMetrics(app[METRICS].registry)  # on the lobby's /metrics
+    app.cleanup_ctx.append(_matchmaker_ctx)

@@ -1,0 +1,452 @@
+"""Matchmaking queues in Redis, safe with any number of lobby replicas matching at once.
+
+Layout (all keys share the hash tag `{q}`, see tradearena.contracts.keys):
+
+* `ta:{q}:tickets:<mode>` hash player -> ticket JSON: one ticket per player per mode.
+* `ta:{q}:expiry` zset `mode|player` -> expiry (ms). A ticket lives `ticket_ttl_s`
+  after its last heartbeat (join, status, socket activity); expired tickets are
+  never claimed and are swept by the matchers.
+* `ta:{q}:player:<player>` set of the modes the player waits in (a player may wait
+  in several modes at once; the first match found removes all of them).
+* `ta:{q}:forming` hash match_id -> the claimed tickets, from the claim until the
+  match is Ready (`finish`) or has failed (`requeue`, priority). A replica that
+  dies in between leaves the entry behind; `recover_stale` requeues it, so a
+  claimed ticket is never lost.
+* `ta:{q}:assigned:<player>` the player's last match (JSON, TTL), for `status`.
+
+A second join in a mode where the player already waits is **refused** (code
+`already_queued`, the existing ticket is returned unchanged): retries are
+idempotent and a player never loses their place by re-joining. To change the
+format, leave and join again.
+
+Matching: a matcher reads a mode's tickets (HGETALL), plans with the pure core
+(lobby.matchmaking.planner), then claims each proposal with one Lua script that checks
+every ticket is still there, unexpired and with the same ticket id, and only
+then removes them all and records the forming match; otherwise it changes
+nothing. Redis runs a script atomically, so two replicas claiming overlapping
+proposals cannot both succeed: no ticket ends in two matches, and a ticket
+whose claim failed is still waiting. Claims are pipelined (one round trip per
+planning round).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from lobby.matchmaking.planner import Proposal, SkillWindow, Ticket, plan
+from tradearena.contracts import keys
+from tradearena.modes import AUTO_FORMAT, Catalogue
+from tradearena.settings import BaseAppSettings
+
+
+class QueueSettings(BaseAppSettings):
+    ticket_ttl_s: int = 120
+    assignment_ttl_s: int = 3600
+    skill_window_initial: float = 3.0
+    skill_window_per_s: float = 0.25
+    skill_window_max: float = 50.0
+    match_interval_ms: int = 250
+
+    def window(self) -> SkillWindow:
+        return SkillWindow(
+            self.skill_window_initial, self.skill_window_per_s, self.skill_window_max
+        )
+
+
+class QueueError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode_ticket(t: Ticket) -> str:
+    return json.dumps(
+        {
+            "tid": t.ticket_id,
+            "player": t.player,
+            "mode": t.mode,
+            "format": t.format,
+            "rating": t.rating,
+            "at": t.enqueued_at_ms,
+            "prio": t.priority,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
+    d = raw if isinstance(raw, dict) else json.loads(raw)
+    return Ticket(
+        ticket_id=str(d["tid"]),
+        player=str(d["player"]),
+        mode=str(d["mode"]),
+        format=str(d["format"]),
+        rating=float(d["rating"]),
+        enqueued_at_ms=int(d["at"]),
+        priority=bool(d.get("prio", False)),
+    )
+
+
+_JOIN = """
+-- KEYS: none (all keys derive from the `{q}` prefix). ARGV: prefix, mode, player, ticket, expires, now
+local p, mode, player = ARGV[1], ARGV[2], ARGV[3]
+local member = mode .. '|' .. player
+local cur = redis.call('HGET', p .. 'tickets:' .. mode, player)
+if cur then
+  local exp = redis.call('ZSCORE', p .. 'expiry', member)
+  if exp and tonumber(exp) >= tonumber(ARGV[6]) then
+    return {0, cur}
+  end
+end
+redis.call('HSET', p .. 'tickets:' .. mode, player, ARGV[4])
+redis.call('ZADD', p .. 'expiry', ARGV[5], member)
+redis.call('SADD', p .. 'player:' .. player, mode)
+return {1, ARGV[4]}
+"""
+
+_LEAVE = """
+-- ARGV: prefix, player, mode ('' = every mode)
+local p, player = ARGV[1], ARGV[2]
+local modes
+if ARGV[3] == '' then
+  modes = redis.call('SMEMBERS', p .. 'player:' .. player)
+else
+  modes = {ARGV[3]}
+end
+local removed = 0
+for _, m in ipairs(modes) do
+  removed = removed + redis.call('HDEL', p .. 'tickets:' .. m, player)
+  redis.call('ZREM', p .. 'expiry', m .. '|' .. player)
+  redis.call('SREM', p .. 'player:' .. player, m)
+end
+return removed
+"""
+
+_HEARTBEAT = """
+-- ARGV: prefix, player, expires
+local p, player = ARGV[1], ARGV[2]
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', p .. 'player:' .. player)) do
+  n = n + redis.call('ZADD', p .. 'expiry', 'XX', 'CH', ARGV[3], m .. '|' .. player)
+end
+return n
+"""
+
+_SWEEP = """
+-- ARGV: prefix, now, limit. Removes expired tickets; returns how many.
+local p = ARGV[1]
+local gone = redis.call('ZRANGEBYSCORE', p .. 'expiry', '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(gone) do
+  local sep = string.find(member, '|', 1, true)
+  local m, player = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+  redis.call('HDEL', p .. 'tickets:' .. m, player)
+  redis.call('SREM', p .. 'player:' .. player, m)
+  redis.call('ZREM', p .. 'expiry', member)
+end
+return #gone
+"""
+
+_CLAIM = """
+-- ARGV: prefix, now, match_id, forming (JSON), assignment (JSON), assignment ttl ms,
+--       then (mode, player, ticket id) for every ticket of the match.
+local p, now = ARGV[1], tonumber(ARGV[2])
+local missing = {}
+for i = 7, #ARGV, 3 do
+  local mode, player, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local raw = redis.call('HGET', p .. 'tickets:' .. mode, player)
+  local ok = false
+  if raw and cjson.decode(raw)['tid'] == tid then
+    local exp = redis.call('ZSCORE', p .. 'expiry', mode .. '|' .. player)
+    ok = exp ~= false and tonumber(exp) >= now
+  end
+  if not ok then missing[#missing + 1] = player end
+end
+if #missing > 0 then return {0, missing} end
+for i = 7, #ARGV, 3 do
+  local player = ARGV[i + 1]
+  local pk = p .. 'player:' .. player
+  for _, m in ipairs(redis.call('SMEMBERS', pk)) do
+    redis.call('HDEL', p .. 'tickets:' .. m, player)
+    redis.call('ZREM', p .. 'expiry', m .. '|' .. player)
+  end
+  redis.call('DEL', pk)
+  redis.call('SET', p .. 'assigned:' .. player, ARGV[5], 'PX', ARGV[6])
+end
+redis.call('HSET', p .. 'forming', ARGV[3], ARGV[4])
+return {1, {}}
+"""
+
+_FINISH = """
+-- ARGV: prefix, match_id, assignment (JSON or ''), assignment ttl ms. 1 if it was forming.
+local p = ARGV[1]
+local raw = redis.call('HGET', p .. 'forming', ARGV[2])
+if not raw then return 0 end
+redis.call('HDEL', p .. 'forming', ARGV[2])
+if ARGV[3] ~= '' then
+  for _, t in ipairs(cjson.decode(raw)['tickets']) do
+    redis.call('SET', p .. 'assigned:' .. t['player'], ARGV[3], 'PX', ARGV[4])
+  end
+end
+return 1
+"""
+
+_REQUEUE = """
+-- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
+-- priority, keeping their original enqueue time; exactly once (the entry is removed).
+local p = ARGV[1]
+local raw = redis.call('HGET', p .. 'forming', ARGV[2])
+if not raw then return -1 end
+redis.call('HDEL', p .. 'forming', ARGV[2])
+local n = 0
+for _, t in ipairs(cjson.decode(raw)['tickets']) do
+  local player, mode = t['player'], t['mode']
+  local akey = p .. 'assigned:' .. player
+  local assigned = redis.call('GET', akey)
+  if assigned and cjson.decode(assigned)['match_id'] == ARGV[2] then
+    redis.call('DEL', akey)
+  end
+  if redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
+    t['prio'] = true
+    redis.call('HSET', p .. 'tickets:' .. mode, player, cjson.encode(t))
+    redis.call('ZADD', p .. 'expiry', ARGV[3], mode .. '|' .. player)
+    redis.call('SADD', p .. 'player:' .. player, mode)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    ticket: Ticket
+    created: bool  # False: refused, the player already waits in this mode
+
+
+@dataclass(frozen=True)
+class Claim:
+    match_id: str
+    proposal: Proposal
+    claimed_at_ms: int
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        return self.proposal.players
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    player: str
+    tickets: list[tuple[Ticket, int]]  # (ticket, expires_at_ms)
+    assignment: dict[str, Any] | None
+
+
+@dataclass
+class RoundStats:
+    proposals: int = 0
+    claimed: int = 0
+    conflicts: int = 0
+    swept: int = 0
+
+
+def new_match_id() -> str:
+    return "m-" + secrets.token_hex(8)
+
+
+class Queues:
+    """The Redis side of matchmaking; one instance per process, shared by handlers."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        catalogue: Catalogue,
+        settings: QueueSettings | None = None,
+    ) -> None:
+        self.redis = redis
+        self.catalogue = catalogue
+        self.settings = settings or QueueSettings()
+        self._join = redis.register_script(_JOIN)
+        self._leave = redis.register_script(_LEAVE)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._sweep = redis.register_script(_SWEEP)
+        self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
+        self._requeue = redis.register_script(_REQUEUE)
+
+    def _expires(self, now: int) -> int:
+        return now + self.settings.ticket_ttl_s * 1000
+
+    # -- players ---------------------------------------------------------------
+
+    async def join(
+        self,
+        player: str,
+        mode: str,
+        fmt: str,
+        rating: float,
+        now: int | None = None,
+    ) -> JoinResult:
+        if mode not in self.catalogue.modes:
+            raise QueueError("unknown_mode", f"unknown mode {mode!r}")
+        if fmt != AUTO_FORMAT and fmt not in self.catalogue.formats:
+            raise QueueError("unknown_format", f"unknown format {fmt!r}")
+        now = now_ms() if now is None else now
+        ticket = Ticket(secrets.token_hex(8), player, mode, fmt, float(rating), now)
+        created, raw = await self._join(
+            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), self._expires(now), now]
+        )
+        return JoinResult(decode_ticket(raw), bool(created))
+
+    async def leave(self, player: str, mode: str | None = None) -> int:
+        """Remove the player's ticket in one mode (or in every mode); returns how many."""
+        return int(await self._leave(args=[keys.QUEUE_PREFIX, player, mode or ""]))
+
+    async def disconnect(self, player: str) -> int:
+        """The player's last connection went away: they stop waiting everywhere."""
+        return await self.leave(player)
+
+    async def heartbeat(self, player: str, now: int | None = None) -> int:
+        now = now_ms() if now is None else now
+        return int(await self._heartbeat(args=[keys.QUEUE_PREFIX, player, self._expires(now)]))
+
+    async def status(self, player: str) -> QueueStatus:
+        modes = sorted(_text(m) for m in await self.redis.smembers(keys.queue_player(player)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for m in modes:
+                pipe.hget(keys.queue_tickets(m), player)
+                pipe.zscore(keys.QUEUE_EXPIRY, f"{m}|{player}")
+            pipe.get(keys.queue_assignment(player))
+            out = await pipe.execute()
+        tickets = []
+        for i in range(len(modes)):
+            raw, exp = out[2 * i], out[2 * i + 1]
+            if raw is not None and exp is not None:
+                tickets.append((decode_ticket(raw), int(exp)))
+        assigned = out[-1]
+        return QueueStatus(player, tickets, json.loads(assigned) if assigned else None)
+
+    # -- matching --------------------------------------------------------------
+
+    async def waiting(self, mode: str) -> list[Ticket]:
+        raw = await self.redis.hgetall(keys.queue_tickets(mode))
+        return [decode_ticket(v) for v in raw.values()]
+
+    async def sweep(self, now: int | None = None, limit: int = 10_000) -> int:
+        now = now_ms() if now is None else now
+        return int(await self._sweep(args=[keys.QUEUE_PREFIX, now, limit]))
+
+    async def claim(
+        self, proposals: Sequence[Proposal], now: int | None = None
+    ) -> tuple[list[Claim], int]:
+        """Claim proposals atomically, each on its own; returns (claims, conflicts)."""
+        if not proposals:
+            return [], 0
+        now = now_ms() if now is None else now
+        ttl = self.settings.assignment_ttl_s * 1000
+        ids = [new_match_id() for _ in proposals]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for match_id, prop in zip(ids, proposals, strict=True):
+                forming = json.dumps(
+                    {
+                        "match_id": match_id,
+                        "mode": prop.mode,
+                        "format": prop.format,
+                        "claimed_at": now,
+                        "tickets": [json.loads(encode_ticket(t)) for t in prop.tickets],
+                    },
+                    separators=(",", ":"),
+                )
+                assignment = json.dumps(
+                    {"match_id": match_id, "mode": prop.mode, "format": prop.format,
+                     "state": "forming", "at": now},
+                    separators=(",", ":"),
+                )  # fmt: skip
+                args: list[Any] = [keys.QUEUE_PREFIX, now, match_id, forming, assignment, ttl]
+                for t in prop.tickets:
+                    args += [t.mode, t.player, t.ticket_id]
+                await self._claim(args=args, client=pipe)
+            results = await pipe.execute()
+        claims: list[Claim] = []
+        conflicts = 0
+        for match_id, prop, (ok, _missing) in zip(ids, proposals, results, strict=True):
+            if ok:
+                claims.append(Claim(match_id, prop, now))
+            else:
+                conflicts += 1
+        return claims, conflicts
+
+    async def match_round(
+        self,
+        move_pct: Decimal = Decimal(0),
+        now: int | None = None,
+        modes: Iterable[str] | None = None,
+        stats: RoundStats | None = None,
+    ) -> list[Claim]:
+        """One planning round over every mode: sweep, read, plan, claim."""
+        now = now_ms() if now is None else now
+        stats = stats if stats is not None else RoundStats()
+        stats.swept += await self.sweep(now)
+        claims: list[Claim] = []
+        for mode in modes or self.catalogue.modes:
+            tickets = await self.waiting(mode)
+            if not tickets:
+                continue
+            planned = plan(self.catalogue, tickets, now, move_pct, self.settings.window())
+            got, conflicts = await self.claim(planned.proposals, now)
+            stats.proposals += len(planned.proposals)
+            stats.claimed += len(got)
+            stats.conflicts += conflicts
+            claims.extend(got)
+        return claims
+
+    # -- formation outcome -----------------------------------------------------
+
+    async def finish(self, match_id: str, assignment: dict[str, Any] | None = None) -> bool:
+        """The match is Ready: forget the forming entry, update the players' assignment."""
+        ttl = self.settings.assignment_ttl_s * 1000
+        raw = json.dumps(assignment, separators=(",", ":")) if assignment else ""
+        return bool(await self._finish(args=[keys.QUEUE_PREFIX, match_id, raw, ttl]))
+
+    async def requeue(self, match_id: str, now: int | None = None) -> int:
+        """Formation failed: its players wait again with priority. -1 if already done."""
+        now = now_ms() if now is None else now
+        return int(await self._requeue(args=[keys.QUEUE_PREFIX, match_id, self._expires(now)]))
+
+    async def forming(self) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(keys.QUEUE_FORMING)
+        return {_text(k): json.loads(v) for k, v in raw.items()}
+
+    async def recover_stale(self, older_than_ms: int, now: int | None = None) -> list[str]:
+        """Requeue matches whose formation was abandoned (the forming replica died)."""
+        now = now_ms() if now is None else now
+        out = []
+        for match_id, entry in (await self.forming()).items():
+            stale = now - int(entry["claimed_at"]) > older_than_ms
+            if stale and await self.requeue(match_id, now) >= 0:
+                out.append(match_id)
+        return out
+
+
+def add_routes(app: web.Application) -> None:
+    """Lobby feature seam: the queue's REST operations and `/lobby` handlers."""
+    from lobby.matchmaking.routes import add_queue_routes
+
+    add_queue_routes(app)

@@ -1,0 +1,239 @@
+"""REST and Socket.IO handlers of the matchmaking queues (thin: `lobby.matchmaking.queues` does the work).
+
+    POST   /api/v1/queue            join {mode, format}: 201 with the ticket;
+                                    409 `already_queued` (with the ticket) when the
+                                    player already waits in that mode
+    DELETE /api/v1/queue?mode=...   leave one mode (or every mode without `mode`)
+    GET    /api/v1/queue            the caller's tickets and last match; also keeps the
+                                    tickets alive (heartbeat)
+
+On `/lobby`: every join and leave pushes `queue_status` (the same body as the
+GET) to the player's connections, and the `queue_status` call answers it. A player whose last connection on this replica closes leaves every
+queue; while connected, the replica keeps their tickets alive. Clients that only
+use REST keep their tickets alive by reading the status (TTL
+`TRADEARENA_TICKET_TTL_S`, 120 s by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from lobby.http.api import API_PREFIX, Operation, body_of, principal, query_of, reply
+from lobby.http.problems import problem
+from lobby.http.schemas import Body, _enum, format_names, mode_names
+from lobby.http.sockets import NAMESPACE, emit_to_user, socket_user, user_room
+from lobby.matchmaking.planner import DEFAULT_RATING, Ticket
+from lobby.matchmaking.queues import QueueError, Queues, QueueSettings, now_ms
+from lobby.state import API, DB, REDIS, SIO
+from tradearena.modes import load_catalogue
+
+log = logging.getLogger("lobby.queue")
+
+QUEUES = web.AppKey("queues", Queues)
+
+ModeName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class QueueJoinRequest(Body):
+    mode: ModeName = Field(json_schema_extra=_enum(mode_names()))
+    format: ModeName = Field(default="auto", json_schema_extra=_enum(format_names()))
+
+
+class QueueLeaveQuery(Body):
+    mode: ModeName | None = None
+
+
+class QueueTicket(BaseModel):
+    ticket_id: str
+    mode: str
+    format: str
+    rating: float
+    enqueued_at_ms: int
+    expires_at_ms: int
+    priority: bool
+    waited_ms: int
+
+
+class QueueAssignment(BaseModel):
+    match_id: str
+    mode: str | None = None
+    format: str | None = None
+    state: Literal["forming", "ready"]
+    address: str | None = None
+    port: int | None = None
+    at: int | None = None
+
+
+class QueueStatusReply(BaseModel):
+    tickets: list[QueueTicket]
+    assignment: QueueAssignment | None
+
+
+class QueueLeaveReply(BaseModel):
+    removed: int
+
+
+def _ticket(t: Ticket, expires: int, now: int) -> QueueTicket:
+    return QueueTicket(
+        ticket_id=t.ticket_id,
+        mode=t.mode,
+        format=t.format,
+        rating=t.rating,
+        enqueued_at_ms=t.enqueued_at_ms,
+        expires_at_ms=expires,
+        priority=t.priority,
+        waited_ms=t.waited_ms(now),
+    )
+
+
+async def _rating(app: web.Application, user_id: str) -> float:
+    mu = await app[DB].fetchval("SELECT mu FROM ratings WHERE user_id = $1", uuid.UUID(user_id))
+    return float(mu) if mu is not None else DEFAULT_RATING
+
+
+async def _status(app: web.Application, user_id: str) -> QueueStatusReply:
+    queues = app[QUEUES]
+    await queues.heartbeat(user_id)
+    status = await queues.status(user_id)
+    now = now_ms()
+    assignment = None
+    if status.assignment is not None:
+        fields = QueueAssignment.model_fields
+        assignment = QueueAssignment.model_validate(
+            {k: v for k, v in status.assignment.items() if k in fields}
+        )
+    return QueueStatusReply(
+        tickets=[_ticket(t, exp, now) for t, exp in status.tickets], assignment=assignment
+    )
+
+
+async def join(request: web.Request) -> web.Response:
+    app = request.app
+    user_id = principal(request).user_id
+    body = body_of(request, QueueJoinRequest)
+    queues = app[QUEUES]
+    try:
+        result = await queues.join(user_id, body.mode, body.format, await _rating(app, user_id))
+    except QueueError as exc:
+        raise problem(422, exc.code, exc.message) from None
+    exp = now_ms() + queues.settings.ticket_ttl_s * 1000
+    ticket = _ticket(result.ticket, exp, now_ms())
+    if not result.created:
+        raise problem(
+            409,
+            "already_queued",
+            f"already waiting in mode {body.mode!r}; leave first to change the format",
+            ticket=ticket.model_dump(),
+        )
+    _wake(app)
+    await _push_status(app, user_id)
+    return reply(ticket, status=201)
+
+
+async def leave(request: web.Request) -> web.Response:
+    query = query_of(request, QueueLeaveQuery)
+    user_id = principal(request).user_id
+    removed = await request.app[QUEUES].leave(user_id, query.mode)
+    if removed:
+        await _push_status(request.app, user_id)
+    return reply(QueueLeaveReply(removed=removed))
+
+
+async def status(request: web.Request) -> web.Response:
+    return reply(await _status(request.app, principal(request).user_id))
+
+
+async def _push_status(app: web.Application, user_id: str) -> None:
+    """Every `/lobby` connection of the player sees the queue change (`queue_status`)."""
+    try:
+        status = await _status(app, user_id)
+        await emit_to_user(app, user_id, "queue_status", status.model_dump(mode="json"))
+    except Exception:  # live updates are best effort; the REST answer stands
+        log.exception("queue_status push failed", extra={"user_id": user_id})
+
+
+def _wake(app: web.Application) -> None:
+    from lobby.matchmaking.formation import MATCHMAKER
+
+    matchmaker = app.get(MATCHMAKER)
+    if matchmaker is not None:
+        matchmaker.wake.set()
+
+
+def _local_users(app: web.Application) -> list[str]:
+    rooms: dict[str, Any] = app[SIO].manager.rooms.get(NAMESPACE, {})
+    return [room[5:] for room, sids in rooms.items() if room and room.startswith("user:") and sids]
+
+
+async def _queues_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = QueueSettings()
+    app[QUEUES] = Queues(app[REDIS], load_catalogue(settings.catalogue), settings)
+
+    async def keepalive() -> None:
+        while True:
+            await asyncio.sleep(max(1.0, settings.ticket_ttl_s / 3))  # a schedule, not a sync
+            for user_id in _local_users(app):
+                with contextlib.suppress(Exception):
+                    await app[QUEUES].heartbeat(user_id)
+
+    task = asyncio.create_task(keepalive())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _socket_handlers(app: web.Application) -> None:
+    sio = app[SIO]
+    previous = sio.handlers.get(NAMESPACE, {}).get("disconnect")
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        user_id: str | None = None
+        with contextlib.suppress(Exception):
+            user_id = await socket_user(sio, sid)
+        if previous is not None:
+            await previous(sid, reason)
+        if user_id is None:
+            return
+        others = [
+            s for s, _ in sio.manager.get_participants(NAMESPACE, user_room(user_id)) if s != sid
+        ]
+        if not others and QUEUES in app:
+            removed = await app[QUEUES].disconnect(user_id)
+            if removed:
+                log.info("left the queues on disconnect", extra={"user_id": user_id})
+
+    async def queue_status(sid: str, data: Any = None) -> dict[str, Any]:
+        user_id = await socket_user(sio, sid)
+        return (await _status(app, user_id)).model_dump(mode="json")
+
+    sio.on("disconnect", disconnect, namespace=NAMESPACE)
+    sio.on("queue_status", queue_status, namespace=NAMESPACE)
+
+
+def add_queue_routes(app: web.Application) -> None:
+    api = app[API]
+    base = API_PREFIX + "/queue"
+    api.add(app, Operation("POST", base, join, "queueJoin",
+                           "Join the matchmaking queue of a mode (format or `auto`)", "queue",
+                           responses={201: QueueTicket}, body=QueueJoinRequest, auth="user",
+                           errors=(409,)))  # fmt: skip
+    api.add(app, Operation("DELETE", base, leave, "queueLeave",
+                           "Leave the queue of one mode, or of every mode", "queue",
+                           responses={200: QueueLeaveReply}, query=QueueLeaveQuery,
+                           auth="user"))  # fmt: skip
+    api.add(app, Operation("GET", base, status, "queueStatus",
+                           "The caller's tickets and last match; keeps the tickets alive",
+                           "queue", responses={200: QueueStatusReply}, auth="user"))  # fmt: skip
+    app.cleanup_ctx.append(_queues_ctx)
+    _socket_handlers(app)

@@ -1,0 +1,329 @@
+"""The operator's state and reconcile loop: caches, host ports, per-match locks.
+
+Handlers (`handlers.py`) feed it watch events; it decides with the pure
+`builders.decide()` and acts through `kube.KubeApi`. One instance per process,
+built by `main.run()`; nothing here is module-level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from match_operator.builders import (
+    FINALIZER,
+    MANAGED_BY,
+    MANAGER,
+    Obj,
+    Observed,
+    Plan,
+    PodView,
+    build_pod_spec,
+    decide,
+    parse_time,
+    slim_match,
+)
+from match_operator.kube import ApiException, KubeApi
+from match_operator.metrics import OperatorMetrics
+from match_operator.ports import PortAllocator, PortsExhaustedError
+from match_operator.settings import OperatorSettings
+from tradearena.contracts import keys
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+POD_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+NODE_CACHE_S = 30.0
+
+
+def _rv(obj: Obj | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def node_address(node: Obj) -> str | None:
+    """ExternalIP, else InternalIP: where players reach a host port."""
+    addresses = {
+        a.get("type"): a.get("address") for a in node.get("status", {}).get("addresses", [])
+    }
+    return addresses.get("ExternalIP") or addresses.get("InternalIP")
+
+
+class Runtime:
+    def __init__(self, settings: OperatorSettings, kube: KubeApi,
+                 redis: Redis | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self.kube = kube
+        self.redis = redis
+        self.metrics = OperatorMetrics()
+        self.ports = PortAllocator(settings.port_min, settings.port_max)
+        self.matches: dict[Key, Obj] = {}
+        self.pods: dict[Key, PodView] = {}  # slim views: 1,000s of pods stay cheap
+        self.phases: dict[Key, str] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._nodes: dict[str, Obj] = {}
+        self._nodes_at = 0.0
+        self._pool_nodes = 0
+        self._due: dict[Key, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.started = False
+
+    # ------------------------------------------------------------------ start-up
+    async def rebuild(self) -> None:
+        """Host ports from the live pods, before any new pod is created (restarts)."""
+        for namespace in self.settings.namespaces:
+            for pod in await self.kube.list_pods(namespace, POD_SELECTOR):
+                view = PodView.of(pod)
+                key = (namespace, view.name)
+                self.pods[key] = view
+                if view.host_port and not view.done:
+                    self.ports.register(f"{namespace}/{view.name}", view.host_port)
+        await self._refresh_nodes(force=True)
+        self.started = True
+        log.info("port allocations rebuilt", extra={"allocated": len(self.ports),
+                                                    "pool_nodes": self._pool_nodes})  # fmt: skip
+
+    async def _refresh_nodes(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._nodes_at < NODE_CACHE_S:
+            return
+        selector = ",".join(f"{k}={v}" for k, v in self.settings.node_selector.items())
+        nodes = await self.kube.list_nodes(selector or None)
+        self._nodes = {n["metadata"]["name"]: n for n in nodes}
+        self._pool_nodes = len(nodes)
+        self._nodes_at = time.monotonic()
+
+    async def _address(self, node_name: str | None) -> str | None:
+        if node_name is None:
+            return None
+        node = self._nodes.get(node_name)
+        if node is None:
+            node = await self.kube.get_node(node_name)
+            if node is None:
+                return None
+            self._nodes[node_name] = node
+        return node_address(node)
+
+    # ------------------------------------------------------------------ watch feed
+    def on_match(self, body: Obj, deleted: bool = False) -> Key:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if deleted:
+            self.matches.pop(key, None)
+            self.phases.pop(key, None)
+            self.ports.release(f"{key[0]}/{key[1]}")
+            self._locks.pop(key, None)
+            self._due.pop(key, None)
+            self._count()
+        elif _rv(body) >= _rv(self.matches.get(key)):
+            self.matches[key] = slim_match(body)
+        return key
+
+    def on_pod(self, body: Obj, deleted: bool = False) -> Key | None:
+        meta = body["metadata"]
+        owner = (meta.get("labels") or {}).get("tradearena.io/match")
+        if owner is None:
+            return None
+        key = (meta["namespace"], meta["name"])
+        known = self.pods.get(key)
+        if deleted:
+            if known is not None and known.uid == meta.get("uid"):
+                self.pods.pop(key, None)
+        else:
+            view = PodView.of(body)
+            if (
+                known is None
+                or known.uid != view.uid
+                or view.resource_version >= known.resource_version
+            ):
+                self.pods[key] = view
+        return (meta["namespace"], owner)
+
+    def _count(self) -> None:
+        self.metrics.set_phases(dict(Counter(self.phases.values())))
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, key: Key, after: float | None) -> None:
+        phase = self.phases.get(key) or (self.matches.get(key, {}).get("status") or {}).get("phase")
+        if self.redis is not None and phase in ("Ready", "Live"):  # follow the server's phase
+            after = min(after or self.settings.timer_interval_s, self.settings.timer_interval_s)
+        if after is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = time.monotonic() + max(after, 0.05)
+
+    async def run_timers(self) -> None:
+        """Startup timeouts, TTLs and the server's own phase, when they fall due."""
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.timer_interval_s))
+            now = time.monotonic()
+            for key in [k for k, due in self._due.items() if due <= now]:
+                self._due.pop(key, None)
+                if key in self.matches:
+                    await self.reconcile_logged(key)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.kube.close()
+
+    async def reconcile_logged(self, key: Key) -> None:
+        try:
+            after = await self.reconcile(key)
+        except Exception as exc:
+            log.exception("reconcile failed", extra={"match_id": key[1], "error": repr(exc)})
+            after = 5.0  # look again soon
+        self._schedule(key, after)
+
+    # ------------------------------------------------------------------ reconcile
+    async def reconcile(self, key: Key) -> float | None:
+        """One pass for one Match; returns seconds until it wants another look."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            for attempt in range(4):
+                try:
+                    return await self._reconcile(key)
+                except ApiException as exc:
+                    if exc.status == 409 and attempt < 3:  # stale: read it again
+                        fresh = await self.kube.get_match(*key)
+                        if fresh is None:
+                            self.on_match({"metadata": {"namespace": key[0], "name": key[1]}},
+                                          deleted=True)  # fmt: skip
+                            return None
+                        self.matches[key] = slim_match(fresh)
+                        continue
+                    self.metrics.reconcile_errors.inc()
+                    raise
+                except Exception:
+                    self.metrics.reconcile_errors.inc()
+                    raise
+        return None
+
+    async def _server_phase(self, match_id: str) -> str | None:
+        if self.redis is None:
+            return None
+        try:
+            raw = await self.redis.hget(keys.match_status(match_id), "phase")
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable", extra={"match_id": match_id, "error": repr(exc)})
+            return None
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def _reconcile(self, key: Key) -> float | None:
+        match = self.matches.get(key)
+        if match is None:
+            return None
+        self.metrics.reconciles.inc()
+        namespace, name = key
+        owner = f"{namespace}/{name}"
+        pod = self.pods.get(key)
+        phase = (match.get("status") or {}).get("phase")
+        port = None
+        if pod is None and phase in (None, "Pending") and not match["spec"].get("cancel"):
+            await self._refresh_nodes()
+            try:
+                port = self.ports.allocate(owner, self._pool_nodes)
+            except PortsExhaustedError:
+                port = None
+        server_phase = None
+        if phase == "Ready" and self.redis is not None:
+            server_phase = await self._server_phase(name)
+        observed = Observed(match=match, pod=pod, now=datetime.now(UTC),
+                            node_address=await self._address(pod.node if pod else None),
+                            server_phase=server_phase, port=port)  # fmt: skip
+        plan = decide(observed, self.settings)
+        if plan.check_pod:
+            fresh_pod = await self.kube.get_pod(namespace, name)
+            if fresh_pod is not None:
+                pod = self.pods[key] = PodView.of(fresh_pod)
+            observed = Observed(match=match, pod=pod, now=observed.now,
+                                node_address=await self._address(pod.node if pod else None),
+                                server_phase=server_phase, port=port,
+                                pod_confirmed_missing=fresh_pod is None)  # fmt: skip
+            if fresh_pod is None and port is None and not (match.get("status") or {}).get("liveAt"):
+                await self._refresh_nodes()
+                with contextlib.suppress(PortsExhaustedError):
+                    port = self.ports.allocate(owner, self._pool_nodes)
+                    observed = replace(observed, port=port)
+            plan = decide(observed, self.settings)
+        await self._execute(key, match, plan, pod)
+        if plan.release_port or (port is not None and plan.create_pod != port):
+            self.ports.release(owner)
+        if plan.create_pod is not None and plan.create_pod != port:
+            self.ports.register(owner, plan.create_pod)  # same port as before (restart)
+        return plan.requeue_after
+
+    async def _post_event(self, match: Obj, event_type: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.post_event(match, event_type, reason, message)
+        except Exception as exc:  # an Event is best effort
+            log.warning("event not posted", extra={"match_id": match["metadata"]["name"],
+                                                   "error": repr(exc)})  # fmt: skip
+
+    async def _execute(self, key: Key, match: Obj, plan: Plan, pod: PodView | None) -> None:
+        namespace, name = key
+        if plan.add_finalizer:
+            finalizers = [*(match["metadata"].get("finalizers") or []), FINALIZER]
+            match = await self.kube.set_finalizers(
+                namespace, name, finalizers, match["metadata"].get("resourceVersion")
+            )
+            self.matches[key] = match = slim_match(match)
+        if plan.write_cancel is not None and self.redis is not None:
+            try:
+                await self.redis.set(keys.match_cancel(name), plan.write_cancel, ex=24 * 3600)
+            except (RedisError, OSError) as exc:
+                log.warning("cancel reason not written", extra={"match_id": name,
+                                                                "error": repr(exc)})  # fmt: skip
+        if plan.delete_pod and pod is not None:
+            await self.kube.delete_pod(namespace, name, uid=pod.uid or None,
+                                       grace_s=self.settings.termination_grace_s)  # fmt: skip
+        if plan.create_pod is not None:
+            spec = build_pod_spec(match, self.settings, plan.create_pod, plan.restarts_before)
+            if await self.kube.create_pod(spec):
+                self.metrics.pods_created.inc()
+                log.info("pod created", extra={"match_id": name, "port": plan.create_pod})
+        if plan.status:
+            old_phase = (match.get("status") or {}).get("phase")
+            match = await self.kube.patch_match_status(
+                namespace, name, plan.status, match["metadata"].get("resourceVersion")
+            )
+            self.matches[key] = match = slim_match(match)
+            new_phase = match.get("status", {}).get("phase")
+            if new_phase:
+                self.phases[key] = new_phase
+                self._count()
+            if new_phase == "Ready" and old_phase != "Ready":
+                created = parse_time(match["metadata"].get("creationTimestamp"))
+                ready = parse_time(match["status"].get("readyAt"))
+                if created and ready:
+                    self.metrics.time_to_ready.observe((ready - created).total_seconds())
+            if new_phase != old_phase:
+                log.info("match phase", extra={"match_id": name, "phase": new_phase,
+                                               "reason": match["status"].get("reason")})  # fmt: skip
+        for event_type, reason, message in plan.events:  # off the critical path
+            task = asyncio.create_task(self._post_event(match, event_type, reason, message))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if plan.remove_finalizer and FINALIZER in (match["metadata"].get("finalizers") or []):
+            finalizers = [f for f in match["metadata"]["finalizers"] if f != FINALIZER]
+            try:
+                match = await self.kube.set_finalizers(
+                    namespace, name, finalizers, match["metadata"].get("resourceVersion")
+                )
+                self.matches[key] = match = slim_match(match)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        if plan.delete_match:
+            await self.kube.delete_match(namespace, name, match["metadata"]["uid"])

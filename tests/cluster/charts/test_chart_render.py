@@ -1,0 +1,473 @@
+"""charts/tradearena rendered with `helm template` (default, production-like and the
+Terraform values contract) and checked object by object; `helm lint`; the values schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tradearena.testing.helm_chart import (
+    CHART,
+    REPO,
+    VALUES_DIR,
+    Rendered,
+    helm,
+    pod_specs,
+    render,
+    terraform_values,
+    value_args,
+)
+
+REL = "tradearena"
+NS = "tradearena"
+
+
+@pytest.fixture(scope="module")
+def tf_values(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return terraform_values(tmp_path_factory.mktemp("tf") / "values-aws.yaml")
+
+
+@pytest.fixture(scope="module", params=["default", "production", "terraform"])
+def values_files(request: pytest.FixtureRequest, tf_values: Path) -> list[Path]:
+    return {
+        "default": [],
+        "production": [VALUES_DIR / "production.yaml"],
+        "terraform": [tf_values],
+    }[request.param]
+
+
+@pytest.fixture(scope="module")
+def rendered(values_files: list[Path]) -> Rendered:
+    return render(values_files, release=REL, namespace=NS)
+
+
+def _containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_helm_lint_strict(values_files: list[Path]) -> None:
+    out = helm("lint", str(CHART), "--strict", *value_args(values_files)).stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+def test_chart_crds_are_the_repository_crds_byte_for_byte() -> None:
+    chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
+    assert chart_crds == ["kopf-peering.yaml", "match.yaml"]
+    for name in chart_crds:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), name
+
+
+def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rendered) -> None:
+    specs = pod_specs(rendered)
+    assert set(specs) == {
+        f"{REL}-lobby",
+        f"{REL}-operator",
+        f"{REL}-feed-relay",
+        f"{REL}-results-worker",
+        f"{REL}-test-lobby-ready",
+    }
+    for name, spec in specs.items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] > 0 and pod["runAsGroup"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec.get("hostNetwork") is not True and spec.get("hostPID") is not True, name
+        for container in _containers(spec):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["privileged"] is False, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert "memory" in container["resources"]["limits"], name
+            assert container["resources"]["requests"], name
+        if name.endswith("test-lobby-ready"):
+            continue
+        # Read-only root: /tmp is an emptyDir, the only writable mount.
+        (container,) = spec["containers"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/tmp"]["name"] == "tmp"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert "emptyDir" in volumes["tmp"]
+        writable = [m for m in mounts.values() if not m.get("readOnly")]
+        assert [m["mountPath"] for m in writable] == ["/tmp"], name
+        # One image, the subcommand picks the process.
+        component = name.removeprefix(f"{REL}-")
+        assert container["args"] == [component], name
+        assert (
+            container["image"]
+            == rendered.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]["containers"][
+                0
+            ]["image"]
+        )
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] == "http", (name, probe)
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # The operator serves /healthz and /metrics only; the services have /readyz.
+        ready = "/healthz" if component == "operator" else "/readyz"
+        assert container["readinessProbe"]["httpGet"]["path"] == ready
+
+
+def test_only_operator_and_lobby_get_an_api_token(rendered: Rendered) -> None:
+    specs = pod_specs(rendered)
+    tokens = {name: spec["automountServiceAccountToken"] for name, spec in specs.items()}
+    assert tokens == {
+        f"{REL}-lobby": True,
+        f"{REL}-operator": True,
+        f"{REL}-feed-relay": False,
+        f"{REL}-results-worker": False,
+        f"{REL}-test-lobby-ready": False,
+    }
+    accounts = {sa["metadata"]["name"]: sa for sa in rendered.of_kind("ServiceAccount")}
+    for name in ("feed-relay", "results-worker", "match-server"):
+        assert accounts[f"{REL}-{name}"]["automountServiceAccountToken"] is False
+    for name in ("lobby", "operator", "feed-relay", "results-worker"):
+        assert specs[f"{REL}-{name}"]["serviceAccountName"] == f"{REL}-{name}"
+    # Match pods run under the chart's match-server account, which no binding names.
+    operator_env = _env(specs[f"{REL}-operator"]["containers"][0])
+    assert operator_env["TRADEARENA_OPERATOR_SERVICE_ACCOUNT"]["value"] == f"{REL}-match-server"
+    bound = {
+        s["name"]
+        for b in rendered.of_kind("RoleBinding") + rendered.of_kind("ClusterRoleBinding")
+        for s in b["subjects"]
+    }
+    assert bound == {f"{REL}-operator", f"{REL}-lobby"}
+
+
+Rule = tuple[str, str, str, str]  # group, resource, verb, resourceName ("" for any)
+
+
+def _rules(role: dict[str, Any]) -> set[Rule]:
+    return {
+        (group, resource, verb, name)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames", [""])
+    }
+
+
+def test_operator_rbac_is_the_operators_own_manifest(rendered: Rendered) -> None:
+    """The chart's operator Role and ClusterRole grant exactly what deploy/operator/rbac.yaml
+    (maintained with the operator code) grants: nothing more, nothing less."""
+    manifest = [
+        d for d in yaml.safe_load_all((REPO / "deploy/operator/rbac.yaml").read_text()) if d
+    ]
+    (own_role,) = [d for d in manifest if d["kind"] == "Role"]
+    (own_cluster_role,) = [d for d in manifest if d["kind"] == "ClusterRole"]
+    assert _rules(rendered.get("Role", f"{REL}-operator")) == _rules(own_role)
+    assert _rules(rendered.get("ClusterRole", f"{NS}-{REL}-operator")) == _rules(own_cluster_role)
+    # Same peering object, same match-server account name as the operator's defaults.
+    (own_peering,) = [d for d in manifest if d["kind"] == "KopfPeering"]
+    (peering,) = rendered.of_kind("KopfPeering")
+    assert peering["metadata"]["name"] == own_peering["metadata"]["name"]
+    own_accounts = {d["metadata"]["name"] for d in manifest if d["kind"] == "ServiceAccount"}
+    assert own_accounts <= {sa["metadata"]["name"] for sa in rendered.of_kind("ServiceAccount")}
+
+
+def test_rbac_has_no_wildcards_and_the_lobby_only_manages_matches(rendered: Rendered) -> None:
+    for kind in ("Role", "ClusterRole"):
+        for role in rendered.of_kind(kind):
+            for group, resource, verb, _ in _rules(role):
+                assert "*" not in (group, resource, verb), role["metadata"]["name"]
+            assert ("", "secrets", "get", "") not in _rules(role)
+    lobby = _rules(rendered.get("Role", f"{REL}-lobby"))
+    assert lobby == {
+        ("tradearena.io", "matches", verb, "")
+        for verb in ("create", "get", "list", "watch", "patch")
+    }
+    for kind in ("Role", "RoleBinding"):
+        for obj in rendered.of_kind(kind):
+            assert obj["metadata"]["namespace"] == NS
+    (binding,) = rendered.of_kind("ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{REL}-operator", "namespace": NS}
+    ]
+
+
+def test_network_policies_default_deny_and_allow_only_the_needed_paths(
+    rendered: Rendered, values_files: list[Path]
+) -> None:
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
+    deny = policies[f"{REL}-default-deny"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+    lobby = policies[f"{REL}-lobby"]
+    assert lobby["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "lobby"
+    sources = lobby["ingress"][0]["from"]
+    assert sources[0]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+    }
+    assert lobby["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+
+    def egress_ports(spec: dict[str, Any]) -> set[int]:
+        return {p["port"] for rule in spec["egress"] for p in rule["ports"]}
+
+    values: dict[str, Any] = {}
+    for path in values_files:
+        values.update(yaml.safe_load(path.read_text()))
+    api_ports = set(values.get("networkPolicy", {}).get("apiServer", {}).get("ports", [443, 6443]))
+    assert egress_ports(lobby) == {53, 6379, 5432} | api_ports
+    assert egress_ports(policies[f"{REL}-operator"]) == {53, 6379} | api_ports
+    assert egress_ports(policies[f"{REL}-results-worker"]) == {53, 6379, 5432}
+    assert egress_ports(policies[f"{REL}-feed-relay"]) == {53, 6379, 443, 9443}
+    match = policies[f"{REL}-match-server"]
+    assert match["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "tradearena-matchserver",
+        "app.kubernetes.io/component": "match-server",
+    }
+    (game,) = match["ingress"]
+    assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in game["from"]
+    (port,) = game["ports"]
+    expected_range = values.get("matchServer", {}).get("portRange", {"min": 7000, "max": 8000})
+    assert (port["port"], port["endPort"]) == (expected_range["min"], expected_range["max"])
+    assert egress_ports(match) == {53, 6379}, "match pods reach Redis and DNS only"
+    # Restricted destinations when CIDRs are given (production-like values).
+    if values_files and values_files[0].name == "production.yaml":
+        api_rule = next(
+            r for r in policies[f"{REL}-operator"]["egress"] if r["ports"][0]["port"] == 443
+        )
+        assert api_rule["to"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+        pg_rule = next(r for r in lobby["egress"] if r["ports"][0]["port"] == 5432)
+        assert pg_rule["to"] == [{"ipBlock": {"cidr": "10.0.64.0/20"}}]
+
+
+def test_no_secret_values_in_rendered_manifests(rendered: Rendered) -> None:
+    assert not rendered.of_kind("Secret"), "the chart only references existing Secrets"
+    for name, spec in pod_specs(rendered).items():
+        for container in _containers(spec):
+            env = _env(container)
+            for key, entry in env.items():
+                if (
+                    re.search(r"PASSWORD|SECRET_KEY$|TOKEN", key)
+                    and key != "TRADEARENA_OPERATOR_REDIS_SECRET_KEY"
+                ):
+                    assert "secretKeyRef" in entry.get("valueFrom", {}), (name, key)
+            if "TRADEARENA_REDIS_URL" in env:
+                url = env["TRADEARENA_REDIS_URL"]["value"]
+                assert re.fullmatch(
+                    r"rediss?://(:\$\(TRADEARENA_REDIS_PASSWORD\)@)?[^:@]+:\d+/\d+", url
+                ), url
+            if "TRADEARENA_DATABASE_URL" in env:
+                url = env["TRADEARENA_DATABASE_URL"]["value"]
+                assert re.fullmatch(r"postgresql://[^:@/]+@[^@/]+:\d+/\w+\?sslmode=[a-z-]+", url), (
+                    url
+                )
+                assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    lobby = pod_specs(rendered)[f"{REL}-lobby"]
+    (signing,) = [v for v in lobby["volumes"] if v["name"] == "signing-key"]
+    assert signing["secret"]["secretName"] == "tradearena-signing-key"
+    assert signing["secret"]["defaultMode"] == 0o400
+    env = _env(lobby["containers"][0])
+    assert env["TRADEARENA_SIGNING_KEY_FILE"]["value"] == "/etc/tradearena/signing-key/private.pem"
+    assert "TRADEARENA_SIGNING_KEY_PEM" not in env
+
+
+def test_terraform_contract_values_reach_the_manifests(tf_values: Path) -> None:
+    contract = json.loads(
+        "\n".join(line for line in tf_values.read_text().splitlines() if not line.startswith("#"))
+    )
+    out = render([tf_values], release=REL, namespace=NS)
+    (store,) = out.of_kind("SecretStore")
+    assert store["metadata"]["name"] == "tradearena-aws"
+    assert store["spec"]["provider"]["aws"] == {
+        "service": "SecretsManager",
+        "region": contract["global"]["region"],
+        "auth": {"jwt": {"serviceAccountRef": {"name": "tradearena-secrets"}}},
+    }
+    externals = {e["metadata"]["name"]: e["spec"] for e in out.of_kind("ExternalSecret")}
+    assert set(externals) == {"tradearena-postgresql", "tradearena-redis"}
+    for entry in contract["externalSecrets"]["secrets"]:
+        spec = externals[entry["name"]]
+        assert spec["refreshInterval"] == "5m"
+        assert spec["secretStoreRef"] == {"name": "tradearena-aws", "kind": "SecretStore"}
+        assert spec["data"] == [
+            {
+                "secretKey": "password",
+                "remoteRef": {"key": entry["remoteKey"], "property": "password"},
+            }
+        ]
+    # Match pods read the whole Redis URL from the same Secret: the ExternalSecret builds it.
+    template = externals["tradearena-redis"]["target"]["template"]["data"]
+    redis = contract["redis"]
+    assert template["url"] == f"rediss://:{{{{ .password }}}}@{redis['host']}:{redis['port']}/0"
+    secrets_sa = out.get("ServiceAccount", "tradearena-secrets")
+    assert (
+        secrets_sa["metadata"]["annotations"]
+        == contract["externalSecrets"]["serviceAccount"]["annotations"]
+    )
+    specs = pod_specs(out)
+    operator = _env(specs[f"{REL}-operator"]["containers"][0])
+    assert (
+        json.loads(operator["TRADEARENA_OPERATOR_NODE_SELECTOR"]["value"])
+        == contract["matchServer"]["nodeSelector"]
+    )
+    assert (
+        json.loads(operator["TRADEARENA_OPERATOR_TOLERATIONS"]["value"])
+        == contract["matchServer"]["tolerations"]
+    )
+    assert operator["TRADEARENA_OPERATOR_PORT_MIN"]["value"] == "7000"
+    assert operator["TRADEARENA_OPERATOR_PORT_MAX"]["value"] == "8000"
+    assert operator["TRADEARENA_OPERATOR_REDIS_SECRET"]["value"] == "tradearena-redis"
+    lobby = _env(specs[f"{REL}-lobby"]["containers"][0])
+    pg = contract["postgresql"]
+    assert lobby["TRADEARENA_DATABASE_URL"]["value"] == (
+        f"postgresql://{pg['username']}@{pg['host']}:{pg['port']}/{pg['database']}?sslmode=require"
+    )
+    assert lobby["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tradearena-postgresql",
+        "key": "password",
+    }
+    assert lobby["TRADEARENA_REDIS_URL"]["value"].startswith(
+        "rediss://:$(TRADEARENA_REDIS_PASSWORD)@"
+    )
+    assert lobby["TRADEARENA_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tradearena-redis",
+        "key": "password",
+    }
+
+
+def test_components_replicas_and_leader_election(rendered: Rendered) -> None:
+    deployments = {d["metadata"]["name"]: d["spec"] for d in rendered.of_kind("Deployment")}
+    assert deployments[f"{REL}-operator"]["replicas"] == 2
+    assert deployments[f"{REL}-feed-relay"]["replicas"] >= 2
+    operator = _env(pod_specs(rendered)[f"{REL}-operator"]["containers"][0])
+    assert operator["TRADEARENA_OPERATOR_STANDALONE"]["value"] == "false"
+    assert operator["TRADEARENA_OPERATOR_NAMESPACES"]["value"] == NS
+    (peering,) = rendered.of_kind("KopfPeering")
+    assert peering["metadata"]["name"] == operator["TRADEARENA_OPERATOR_PEERING"]["value"]
+    relay = _env(pod_specs(rendered)[f"{REL}-feed-relay"]["containers"][0])
+    assert relay["TRADEARENA_RELAY_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # The lobby: Service, HPA (replicas left to it), PDB; ingress only when enabled.
+    hpa = rendered.get("HorizontalPodAutoscaler", f"{REL}-lobby")["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"{REL}-lobby",
+    }
+    assert hpa["minReplicas"] >= 2
+    assert "replicas" not in deployments[f"{REL}-lobby"]
+    pdbs = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("PodDisruptionBudget")}
+    assert pdbs[f"{REL}-lobby"]["minAvailable"] == 1
+    assert (
+        pdbs[f"{REL}-operator"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+        == "operator"
+    )
+    service = rendered.get("Service", f"{REL}-lobby")["spec"]
+    assert service["ports"][0]["targetPort"] == "http"
+
+
+def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
+    out = render([VALUES_DIR / "production.yaml"], release=REL, namespace=NS)
+    ingress = out.get("Ingress", f"{REL}-lobby")["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert ingress["tls"] == [{"secretName": "play-example-com-tls", "hosts": ["play.example.com"]}]
+    assert ingress["rules"][0]["host"] == "play.example.com"
+    monitors = {m["metadata"]["name"] for m in out.of_kind("ServiceMonitor")}
+    assert monitors == {f"{REL}-{c}" for c in ("lobby", "operator", "feed-relay", "results-worker")}
+    (pod_monitor,) = out.of_kind("PodMonitor")
+    assert pod_monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "game", "path": "/metrics", "interval": "15s"}
+    ]
+    for spec in pod_specs(out).values():
+        for container in spec["containers"]:
+            if container["name"] != "curl":
+                assert container["image"].startswith(
+                    "registry.example.com/tradearena/tradearena@sha256:"
+                )
+    default = render([], release=REL, namespace=NS)
+    assert not default.of_kind("Ingress") and not default.of_kind("ServiceMonitor")
+
+
+def test_helm_test_hook_asks_the_lobby_readyz() -> None:
+    out = render([], release=REL, namespace=NS)
+    pod = out.get("Pod", f"{REL}-test-lobby-ready")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["curl"]
+    assert "--fail" in container["args"]
+    assert container["args"][-1] == f"http://{REL}-lobby.{NS}.svc:80/readyz"
+    # The default-deny policy lets it reach the lobby (and DNS) only.
+    policy = out.get("NetworkPolicy", f"{REL}-test")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def _code_metric_names() -> set[str]:
+    names: set[str] = set()
+    for path in (REPO / "src").rglob("*.py"):
+        for match in re.finditer(
+            r"(?:Counter|Gauge|Histogram|Summary)\(\s*\"([a-z_:]+)\"", path.read_text()
+        ):
+            names.add(match.group(1).removesuffix("_total"))
+    return names
+
+
+def test_every_dashboard_metric_exists_in_the_code() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "tradearena.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 20
+    used = {
+        name for expr in exprs for name in re.findall(r"\b((?:lobby|tradearena)_[a-z_]+)\b", expr)
+    }
+    code = _code_metric_names()
+    assert len(code) >= 20, "the metric scan found the metric definitions"
+    missing = []
+    for name in used:
+        base = re.sub(r"_(total|bucket|sum|count)$", "", name)
+        if base not in code:
+            missing.append(name)
+    assert not missing, f"dashboard metrics not defined in src/: {sorted(missing)}"
+    # Every component is on the dashboard.
+    prefixes = {"lobby_", "tradearena_match_", "tradearena_feed_", "tradearena_results_"}
+    assert all(any(n.startswith(p) for n in used) for p in prefixes)
+    # The ConfigMap carries the same JSON.
+    out = render([], release=REL, namespace=NS)
+    cm = out.get("ConfigMap", f"{REL}-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["tradearena.json"]) == dashboard
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["lobby.replicas=0"], "at '/lobby/replicas': minimum: got 0, want 1"),
+        (["operator.replicas=0"], "at '/operator/replicas': minimum: got 0, want 1"),
+        (["feedRelay.replicas=-1"], "at '/feedRelay/replicas'"),
+        (["lobby.replicas=two"], "at '/lobby/replicas': got string, want integer"),
+        (["unknownKey=1"], "additional properties 'unknownKey' not allowed"),
+        (
+            ["matchServer.portRange.min=80"],
+            "at '/matchServer/portRange/min': minimum: got 80, want 1,024",
+        ),
+        (
+            ["matchServer.portRange.max=70000"],
+            "at '/matchServer/portRange/max': maximum: got 70,000, want 65,535",
+        ),
+        (["matchServer.portRange.min=8100"], "matchServer.portRange: min 8100 is above max 8000"),
+        (["redis.tls=yes"], "at '/redis/tls': got string, want boolean"),
+        (["podSecurityContext.runAsNonRoot=false"], "at '/podSecurityContext/runAsNonRoot'"),
+        (
+            ["containerSecurityContext.allowPrivilegeEscalation=true"],
+            "at '/containerSecurityContext/allowPrivilegeEscalation'",
+        ),
+        (["logLevel=TRACE"], "at '/logLevel'"),
+        (["postgresql.enabled=true"], "this chart deploys no PostgreSQL"),
+        (["image.digest=latest"], "at '/image/digest'"),
+    ],
+)
+def test_schema_refuses_bad_values(sets: list[str], message: str) -> None:
+    proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr

@@ -1,0 +1,96 @@
+"""How the lobby serves the web client: files, types, cache headers, CSP, 304, refusals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+import lobby.http.webclient
+from lobby.http.api import Api
+from lobby.http.middleware import error_middleware
+from lobby.state import API
+
+ROOT = lobby.http.webclient.ROOT
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = web.Application(middlewares=[error_middleware])
+    app[API] = Api("test", "0")
+    lobby.http.webclient.add_routes(app)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+def test_the_package_holds_the_client_and_the_pinned_socketio_bundle() -> None:
+    for name in ("index.html", "app.js", "api.js", "chart.js", "styles.css", "favicon.svg"):
+        assert (ROOT / name).is_file(), name
+    bundle = (ROOT / "vendor" / "socket.io.min.js").read_text()
+    assert bundle.startswith("/*!\n * Socket.IO v4.8.1\n")
+    assert "MIT" in (ROOT / "vendor" / "socket.io-client.LICENSE").read_text()
+
+
+def test_the_page_loads_only_its_own_files() -> None:
+    html = (ROOT / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert refs, html
+    assert all(ref.startswith("/static/") for ref in refs), refs
+    assert "<script>" not in html and "style=" not in html
+    assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
+    # Every module import in the scripts is relative (same origin, same folder).
+    for script in ROOT.glob("*.js"):
+        for target in re.findall(r'^import .* from "([^"]+)";', script.read_text(), re.M):
+            assert target.startswith("./") and (ROOT / target[2:]).is_file(), (script, target)
+
+
+async def test_index_and_static_files_with_types_csp_and_cache_headers(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert 'data-testid="screen-auth"' in await resp.text()
+    csp = resp.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "connect-src 'self' ws: wss: http: https:" in csp
+    assert "frame-ancestors 'none'" in csp and "unsafe" not in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Cache-Control"] == "no-cache"
+
+    for path, kind, cache in (
+        ("/static/app.js", "text/javascript; charset=utf-8", "no-cache"),
+        ("/static/styles.css", "text/css; charset=utf-8", "no-cache"),
+        ("/static/favicon.svg", "image/svg+xml; charset=utf-8", "no-cache"),
+        ("/static/vendor/socket.io.min.js", "text/javascript; charset=utf-8",
+         "public, max-age=86400"),
+    ):  # fmt: skip
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        assert resp.headers["Content-Type"] == kind, path
+        assert resp.headers["Cache-Control"] == cache, path
+        assert resp.headers["Content-Security-Policy"] == csp
+        etag = resp.headers["ETag"]
+        again = await client.get(path, headers={"If-None-Match": etag})
+        assert again.status == 304, path
+        assert await again.read() == b""
+        other = await client.get(path, headers={"If-None-Match": '"nope"'})
+        assert other.status == 200, path
+
+
+async def test_unknown_and_malformed_names_are_problems(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    resp = await client.get("/static/missing.js")
+    assert resp.status == 404
+    assert (await resp.json())["code"] == "not_found"
+    for path in ("/static/..%2Fweb.py", "/static/.hidden", "/static/vendor/..%2F..%2Fapp.py"):
+        resp = await client.get(path)
+        assert resp.status in (404, 422), path
+        assert resp.headers["Content-Type"] == "application/problem+json", path
+    # The vendor folder is not a file, and the client's files are not in the vendor folder.
+    assert (await client.get("/static/vendor")).status == 404
+    assert (await client.get("/static/vendor/app.js")).status == 404

@@ -1,1 +1,0 @@
-"""Shared test infrastructure (importable as `support` via pytest's pythonpath)."""

@@ -1,0 +1,247 @@
+"""`tradearena up`: the whole platform on one machine, no Kubernetes.
+
+Local Redis and PostgreSQL (data under the data directory), migrations, the
+feed relay, the results worker, and the lobby (REST, Socket.IO, web client)
+with the local-process runtime spawning one match server per match. Ctrl-C
+(or SIGTERM) stops everything it started, match servers first (they settle
+and publish), and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
+from tradearena.orchestration.contract import MatchSpec, MatchStatus
+from tradearena.orchestration.phases import Phase
+from tradearena.tokens import Signer, generate_private_key_pem
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    lobby_port: int = 8080
+    feed: str = "synthetic"  # synthetic | replay | binance
+    replay_files: tuple[Path, ...] = ()
+    catalogue: Path | None = None
+    log_level: str = "INFO"
+
+
+@dataclass
+class Platform:
+    """What `up` started, in start order, so it can stop them in reverse."""
+
+    options: UpOptions
+    say: Callable[[str], None]
+    redis: LocalRedis | None = None
+    postgres: LocalPostgres | None = None
+    children: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return self.options.data_dir / "logs"
+
+    def step(self, text: str) -> float:
+        self.say(f"==> {text}")
+        return time.monotonic()
+
+    def done(self, started: float, detail: str = "") -> None:
+        self.say(f"    ok ({time.monotonic() - started:.1f} s){' ' + detail if detail else ''}")
+
+    def signing_key(self) -> tuple[Path, Path]:
+        keys = self.options.data_dir / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        private, public = keys / "signing.pem", keys / "public.pem"
+        if not private.exists():
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(generate_private_key_pem())
+        public.write_bytes(Signer.from_file(private).public_pem())
+        return private, public
+
+    def base_env(self) -> dict[str, str]:
+        assert self.redis is not None
+        assert self.postgres is not None
+        env = {
+            **os.environ,
+            "TRADEARENA_REDIS_URL": self.redis.url,
+            "TRADEARENA_DATABASE_URL": self.postgres.dsn,
+            "TRADEARENA_LOG_LEVEL": self.options.log_level,
+            "TRADEARENA_SOCKETIO_REDIS": "true",
+        }
+        if self.options.catalogue is not None:
+            env["TRADEARENA_CATALOGUE"] = str(self.options.catalogue.resolve())
+        return env
+
+    async def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / f"{name}.log").open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=out, stderr=out)
+        self.children.append((name, proc))
+
+    async def stop(self) -> None:
+        for name, proc in reversed(self.children):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+            self.say(f"    stopped {name}")
+        if self.postgres is not None:
+            await asyncio.to_thread(self.postgres.stop)
+            self.say("    stopped PostgreSQL")
+        if self.redis is not None:
+            self.redis.stop()
+            self.say("    stopped Redis")
+
+
+def _log_to_file(path: Path, level: str) -> None:
+    """The in-process lobby logs JSON to a file; the console keeps the progress lines."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                       static_fields={"component": "lobby"}))  # fmt: skip
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus], None]:
+    def on_change(spec: MatchSpec, status: MatchStatus) -> None:
+        players = len(spec.players)
+        if status.phase is Phase.READY:
+            say(f"match {spec.match_id} started ({spec.mode}/{spec.format}, {players} players) "
+                f"at {status.url}")  # fmt: skip
+        elif status.phase.terminal:
+            reason = f": {status.reason}" if status.reason else ""
+            say(f"match {spec.match_id} {status.phase.value.lower()}{reason}")
+
+    return on_change
+
+
+async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
+    from aiohttp import web
+    from redis.asyncio import Redis
+
+    from lobby.app import create_app
+    from lobby.matchmaking.formation import ORCHESTRATOR
+    from lobby.migrate import apply_migrations
+    from lobby.settings import LobbySettings
+    from tradearena.orchestration.local import LocalProcessOrchestrator, LocalRuntimeConfig
+
+    data = options.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    _log_to_file(data / "logs" / "lobby.log", options.log_level)
+    os.chmod(data, 0o755)  # noqa: S103 - the postgres user must reach its data directory
+    # On one machine every player (browser tabs, bots) comes from 127.0.0.1: per-IP budgets
+    # made for the internet would refuse the second dozen. Per-account limits still apply.
+    os.environ.setdefault("TRADEARENA_REGISTER_LIMIT_IP", "100000")
+    os.environ.setdefault("TRADEARENA_RATE_LIMIT_IP", "1000000")
+    os.environ.setdefault("TRADEARENA_LOGIN_MAX_FAILURES_IP", "100000")
+    if options.catalogue is not None:
+        # In-process components (queues, formation) build their settings from the env.
+        os.environ["TRADEARENA_CATALOGUE"] = str(options.catalogue.resolve())
+    platform = Platform(options, say)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    web_runner: web.AppRunner | None = None
+    redis_client: Redis | None = None
+    try:
+        t = platform.step("starting Redis")
+        platform.redis = LocalRedis(data / "redis")
+        platform.redis.start()
+        platform.done(t, platform.redis.url)
+
+        t = platform.step("starting PostgreSQL")
+        platform.postgres = LocalPostgres(data / "postgres")
+        await asyncio.to_thread(platform.postgres.start)
+        platform.done(t, platform.postgres.dsn)
+
+        t = platform.step("applying migrations")
+        applied = await asyncio.to_thread(apply_migrations, platform.postgres.dsn)
+        platform.done(t, f"{len(applied)} new")
+
+        private_key, public_key = platform.signing_key()
+        env = platform.base_env()
+
+        t = platform.step(f"starting the feed relay ({options.feed})")
+        relay_env = {**env, "TRADEARENA_RELAY_SOURCE": options.feed,
+                     "TRADEARENA_RELAY_PORT": str(free_port())}  # fmt: skip
+        if options.replay_files:
+            relay_env["TRADEARENA_RELAY_REPLAY_FILES"] = ",".join(
+                str(p.resolve()) for p in options.replay_files
+            )
+        await platform.spawn("feed-relay", [CLI, "feed-relay"], relay_env)
+        platform.done(t)
+
+        t = platform.step("starting the results worker")
+        worker_args = [CLI, "results-worker"]
+        if options.catalogue is not None:
+            worker_args[1:1] = ["--catalogue", str(options.catalogue.resolve())]
+        await platform.spawn("results-worker", worker_args,
+                             {**env, "TRADEARENA_RESULTS_METRICS_PORT": "0"})  # fmt: skip
+        platform.done(t)
+
+        t = platform.step("starting the lobby and the match-server runtime")
+        settings = LobbySettings(
+            host=options.host,
+            port=options.lobby_port,
+            database_url=platform.postgres.dsn,
+            redis_url=platform.redis.url,
+            signing_key_file=private_key,
+            socketio_redis=True,
+            log_level=options.log_level,  # type: ignore[arg-type]
+        )
+        app = create_app(settings)
+        redis_client = Redis.from_url(platform.redis.url)
+        runtime = LocalRuntimeConfig(
+            redis_url=platform.redis.url,
+            public_key_file=public_key,
+            log_dir=platform.logs / "matches",
+            advertise_host=options.host,
+            bind_host=options.host,
+            feed_source="relay",
+            extra_env={k: v for k, v in env.items() if k == "TRADEARENA_CATALOGUE"},
+        )
+        app[ORCHESTRATOR] = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
+        web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await web_runner.setup()
+        await web.TCPSite(web_runner, options.host, options.lobby_port).start()
+        platform.done(t)
+
+        say(f"READY http://{options.host}:{options.lobby_port}/")
+        say("open that address in a browser; Ctrl-C stops everything")
+        await stop.wait()
+        say("==> stopping")
+        return 0
+    finally:
+        if web_runner is not None:
+            orchestrator = web_runner.app.get(ORCHESTRATOR)
+            if isinstance(orchestrator, LocalProcessOrchestrator):
+                await orchestrator.close()  # match servers settle and publish first
+            await web_runner.cleanup()
+            say("    stopped the lobby")
+        if redis_client is not None:
+            await redis_client.aclose()
+        await platform.stop()
+        with contextlib.suppress(Exception):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,288 @@
+"""The local-process runtime: one `tradearena matchserver` child process per match.
+
+Used by the embedded default (`tradearena up`) and by tests. Phases follow the
+shared phase machine; the match server reports Ready/Live/Finished on its Redis
+phase stream, which this runtime watches (XREAD BLOCK, no polling), and the
+process exit code covers crashes. A crash before the match is live starts a
+fresh process (bounded retries); a crash after it restarts the same match in
+place, on the same port, and the server restores itself from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tradearena.contracts import keys
+from tradearena.launcher.localservices import free_port
+from tradearena.orchestration.contract import MatchSpec, MatchStatus
+from tradearena.orchestration.phases import Event, Phase, TransitionError, transition
+
+log = logging.getLogger(__name__)
+
+_SERVER_PHASES = {"Ready": Event.READY, "Live": Event.LIVE, "Finished": Event.FINISHED,
+                  "Cancelled": Event.FINISHED}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LocalRuntimeConfig:
+    redis_url: str
+    public_key_file: Path
+    log_dir: Path
+    advertise_host: str = "127.0.0.1"  # what players are told to connect to
+    bind_host: str = "127.0.0.1"
+    feed_source: str = "relay"
+    startup_timeout_s: float = 30
+    max_retries: int = 2
+    max_restarts: int = 5
+    extra_env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = (str(Path(sys.executable).parent / "tradearena"), "matchserver")
+
+
+@dataclass
+class _Managed:
+    spec: MatchSpec
+    port: int
+    status: MatchStatus
+    proc: asyncio.subprocess.Process | None = None
+    retries_left: int = 0
+    restarts: int = 0
+    cancel_reason: str | None = None
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    history: list[MatchStatus] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("phase watcher failed", exc_info=task.exception())
+
+
+def _longer_than(history: list[MatchStatus], n: int) -> bool:
+    return len(history) > n
+
+
+class LocalProcessOrchestrator:
+    def __init__(
+        self,
+        config: LocalRuntimeConfig,
+        redis: Redis,
+        on_change: Callable[[MatchSpec, MatchStatus], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.redis = redis
+        self.on_change = on_change
+        self._matches: dict[str, _Managed] = {}
+        self._closing = False
+
+    # ------------------------------------------------------------------ contract
+    async def start(self, spec: MatchSpec) -> None:
+        if spec.match_id in self._matches:
+            return  # idempotent: one server per match, never two
+        managed = _Managed(spec, free_port(), MatchStatus(spec.match_id, Phase.PENDING),
+                           retries_left=self.config.max_retries)  # fmt: skip
+        managed.history.append(managed.status)
+        self._matches[spec.match_id] = managed
+        managed.task = asyncio.create_task(self._supervise(managed), name=f"match-{spec.match_id}")
+
+    async def status(self, match_id: str) -> MatchStatus | None:
+        managed = self._matches.get(match_id)
+        return None if managed is None else managed.status
+
+    async def watch(self, match_id: str) -> AsyncIterator[MatchStatus]:
+        managed = self._matches.get(match_id)
+        if managed is None:
+            return
+        seen = 0
+        while True:
+            async with managed.changed:
+                await managed.changed.wait_for(partial(_longer_than, managed.history, seen))
+                fresh = managed.history[seen:]
+            seen += len(fresh)
+            for status in fresh:
+                yield status
+                if status.phase.terminal:
+                    return
+
+    async def cancel(self, match_id: str, reason: str) -> None:
+        managed = self._matches.get(match_id)
+        if managed is None or managed.status.phase.terminal:
+            return
+        managed.cancel_reason = reason
+        await self._set(managed, Event.CANCEL, reason=reason)
+        await self.redis.set(keys.match_cancel(match_id), reason, ex=24 * 3600)
+        if managed.proc is not None and managed.proc.returncode is None:
+            managed.proc.send_signal(signal.SIGTERM)
+
+    async def list_active(self) -> list[MatchStatus]:
+        return [m.status for m in self._matches.values() if not m.status.phase.terminal]
+
+    async def close(self) -> None:
+        """Stop every server (SIGTERM: they settle and publish), then the supervisors."""
+        self._closing = True
+        for managed in self._matches.values():
+            if managed.proc is not None and managed.proc.returncode is None:
+                managed.proc.send_signal(signal.SIGTERM)
+        for managed in self._matches.values():
+            if managed.proc is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(managed.proc.wait(), 15)
+                if managed.proc.returncode is None:
+                    managed.proc.kill()
+            if managed.task is not None:
+                managed.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await managed.task
+
+    # ------------------------------------------------------------------ internals
+    async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
+        try:
+            decision = transition(managed.status.phase, event, retries_left=managed.retries_left,
+                                  started=managed.status.phase is Phase.LIVE)  # fmt: skip
+        except TransitionError:
+            log.warning("ignored event", extra={"match_id": managed.spec.match_id,
+                                                "phase": str(managed.status.phase),
+                                                "event": str(event)})  # fmt: skip
+            return
+        address = port = None
+        if decision.phase in (Phase.READY, Phase.LIVE):
+            address, port = self.config.advertise_host, managed.port
+        status = replace(managed.status, phase=decision.phase, address=address, port=port,
+                         reason=reason, restarts=managed.restarts)  # fmt: skip
+        if status == managed.status:
+            return
+        await self._publish(managed, status)
+        log.info("match phase", extra={"match_id": managed.spec.match_id,
+                                       "phase": str(status.phase), "reason": reason})  # fmt: skip
+
+    async def _publish(self, managed: _Managed, status: MatchStatus) -> None:
+        if self.on_change is not None:
+            self.on_change(managed.spec, status)
+        managed.status = status
+        async with managed.changed:
+            managed.history.append(status)
+            managed.changed.notify_all()
+
+    def _env(self, managed: _Managed) -> dict[str, str]:
+        spec, cfg = managed.spec, self.config
+        env = {
+            **os.environ,
+            "TRADEARENA_MATCH_ID": spec.match_id,
+            "TRADEARENA_PLAYERS": ",".join(spec.players),
+            "TRADEARENA_MODE": spec.mode,
+            "TRADEARENA_FORMAT": spec.format,
+            "TRADEARENA_DURATION_MS": str(spec.duration_ms),
+            "TRADEARENA_SYMBOL": spec.symbol,
+            "TRADEARENA_REDIS_URL": cfg.redis_url,
+            "TRADEARENA_PORT": str(managed.port),
+            "TRADEARENA_HOST": cfg.bind_host,
+            "TRADEARENA_PUBLIC_KEY_FILE": str(cfg.public_key_file),
+            "TRADEARENA_FEED_SOURCE": cfg.feed_source,
+            **cfg.extra_env,
+        }
+        return env
+
+    async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.config.log_dir / f"{managed.spec.match_id}.log").open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                *self.config.command, env=self._env(managed), stdout=out, stderr=out
+            )
+        finally:
+            out.close()
+
+    async def _supervise(self, managed: _Managed) -> None:
+        match_id = managed.spec.match_id
+        phases_task = asyncio.create_task(self._follow_phases(managed))
+        phases_task.add_done_callback(_log_failure)
+        try:
+            while not managed.status.phase.terminal:
+                managed.proc = await self._spawn(managed)
+                if managed.status.phase is Phase.PENDING:
+                    await self._set(managed, Event.CREATED)
+                code = await self._wait_exit(managed)
+                if managed.status.phase.terminal:
+                    break
+                if code == 0 or managed.status.phase is Phase.CANCELLING:
+                    await self._set(
+                        managed, Event.STOPPED if managed.cancel_reason else Event.FINISHED
+                    )
+                    break
+                reason = "startup timeout" if code is None else f"exited with status {code}"
+                live = managed.status.phase is Phase.LIVE
+                if self._closing:
+                    break
+                if live and managed.restarts < self.config.max_restarts:
+                    managed.restarts += 1  # restart in place: it restores from Redis
+                    await self._publish(managed, replace(managed.status, restarts=managed.restarts))
+                    log.warning("match server crashed, restarting", extra={"match_id": match_id,
+                                "reason": reason})  # fmt: skip
+                    continue
+                event = Event.STARTUP_TIMEOUT if code is None else Event.FAILED
+                await self._set(managed, event, reason=reason)
+                if managed.status.phase is Phase.PENDING:  # retry with a fresh process
+                    managed.retries_left -= 1
+        finally:
+            phases_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await phases_task
+
+    async def _wait_exit(self, managed: _Managed) -> int | None:
+        """The exit code; None if it was not Ready in time (the process is then killed)."""
+        proc = managed.proc
+        assert proc is not None
+        exited = asyncio.create_task(proc.wait())
+        if managed.status.phase in (Phase.PENDING, Phase.CREATING):
+            started = asyncio.create_task(self._started(managed))
+            done, _ = await asyncio.wait(
+                {exited, started},
+                timeout=self.config.startup_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            started.cancel()
+            if not done:
+                proc.kill()
+                await exited
+                return None
+        return await exited
+
+    @staticmethod
+    async def _started(managed: _Managed) -> None:
+        async with managed.changed:
+            await managed.changed.wait_for(
+                lambda: managed.status.phase not in (Phase.PENDING, Phase.CREATING)
+            )
+
+    async def _follow_phases(self, managed: _Managed) -> None:
+        """The match server's own phase reports, from its Redis stream."""
+        stream = keys.match_phases(managed.spec.match_id)
+        last = "0-0"
+        while True:
+            try:
+                reply: Any = await self.redis.xread({stream: last}, block=1000, count=100)
+            except (RedisError, OSError) as exc:  # Redis blips: keep following from `last`
+                log.warning("phase stream read failed", extra={
+                    "match_id": managed.spec.match_id, "error": repr(exc)})  # fmt: skip
+                await asyncio.sleep(0.5)
+                continue
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    raw = fields.get(b"phase") or fields.get("phase")
+                    phase = raw.decode() if isinstance(raw, bytes) else raw
+                    event = _SERVER_PHASES.get(str(phase))
+                    if event is not None:
+                        await self._set(managed, event)

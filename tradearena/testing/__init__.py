@@ -1,0 +1,1 @@
+"""Shared test infrastructure (importable as `tradearena.testing` via pytest's pythonpath)."""

@@ -1,0 +1,98 @@
+"""A real match-server process for tests: spawned with `tradearena matchserver`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tradearena.launcher.localservices import free_port
+from tradearena.tokens import Signer, generate_private_key_pem
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+
+
+@dataclass
+class MatchServerProcess:
+    workdir: Path
+    redis_url: str
+    match_id: str
+    players: tuple[str, ...]
+    env_extra: dict[str, str] = field(default_factory=dict)
+    signer: Signer = field(default_factory=lambda: Signer.from_pem(generate_private_key_pem()))
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def token(self, player: str, match_id: str | None = None, ttl_s: int = 600) -> str:
+        return self.signer.match_token(match_id or self.match_id, player, ttl_s)
+
+    def env(self) -> dict[str, str]:
+        key = self.workdir / "public.pem"
+        key.write_bytes(self.signer.public_pem())
+        return {
+            **os.environ,
+            "TRADEARENA_MATCH_ID": self.match_id,
+            "TRADEARENA_PLAYERS": ",".join(self.players),
+            "TRADEARENA_REDIS_URL": self.redis_url,
+            "TRADEARENA_PORT": str(self.port),
+            "TRADEARENA_HOST": "127.0.0.1",
+            "TRADEARENA_PUBLIC_KEY_FILE": str(key),
+            "TRADEARENA_FEED_SOURCE": "synthetic",
+            "TRADEARENA_SYNTHETIC_INTERVAL_MS": "100",
+            "TRADEARENA_LINGER_MS": "300",
+            **self.env_extra,
+        }
+
+    def start(self, wait_ready: bool = True) -> None:
+        self.starts += 1
+        log = (self.workdir / f"matchserver-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen([CLI, "matchserver"], env=self.env(), stdout=log,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"match server exited with {self.proc.returncode}: {self.logs()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"match server not ready within {timeout} s: {self.logs()}")
+
+    def logs(self) -> str:
+        return "".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob("matchserver-*.log"))
+        )
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

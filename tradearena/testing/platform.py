@@ -1,0 +1,107 @@
+"""`tradearena up` as a real process for end-to-end tests."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tradearena.launcher.localservices import free_port
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for `up`. Not under pytest's private tmp dir: PostgreSQL runs as
+    its own user when we are root, and must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="tradearena-up-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def short_catalogue(path: Path, blitz_minutes: int = 1) -> Path:
+    """The packaged catalogue with a shorter blitz, so a whole match fits in a test."""
+    text = (ROOT / "src" / "tradearena" / "modes.toml").read_text()
+    path.write_text(re.sub(r"(?m)^blitz = \d+", f"blitz = {blitz_minutes}", text))
+    return path
+
+
+@dataclass
+class UpProcess:
+    data_dir: Path
+    catalogue: Path | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _value(self, pattern: str) -> str:
+        for line in self.lines:
+            found = re.search(pattern, line)
+            if found:
+                return found.group(0)
+        raise AssertionError(f"{pattern!r} not in the output of up:\n" + "\n".join(self.lines))
+
+    @property
+    def redis_url(self) -> str:
+        return self._value(r"redis://[0-9.:]+/\d+")
+
+    @property
+    def dsn(self) -> str:
+        return self._value(r"postgresql://\S+")
+
+    def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("READY "):
+                self._ready.set()
+        self._ready.set()  # exited: unblock waiters
+
+    def start(self, timeout: float = 120) -> None:
+        args = [CLI]
+        if self.catalogue is not None:
+            args += ["--catalogue", str(self.catalogue)]
+        args += ["up", "--data-dir", str(self.data_dir), "--lobby-port", str(self.port)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(timeout) or self.proc.poll() is not None:
+            raise AssertionError("up did not get ready:\n" + "\n".join(self.lines))
+
+    def stop(self, timeout: float = 90) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def wait_for_line(self, pattern: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line):
+                    return line
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines))

@@ -1,0 +1,90 @@
+"""Builds realistic MatchResult messages and the users they refer to (test helper)."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import asyncpg
+
+from tradearena.contracts.results import Fill, LedgerLine, MatchResult, Standing
+
+T0 = 1_790_000_000_000
+
+
+async def make_users(dsn: str, n: int, prefix: str = "user") -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "INSERT INTO users (username, password_hash) "
+            "SELECT $1 || lpad(g::text, 4, '0'), 'x' FROM generate_series(1, $2) g RETURNING id",
+            prefix,
+            n,
+        )
+    finally:
+        await conn.close()
+    return [str(r["id"]) for r in rows]
+
+
+def make_result(
+    match_id: str,
+    players: list[str],
+    seed: int = 0,
+    ended_at: int = T0,
+    phase: str = "finished",
+) -> MatchResult:
+    rng = random.Random(seed)
+    equities = {p: Decimal(10_000) + Decimal(rng.randint(-3000, 3000)) for p in players}
+    order = sorted(players, key=lambda p: (-equities[p], p))
+    standings = [
+        Standing(
+            rank=i + 1,
+            player=p,
+            equity=equities[p],
+            realized_pnl=equities[p] - Decimal(10_000) + Decimal(2),
+            fees=Decimal(2),
+            trades=1,
+            status="finished",
+        )
+        for i, p in enumerate(order)
+    ]
+    fills = [
+        Fill(
+            player=p,
+            reason="close",
+            side="sell",
+            qty=Decimal("0.01"),
+            price=Decimal("65000.5"),
+            fee=Decimal(2),
+            realized_pnl=equities[p] - Decimal(10_000) + Decimal(2),
+            loss_capped=False,
+            ref=f"{match_id}-{p[:8]}",
+            at=ended_at - 1000,
+        )
+        for p in players
+    ]
+    ledger = [
+        LedgerLine(seq=i + 1, at=ended_at - 1000, debit=f"player:{p}", credit="house:fees",
+                   amount=Decimal(2), kind="fee", player=p, ref=f"{match_id}-{p[:8]}")
+        for i, p in enumerate(players)
+    ]  # fmt: skip
+    return MatchResult(
+        match_id=match_id,
+        mode="standard",
+        format="blitz",
+        symbol="BTCUSDT",
+        phase=phase,  # type: ignore[arg-type]
+        reason=None,
+        created_at=ended_at - 200_000,
+        started_at=ended_at - 180_000,
+        ended_at=ended_at,
+        final_price=Decimal("65000.5"),
+        frozen_ms=0,
+        players=players,
+        standings=standings if phase == "finished" else [],
+        fills=fills if phase == "finished" else [],
+        ledger=ledger if phase == "finished" else [],
+        log_entries=10,
+        log_digest="d" * 64,
+        ledger_digest="e" * 64,
+    )
