@@ -19,6 +19,7 @@ PY_TREES := tradearena lobby matchserver operator tests bench
 lint: setup
 	$(VENV)/bin/ruff check $(PY_TREES)
 	$(VENV)/bin/ruff format --check $(PY_TREES)
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy
