@@ -26,8 +26,8 @@ import yaml
 
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.kube import KubeCluster
+from tradearena.testing.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 TRADEARENA = Path(sys.executable).parent / "tradearena"
 
 

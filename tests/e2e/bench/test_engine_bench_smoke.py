@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tradearena.testing.paths import REPO
+
+ROOT = REPO
 BENCH = ROOT / "bench" / "engine_bench.py"
 
 TICK_KEYS = {

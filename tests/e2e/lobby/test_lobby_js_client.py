@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from lobby.accounts.notifications import notify
 from tradearena.testing.lobby import Client, register
+from tradearena.testing.paths import REPO
 
-JS = Path(__file__).resolve().parents[2] / "js"
+JS = REPO / "tests" / "js"
 
 
 async def _spawn(url: str, token: str) -> asyncio.subprocess.Process:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from tradearena.testing.matchserver import MatchServerProcess
+from tradearena.testing.paths import REPO
 
-JS = Path(__file__).resolve().parents[2] / "js"
+JS = REPO / "tests" / "js"
 
 
 def run_js(

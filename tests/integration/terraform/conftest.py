@@ -16,7 +16,8 @@ from typing import Any
 import hcl2
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tradearena.testing.paths import REPO
+
 TERRAFORM = REPO / "terraform"
 IRSA_MODULE = TERRAFORM / "modules" / "irsa-role"
 EXAMPLE = TERRAFORM / "examples" / "complete"

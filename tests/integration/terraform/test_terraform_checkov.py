@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tradearena.testing.paths import REPO
+
 TERRAFORM = REPO / "terraform"
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+):(.*)$", re.MULTILINE)
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
+from tradearena.testing.paths import REPO
+
+TERRAFORM = REPO / "terraform"
 
 
 def _format(hclfmt: Path, path: Path) -> str:

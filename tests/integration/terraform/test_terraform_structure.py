@@ -8,12 +8,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tradearena.testing.paths import REPO
+
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 CIDRSUBNET = re.compile(
     r"^\$\{\[for i, _ in local\.azs : cidrsubnet\(var\.vpc_cidr, (\d+), i(?: \+ (\d+))?\)\]\}$"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tradearena.testing.paths import REPO
+
 SCRIPT = REPO / "scripts" / "tf-outputs-to-values.py"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "terraform-outputs.json"
 ROLE = "eks.amazonaws.com/role-arn"

@@ -4,7 +4,6 @@ reconcile decisions. Milliseconds, no cluster."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,8 @@ from match_operator.crd import CRD_NAME, build_crd, render
 from match_operator.ports import PortAllocator, PortsExhaustedError
 from match_operator.settings import GAME_POOL_LABEL, OperatorSettings
 from tradearena.modes import default_catalogue, parse_catalogue
+from tradearena.testing.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 SETTINGS = OperatorSettings(image="registry.example/tradearena:1.2.3", max_retries=2,
                             startup_timeout_s=60, ttl_s=300)  # fmt: skip
