@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
+from tradearena.contracts.phases import ServerPhase
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
@@ -63,9 +64,9 @@ class MatchStore:
         if entries:
             await self.redis.rpush(self._log, *(dumps(e.to_wire()) for e in entries))
 
-    async def set_status(self, phase: str, **fields: str | int) -> None:
+    async def set_status(self, phase: ServerPhase, **fields: str | int) -> None:
         """Current status (a hash) plus a stream of changes that runtimes can watch."""
-        data: dict[Any, Any] = {"phase": phase, **fields}
+        data: dict[Any, Any] = {"phase": str(phase), **fields}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._status, mapping=data)
             pipe.xadd(self._phases, data, maxlen=1000, approximate=True)

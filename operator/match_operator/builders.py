@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from match_operator.crd import GROUP, KIND, VERSION
 from match_operator.settings import OperatorSettings
-from tradearena.orchestration.phases import Decision, Event, Phase, TransitionError, transition
+from tradearena.contracts import resource
+from tradearena.contracts.phases import MatchPhase
+from tradearena.orchestration.phases import (
+    Decision,
+    Event,
+    TransitionError,
+    server_event,
+    transition,
+)
 
-FINALIZER = "tradearena.io/match-server"
-MATCH_LABEL = "tradearena.io/match"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "tradearena-operator"
-RESTARTS_ANNOTATION = "tradearena.io/restarts-before"
 CONTAINER = "matchserver"
 KEYS_DIR = "/etc/tradearena/keys"
 
@@ -66,8 +68,8 @@ def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
 def owner_reference(match: Obj) -> Obj:
     meta = match["metadata"]
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,
@@ -90,10 +92,10 @@ def build_pod_spec(
             "labels": {
                 "app.kubernetes.io/name": "tradearena-matchserver",
                 "app.kubernetes.io/component": "match-server",
-                MANAGED_BY: MANAGER,
-                MATCH_LABEL: meta["name"],
+                resource.MANAGED_BY_LABEL: resource.MANAGED_BY,
+                resource.MATCH_LABEL: meta["name"],
             },
-            "annotations": {RESTARTS_ANNOTATION: str(restarts_before)},
+            "annotations": {resource.RESTARTS_ANNOTATION: str(restarts_before)},
             "ownerReferences": [owner_reference(match)],
         },
         "spec": {
@@ -224,7 +226,7 @@ class PodView:
             node=spec.get("nodeName"),
             host_port=ports[0] if ports else None,
             restarts=sum(int(cs.get("restartCount") or 0) for cs in statuses),
-            restarts_before=int(annotations.get(RESTARTS_ANNOTATION, "0") or 0),
+            restarts_before=int(annotations.get(resource.RESTARTS_ANNOTATION, "0") or 0),
             terminating=meta.get("deletionTimestamp") is not None,
             created=parse_time(meta.get("creationTimestamp")),
             exit_code=exit_code,
@@ -244,7 +246,7 @@ class Plan:
     create_pod: int | None = None  # host port of the pod to create
     restarts_before: int = 0
     delete_pod: bool = False
-    write_cancel: str | None = None  # reason for ta:match:<id>:cancel
+    write_cancel: str | None = None  # reason for keys.match_cancel(<id>)
     status: Obj = field(default_factory=dict)  # merge patch of .status
     add_finalizer: bool = False
     remove_finalizer: bool = False
@@ -265,14 +267,14 @@ class Observed:
     pod: PodView | None
     now: datetime
     node_address: str | None = None
-    server_phase: str | None = None  # the match server's own report (Redis), if known
+    server_phase: str | None = None  # the server's own report (a ServerPhase, Redis), if known
     pod_confirmed_missing: bool = False
     port: int | None = None  # the port the allocator would give a new pod
 
 
-_TIMESTAMP_OF = {Phase.CREATING: "createdAt", Phase.READY: "readyAt", Phase.LIVE: "liveAt",
-                 Phase.FINISHED: "finishedAt", Phase.FAILED: "finishedAt",
-                 Phase.CANCELLED: "finishedAt"}  # fmt: skip
+_TIMESTAMP_OF = {MatchPhase.CREATING: "createdAt", MatchPhase.READY: "readyAt", MatchPhase.LIVE: "liveAt",
+                 MatchPhase.FINISHED: "finishedAt", MatchPhase.FAILED: "finishedAt",
+                 MatchPhase.CANCELLED: "finishedAt"}  # fmt: skip
 
 
 class _Status:
@@ -282,7 +284,7 @@ class _Status:
         self.current = current
         self.plan = plan
         self.now = now
-        self.phase = Phase(current.get("phase") or Phase.PENDING)
+        self.phase = MatchPhase(current.get("phase") or MatchPhase.PENDING)
         if generation is not None and current.get("observedGeneration") != generation:
             plan.status["observedGeneration"] = generation
 
@@ -301,7 +303,7 @@ class _Status:
             return None
         if decision.phase is not self.phase:
             self.plan.events.append(
-                ("Warning" if decision.phase in (Phase.FAILED,) else "Normal",
+                ("Warning" if decision.phase in (MatchPhase.FAILED,) else "Normal",
                  str(decision.phase), reason or f"{self.phase} -> {decision.phase} ({event})")
             )  # fmt: skip
             self.phase = decision.phase
@@ -314,10 +316,10 @@ class _Status:
         return decision
 
 
-def _conditions(current: list[Obj], phase: Phase, now: datetime, reason: str) -> list[Obj]:
+def _conditions(current: list[Obj], phase: MatchPhase, now: datetime, reason: str) -> list[Obj]:
     wanted = {
-        "Ready": phase in (Phase.READY, Phase.LIVE),
-        "Live": phase is Phase.LIVE,
+        "Ready": phase.reachable,
+        "Live": phase is MatchPhase.LIVE,
         "Ended": phase.terminal,
     }
     old = {c["type"]: c for c in current}
@@ -345,15 +347,15 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
     deleting = meta.get("deletionTimestamp") is not None
     cancel = bool(spec.get("cancel")) or deleting
     if not st.current.get("phase"):
-        st.set("phase", str(Phase.PENDING))
+        st.set("phase", str(MatchPhase.PENDING))
 
-    if not deleting and not st.phase.terminal and FINALIZER not in finalizers:
+    if not deleting and not st.phase.terminal and resource.FINALIZER not in finalizers:
         plan.add_finalizer = True
 
     # --- cancel: spec.cancel or the Match being deleted
     if cancel and not st.phase.terminal:
         reason = spec.get("cancelReason") or ("match deleted" if deleting else "cancelled")
-        if st.phase is not Phase.CANCELLING:
+        if st.phase is not MatchPhase.CANCELLING:
             st.fire(Event.CANCEL, reason)
             if pod is not None and not pod.done:
                 plan.write_cancel = reason
@@ -374,7 +376,7 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
         plan.release_port = True
         if pod is not None and not pod.done and not pod.terminating:
             plan.delete_pod = True  # a failed or cancelled match leaves nothing running
-        if FINALIZER in finalizers:
+        if resource.FINALIZER in finalizers:
             plan.remove_finalizer = True
         finished = parse_time(st.get("finishedAt"))
         if not deleting and finished is not None and settings.ttl_s >= 0:
@@ -396,7 +398,7 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
              retries: int, retries_left: int) -> None:  # fmt: skip
     pod, now = obs.pod, obs.now
     restarts = int(st.get("restartCount") or 0)
-    started = st.phase is Phase.LIVE or bool(st.get("liveAt"))
+    started = st.phase is MatchPhase.LIVE or bool(st.get("liveAt"))
 
     def fail(event: Event, reason: str) -> None:
         decision = st.fire(event, reason, retries_left=retries_left, started=started)
@@ -413,13 +415,13 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         if pod is not None and not pod.terminating:
             plan.delete_pod = True  # its name is needed for the next pod
 
-    if pod is not None and st.phase is Phase.PENDING and pod.done:
+    if pod is not None and st.phase is MatchPhase.PENDING and pod.done:
         if not pod.terminating:
             plan.delete_pod = True  # the pod of a failed attempt: clear the way first
         return
 
     if pod is None:
-        if st.phase is Phase.PENDING:
+        if st.phase is MatchPhase.PENDING:
             port = st.get("port") if started else obs.port
             if port is None:
                 plan.events.append(("Warning", "NoHostPort", "no free host port; waiting"))
@@ -448,7 +450,7 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         st.set("restartCount", pod.restarts_before + pod.restarts)
 
     if pod.phase == "Succeeded" or (pod.done and pod.exit_code == 0):
-        if st.phase in (Phase.PENDING, Phase.CREATING):
+        if st.phase in (MatchPhase.PENDING, MatchPhase.CREATING):
             st.fire(Event.READY)
         st.fire(Event.FINISHED, "match server exited 0: results published")
         return
@@ -459,22 +461,22 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         fail(Event.FAILED, f"match server crashed {pod.restarts} time(s) before Ready")
         return
 
-    if st.phase is Phase.PENDING:
+    if st.phase is MatchPhase.PENDING:
         st.fire(Event.CREATED, "pod exists")
     st.set("pod", pod.name)
     if pod.host_port:
         st.set("port", pod.host_port)
 
-    if pod.ready and st.phase is Phase.CREATING and obs.node_address:
+    if pod.ready and st.phase is MatchPhase.CREATING and obs.node_address:
         st.set("address", obs.node_address)
         st.fire(Event.READY, f"ready at {obs.node_address}:{pod.host_port} on {pod.node}")
-    if obs.server_phase == "Live" and st.phase is Phase.READY:
+    if server_event(obs.server_phase) is Event.LIVE and st.phase is MatchPhase.READY:
         st.fire(Event.LIVE, "match started")
-    if st.phase in (Phase.READY, Phase.LIVE) and obs.node_address:
+    if st.phase in (MatchPhase.READY, MatchPhase.LIVE) and obs.node_address:
         st.set("address", obs.node_address)
         st.set("node", pod.node)  # written with Ready: one status write fewer per match
 
-    if st.phase is Phase.CREATING:
+    if st.phase is MatchPhase.CREATING:
         born = pod.created or now
         deadline = born + timedelta(seconds=settings.startup_timeout_s)
         if now >= deadline:
