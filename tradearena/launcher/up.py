@@ -143,7 +143,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from lobby.matchmaking.formation import ORCHESTRATOR
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
-    from tradearena.orchestration.local import LocalProcessOrchestrator, LocalRuntimeConfig
+    from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
 
     data = options.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ import socketio
 from lobby.matchmaking.formation import Formation, FormationSettings
 from lobby.matchmaking.queues import Queues, QueueSettings
 from tradearena.contracts.phases import MatchPhase
+from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.modes import default_catalogue
-from tradearena.orchestration.local import LocalProcessOrchestrator
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.tokens import Signer, generate_private_key_pem
 

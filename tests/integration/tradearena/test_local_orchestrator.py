@@ -13,8 +13,8 @@ import pytest
 import socketio
 
 from tradearena.contracts.phases import MatchPhase
+from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.local import LocalProcessOrchestrator
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.tokens import Signer, generate_private_key_pem
 
