@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
 from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.serverconfig import (
+    Entry,
+    FilePath,
+    Secret,
+    SecretRef,
+    ServerDeployment,
+    env_name,
+    server_config,
+)
+from tradearena.orchestration.contract import MatchSpec
 from tradearena.orchestration.phases import (
     Decision,
     Event,
@@ -39,28 +49,50 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 # ---------------------------------------------------------------------------- pod spec
+def match_spec(match: Obj) -> MatchSpec:
+    """The contract's view of a Match's spec (its name is the match id)."""
+    spec = match["spec"]
+    return MatchSpec(
+        match_id=match["metadata"]["name"],
+        mode=spec["mode"],
+        format=spec["format"],
+        duration_ms=int(spec.get("durationMs") or 0),
+        players=tuple(spec["players"]),
+        symbol=spec.get("symbol") or MatchSpec.symbol,
+    )
+
+
+_KEY_FIELDS: dict[str, Literal["jwks_file", "public_key_file"]] = {
+    "JWKS_FILE": "jwks_file", "PUBLIC_KEY_FILE": "public_key_file"}  # fmt: skip
+
+
+def server_deployment(settings: OperatorSettings) -> ServerDeployment:
+    """A pod listens on every address, reads Redis from a Secret and keys from a volume."""
+    return ServerDeployment(
+        host="0.0.0.0",  # noqa: S104 - players connect from outside
+        redis=Secret(settings.redis_secret, settings.redis_secret_key),
+        verify_key=f"{KEYS_DIR}/{settings.keys_item}",  # the `keys` volume
+        verify_key_kind=_KEY_FIELDS[settings.keys_env],
+        feed_source=settings.feed_source,
+        log_format="json",
+    )
+
+
+def _env_var(entry: Entry) -> Obj:
+    name = env_name(entry.field)
+    if isinstance(entry, SecretRef):
+        return {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": entry.secret, "key": entry.key}},
+        }
+    if isinstance(entry, FilePath):
+        return {"name": name, "value": entry.path}
+    return {"name": name, "value": entry.value}
+
+
 def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
-    spec, name = match["spec"], match["metadata"]["name"]
-    env: list[Obj] = [
-        {"name": "TRADEARENA_MATCH_ID", "value": name},
-        {"name": "TRADEARENA_PLAYERS", "value": ",".join(spec["players"])},
-        {"name": "TRADEARENA_MODE", "value": spec["mode"]},
-        {"name": "TRADEARENA_FORMAT", "value": spec["format"]},
-        {"name": "TRADEARENA_SYMBOL", "value": spec.get("symbol") or "BTCUSDT"},
-        {"name": "TRADEARENA_HOST", "value": "0.0.0.0"},  # noqa: S104 - players connect from outside
-        {"name": "TRADEARENA_PORT", "value": str(port)},
-        {"name": "TRADEARENA_FEED_SOURCE", "value": settings.feed_source},
-        {"name": "TRADEARENA_LOG_FORMAT", "value": "json"},
-        {"name": f"TRADEARENA_{settings.keys_env}", "value": f"{KEYS_DIR}/{settings.keys_item}"},
-        {
-            "name": "TRADEARENA_REDIS_URL",
-            "valueFrom": {
-                "secretKeyRef": {"name": settings.redis_secret, "key": settings.redis_secret_key}
-            },
-        },
-    ]
-    if spec.get("durationMs") is not None:
-        env.append({"name": "TRADEARENA_DURATION_MS", "value": str(spec["durationMs"])})
+    entries = server_config(match_spec(match), port, server_deployment(settings))
+    env = [_env_var(e) for e in entries]
     env.extend({"name": k, "value": v} for k, v in sorted(settings.extra_env.items()))
     return env
 

@@ -27,6 +27,13 @@ from redis.exceptions import RedisError
 
 from tradearena.contracts import keys
 from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.serverconfig import (
+    FilePath,
+    SecretRef,
+    ServerDeployment,
+    env_name,
+    server_config,
+)
 from tradearena.launcher.localservices import free_port
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
 from tradearena.orchestration.phases import Event, TransitionError, server_event, transition
@@ -174,22 +181,16 @@ class LocalProcessOrchestrator:
             managed.changed.notify_all()
 
     def _env(self, managed: _Managed) -> dict[str, str]:
-        spec, cfg = managed.spec, self.config
-        env = {
-            **os.environ,
-            "TRADEARENA_MATCH_ID": spec.match_id,
-            "TRADEARENA_PLAYERS": ",".join(spec.players),
-            "TRADEARENA_MODE": spec.mode,
-            "TRADEARENA_FORMAT": spec.format,
-            "TRADEARENA_DURATION_MS": str(spec.duration_ms),
-            "TRADEARENA_SYMBOL": spec.symbol,
-            "TRADEARENA_REDIS_URL": cfg.redis_url,
-            "TRADEARENA_PORT": str(managed.port),
-            "TRADEARENA_HOST": cfg.bind_host,
-            "TRADEARENA_PUBLIC_KEY_FILE": str(cfg.public_key_file),
-            "TRADEARENA_FEED_SOURCE": cfg.feed_source,
-            **cfg.extra_env,
-        }
+        cfg = self.config
+        deployment = ServerDeployment(host=cfg.bind_host, redis=cfg.redis_url,
+                                      verify_key=str(cfg.public_key_file),
+                                      feed_source=cfg.feed_source)  # fmt: skip
+        env = dict(os.environ)
+        for entry in server_config(managed.spec, managed.port, deployment):
+            if isinstance(entry, SecretRef):  # a local process has no secret store
+                raise TypeError(f"{entry.field}: a secret reference cannot run locally")
+            env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
+        env.update(cfg.extra_env)
         return env
 
     async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
