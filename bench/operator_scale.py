@@ -170,7 +170,7 @@ def main() -> int:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{resource.CRD_NAME}",
                         "crd/kopfpeerings.kopf.dev", "--timeout=60s")  # fmt: skip
         cluster.kubectl("apply", "-f", str(ROOT / "deploy" / "operator" / "rbac.yaml"))
-        cluster.kubectl("label", "node", *cluster.node_names, "tradearena.io/pool=game")
+        cluster.kubectl("label", "node", *cluster.node_names, f"{resource.POOL_LABEL}=game")
         metrics_port = free_port()
         env = {
             **os.environ,

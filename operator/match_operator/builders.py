@@ -122,8 +122,7 @@ def build_pod_spec(
             "name": meta["name"],
             "namespace": meta["namespace"],
             "labels": {
-                "app.kubernetes.io/name": "tradearena-matchserver",
-                "app.kubernetes.io/component": "match-server",
+                **resource.SERVER_POD_LABELS,
                 resource.MANAGED_BY_LABEL: resource.MANAGED_BY,
                 resource.MATCH_LABEL: meta["name"],
             },
@@ -350,9 +349,9 @@ class _Status:
 
 def _conditions(current: list[Obj], phase: MatchPhase, now: datetime, reason: str) -> list[Obj]:
     wanted = {
-        "Ready": phase.reachable,
-        "Live": phase is MatchPhase.LIVE,
-        "Ended": phase.terminal,
+        resource.CONDITION_READY: phase.reachable,
+        resource.CONDITION_LIVE: phase is MatchPhase.LIVE,
+        resource.CONDITION_ENDED: phase.terminal,
     }
     old = {c["type"]: c for c in current}
     out = []

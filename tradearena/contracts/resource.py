@@ -6,6 +6,8 @@ The CRD itself is generated from these (`python -m match_operator.crd`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 GROUP: Final = "tradearena.io"
@@ -22,6 +24,11 @@ CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 # On a Match: the operator's finalizer (the pod is stopped before the Match goes).
 FINALIZER: Final = f"{GROUP}/match-server"
 
+# A Match's status conditions (`kubectl wait --for=condition=Ready match/<id>`).
+CONDITION_READY: Final = "Ready"  # players can connect (phase Ready or Live)
+CONDITION_LIVE: Final = "Live"
+CONDITION_ENDED: Final = "Ended"  # a terminal phase
+
 # On a Match created by the lobby.
 PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
 PART_OF: Final = "tradearena"
@@ -31,6 +38,16 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "tradearena-operator"
 MATCH_LABEL: Final = f"{GROUP}/match"
 RESTARTS_ANNOTATION: Final = f"{GROUP}/restarts-before"  # in-place restarts before this pod
+# What the chart's NetworkPolicy and monitoring select match-server pods by.
+SERVER_POD_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "app.kubernetes.io/name": "tradearena-matchserver",
+        "app.kubernetes.io/component": "match-server",
+    }
+)
+
+# The node label of the pools (terraform sets it); match servers run on `game` nodes.
+POOL_LABEL: Final = f"{GROUP}/pool"
 
 # The operator's name on the Events it posts.
 REPORTING_COMPONENT: Final = f"{GROUP}/operator"
