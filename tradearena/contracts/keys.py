@@ -59,7 +59,7 @@ def match_snapshot(match_id: str) -> str:
 
 
 def match_status(match_id: str) -> str:
-    """Hash: the match server's current phase (Ready, Live, Finished, Cancelled)..."""
+    """Hash: the match server's current `phases.ServerPhase` (field `phase`) and times."""
     return f"ta:match:{{{match_id}}}:status"
 
 
