@@ -51,8 +51,9 @@ from decimal import Decimal
 from typing import Any
 
 from matchserver import heap
-from matchserver.engine.match import Match, Phase
+from matchserver.engine.match import Match
 from matchserver.runner import RunnerConfig
+from tradearena.contracts.phases import GamePhase
 from tradearena.modes import Rules, default_catalogue
 
 MODE = "arena"
@@ -156,7 +157,7 @@ def _go_live(d: Driver, cents: int) -> None:
     gc.collect()
     if d.gc_policy == "server":
         heap.freeze()
-    assert d.m.phase is Phase.LIVE
+    assert d.m.phase is GamePhase.LIVE
 
 
 def _fired(events: list[Any]) -> list[str]:
@@ -349,7 +350,7 @@ def bench_actions(players: int, actions: int, gc_policy: str, seed: int = 3) -> 
         kind_ns[kind] += cpu_ns
         i += 1
         now += dt
-    assert m.phase is Phase.LIVE
+    assert m.phase is GamePhase.LIVE
     assert m.reconcile() == []
     seconds = elapsed_ns / 1e9
     rejected = sum(n for code, n in codes.items() if code not in ("ok", "delayed"))

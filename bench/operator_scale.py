@@ -30,12 +30,13 @@ from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 
+from tradearena.contracts import resource
+from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.kube import create_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GROUP, VERSION, PLURAL = "tradearena.io", "v1alpha1", "matches"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,8 +52,8 @@ def proc_usage(pid: int) -> tuple[float, float, float]:
 
 def match_body(i: int, namespace: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Match",
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
         "metadata": {"name": f"bench-{i:04d}", "namespace": namespace},
         "spec": {"mode": "duel", "format": "blitz", "players": [f"p{i}a", f"p{i}b"]},
     }
@@ -76,13 +77,13 @@ async def run_matches(kubeconfig: Path, namespace: str, count: int, concurrency:
         while not done.is_set():
             try:
                 listed = await custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL
+                    resource.GROUP, resource.VERSION, namespace, resource.PLURAL
                 )
                 for obj in listed["items"]:
                     seen(obj)
                 w = watch.Watch()
                 async for event in w.stream(
-                    custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+                    custom.list_namespaced_custom_object, resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
                     resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=60,
                 ):  # fmt: skip
                     seen(event["object"])
@@ -91,7 +92,7 @@ async def run_matches(kubeconfig: Path, namespace: str, count: int, concurrency:
                 await asyncio.sleep(0.5)
 
     def seen(obj: dict[str, Any]) -> None:
-        if (obj.get("status") or {}).get("phase") == "Ready":
+        if (obj.get("status") or {}).get("phase") == MatchPhase.READY:
             ready_at.setdefault(obj["metadata"]["name"], time.monotonic() - start)
             if len(ready_at) >= count:
                 done.set()
@@ -115,7 +116,11 @@ async def run_matches(kubeconfig: Path, namespace: str, count: int, concurrency:
         while not queue.empty():
             i = queue.get_nowait()
             await custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, match_body(i, namespace)
+                resource.GROUP,
+                resource.VERSION,
+                namespace,
+                resource.PLURAL,
+                match_body(i, namespace),
             )
 
     await asyncio.gather(*(creator() for _ in range(concurrency)))
@@ -162,10 +167,10 @@ def main() -> int:
         namespace = "tradearena"
         cluster.kubectl("create", "namespace", namespace)
         cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/matches.tradearena.io",
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{resource.CRD_NAME}",
                         "crd/kopfpeerings.kopf.dev", "--timeout=60s")  # fmt: skip
         cluster.kubectl("apply", "-f", str(ROOT / "deploy" / "operator" / "rbac.yaml"))
-        cluster.kubectl("label", "node", *cluster.node_names, "tradearena.io/pool=game")
+        cluster.kubectl("label", "node", *cluster.node_names, f"{resource.POOL_LABEL}=game")
         metrics_port = free_port()
         env = {
             **os.environ,

@@ -20,10 +20,11 @@ from matchserver import heap
 from matchserver.engine import snapshot
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.log import PRICE, LogEntry, dumps
-from matchserver.engine.match import Match, Phase, replay_entries
+from matchserver.engine.match import Match, replay_entries
 from matchserver.feed.sources import FeedTick
 from matchserver.metrics import MatchMetrics
 from matchserver.store import MatchStore
+from tradearena.contracts.phases import GamePhase, ServerPhase
 from tradearena.contracts.results import MatchResult
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class MatchRunner:
                     "seconds": round(time.perf_counter() - started, 3),
                 },
             )
-            if match.phase is Phase.LIVE:
+            if match.phase is GamePhase.LIVE:
                 async with runner._lock:
                     await runner._commit(match.restarted(clock()))
         else:
@@ -149,7 +150,7 @@ class MatchRunner:
             await self.emitter.to_player(event.to, event.kind, event.data)
 
     def _set_phase_metric(self, phase: str) -> None:
-        for p in Phase:
+        for p in GamePhase:
             self.metrics.phase.labels(str(p)).set(1 if str(p) == phase else 0)
 
     # ----------------------------------------------------------------- inputs
@@ -173,7 +174,7 @@ class MatchRunner:
         return ack
 
     async def start_if_everyone_is_here(self) -> None:
-        if self.match.phase is Phase.WAITING and all(
+        if self.match.phase is GamePhase.WAITING and all(
             p.connected for p in self.match.players.values()
         ):
             await self.start()
@@ -203,10 +204,10 @@ class MatchRunner:
 
     async def start(self) -> None:
         async with self._lock:
-            if self.match.phase is not Phase.WAITING or self.match.official is None:
+            if self.match.phase is not GamePhase.WAITING or self.match.official is None:
                 return
             await self._commit(self.match.start(self.clock()))
-        await self.store.set_status("Live", started_at=self.match.started_at or 0)
+        await self.store.set_status(ServerPhase.LIVE, started_at=self.match.started_at or 0)
         log.info(
             "match live",
             extra={"match_id": self.match.match_id, "players": len(self.match.players)},
@@ -237,8 +238,8 @@ class MatchRunner:
     async def _become_ready(self) -> None:
         self._ready_at = self.clock()
         self.ready.set()
-        if self.match.phase is Phase.WAITING:  # a restart of a live match is not news
-            await self.store.set_status("Ready")
+        if self.match.phase is GamePhase.WAITING:  # a restart of a live match is not news
+            await self.store.set_status(ServerPhase.READY)
         log.info("match server ready", extra={"match_id": self.match.match_id})
 
     async def run_feed(self, ticks: AsyncIterator[FeedTick]) -> None:
@@ -263,7 +264,7 @@ class MatchRunner:
                     await self._commit(self.match.stop(now, cancelled=cancelled, reason=reason))
                 break
             if (
-                self.match.phase is Phase.WAITING
+                self.match.phase is GamePhase.WAITING
                 and self._ready_at is not None
                 and now - self._ready_at >= cfg.join_timeout_ms
             ):
@@ -272,7 +273,7 @@ class MatchRunner:
                 await self._commit(self.match.advance(now))
             if self.last_feed_ms is not None:
                 self.metrics.feed_staleness.set(max(0, now - self.last_feed_ms) / 1000)
-            if self.match.phase is Phase.LIVE and now >= next_board:
+            if self.match.phase is GamePhase.LIVE and now >= next_board:
                 next_board = now + cfg.leaderboard_interval_ms
                 board = self.match.leaderboard()
                 await self.emitter.broadcast(
@@ -290,11 +291,15 @@ class MatchRunner:
         result = build_result(self.match, self.config.format, self.config.symbol)
         await self.store.save_summary(dumps(self.match.result()))
         published = await self.store.publish_result(result.model_dump_json())
-        phase = "Cancelled" if self.match.phase is Phase.CANCELLED else "Finished"
+        phase = ServerPhase.ended(self.match.phase)
         await self.store.set_status(phase, ended_at=self.match.ended_at or 0)
         log.info(
             "match over",
-            extra={"match_id": self.match.match_id, "phase": phase, "result_published": published},
+            extra={
+                "match_id": self.match.match_id,
+                "phase": str(phase),
+                "result_published": published,
+            },
         )
         self.finished.set()
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
+from tradearena.contracts.phases import ServerPhase
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
@@ -31,7 +32,7 @@ class MatchStore:
         self._meta = keys.match_meta(match_id)
         self._status = keys.match_status(match_id)
         self._phases = keys.match_phases(match_id)
-        self._published = f"ta:match:{match_id}:result-published"
+        self._published = keys.result_published(match_id)
         self._cancel = keys.match_cancel(match_id)
 
     async def claim_header(self, header: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +64,9 @@ class MatchStore:
         if entries:
             await self.redis.rpush(self._log, *(dumps(e.to_wire()) for e in entries))
 
-    async def set_status(self, phase: str, **fields: str | int) -> None:
+    async def set_status(self, phase: ServerPhase, **fields: str | int) -> None:
         """Current status (a hash) plus a stream of changes that runtimes can watch."""
-        data: dict[Any, Any] = {"phase": phase, **fields}
+        data: dict[Any, Any] = {"phase": str(phase), **fields}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._status, mapping=data)
             pipe.xadd(self._phases, data, maxlen=1000, approximate=True)
@@ -73,21 +74,22 @@ class MatchStore:
 
     async def publish_result(self, result_json: str) -> bool:
         """XADD the result exactly once per match, atomically with its marker, so a
-        restart after publishing neither loses nor repeats it."""
+        restart after publishing neither loses nor repeats it. The marker sits in the
+        stream's slot (`keys.result_published`), so the script is cluster-safe."""
         done = await self.redis.eval(_PUBLISH_ONCE, 2, self._published, keys.RESULTS_STREAM,
                                      result_json)  # fmt: skip
         return bool(done)
 
     async def save_summary(self, summary_json: str) -> None:
         """The engine's own result, which `tradearena replay --match-id` verifies against."""
-        await self.redis.set(f"ta:match:{self.match_id}:result", summary_json)
+        await self.redis.set(keys.match_result(self.match_id), summary_json)
 
     async def load_record(self) -> MatchRecord | None:
         """Header, log and recorded result: everything a replay needs, read from Redis."""
         raw_header = await self.redis.get(self._meta)
         if raw_header is None:
             return None
-        raw_result = await self.redis.get(f"ta:match:{self.match_id}:result")
+        raw_result = await self.redis.get(keys.match_result(self.match_id))
         result = json.loads(raw_result) if raw_result is not None else None
         return MatchRecord(json.loads(raw_header), await self.load_log(), result)
 

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from lobby import keys as redis_keys
 from lobby.state import METRICS, REDIS, SETTINGS, SIO, VERIFIER
+from tradearena.contracts.keys import SOCKETIO_CHANNEL
 from tradearena.tokens import TokenError
 
 NAMESPACE = "/lobby"
@@ -47,7 +48,7 @@ def create_sio(app: web.Application) -> Any:
     settings = app[SETTINGS]
     manager = None
     if settings.socketio_redis:
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel="ta:lobby:socketio")
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
     origins: Any = settings.cors_origins or None
     sio = socketio.AsyncServer(
         async_mode="aiohttp",

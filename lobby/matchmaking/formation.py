@@ -36,15 +36,15 @@ from redis.asyncio import Redis
 
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
 from tradearena.contracts import keys
+from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue
 from tradearena.orchestration.contract import MatchSpec, MatchStatus, Orchestrator
-from tradearena.orchestration.phases import Phase
 from tradearena.settings import BaseAppSettings
 from tradearena.tokens import Signer
 
 log = logging.getLogger("lobby.matchmaking.formation")
 
-READY_PHASES = (Phase.READY, Phase.LIVE)
+READY_PHASES = (MatchPhase.READY, MatchPhase.LIVE)
 MOVE_WINDOW_MS = 60 * 60 * 1000
 
 
@@ -119,7 +119,7 @@ class Formation:
         async for status in self.orchestrator.watch(match_id):
             if status.phase in READY_PHASES:
                 return status
-            if status.phase.terminal or status.phase is Phase.CANCELLING:
+            if status.phase.terminal or status.phase is MatchPhase.CANCELLING:
                 raise FormationFailedError(status.reason or f"match server {status.phase}")
         raise FormationFailedError("the runtime stopped reporting the match")
 

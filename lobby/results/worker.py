@@ -602,7 +602,7 @@ def socketio_publisher(redis_url: str) -> Publish:
     through python-socketio's Redis manager (write-only: this process serves no client)."""
     import socketio
 
-    manager = socketio.AsyncRedisManager(redis_url, channel="ta:lobby:socketio", write_only=True)
+    manager = socketio.AsyncRedisManager(redis_url, channel=keys.SOCKETIO_CHANNEL, write_only=True)
 
     async def publish(notes: Sequence[StoredNotification]) -> None:
         for n in notes:

@@ -14,9 +14,10 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import Any
 
+from tradearena.contracts.phases import GAME_OVER, GamePhase
 from tradearena.modes import Rules
 
 from . import ledger as acct
@@ -58,21 +59,6 @@ LEADERBOARD_IN_STATE = 10  # rows of the board a state resync carries
 _ACTION_TYPES = (OpenOrder, ClosePosition, SetStops, UseAbility, Peek)
 _ORDER_TYPES = (OpenOrder, ClosePosition)
 _LEVERAGE_STEP = Decimal("0.01")
-
-
-class Phase(StrEnum):
-    WAITING = "waiting"
-    LIVE = "live"
-    SETTLING = "settling"
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
-
-    @property
-    def over(self) -> bool:
-        return self in _OVER  # a set lookup: checked on every pass of the clock
-
-
-_OVER = frozenset({Phase.FINISHED, Phase.CANCELLED})
 
 
 class _Due(IntEnum):
@@ -143,7 +129,7 @@ class Match:
         self.duration_ms = duration_ms
         self.created_at = created_at
         self.now = created_at
-        self.phase = Phase.WAITING
+        self.phase = GamePhase.WAITING
         self.started_at: int | None = None
         self.end_at: int | None = None
         self.ended_at: int | None = None
@@ -221,7 +207,7 @@ class Match:
         return self._drain()
 
     def start(self, now: int) -> list[Event]:
-        if self.phase is not Phase.WAITING:
+        if self.phase is not GamePhase.WAITING:
             raise RuntimeError(f"cannot start a match that is {self.phase}")
         self._record(now, START, None, None)
         return self._drain()
@@ -245,7 +231,7 @@ class Match:
         self._advance(now)
         if not state.bucket.take(now):
             return reject(Code.RATE_LIMITED), self._drain()
-        if self.phase in _OVER:  # the final bell rang first: nothing more enters the log
+        if self.phase in GAME_OVER:  # the final bell rang first: nothing more enters the log
             return reject(Code.MATCH_NOT_LIVE), self._drain()
         # The entry is written once, after the action ran: the outcome is part of the
         # record, so a replay can prove it gets the same one. (An action never reads the
@@ -347,7 +333,7 @@ class Match:
             "position": p.position.to_wire(self.official) if p.position else None,
             "charges": p.charges,
             "max_charges": self.rules.action_bar.max_charges,
-            "peek_meter": p.peek.level(now) if self.phase is Phase.LIVE else 0,
+            "peek_meter": p.peek.level(now) if self.phase is GamePhase.LIVE else 0,
             "cooldown_until": p.cooldown_until,
             "effects": {
                 "trade_delay_until": p.delayed_until if p.delayed_until > now else None,
@@ -472,7 +458,9 @@ class Match:
         elif kind == STOP:
             assert data is not None
             self._settle(
-                now, Phase.CANCELLED if data["cancelled"] else Phase.FINISHED, data["reason"]
+                now,
+                GamePhase.CANCELLED if data["cancelled"] else GamePhase.FINISHED,
+                data["reason"],
             )
         else:
             raise ValueError(f"unknown log entry kind {kind!r}")
@@ -498,7 +486,7 @@ class Match:
     def _advance(self, now: int) -> None:
         """Process everything due at or before `now`, earliest first."""
         stale_after = self.rules.stale_after_ms
-        while self.phase not in _OVER:
+        while self.phase not in GAME_OVER:
             # The earliest of: the next official price, the feed going stale, a task.
             due = price_due = self.delay_line.next_due()
             freeze_due = None
@@ -525,7 +513,7 @@ class Match:
 
     def _on_due(self, what: _Due, player: str | None, payload: Any, now: int) -> None:
         if what is _Due.END:
-            self._settle(now, Phase.FINISHED, "time")
+            self._settle(now, GamePhase.FINISHED, "time")
             return
         if what is _Due.REGEN:
             for p in self.players.values():
@@ -578,7 +566,7 @@ class Match:
         self._emit("tick", {"price": fmt(price), "at": now})
         prev = self._eval_price if self._eval_price is not None else price
         self._eval_price = price
-        if self.phase is not Phase.LIVE or not len(self.book):
+        if self.phase is not GamePhase.LIVE or not len(self.book):
             return
         for fired in self.book.crossed(prev, price):
             p = self.players[fired.player]
@@ -589,7 +577,7 @@ class Match:
 
     def _set_frozen(self, frozen: bool, now: int) -> None:
         self.frozen = frozen
-        if self.phase is Phase.LIVE:
+        if self.phase is GamePhase.LIVE:
             if frozen:
                 self._frozen_since = now
             elif self._frozen_since is not None:
@@ -599,7 +587,7 @@ class Match:
 
     # ------------------------------------------------------------------ phases
     def _on_start(self, now: int) -> None:
-        self.phase = Phase.LIVE
+        self.phase = GamePhase.LIVE
         self.started_at = now
         self.end_at = now + self.duration_ms
         if self.frozen:
@@ -616,8 +604,8 @@ class Match:
                 )
         self._emit("phase", {"phase": "live", "at": now, "end_at": self.end_at})
 
-    def _settle(self, now: int, final: Phase, reason: str) -> None:
-        self.phase = Phase.SETTLING
+    def _settle(self, now: int, final: GamePhase, reason: str) -> None:
+        self.phase = GamePhase.SETTLING
         self._emit("phase", {"phase": "settling", "at": now})
         for _, _, _, what, player, payload in sorted(self._due):
             if what is _Due.ORDER and player is not None:
@@ -649,7 +637,7 @@ class Match:
     def _on_connect(self, p: PlayerState, now: int) -> None:
         if p.connected:
             return
-        if p.ever_connected and self.phase is Phase.LIVE and not p.restart_pending:
+        if p.ever_connected and self.phase is GamePhase.LIVE and not p.restart_pending:
             p.reconnects += 1
         p.restart_pending = False
         p.connected = p.ever_connected = True
@@ -660,7 +648,7 @@ class Match:
         p.connected = False
         p.disconnect_token += 1
         self._emit("player", {"player": p.id, "status": "disconnected", "at": now})
-        if self.phase is not Phase.LIVE:
+        if self.phase is not GamePhase.LIVE:
             return
         if p.reconnects >= self.rules.disconnect.max_reconnects and not p.restart_pending:
             self._abandon(p, now)
@@ -691,7 +679,7 @@ class Match:
     def _on_action(self, p: PlayerState, action: Action, now: int) -> Ack:
         if p.abandoned:
             return reject(Code.PLAYER_ABANDONED)
-        if self.phase is not Phase.LIVE:
+        if self.phase is not GamePhase.LIVE:
             return reject(Code.MATCH_NOT_LIVE)
         if isinstance(action, _ORDER_TYPES):
             problem = self._check_order(p, now)
@@ -709,7 +697,7 @@ class Match:
         return self._peek(p, now)
 
     def _check_order(self, p: PlayerState, now: int) -> Ack | None:
-        if self.phase is not Phase.LIVE:
+        if self.phase is not GamePhase.LIVE:
             return reject(Code.MATCH_OVER)
         if p.abandoned:
             return reject(Code.PLAYER_ABANDONED)

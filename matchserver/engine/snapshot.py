@@ -12,12 +12,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from tradearena.contracts.phases import GamePhase
+
 from .actions import action_to_wire, parse_action
 from .codes import Code
 from .events import Ack
 from .ledger import Ledger, LedgerLine
 from .log import LogEntry
-from .match import Match, Phase, _Due
+from .match import Match, _Due
 from .money import fmt
 from .positions import Position
 
@@ -131,7 +133,7 @@ def restore(snapshot: dict[str, Any], log: list[LogEntry]) -> Match:
     m.log = list(log)
     m.fills = list(snapshot["fills"])
     m.now = snapshot["now"]
-    m.phase = Phase(snapshot["phase"])
+    m.phase = GamePhase(snapshot["phase"])
     m.started_at, m.end_at = snapshot["started_at"], snapshot["end_at"]
     m.ended_at, m.end_reason = snapshot["ended_at"], snapshot["end_reason"]
     m.official, m.official_at = _dec(snapshot["official"]), snapshot["official_at"]

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from match_operator.crd import GROUP, KIND, VERSION
 from match_operator.settings import OperatorSettings
-from tradearena.orchestration.phases import Decision, Event, Phase, TransitionError, transition
+from tradearena.contracts import resource
+from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.serverconfig import (
+    Entry,
+    FilePath,
+    Secret,
+    SecretRef,
+    ServerDeployment,
+    env_name,
+    server_config,
+)
+from tradearena.orchestration.contract import MatchSpec
+from tradearena.orchestration.phases import (
+    Decision,
+    Event,
+    TransitionError,
+    server_event,
+    transition,
+)
 
-FINALIZER = "tradearena.io/match-server"
-MATCH_LABEL = "tradearena.io/match"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "tradearena-operator"
-RESTARTS_ANNOTATION = "tradearena.io/restarts-before"
 CONTAINER = "matchserver"
 KEYS_DIR = "/etc/tradearena/keys"
 
@@ -37,28 +49,50 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 # ---------------------------------------------------------------------------- pod spec
+def match_spec(match: Obj) -> MatchSpec:
+    """The contract's view of a Match's spec (its name is the match id)."""
+    spec = match["spec"]
+    return MatchSpec(
+        match_id=match["metadata"]["name"],
+        mode=spec["mode"],
+        format=spec["format"],
+        duration_ms=int(spec.get("durationMs") or 0),
+        players=tuple(spec["players"]),
+        symbol=spec.get("symbol") or MatchSpec.symbol,
+    )
+
+
+_KEY_FIELDS: dict[str, Literal["jwks_file", "public_key_file"]] = {
+    "JWKS_FILE": "jwks_file", "PUBLIC_KEY_FILE": "public_key_file"}  # fmt: skip
+
+
+def server_deployment(settings: OperatorSettings) -> ServerDeployment:
+    """A pod listens on every address, reads Redis from a Secret and keys from a volume."""
+    return ServerDeployment(
+        host="0.0.0.0",  # noqa: S104 - players connect from outside
+        redis=Secret(settings.redis_secret, settings.redis_secret_key),
+        verify_key=f"{KEYS_DIR}/{settings.keys_item}",  # the `keys` volume
+        verify_key_kind=_KEY_FIELDS[settings.keys_env],
+        feed_source=settings.feed_source,
+        log_format="json",
+    )
+
+
+def _env_var(entry: Entry) -> Obj:
+    name = env_name(entry.field)
+    if isinstance(entry, SecretRef):
+        return {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": entry.secret, "key": entry.key}},
+        }
+    if isinstance(entry, FilePath):
+        return {"name": name, "value": entry.path}
+    return {"name": name, "value": entry.value}
+
+
 def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
-    spec, name = match["spec"], match["metadata"]["name"]
-    env: list[Obj] = [
-        {"name": "TRADEARENA_MATCH_ID", "value": name},
-        {"name": "TRADEARENA_PLAYERS", "value": ",".join(spec["players"])},
-        {"name": "TRADEARENA_MODE", "value": spec["mode"]},
-        {"name": "TRADEARENA_FORMAT", "value": spec["format"]},
-        {"name": "TRADEARENA_SYMBOL", "value": spec.get("symbol") or "BTCUSDT"},
-        {"name": "TRADEARENA_HOST", "value": "0.0.0.0"},  # noqa: S104 - players connect from outside
-        {"name": "TRADEARENA_PORT", "value": str(port)},
-        {"name": "TRADEARENA_FEED_SOURCE", "value": settings.feed_source},
-        {"name": "TRADEARENA_LOG_FORMAT", "value": "json"},
-        {"name": f"TRADEARENA_{settings.keys_env}", "value": f"{KEYS_DIR}/{settings.keys_item}"},
-        {
-            "name": "TRADEARENA_REDIS_URL",
-            "valueFrom": {
-                "secretKeyRef": {"name": settings.redis_secret, "key": settings.redis_secret_key}
-            },
-        },
-    ]
-    if spec.get("durationMs") is not None:
-        env.append({"name": "TRADEARENA_DURATION_MS", "value": str(spec["durationMs"])})
+    entries = server_config(match_spec(match), port, server_deployment(settings))
+    env = [_env_var(e) for e in entries]
     env.extend({"name": k, "value": v} for k, v in sorted(settings.extra_env.items()))
     return env
 
@@ -66,8 +100,8 @@ def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
 def owner_reference(match: Obj) -> Obj:
     meta = match["metadata"]
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,
@@ -88,12 +122,11 @@ def build_pod_spec(
             "name": meta["name"],
             "namespace": meta["namespace"],
             "labels": {
-                "app.kubernetes.io/name": "tradearena-matchserver",
-                "app.kubernetes.io/component": "match-server",
-                MANAGED_BY: MANAGER,
-                MATCH_LABEL: meta["name"],
+                **resource.SERVER_POD_LABELS,
+                resource.MANAGED_BY_LABEL: resource.MANAGED_BY,
+                resource.MATCH_LABEL: meta["name"],
             },
-            "annotations": {RESTARTS_ANNOTATION: str(restarts_before)},
+            "annotations": {resource.RESTARTS_ANNOTATION: str(restarts_before)},
             "ownerReferences": [owner_reference(match)],
         },
         "spec": {
@@ -224,7 +257,7 @@ class PodView:
             node=spec.get("nodeName"),
             host_port=ports[0] if ports else None,
             restarts=sum(int(cs.get("restartCount") or 0) for cs in statuses),
-            restarts_before=int(annotations.get(RESTARTS_ANNOTATION, "0") or 0),
+            restarts_before=int(annotations.get(resource.RESTARTS_ANNOTATION, "0") or 0),
             terminating=meta.get("deletionTimestamp") is not None,
             created=parse_time(meta.get("creationTimestamp")),
             exit_code=exit_code,
@@ -244,7 +277,7 @@ class Plan:
     create_pod: int | None = None  # host port of the pod to create
     restarts_before: int = 0
     delete_pod: bool = False
-    write_cancel: str | None = None  # reason for ta:match:<id>:cancel
+    write_cancel: str | None = None  # reason for keys.match_cancel(<id>)
     status: Obj = field(default_factory=dict)  # merge patch of .status
     add_finalizer: bool = False
     remove_finalizer: bool = False
@@ -265,14 +298,14 @@ class Observed:
     pod: PodView | None
     now: datetime
     node_address: str | None = None
-    server_phase: str | None = None  # the match server's own report (Redis), if known
+    server_phase: str | None = None  # the server's own report (a ServerPhase, Redis), if known
     pod_confirmed_missing: bool = False
     port: int | None = None  # the port the allocator would give a new pod
 
 
-_TIMESTAMP_OF = {Phase.CREATING: "createdAt", Phase.READY: "readyAt", Phase.LIVE: "liveAt",
-                 Phase.FINISHED: "finishedAt", Phase.FAILED: "finishedAt",
-                 Phase.CANCELLED: "finishedAt"}  # fmt: skip
+_TIMESTAMP_OF = {MatchPhase.CREATING: "createdAt", MatchPhase.READY: "readyAt", MatchPhase.LIVE: "liveAt",
+                 MatchPhase.FINISHED: "finishedAt", MatchPhase.FAILED: "finishedAt",
+                 MatchPhase.CANCELLED: "finishedAt"}  # fmt: skip
 
 
 class _Status:
@@ -282,7 +315,7 @@ class _Status:
         self.current = current
         self.plan = plan
         self.now = now
-        self.phase = Phase(current.get("phase") or Phase.PENDING)
+        self.phase = MatchPhase(current.get("phase") or MatchPhase.PENDING)
         if generation is not None and current.get("observedGeneration") != generation:
             plan.status["observedGeneration"] = generation
 
@@ -301,7 +334,7 @@ class _Status:
             return None
         if decision.phase is not self.phase:
             self.plan.events.append(
-                ("Warning" if decision.phase in (Phase.FAILED,) else "Normal",
+                ("Warning" if decision.phase in (MatchPhase.FAILED,) else "Normal",
                  str(decision.phase), reason or f"{self.phase} -> {decision.phase} ({event})")
             )  # fmt: skip
             self.phase = decision.phase
@@ -314,11 +347,11 @@ class _Status:
         return decision
 
 
-def _conditions(current: list[Obj], phase: Phase, now: datetime, reason: str) -> list[Obj]:
+def _conditions(current: list[Obj], phase: MatchPhase, now: datetime, reason: str) -> list[Obj]:
     wanted = {
-        "Ready": phase in (Phase.READY, Phase.LIVE),
-        "Live": phase is Phase.LIVE,
-        "Ended": phase.terminal,
+        resource.CONDITION_READY: phase.reachable,
+        resource.CONDITION_LIVE: phase is MatchPhase.LIVE,
+        resource.CONDITION_ENDED: phase.terminal,
     }
     old = {c["type"]: c for c in current}
     out = []
@@ -345,15 +378,15 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
     deleting = meta.get("deletionTimestamp") is not None
     cancel = bool(spec.get("cancel")) or deleting
     if not st.current.get("phase"):
-        st.set("phase", str(Phase.PENDING))
+        st.set("phase", str(MatchPhase.PENDING))
 
-    if not deleting and not st.phase.terminal and FINALIZER not in finalizers:
+    if not deleting and not st.phase.terminal and resource.FINALIZER not in finalizers:
         plan.add_finalizer = True
 
     # --- cancel: spec.cancel or the Match being deleted
     if cancel and not st.phase.terminal:
         reason = spec.get("cancelReason") or ("match deleted" if deleting else "cancelled")
-        if st.phase is not Phase.CANCELLING:
+        if st.phase is not MatchPhase.CANCELLING:
             st.fire(Event.CANCEL, reason)
             if pod is not None and not pod.done:
                 plan.write_cancel = reason
@@ -374,7 +407,7 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
         plan.release_port = True
         if pod is not None and not pod.done and not pod.terminating:
             plan.delete_pod = True  # a failed or cancelled match leaves nothing running
-        if FINALIZER in finalizers:
+        if resource.FINALIZER in finalizers:
             plan.remove_finalizer = True
         finished = parse_time(st.get("finishedAt"))
         if not deleting and finished is not None and settings.ttl_s >= 0:
@@ -396,7 +429,7 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
              retries: int, retries_left: int) -> None:  # fmt: skip
     pod, now = obs.pod, obs.now
     restarts = int(st.get("restartCount") or 0)
-    started = st.phase is Phase.LIVE or bool(st.get("liveAt"))
+    started = st.phase is MatchPhase.LIVE or bool(st.get("liveAt"))
 
     def fail(event: Event, reason: str) -> None:
         decision = st.fire(event, reason, retries_left=retries_left, started=started)
@@ -413,13 +446,13 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         if pod is not None and not pod.terminating:
             plan.delete_pod = True  # its name is needed for the next pod
 
-    if pod is not None and st.phase is Phase.PENDING and pod.done:
+    if pod is not None and st.phase is MatchPhase.PENDING and pod.done:
         if not pod.terminating:
             plan.delete_pod = True  # the pod of a failed attempt: clear the way first
         return
 
     if pod is None:
-        if st.phase is Phase.PENDING:
+        if st.phase is MatchPhase.PENDING:
             port = st.get("port") if started else obs.port
             if port is None:
                 plan.events.append(("Warning", "NoHostPort", "no free host port; waiting"))
@@ -448,7 +481,7 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         st.set("restartCount", pod.restarts_before + pod.restarts)
 
     if pod.phase == "Succeeded" or (pod.done and pod.exit_code == 0):
-        if st.phase in (Phase.PENDING, Phase.CREATING):
+        if st.phase in (MatchPhase.PENDING, MatchPhase.CREATING):
             st.fire(Event.READY)
         st.fire(Event.FINISHED, "match server exited 0: results published")
         return
@@ -459,22 +492,22 @@ def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
         fail(Event.FAILED, f"match server crashed {pod.restarts} time(s) before Ready")
         return
 
-    if st.phase is Phase.PENDING:
+    if st.phase is MatchPhase.PENDING:
         st.fire(Event.CREATED, "pod exists")
     st.set("pod", pod.name)
     if pod.host_port:
         st.set("port", pod.host_port)
 
-    if pod.ready and st.phase is Phase.CREATING and obs.node_address:
+    if pod.ready and st.phase is MatchPhase.CREATING and obs.node_address:
         st.set("address", obs.node_address)
         st.fire(Event.READY, f"ready at {obs.node_address}:{pod.host_port} on {pod.node}")
-    if obs.server_phase == "Live" and st.phase is Phase.READY:
+    if server_event(obs.server_phase) is Event.LIVE and st.phase is MatchPhase.READY:
         st.fire(Event.LIVE, "match started")
-    if st.phase in (Phase.READY, Phase.LIVE) and obs.node_address:
+    if st.phase in (MatchPhase.READY, MatchPhase.LIVE) and obs.node_address:
         st.set("address", obs.node_address)
         st.set("node", pod.node)  # written with Ready: one status write fewer per match
 
-    if st.phase is Phase.CREATING:
+    if st.phase is MatchPhase.CREATING:
         born = pod.created or now
         deadline = born + timedelta(seconds=settings.startup_timeout_s)
         if now >= deadline:

@@ -13,15 +13,12 @@ from typing import Any
 
 import yaml
 
+from tradearena.contracts import resource
+from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue, default_catalogue
 
-GROUP = "tradearena.io"
-VERSION = "v1alpha1"
-PLURAL = "matches"
-KIND = "Match"
-CRD_NAME = f"{PLURAL}.{GROUP}"
 MAX_DURATION_MS = 4 * 3600 * 1000  # the longest match the platform runs
-PHASES = ("Pending", "Creating", "Ready", "Live", "Finished", "Failed", "Cancelling", "Cancelled")
+PHASES = tuple(str(phase) for phase in MatchPhase)  # .status.phase, in the machine's order
 
 
 def _max_players_rule(catalogue: Catalogue) -> dict[str, str]:
@@ -148,21 +145,21 @@ def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": resource.CRD_NAME},
         "spec": {
-            "group": GROUP,
+            "group": resource.GROUP,
             "scope": "Namespaced",
             "names": {
-                "plural": PLURAL,
-                "singular": "match",
-                "kind": KIND,
-                "listKind": "MatchList",
-                "shortNames": ["mt"],
-                "categories": ["tradearena", "all"],
+                "plural": resource.PLURAL,
+                "singular": resource.SINGULAR,
+                "kind": resource.KIND,
+                "listKind": resource.LIST_KIND,
+                "shortNames": list(resource.SHORT_NAMES),
+                "categories": list(resource.CATEGORIES),
             },
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": resource.VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},

@@ -13,9 +13,8 @@ from typing import Any
 
 import kopf
 
-from match_operator.builders import MANAGED_BY, MANAGER
-from match_operator.crd import GROUP, PLURAL, VERSION
 from match_operator.runtime import Runtime
+from tradearena.contracts import resource
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def cleanup(**_: Any) -> None:
         await runtime.close()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(resource.GROUP, resource.VERSION, resource.PLURAL, registry=registry)
     async def match_event(event: kopf.RawEvent, **_: Any) -> None:
         body: Any = event["object"]
         deleted = event["type"] == "DELETED"
@@ -57,7 +56,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if not deleted:
             await runtime.reconcile_logged(key)
 
-    @kopf.on.event("", "v1", "pods", labels={MANAGED_BY: MANAGER}, registry=registry)
+    @kopf.on.event(
+        "", "v1", "pods", labels={resource.MANAGED_BY_LABEL: resource.MANAGED_BY}, registry=registry
+    )
     async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
         body: Any = event["object"]
         key = runtime.on_pod(body, deleted=event["type"] == "DELETED")

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from match_operator.crd import GROUP, KIND, PLURAL, VERSION
+from tradearena.contracts import resource
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
@@ -69,7 +69,7 @@ class KubeApi:
     async def get_match(self, namespace: str, name: str) -> Obj | None:
         try:
             got: Obj = await self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
+                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -84,7 +84,13 @@ class KubeApi:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         patched: Obj = await self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE
+            resource.GROUP,
+            resource.VERSION,
+            namespace,
+            resource.PLURAL,
+            name,
+            body,
+            _content_type=MERGE,
         )
         return patched
 
@@ -95,14 +101,20 @@ class KubeApi:
         if resource_version:
             meta["resourceVersion"] = resource_version
         patched: Obj = await self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"metadata": meta}, _content_type=MERGE
+            resource.GROUP,
+            resource.VERSION,
+            namespace,
+            resource.PLURAL,
+            name,
+            {"metadata": meta},
+            _content_type=MERGE,
         )
         return patched
 
     async def delete_match(self, namespace: str, name: str, uid: str) -> None:
         try:
             await self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name,
+                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name,
                 body={"preconditions": {"uid": uid}},
             )  # fmt: skip
         except ApiException as exc:
@@ -180,8 +192,8 @@ class KubeApi:
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "apiVersion": resource.API_VERSION,
+                "kind": resource.KIND,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),
@@ -190,7 +202,7 @@ class KubeApi:
             "reason": reason,
             "message": message[:1024],
             "source": {"component": "tradearena-operator"},
-            "reportingComponent": "tradearena.io/operator",
+            "reportingComponent": resource.REPORTING_COMPONENT,
             "reportingInstance": self.instance[:128],
             "firstTimestamp": now,
             "lastTimestamp": now,

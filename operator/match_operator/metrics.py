@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from tradearena.orchestration.phases import Phase
+from tradearena.contracts.phases import MatchPhase
 
 
 class OperatorMetrics:
@@ -29,9 +29,9 @@ class OperatorMetrics:
         self.pods_created = Counter(
             "tradearena_operator_pods_created", "Match-server pods created", registry=self.registry
         )
-        for phase in Phase:
+        for phase in MatchPhase:
             self.matches.labels(str(phase)).set(0)
 
     def set_phases(self, counts: dict[str, int]) -> None:
-        for phase in Phase:
+        for phase in MatchPhase:
             self.matches.labels(str(phase)).set(counts.get(str(phase), 0))

@@ -19,9 +19,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from match_operator.builders import (
-    FINALIZER,
-    MANAGED_BY,
-    MANAGER,
     Obj,
     Observed,
     Plan,
@@ -35,13 +32,15 @@ from match_operator.kube import ApiException, KubeApi
 from match_operator.metrics import OperatorMetrics
 from match_operator.ports import PortAllocator, PortsExhaustedError
 from match_operator.settings import OperatorSettings
-from tradearena.contracts import keys
+from tradearena.contracts import keys, resource
+from tradearena.contracts.phases import MatchPhase
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
-POD_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+POD_SELECTOR = f"{resource.MANAGED_BY_LABEL}={resource.MANAGED_BY}"
 NODE_CACHE_S = 30.0
+_FOLLOWED = (MatchPhase.READY, MatchPhase.LIVE)  # phases whose server report is read
 
 
 def _rv(obj: Obj | None) -> int:
@@ -130,7 +129,7 @@ class Runtime:
 
     def on_pod(self, body: Obj, deleted: bool = False) -> Key | None:
         meta = body["metadata"]
-        owner = (meta.get("labels") or {}).get("tradearena.io/match")
+        owner = (meta.get("labels") or {}).get(resource.MATCH_LABEL)
         if owner is None:
             return None
         key = (meta["namespace"], meta["name"])
@@ -154,7 +153,7 @@ class Runtime:
     # ------------------------------------------------------------------ timers
     def _schedule(self, key: Key, after: float | None) -> None:
         phase = self.phases.get(key) or (self.matches.get(key, {}).get("status") or {}).get("phase")
-        if self.redis is not None and phase in ("Ready", "Live"):  # follow the server's phase
+        if self.redis is not None and phase in _FOLLOWED:  # follow the server's phase
             after = min(after or self.settings.timer_interval_s, self.settings.timer_interval_s)
         if after is None:
             self._due.pop(key, None)
@@ -230,14 +229,14 @@ class Runtime:
         pod = self.pods.get(key)
         phase = (match.get("status") or {}).get("phase")
         port = None
-        if pod is None and phase in (None, "Pending") and not match["spec"].get("cancel"):
+        if pod is None and phase in (None, MatchPhase.PENDING) and not match["spec"].get("cancel"):
             await self._refresh_nodes()
             try:
                 port = self.ports.allocate(owner, self._pool_nodes)
             except PortsExhaustedError:
                 port = None
         server_phase = None
-        if phase == "Ready" and self.redis is not None:
+        if phase == MatchPhase.READY and self.redis is not None:
             server_phase = await self._server_phase(name)
         observed = Observed(match=match, pod=pod, now=datetime.now(UTC),
                             node_address=await self._address(pod.node if pod else None),
@@ -274,7 +273,7 @@ class Runtime:
     async def _execute(self, key: Key, match: Obj, plan: Plan, pod: PodView | None) -> None:
         namespace, name = key
         if plan.add_finalizer:
-            finalizers = [*(match["metadata"].get("finalizers") or []), FINALIZER]
+            finalizers = [*(match["metadata"].get("finalizers") or []), resource.FINALIZER]
             match = await self.kube.set_finalizers(
                 namespace, name, finalizers, match["metadata"].get("resourceVersion")
             )
@@ -303,7 +302,7 @@ class Runtime:
             if new_phase:
                 self.phases[key] = new_phase
                 self._count()
-            if new_phase == "Ready" and old_phase != "Ready":
+            if new_phase == MatchPhase.READY and old_phase != MatchPhase.READY:
                 created = parse_time(match["metadata"].get("creationTimestamp"))
                 ready = parse_time(match["status"].get("readyAt"))
                 if created and ready:
@@ -315,8 +314,10 @@ class Runtime:
             task = asyncio.create_task(self._post_event(match, event_type, reason, message))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        if plan.remove_finalizer and FINALIZER in (match["metadata"].get("finalizers") or []):
-            finalizers = [f for f in match["metadata"]["finalizers"] if f != FINALIZER]
+        if plan.remove_finalizer and resource.FINALIZER in (
+            match["metadata"].get("finalizers") or []
+        ):
+            finalizers = [f for f in match["metadata"]["finalizers"] if f != resource.FINALIZER]
             try:
                 match = await self.kube.set_finalizers(
                     namespace, name, finalizers, match["metadata"].get("resourceVersion")

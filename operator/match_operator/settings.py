@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-GAME_POOL_LABEL = "tradearena.io/pool"
+from tradearena.contracts import resource
+
+GAME_POOL_LABEL = resource.POOL_LABEL
 
 
 def _game_tolerations() -> list[dict[str, str]]:

@@ -1,10 +1,28 @@
-"""Every Redis key and stream name in one place (prefix `ta:`)."""
+"""Every Redis key, stream and channel that more than one process touches (prefix `ta:`).
+
+A component's private keys live in one module of its own (`lobby/keys.py`); no other
+module spells a `ta:` key. Keys that one script or transaction touches together share
+a hash tag (`{...}`), so a Redis Cluster keeps them in one slot.
+"""
 
 from __future__ import annotations
 
-RESULTS_STREAM = "ta:results"  # match servers -> results worker (consumer group)
+# Results: match servers -> results worker (consumer group). The stream, its dead letter
+# and every match's published-marker share the tag `{results}`: the match server's
+# publish-once script writes a marker and the stream together, and the worker's
+# dead-lettering transaction writes the dead letter and acks the stream together.
+RESULTS_STREAM = "ta:{results}"
 RESULTS_GROUP = "results-workers"
-RESULTS_DEAD_LETTER = "ta:results:dead"
+RESULTS_DEAD_LETTER = "ta:{results}:dead"
+
+
+def result_published(match_id: str) -> str:
+    """Marker set, atomically with the XADD, once a match's result is on the stream."""
+    return f"ta:{{results}}:published:{match_id}"
+
+
+# python-socketio's pub/sub channel between the lobby replicas and the results worker.
+SOCKETIO_CHANNEL = "ta:lobby:socketio"
 
 
 # A symbol's stream and lease share the hash tag `{SYMBOL}`: the relay's fenced publish
@@ -21,33 +39,43 @@ def feed_leader(symbol: str) -> str:
     return f"ta:feed:{{{symbol.upper()}}}:leader"
 
 
+# A match's keys share the hash tag `{<match_id>}`: the status hash and the phase stream
+# are written in one transaction.
+
+
 def match_log(match_id: str) -> str:
     """The match's append-only input log (engine log entries, JSON)."""
-    return f"ta:match:{match_id}:log"
+    return f"ta:match:{{{match_id}}}:log"
 
 
 def match_meta(match_id: str) -> str:
     """Header of the match (rules, players...), written once when it starts."""
-    return f"ta:match:{match_id}:meta"
+    return f"ta:match:{{{match_id}}}:meta"
 
 
 def match_snapshot(match_id: str) -> str:
-    return f"ta:match:{match_id}:snapshot"
+    """The engine state at some log position, so a restart replays only the rest."""
+    return f"ta:match:{{{match_id}}}:snapshot"
 
 
 def match_status(match_id: str) -> str:
-    """Hash: the match server's current phase (Ready, Live, Finished, Cancelled)..."""
-    return f"ta:match:{match_id}:status"
+    """Hash: the match server's current `phases.ServerPhase` (field `phase`) and times."""
+    return f"ta:match:{{{match_id}}}:status"
 
 
 def match_phases(match_id: str) -> str:
     """Stream of the match server's phase changes, for runtimes to watch."""
-    return f"ta:match:{match_id}:phases"
+    return f"ta:match:{{{match_id}}}:phases"
 
 
 def match_cancel(match_id: str) -> str:
     """Set (with the reason) before SIGTERM to make the match server cancel, not settle."""
-    return f"ta:match:{match_id}:cancel"
+    return f"ta:match:{{{match_id}}}:cancel"
+
+
+def match_result(match_id: str) -> str:
+    """The engine's own result, which `tradearena replay --match-id` verifies against."""
+    return f"ta:match:{{{match_id}}}:result"
 
 
 # Matchmaking queues. Every key shares the hash tag `{q}` so the atomic scripts that

@@ -1,6 +1,6 @@
 """The versioned result message a match server publishes when its match ends.
 
-Transport: one entry on the Redis stream `ta:results` with a single field
+Transport: one entry on the Redis stream `ta:{results}` with a single field
 `result` holding this model as JSON. Consumers must reject unknown
 `schema_version` values (dead-letter them) rather than guess.
 """

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.phases import Phase
 from tradearena.tokens import Signer, generate_private_key_pem
 
 CLI = str(Path(sys.executable).parent / "tradearena")
@@ -125,7 +125,7 @@ def _log_to_file(path: Path, level: str) -> None:
 def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus], None]:
     def on_change(spec: MatchSpec, status: MatchStatus) -> None:
         players = len(spec.players)
-        if status.phase is Phase.READY:
+        if status.phase is MatchPhase.READY:
             say(f"match {spec.match_id} started ({spec.mode}/{spec.format}, {players} players) "
                 f"at {status.url}")  # fmt: skip
         elif status.phase.terminal:
@@ -143,7 +143,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from lobby.matchmaking.formation import ORCHESTRATOR
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
-    from tradearena.orchestration.local import LocalProcessOrchestrator, LocalRuntimeConfig
+    from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
 
     data = options.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

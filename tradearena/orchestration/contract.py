@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .phases import Phase
+from tradearena.contracts.phases import MatchPhase
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class MatchSpec:
 @dataclass(frozen=True)
 class MatchStatus:
     match_id: str
-    phase: Phase
+    phase: MatchPhase
     address: str | None = None  # where players connect (host or IP)
     port: int | None = None
     reason: str | None = None

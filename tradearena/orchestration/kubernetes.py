@@ -18,20 +18,20 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tradearena.contracts import resource
+from tradearena.contracts.phases import MatchPhase
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.phases import Phase
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL, KIND = "tradearena.io", "v1alpha1", "matches", "Match"
 MERGE = "application/merge-patch+json"
 
 
 def match_status(obj: dict[str, Any]) -> MatchStatus:
     """The contract's view of a Match resource."""
     status = obj.get("status") or {}
-    phase = Phase(status.get("phase") or Phase.PENDING)
-    reachable = phase in (Phase.READY, Phase.LIVE)
+    phase = MatchPhase(status.get("phase") or MatchPhase.PENDING)
+    reachable = phase.reachable
     detail = {k: str(status[k]) for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
               if status.get(k)}  # fmt: skip
     return MatchStatus(
@@ -47,10 +47,10 @@ def match_status(obj: dict[str, Any]) -> MatchStatus:
 
 def match_resource(spec: MatchSpec, namespace: str) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
         "metadata": {"name": spec.match_id, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/part-of": "tradearena"}},
+                     "labels": {resource.PART_OF_LABEL: resource.PART_OF}},
         "spec": {"mode": spec.mode, "format": spec.format, "players": list(spec.players),
                  "symbol": spec.symbol},
     }  # fmt: skip
@@ -82,7 +82,11 @@ class KubernetesOrchestrator:
     async def start(self, spec: MatchSpec) -> None:
         try:
             await self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, match_resource(spec, self.namespace)
+                resource.GROUP,
+                resource.VERSION,
+                self.namespace,
+                resource.PLURAL,
+                match_resource(spec, self.namespace),
             )
         except ApiException as exc:
             if exc.status != 409:  # AlreadyExists: one Match per match id, never two
@@ -91,7 +95,7 @@ class KubernetesOrchestrator:
     async def _get(self, match_id: str) -> dict[str, Any] | None:
         try:
             obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, match_id
+                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, match_id
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -109,7 +113,11 @@ class KubernetesOrchestrator:
         selector = f"metadata.name={match_id}"
         while True:
             listed = await self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, field_selector=selector
+                resource.GROUP,
+                resource.VERSION,
+                self.namespace,
+                resource.PLURAL,
+                field_selector=selector,
             )
             items = listed.get("items") or []
             if not items:
@@ -123,8 +131,8 @@ class KubernetesOrchestrator:
             watcher = watch.Watch()
             try:
                 async for event in watcher.stream(
-                    self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                    PLURAL, field_selector=selector,
+                    self.custom.list_namespaced_custom_object, resource.GROUP, resource.VERSION, self.namespace,
+                    resource.PLURAL, field_selector=selector,
                     resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=300,
                 ):  # fmt: skip
                     if event["type"] == "DELETED":
@@ -149,7 +157,7 @@ class KubernetesOrchestrator:
     async def cancel(self, match_id: str, reason: str) -> None:
         try:
             await self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, match_id,
+                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, match_id,
                 {"spec": {"cancel": True, "cancelReason": reason[:256]}}, _content_type=MERGE,
             )  # fmt: skip
         except ApiException as exc:
@@ -158,7 +166,7 @@ class KubernetesOrchestrator:
 
     async def list_active(self) -> list[MatchStatus]:
         listed = await self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL
+            resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL
         )
         statuses = [match_status(obj) for obj in listed.get("items") or []]
         return [s for s in statuses if not s.phase.terminal]

@@ -1,4 +1,4 @@
-"""The match-server phase machine, shared by the local runtime and the operator.
+"""The phase machine of a match (`MatchPhase`), shared by the local runtime and the operator.
 
     Pending --created--> Creating --ready--> Ready --live--> Live --finished--> Finished
        |                    |                  |               |
@@ -15,20 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    CREATING = "Creating"
-    READY = "Ready"
-    LIVE = "Live"
-    FINISHED = "Finished"
-    FAILED = "Failed"
-    CANCELLING = "Cancelling"
-    CANCELLED = "Cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (Phase.FINISHED, Phase.FAILED, Phase.CANCELLED)
+from tradearena.contracts.phases import MatchPhase, ServerPhase
 
 
 class Event(StrEnum):
@@ -46,43 +33,65 @@ class TransitionError(ValueError):
     pass
 
 
-_TABLE: dict[tuple[Phase, Event], Phase] = {
-    (Phase.PENDING, Event.CREATED): Phase.CREATING,
-    (Phase.CREATING, Event.READY): Phase.READY,
-    (Phase.PENDING, Event.READY): Phase.READY,
-    (Phase.READY, Event.LIVE): Phase.LIVE,
-    (Phase.CREATING, Event.LIVE): Phase.LIVE,
-    (Phase.READY, Event.FINISHED): Phase.FINISHED,
-    (Phase.LIVE, Event.FINISHED): Phase.FINISHED,
-    (Phase.CANCELLING, Event.FINISHED): Phase.CANCELLED,
-    (Phase.CANCELLING, Event.STOPPED): Phase.CANCELLED,
-    (Phase.CANCELLING, Event.FAILED): Phase.CANCELLED,
+# What a match server's own report (`ServerPhase`, from Redis) means to the machine.
+# Cancelled is FINISHED too: a server only settles as cancelled after a cancel, and
+# Cancelling --finished--> Cancelled. The local runtime follows every report; the
+# operator learns Ready and the end from the pod and takes only Live from here.
+SERVER_EVENTS: dict[ServerPhase, Event] = {
+    ServerPhase.READY: Event.READY,
+    ServerPhase.LIVE: Event.LIVE,
+    ServerPhase.FINISHED: Event.FINISHED,
+    ServerPhase.CANCELLED: Event.FINISHED,
 }
-for _phase in (Phase.PENDING, Phase.CREATING, Phase.READY, Phase.LIVE):
-    _TABLE[(_phase, Event.CANCEL)] = Phase.CANCELLING
-    _TABLE[(_phase, Event.FAILED)] = Phase.FAILED
-for _phase in (Phase.PENDING, Phase.CREATING):
-    _TABLE[(_phase, Event.STARTUP_TIMEOUT)] = Phase.FAILED
+
+
+def server_event(reported: str | None) -> Event | None:
+    """The event for a server's reported phase; None for anything unknown (or nothing)."""
+    if reported is None:
+        return None
+    try:
+        return SERVER_EVENTS[ServerPhase(reported)]
+    except ValueError:
+        return None
+
+
+_TABLE: dict[tuple[MatchPhase, Event], MatchPhase] = {
+    (MatchPhase.PENDING, Event.CREATED): MatchPhase.CREATING,
+    (MatchPhase.CREATING, Event.READY): MatchPhase.READY,
+    (MatchPhase.PENDING, Event.READY): MatchPhase.READY,
+    (MatchPhase.READY, Event.LIVE): MatchPhase.LIVE,
+    (MatchPhase.CREATING, Event.LIVE): MatchPhase.LIVE,
+    (MatchPhase.READY, Event.FINISHED): MatchPhase.FINISHED,
+    (MatchPhase.LIVE, Event.FINISHED): MatchPhase.FINISHED,
+    (MatchPhase.CANCELLING, Event.FINISHED): MatchPhase.CANCELLED,
+    (MatchPhase.CANCELLING, Event.STOPPED): MatchPhase.CANCELLED,
+    (MatchPhase.CANCELLING, Event.FAILED): MatchPhase.CANCELLED,
+}
+for _phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE):
+    _TABLE[(_phase, Event.CANCEL)] = MatchPhase.CANCELLING
+    _TABLE[(_phase, Event.FAILED)] = MatchPhase.FAILED
+for _phase in (MatchPhase.PENDING, MatchPhase.CREATING):
+    _TABLE[(_phase, Event.STARTUP_TIMEOUT)] = MatchPhase.FAILED
 
 
 @dataclass(frozen=True)
 class Decision:
-    phase: Phase
+    phase: MatchPhase
     retry: bool = False  # replace the server and go back to Pending
     restart_in_place: bool = False  # same match id; the server restores from Redis
 
 
 def transition(
-    phase: Phase, event: Event, *, retries_left: int = 0, started: bool = False
+    phase: MatchPhase, event: Event, *, retries_left: int = 0, started: bool = False
 ) -> Decision:
     """Next phase for an event; unknown pairs raise, terminal phases absorb everything."""
     if phase.terminal:
         return Decision(phase)
-    if event in (Event.FAILED, Event.STARTUP_TIMEOUT) and phase is not Phase.CANCELLING:
-        if started or phase is Phase.LIVE:
+    if event in (Event.FAILED, Event.STARTUP_TIMEOUT) and phase is not MatchPhase.CANCELLING:
+        if started or phase is MatchPhase.LIVE:
             return Decision(phase, restart_in_place=True)
         if retries_left > 0:
-            return Decision(Phase.PENDING, retry=True)
+            return Decision(MatchPhase.PENDING, retry=True)
     try:
         return Decision(_TABLE[(phase, event)])
     except KeyError:

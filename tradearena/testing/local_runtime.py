@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from tradearena.orchestration.local import LocalProcessOrchestrator, LocalRuntimeConfig
+from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
 from tradearena.tokens import Signer
 
 

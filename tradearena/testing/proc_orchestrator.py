@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tradearena.contracts.phases import MatchPhase
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.phases import Event, Phase, transition
+from tradearena.orchestration.phases import Event, transition
 
 SCRIPT = Path(__file__).with_name("fake_matchserver.py")
 
@@ -44,7 +45,7 @@ class ProcessOrchestrator:
             q.put_nowait(m.status)
 
     async def start(self, spec: MatchSpec) -> None:
-        m = _Match(spec, MatchStatus(spec.match_id, Phase.PENDING))
+        m = _Match(spec, MatchStatus(spec.match_id, MatchPhase.PENDING))
         self.matches[spec.match_id] = m
         self.started.append(spec)
         m.proc = await asyncio.create_subprocess_exec(
@@ -58,10 +59,10 @@ class ProcessOrchestrator:
         assert m.proc is not None and m.proc.stdout is not None
         async for line in m.proc.stdout:
             word, _, rest = line.decode().strip().partition(" ")
-            if word == "READY" and m.status.phase is Phase.CREATING:
+            if word == "READY" and m.status.phase is MatchPhase.CREATING:
                 self._set(m, Event.READY, address="127.0.0.1", port=int(rest))
         code = await m.proc.wait()
-        if m.status.phase is Phase.CANCELLING:
+        if m.status.phase is MatchPhase.CANCELLING:
             self._set(m, Event.STOPPED)
         elif not m.status.phase.terminal:
             self._set(m, Event.FAILED, reason=f"exit status {code}")
@@ -85,7 +86,7 @@ class ProcessOrchestrator:
 
     async def cancel(self, match_id: str, reason: str) -> None:
         m = self.matches.get(match_id)
-        if m is None or m.status.phase.terminal or m.status.phase is Phase.CANCELLING:
+        if m is None or m.status.phase.terminal or m.status.phase is MatchPhase.CANCELLING:
             return
         self._set(m, Event.CANCEL, reason=reason)
         if m.proc is not None and m.proc.returncode is None:

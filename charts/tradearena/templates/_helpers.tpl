@@ -159,7 +159,7 @@ PGPASSWORD, which comes from the Secret.
 {{- end -}}
 {{- end -}}
 
-{{/* Labels the operator puts on match-server pods (match_operator.builders). */}}
+{{/* Labels the operator puts on match-server pods (tradearena.contracts.resource; a test compares). */}}
 {{- define "tradearena.matchServerSelector" -}}
 app.kubernetes.io/name: tradearena-matchserver
 app.kubernetes.io/component: match-server

@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
+from tradearena.contracts.phases import MatchPhase
 from tradearena.orchestration.contract import MatchSpec
 from tradearena.orchestration.kubernetes import KubernetesOrchestrator
-from tradearena.orchestration.phases import Phase
 
 from .conftest import OperatorEnv
 
@@ -98,7 +98,7 @@ async def test_the_kubernetes_orchestrator_watches_a_match_to_ready_and_cancels_
         async def until_ready() -> None:
             async for status in orchestrator.watch("m-orch"):
                 seen.append(status)
-                if status.phase is Phase.READY:
+                if status.phase is MatchPhase.READY:
                     return
 
         await asyncio.wait_for(until_ready(), 60)
@@ -107,16 +107,16 @@ async def test_the_kubernetes_orchestrator_watches_a_match_to_ready_and_cancels_
         assert ready.address == op_env.cluster.node_external_ips[node]
         assert ready.port is not None and 7000 <= ready.port <= 8000
         assert ready.url == f"http://{ready.address}:{ready.port}"
-        assert [s.phase for s in seen][-1] is Phase.READY
-        assert seen[0].phase in (Phase.PENDING, Phase.CREATING, Phase.READY)
+        assert [s.phase for s in seen][-1] is MatchPhase.READY
+        assert seen[0].phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY)
         status = await orchestrator.status("m-orch")
-        assert status is not None and status.phase is Phase.READY
+        assert status is not None and status.phase is MatchPhase.READY
         assert [s.match_id for s in await orchestrator.list_active()] == ["m-orch"]
         assert await orchestrator.status("m-nothing") is None
 
         await orchestrator.cancel("m-orch", "formation abandoned")
         phases = [s.phase async for s in orchestrator.watch("m-orch")]
-        assert phases[-1] is Phase.CANCELLED
+        assert phases[-1] is MatchPhase.CANCELLED
         final = await orchestrator.status("m-orch")
         assert final is not None and final.reason == "formation abandoned"
         assert final.address is None  # nobody is sent to a cancelled match

@@ -12,8 +12,7 @@ import json
 import pytest
 import redis
 
-from match_operator.builders import MATCH_LABEL
-from tradearena.contracts import keys
+from tradearena.contracts import keys, resource
 from tradearena.testing.kube import KubeCluster
 
 from .conftest import OperatorEnv, exited
@@ -48,7 +47,7 @@ def test_a_match_gets_one_locked_down_pod_and_becomes_ready_at_the_node_address(
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["spec"]["nodeSelector"] == {"tradearena.io/pool": "game"}
     assert pod["metadata"]["ownerReferences"][0]["uid"] == match["metadata"]["uid"]
-    assert pod["metadata"]["labels"][MATCH_LABEL] == "m-ready"
+    assert pod["metadata"]["labels"][resource.MATCH_LABEL] == "m-ready"
     assert status["readyAt"] and status["createdAt"]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["Ready"] == "True" and conditions["Ended"] == "False"

@@ -14,9 +14,9 @@ import socketio
 
 from lobby.matchmaking.formation import Formation, FormationSettings
 from lobby.matchmaking.queues import Queues, QueueSettings
+from tradearena.contracts.phases import MatchPhase
+from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.modes import default_catalogue
-from tradearena.orchestration.local import LocalProcessOrchestrator
-from tradearena.orchestration.phases import Phase
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -72,5 +72,5 @@ async def test_formed_match_accepts_the_players_with_their_tokens(
     await runtime.cancel(claim.match_id, "test over")
     async with asyncio.timeout(30):
         phases = [s.phase async for s in runtime.watch(claim.match_id)]
-    assert phases[-1] is Phase.CANCELLED
+    assert phases[-1] is MatchPhase.CANCELLED
     await client.aclose()

@@ -20,9 +20,9 @@ from lobby.matchmaking.formation import (
 )
 from lobby.matchmaking.queues import Queues, QueueSettings
 from tradearena.contracts import keys
+from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import default_catalogue
 from tradearena.orchestration.contract import MatchSpec
-from tradearena.orchestration.phases import Phase
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -112,7 +112,7 @@ async def test_a_server_that_dies_before_ready_requeues_players_with_priority(
     outcome = await formation(orchestrator, queues, inbox).form(claim)
     assert outcome.state == "failed" and outcome.requeued == 2
     assert outcome.reason == "exit status 3"
-    assert outcome.status is not None and outcome.status.phase is Phase.FAILED
+    assert outcome.status is not None and outcome.status.phase is MatchPhase.FAILED
     waiting = await queues.waiting("duel")
     assert {t.player for t in waiting} == {"carol", "dave"}
     assert all(t.priority for t in waiting)
@@ -131,7 +131,7 @@ async def test_a_server_never_ready_is_cancelled_at_the_timeout_and_players_requ
     assert outcome.state == "failed" and outcome.reason == "startup_timeout"
     # the hanging process was told to stop: its watch ends Cancelled
     phases = [s.phase async for s in orchestrator.watch(claim.match_id)]
-    assert phases[-1] is Phase.CANCELLED
+    assert phases[-1] is MatchPhase.CANCELLED
     assert len(await queues.waiting("duel")) == 2
 
 
@@ -174,6 +174,6 @@ async def test_a_formation_taken_back_as_abandoned_cancels_its_server(
     outcome = await formation(orchestrator, queues, inbox).form(claim)
     assert outcome.state == "failed" and outcome.reason == "formation abandoned"
     phases = [s.phase async for s in orchestrator.watch(claim.match_id)]
-    assert phases[-1] is Phase.CANCELLED
+    assert phases[-1] is MatchPhase.CANCELLED
     assert inbox.of("match_ready") == {}
     assert len(await queues.waiting("duel")) == 2  # requeued once, by the recovery

@@ -19,8 +19,8 @@ from lobby.results.worker import ResultsWorker, ResultsWorkerSettings
 from lobby.settings import LobbySettings
 from lobby.state import SIGNER
 from tradearena.contracts import keys
+from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import default_catalogue
-from tradearena.orchestration.phases import Phase
 from tradearena.testing.lobby import Client, admin_tokens, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.testing.results_factory import make_result
@@ -126,7 +126,7 @@ async def test_two_players_are_matched_and_told_where_to_play_then_admin_cancels
     assert cancel.status == 202
     assert (await cancel.json())["phase"] in ("Cancelling", "Cancelled")
     phases = [s.phase async for s in orchestrator.watch(match_id)]
-    assert phases[-1] is Phase.CANCELLED
+    assert phases[-1] is MatchPhase.CANCELLED
     audit = await (
         await client.get(f"/api/v1/admin/audit?target_id={match_id}", headers=bearer(admin))
     ).json()

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import socketio
 
+from tradearena.contracts.phases import MatchPhase
+from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.local import LocalProcessOrchestrator
-from tradearena.orchestration.phases import Phase
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -34,7 +34,7 @@ def spec(
 
 
 async def phases_until(
-    orch: LocalProcessOrchestrator, match_id: str, last: Phase
+    orch: LocalProcessOrchestrator, match_id: str, last: MatchPhase
 ) -> list[MatchStatus]:
     seen: list[MatchStatus] = []
     async with asyncio.timeout(60):
@@ -68,14 +68,14 @@ async def connect(status: MatchStatus, match_id: str, player: str) -> socketio.A
 async def test_a_match_goes_ready_live_finished(runtime: LocalProcessOrchestrator) -> None:
     await runtime.start(spec("m-local", duration_ms=2000))
     await runtime.start(spec("m-local", duration_ms=2000))  # idempotent: still one server
-    seen = await phases_until(runtime, "m-local", Phase.READY)
-    assert [s.phase for s in seen] == [Phase.PENDING, Phase.CREATING, Phase.READY]
+    seen = await phases_until(runtime, "m-local", MatchPhase.READY)
+    assert [s.phase for s in seen] == [MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY]
     ready = seen[-1]
     assert (ready.address, ready.port) == ("127.0.0.1", ready.port)
     client = await connect(ready, "m-local", "alice")
     try:
-        rest = await phases_until(runtime, "m-local", Phase.FINISHED)
-        assert [s.phase for s in rest][-2:] == [Phase.LIVE, Phase.FINISHED]
+        rest = await phases_until(runtime, "m-local", MatchPhase.FINISHED)
+        assert [s.phase for s in rest][-2:] == [MatchPhase.LIVE, MatchPhase.FINISHED]
     finally:
         await client.disconnect()
     assert await runtime.list_active() == []
@@ -83,22 +83,22 @@ async def test_a_match_goes_ready_live_finished(runtime: LocalProcessOrchestrato
 
 async def test_cancel_settles_as_cancelled(runtime: LocalProcessOrchestrator) -> None:
     await runtime.start(spec("m-cancel"))
-    ready = (await phases_until(runtime, "m-cancel", Phase.READY))[-1]
+    ready = (await phases_until(runtime, "m-cancel", MatchPhase.READY))[-1]
     client = await connect(ready, "m-cancel", "alice")
     try:
-        await phases_until(runtime, "m-cancel", Phase.LIVE)
+        await phases_until(runtime, "m-cancel", MatchPhase.LIVE)
         await runtime.cancel("m-cancel", "admin: test")
-        seen = await phases_until(runtime, "m-cancel", Phase.CANCELLED)
-        assert Phase.CANCELLING in [s.phase for s in seen]
+        seen = await phases_until(runtime, "m-cancel", MatchPhase.CANCELLED)
+        assert MatchPhase.CANCELLING in [s.phase for s in seen]
     finally:
         await client.disconnect()
 
 
 async def test_a_crash_after_live_restarts_in_place(runtime: LocalProcessOrchestrator) -> None:
     await runtime.start(spec("m-crash"))
-    ready = (await phases_until(runtime, "m-crash", Phase.READY))[-1]
+    ready = (await phases_until(runtime, "m-crash", MatchPhase.READY))[-1]
     client = await connect(ready, "m-crash", "alice")
-    await phases_until(runtime, "m-crash", Phase.LIVE)
+    await phases_until(runtime, "m-crash", MatchPhase.LIVE)
     await client.disconnect()
     first = runtime._matches["m-crash"].proc
     assert first is not None
@@ -109,7 +109,7 @@ async def test_a_crash_after_live_restarts_in_place(runtime: LocalProcessOrchest
             if status.restarts == 1:
                 break
     assert status is not None
-    assert (status.phase, status.port, status.restarts) == (Phase.LIVE, ready.port, 1)
+    assert (status.phase, status.port, status.restarts) == (MatchPhase.LIVE, ready.port, 1)
     await until_ready(status)  # players' clients reconnect the same way: retry until up
     again = await connect(status, "m-crash", "alice")  # the same address still serves it
     await again.disconnect()
@@ -120,8 +120,8 @@ async def test_a_server_that_cannot_start_is_retried_then_failed(
 ) -> None:
     bad = MatchSpec("m-bad", "no-such-mode", "blitz", 60_000, ("alice",))
     await runtime.start(bad)
-    seen = await phases_until(runtime, "m-bad", Phase.FAILED)
+    seen = await phases_until(runtime, "m-bad", MatchPhase.FAILED)
     phases = [s.phase for s in seen]
-    assert phases.count(Phase.CREATING) == 2  # first try plus one retry
+    assert phases.count(MatchPhase.CREATING) == 2  # first try plus one retry
     assert seen[-1].reason is not None
     assert "exited with status" in seen[-1].reason

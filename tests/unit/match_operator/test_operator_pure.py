@@ -10,18 +10,16 @@ import pytest
 import yaml
 
 from match_operator.builders import (
-    FINALIZER,
-    MATCH_LABEL,
-    RESTARTS_ANNOTATION,
     Observed,
     PodView,
     build_pod_spec,
     decide,
     iso,
 )
-from match_operator.crd import CRD_NAME, build_crd, render
+from match_operator.crd import build_crd, render
 from match_operator.ports import PortAllocator, PortsExhaustedError
 from match_operator.settings import GAME_POOL_LABEL, OperatorSettings
+from tradearena.contracts import resource
 from tradearena.modes import default_catalogue, parse_catalogue
 from tradearena.testing.paths import REPO
 
@@ -33,7 +31,7 @@ SETTINGS = OperatorSettings(image="registry.example/tradearena:1.2.3", max_retri
 def match(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": "m-1", "namespace": "games", "uid": "uid-1", "generation": 1,
-                     "resourceVersion": "10", "finalizers": [FINALIZER]},
+                     "resourceVersion": "10", "finalizers": [resource.FINALIZER]},
         "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"],
                  "symbol": "BTCUSDT", "cancel": False, **spec},
         "status": status or {},
@@ -60,7 +58,7 @@ def test_crd_file_is_generated_from_the_catalogue() -> None:
     assert spec["properties"]["players"]["maxItems"] == max(
         m.players.max for m in catalogue.modes.values()
     )
-    assert crd["metadata"]["name"] == CRD_NAME
+    assert crd["metadata"]["name"] == resource.CRD_NAME
     assert crd["spec"]["names"]["shortNames"] == ["mt"]
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
     assert {"Phase", "Mode", "Players", "Address", "Age"} <= set(columns)
@@ -89,8 +87,8 @@ def test_pod_spec_is_locked_down_and_carries_the_match() -> None:
     m = match(durationMs=90_000)
     p = build_pod_spec(m, SETTINGS, 7123, restarts_before=2)
     assert p["metadata"]["name"] == "m-1"  # deterministic: never a second pod
-    assert p["metadata"]["labels"][MATCH_LABEL] == "m-1"
-    assert p["metadata"]["annotations"][RESTARTS_ANNOTATION] == "2"
+    assert p["metadata"]["labels"][resource.MATCH_LABEL] == "m-1"
+    assert p["metadata"]["annotations"][resource.RESTARTS_ANNOTATION] == "2"
     owner = p["metadata"]["ownerReferences"][0]
     assert owner["uid"] == "uid-1" and owner["controller"] and owner["kind"] == "Match"
     spec = p["spec"]
@@ -280,9 +278,9 @@ def test_deleting_a_match_cancels_it_before_the_finalizer_goes() -> None:
 
 
 def test_the_orchestrator_maps_match_resources_to_the_contract() -> None:
+    from tradearena.contracts.phases import MatchPhase
     from tradearena.orchestration.contract import MatchSpec
     from tradearena.orchestration.kubernetes import match_resource, match_status
-    from tradearena.orchestration.phases import Phase
 
     body = match_resource(MatchSpec("m-9", "standard", "quick", 1_500_000, ("a", "b", "c")), "g")
     assert body["metadata"] == {"name": "m-9", "namespace": "g",
@@ -292,14 +290,18 @@ def test_the_orchestrator_maps_match_resources_to_the_contract() -> None:
     ready = match_status({"metadata": {"name": "m-9"}, "status": {
         "phase": "Ready", "address": "203.0.113.9", "port": 7100, "restartCount": 1,
         "node": "n3", "pod": "m-9"}})  # fmt: skip
-    assert (ready.phase, ready.url, ready.restarts) == (Phase.READY, "http://203.0.113.9:7100", 1)
+    assert (ready.phase, ready.url, ready.restarts) == (
+        MatchPhase.READY,
+        "http://203.0.113.9:7100",
+        1,
+    )
     assert ready.detail == {"pod": "m-9", "node": "n3"}
     over = match_status({"metadata": {"name": "m-9"}, "status": {
         "phase": "Cancelled", "address": "203.0.113.9", "port": 7100, "reason": "ops"}})  # fmt: skip
     assert (over.phase, over.address, over.port, over.reason) == (
-        Phase.CANCELLED,
+        MatchPhase.CANCELLED,
         None,
         None,
         "ops",
     )
-    assert match_status({"metadata": {"name": "m-9"}}).phase is Phase.PENDING
+    assert match_status({"metadata": {"name": "m-9"}}).phase is MatchPhase.PENDING

@@ -22,10 +22,11 @@ from matchserver.engine.codes import Code
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.ledger import FEES, HOUSE_PNL, LedgerLine
 from matchserver.engine.log import MatchRecord
-from matchserver.engine.match import Match, Phase, replay_entries
+from matchserver.engine.match import Match, replay_entries
 from matchserver.engine.money import money
 from matchserver.engine.positions import LONG, Position
 from matchserver.engine.replay import verify
+from tradearena.contracts.phases import GamePhase
 from tradearena.modes import Rules, default_catalogue
 
 PLAYERS = ("p1", "p2", "p3")
@@ -281,7 +282,7 @@ class Driver:
         assert end_at is not None
         if not self.m.phase.over:
             self.wait(max(0, end_at - self.t) + 1)
-        assert self.m.phase is Phase.FINISHED
+        assert self.m.phase is GamePhase.FINISHED
         assert all(p.position is None for p in self.m.players.values())
         self.check()
 
@@ -304,7 +305,11 @@ class Driver:
             assert m.ledger.balance(f"{pid}:margin") >= 0
             if p.position is not None:
                 assert p.position.margin > 0 and p.position.qty > 0
-                if m.phase is Phase.LIVE and m.official is not None and m.official_at is not None:
+                if (
+                    m.phase is GamePhase.LIVE
+                    and m.official is not None
+                    and m.official_at is not None
+                ):
                     _assert_not_crossed(p.position, m.official)
             if p.abandoned:
                 assert p.position is None

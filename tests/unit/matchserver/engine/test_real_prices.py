@@ -21,11 +21,12 @@ import pytest
 from matchserver.engine.codes import Code
 from matchserver.engine.events import Ack
 from matchserver.engine.log import MatchRecord
-from matchserver.engine.match import Match, Phase, replay_entries
+from matchserver.engine.match import Match, replay_entries
 from matchserver.engine.money import fmt, money
 from matchserver.engine.positions import LONG, liquidation_price
 from matchserver.engine.replay import verify
 from matchserver.feed.archive import PricePoint, kline_path, read_klines
+from tradearena.contracts.phases import GamePhase
 from tradearena.modes import default_catalogue
 from tradearena.testing.paths import KLINES_DIR
 
@@ -247,7 +248,7 @@ def first_official_crossing(
 # ------------------------------------------------------------------ the tests
 def test_the_match_runs_to_the_end_sound(crash_day: Outcome) -> None:
     m = crash_day.run.m
-    assert m.phase is Phase.FINISHED and m.end_reason == "time"
+    assert m.phase is GamePhase.FINISHED and m.end_reason == "time"
     assert m.ended_at == DAY_MS
     assert m.reconcile() == []
     assert m.frozen_ms == RULES.price_delay_ms  # only the wait for the first official price

@@ -13,7 +13,8 @@ from typing import Any
 
 from matchserver.engine.codes import Code
 from matchserver.engine.events import Ack, Event
-from matchserver.engine.match import Match, Phase, replay_entries
+from matchserver.engine.match import Match, replay_entries
+from tradearena.contracts.phases import GamePhase
 from tradearena.modes import Rules, default_catalogue
 
 BLITZ_MS = 180_000
@@ -475,7 +476,7 @@ def test_orders_outside_the_live_phase_are_refused() -> None:
     assert g.open("alice", 0, "long", "100", 2).code is Code.MATCH_NOT_LIVE
     g.events += g.m.start(0)
     g.events += g.m.stop(1000, cancelled=True, reason="admin")
-    assert g.m.phase is Phase.CANCELLED
+    assert g.m.phase is GamePhase.CANCELLED
     assert g.open("alice", 1000, "long", "100", 2).code is Code.MATCH_NOT_LIVE
 
 
@@ -486,7 +487,7 @@ def test_settlement_closes_everything_at_the_final_official_price() -> None:
     assert g.open("bob", 0, "short", "1000", 10).ok
     g.tick("101000", 179_000)
     g.events += g.m.advance(BLITZ_MS)
-    assert g.m.phase is Phase.FINISHED
+    assert g.m.phase is GamePhase.FINISHED
     # alice: +100 - 4.04 ; bob: -100 - 4.04 (both paid 4 to open)
     result = g.m.result()
     assert [(s["player"], s["equity"], s["rank"]) for s in result["standings"]] == [

@@ -26,14 +26,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradearena.contracts import keys
+from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.serverconfig import (
+    FilePath,
+    SecretRef,
+    ServerDeployment,
+    env_name,
+    server_config,
+)
 from tradearena.launcher.localservices import free_port
 from tradearena.orchestration.contract import MatchSpec, MatchStatus
-from tradearena.orchestration.phases import Event, Phase, TransitionError, transition
+from tradearena.orchestration.phases import Event, TransitionError, server_event, transition
 
 log = logging.getLogger(__name__)
-
-_SERVER_PHASES = {"Ready": Event.READY, "Live": Event.LIVE, "Finished": Event.FINISHED,
-                  "Cancelled": Event.FINISHED}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class LocalProcessOrchestrator:
     async def start(self, spec: MatchSpec) -> None:
         if spec.match_id in self._matches:
             return  # idempotent: one server per match, never two
-        managed = _Managed(spec, free_port(), MatchStatus(spec.match_id, Phase.PENDING),
+        managed = _Managed(spec, free_port(), MatchStatus(spec.match_id, MatchPhase.PENDING),
                            retries_left=self.config.max_retries)  # fmt: skip
         managed.history.append(managed.status)
         self._matches[spec.match_id] = managed
@@ -150,14 +155,14 @@ class LocalProcessOrchestrator:
     async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
         try:
             decision = transition(managed.status.phase, event, retries_left=managed.retries_left,
-                                  started=managed.status.phase is Phase.LIVE)  # fmt: skip
+                                  started=managed.status.phase is MatchPhase.LIVE)  # fmt: skip
         except TransitionError:
             log.warning("ignored event", extra={"match_id": managed.spec.match_id,
                                                 "phase": str(managed.status.phase),
                                                 "event": str(event)})  # fmt: skip
             return
         address = port = None
-        if decision.phase in (Phase.READY, Phase.LIVE):
+        if decision.phase.reachable:
             address, port = self.config.advertise_host, managed.port
         status = replace(managed.status, phase=decision.phase, address=address, port=port,
                          reason=reason, restarts=managed.restarts)  # fmt: skip
@@ -176,22 +181,16 @@ class LocalProcessOrchestrator:
             managed.changed.notify_all()
 
     def _env(self, managed: _Managed) -> dict[str, str]:
-        spec, cfg = managed.spec, self.config
-        env = {
-            **os.environ,
-            "TRADEARENA_MATCH_ID": spec.match_id,
-            "TRADEARENA_PLAYERS": ",".join(spec.players),
-            "TRADEARENA_MODE": spec.mode,
-            "TRADEARENA_FORMAT": spec.format,
-            "TRADEARENA_DURATION_MS": str(spec.duration_ms),
-            "TRADEARENA_SYMBOL": spec.symbol,
-            "TRADEARENA_REDIS_URL": cfg.redis_url,
-            "TRADEARENA_PORT": str(managed.port),
-            "TRADEARENA_HOST": cfg.bind_host,
-            "TRADEARENA_PUBLIC_KEY_FILE": str(cfg.public_key_file),
-            "TRADEARENA_FEED_SOURCE": cfg.feed_source,
-            **cfg.extra_env,
-        }
+        cfg = self.config
+        deployment = ServerDeployment(host=cfg.bind_host, redis=cfg.redis_url,
+                                      verify_key=str(cfg.public_key_file),
+                                      feed_source=cfg.feed_source)  # fmt: skip
+        env = dict(os.environ)
+        for entry in server_config(managed.spec, managed.port, deployment):
+            if isinstance(entry, SecretRef):  # a local process has no secret store
+                raise TypeError(f"{entry.field}: a secret reference cannot run locally")
+            env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
+        env.update(cfg.extra_env)
         return env
 
     async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
@@ -211,18 +210,18 @@ class LocalProcessOrchestrator:
         try:
             while not managed.status.phase.terminal:
                 managed.proc = await self._spawn(managed)
-                if managed.status.phase is Phase.PENDING:
+                if managed.status.phase is MatchPhase.PENDING:
                     await self._set(managed, Event.CREATED)
                 code = await self._wait_exit(managed)
                 if managed.status.phase.terminal:
                     break
-                if code == 0 or managed.status.phase is Phase.CANCELLING:
+                if code == 0 or managed.status.phase is MatchPhase.CANCELLING:
                     await self._set(
                         managed, Event.STOPPED if managed.cancel_reason else Event.FINISHED
                     )
                     break
                 reason = "startup timeout" if code is None else f"exited with status {code}"
-                live = managed.status.phase is Phase.LIVE
+                live = managed.status.phase is MatchPhase.LIVE
                 if self._closing:
                     break
                 if live and managed.restarts < self.config.max_restarts:
@@ -233,7 +232,7 @@ class LocalProcessOrchestrator:
                     continue
                 event = Event.STARTUP_TIMEOUT if code is None else Event.FAILED
                 await self._set(managed, event, reason=reason)
-                if managed.status.phase is Phase.PENDING:  # retry with a fresh process
+                if managed.status.phase is MatchPhase.PENDING:  # retry with a fresh process
                     managed.retries_left -= 1
         finally:
             phases_task.cancel()
@@ -245,7 +244,7 @@ class LocalProcessOrchestrator:
         proc = managed.proc
         assert proc is not None
         exited = asyncio.create_task(proc.wait())
-        if managed.status.phase in (Phase.PENDING, Phase.CREATING):
+        if managed.status.phase in (MatchPhase.PENDING, MatchPhase.CREATING):
             started = asyncio.create_task(self._started(managed))
             done, _ = await asyncio.wait(
                 {exited, started},
@@ -263,7 +262,7 @@ class LocalProcessOrchestrator:
     async def _started(managed: _Managed) -> None:
         async with managed.changed:
             await managed.changed.wait_for(
-                lambda: managed.status.phase not in (Phase.PENDING, Phase.CREATING)
+                lambda: managed.status.phase not in (MatchPhase.PENDING, MatchPhase.CREATING)
             )
 
     async def _follow_phases(self, managed: _Managed) -> None:
@@ -283,6 +282,6 @@ class LocalProcessOrchestrator:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                     raw = fields.get(b"phase") or fields.get("phase")
                     phase = raw.decode() if isinstance(raw, bytes) else raw
-                    event = _SERVER_PHASES.get(str(phase))
+                    event = server_event(phase)
                     if event is not None:
                         await self._set(managed, event)

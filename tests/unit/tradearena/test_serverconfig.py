@@ -1,0 +1,58 @@
+"""The match server's configuration: one builder, names the server actually reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from matchserver.settings import MatchServerSettings
+from tradearena.contracts.serverconfig import (
+    FilePath,
+    Secret,
+    SecretRef,
+    ServerDeployment,
+    Value,
+    env_name,
+    server_config,
+)
+from tradearena.orchestration.contract import MatchSpec
+
+SPEC = MatchSpec("m-1", "duel", "blitz", 90_000, ("alice", "bob"), "ETHUSDT")
+DEPLOYMENTS = [
+    ServerDeployment(host="127.0.0.1", redis="redis://r:6379/0", verify_key="/k/public.pem"),
+    ServerDeployment(host="0.0.0.0", redis=Secret("tradearena-redis", "url"),
+                     verify_key="/etc/keys/jwks.json", verify_key_kind="jwks_file",
+                     feed_source="synthetic", log_format="json"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_every_entry_is_a_match_server_setting(deployment: ServerDeployment) -> None:
+    entries = server_config(SPEC, 7123, deployment)
+    fields = [e.field for e in entries]
+    assert len(set(fields)) == len(fields)
+    assert set(fields) <= set(MatchServerSettings.model_fields)
+
+
+def test_the_server_reads_back_what_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for entry in server_config(SPEC, 7123, DEPLOYMENTS[0]):
+        assert not isinstance(entry, SecretRef)
+        value = entry.path if isinstance(entry, FilePath) else entry.value
+        monkeypatch.setenv(env_name(entry.field), value)
+    settings = MatchServerSettings()  # type: ignore[call-arg]
+    assert settings.match_id == "m-1"
+    assert settings.players == ("alice", "bob")
+    assert settings.duration_ms == 90_000
+    assert settings.port == 7123
+    assert str(settings.public_key_file) == "/k/public.pem"
+
+
+def test_secrets_and_files_are_references() -> None:
+    entries = {e.field: e for e in server_config(SPEC, 7000, DEPLOYMENTS[1])}
+    assert entries["redis_url"] == SecretRef("redis_url", "tradearena-redis", "url")
+    assert entries["jwks_file"] == FilePath("jwks_file", "/etc/keys/jwks.json")
+    assert entries["log_format"] == Value("log_format", "json")
+
+
+def test_no_duration_means_the_formats_own_length() -> None:
+    spec = MatchSpec("m-1", "duel", "blitz", 0, ("alice",))
+    assert "duration_ms" not in {e.field for e in server_config(spec, 7000, DEPLOYMENTS[0])}

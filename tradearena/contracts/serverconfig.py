@@ -1,0 +1,91 @@
+"""What a match server is given to run one match, built once for every runtime.
+
+`server_config()` turns a match spec and the runtime's deployment choices into
+entries, each naming a `MatchServerSettings` field (read from `TRADEARENA_<FIELD>`).
+An entry is a plain value, a reference to a secret, or the path of a file the
+runtime makes available. The local runtime turns them into environment values;
+the operator's pod builder into container `env` (`value` / `secretKeyRef`) beside
+the volume that holds the file. A unit test keeps every name a settings field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tradearena.orchestration.contract import MatchSpec
+from tradearena.settings import ENV_PREFIX
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+@dataclass(frozen=True)
+class Value:
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A value the server gets from a secret (a Kubernetes Secret's key)."""
+
+    field: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class FilePath:
+    """The path of a file the runtime provides (in a pod: a mounted volume)."""
+
+    field: str
+    path: str
+
+
+Entry = Value | SecretRef | FilePath
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ServerDeployment:
+    """What the runtime decides for every match server it starts."""
+
+    host: str  # the address the server binds
+    redis: str | Secret  # the Redis URL, or the secret holding it
+    verify_key: str  # path of the public key (PEM) or JWKS file tokens are checked with
+    verify_key_kind: Literal["public_key_file", "jwks_file"] = "public_key_file"
+    feed_source: str = "relay"
+    log_format: str | None = None  # None: the server's default
+
+
+def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> list[Entry]:
+    """Everything one match server needs, in a stable order."""
+    d = deployment
+    entries: list[Entry] = [
+        Value("match_id", spec.match_id),
+        Value("players", ",".join(spec.players)),
+        Value("mode", spec.mode),
+        Value("format", spec.format),
+        Value("symbol", spec.symbol),
+        Value("host", d.host),
+        Value("port", str(port)),
+        Value("feed_source", d.feed_source),
+    ]
+    if d.log_format is not None:
+        entries.append(Value("log_format", d.log_format))
+    entries.append(FilePath(d.verify_key_kind, d.verify_key))
+    if isinstance(d.redis, Secret):
+        entries.append(SecretRef("redis_url", d.redis.name, d.redis.key))
+    else:
+        entries.append(Value("redis_url", d.redis))
+    if spec.duration_ms:  # 0: the format's own length
+        entries.append(Value("duration_ms", str(spec.duration_ms)))
+    return entries
