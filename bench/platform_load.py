@@ -87,7 +87,7 @@ def short_countdown(path: Path, mode: str, seconds: int) -> Path:
     burst; groups form as soon as they reach the recommended size, and the last, smaller
     group would otherwise wait the whole countdown (two minutes in `arena`) before its
     match starts, leaving little time in which every player is live at once."""
-    text = (ROOT / "src" / "tradearena" / "modes.toml").read_text()
+    text = (ROOT / "tradearena" / "modes.toml").read_text()
     section = f"[modes.{mode}]"
     head, found, tail = text.partition(section)
     if not found:

@@ -19,7 +19,7 @@ from lobby.http.api import API_PREFIX, Operation, body_of, path_of, principal, r
 from lobby.http.problems import problem
 from lobby.http.schemas import Body, MatchPath
 from lobby.state import API, DB
-from tradearena.orchestration.contract import MatchStatus, Orchestrator
+from tradearena.contracts.orchestration import MatchStatus, Orchestrator
 
 
 class LiveMatch(BaseModel):

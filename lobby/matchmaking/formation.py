@@ -36,9 +36,9 @@ from redis.asyncio import Redis
 
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
 from tradearena.contracts import keys
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus, Orchestrator
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue
-from tradearena.orchestration.contract import MatchSpec, MatchStatus, Orchestrator
 from tradearena.settings import BaseAppSettings
 from tradearena.tokens import Signer
 

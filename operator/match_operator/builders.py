@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import (
     Entry,
@@ -23,7 +24,6 @@ from tradearena.contracts.serverconfig import (
     env_name,
     server_config,
 )
-from tradearena.orchestration.contract import MatchSpec
 from tradearena.orchestration.phases import (
     Decision,
     Event,

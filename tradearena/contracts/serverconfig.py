@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tradearena.orchestration.contract import MatchSpec
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.settings import ENV_PREFIX
 
 

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradearena.contracts import keys
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import (
     FilePath,
@@ -35,7 +36,6 @@ from tradearena.contracts.serverconfig import (
     server_config,
 )
 from tradearena.launcher.localservices import free_port
-from tradearena.orchestration.contract import MatchSpec, MatchStatus
 from tradearena.orchestration.phases import Event, TransitionError, server_event, transition
 
 log = logging.getLogger(__name__)

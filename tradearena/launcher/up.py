@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
-from tradearena.orchestration.contract import MatchSpec, MatchStatus
 from tradearena.tokens import Signer, generate_private_key_pem
 
 CLI = str(Path(sys.executable).parent / "tradearena")

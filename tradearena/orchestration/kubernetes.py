@@ -19,8 +19,8 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tradearena.contracts import resource
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
-from tradearena.orchestration.contract import MatchSpec, MatchStatus
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tradearena"
 VALUES_DIR = REPO / "tests" / "cluster" / "charts" / "values"
 TF_VALUES_SCRIPT = REPO / "scripts" / "tf-outputs-to-values.py"
-TF_OUTPUTS_FIXTURE = REPO / "tests" / "terraform" / "fixtures" / "terraform-outputs.json"
+TF_OUTPUTS_FIXTURE = (
+    REPO / "tests" / "integration" / "terraform" / "fixtures" / "terraform-outputs.json"
+)
 
 Manifest = dict[str, Any]
 RELEASE = "tradearena"

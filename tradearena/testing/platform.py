@@ -34,7 +34,7 @@ def data_dir() -> Iterator[Path]:
 
 def short_catalogue(path: Path, blitz_minutes: int = 1) -> Path:
     """The packaged catalogue with a shorter blitz, so a whole match fits in a test."""
-    text = (ROOT / "src" / "tradearena" / "modes.toml").read_text()
+    text = (ROOT / "tradearena" / "modes.toml").read_text()
     path.write_text(re.sub(r"(?m)^blitz = \d+", f"blitz = {blitz_minutes}", text))
     return path
 

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
-from tradearena.orchestration.contract import MatchSpec, MatchStatus
 from tradearena.orchestration.phases import Event, transition
 
 SCRIPT = Path(__file__).with_name("fake_matchserver.py")

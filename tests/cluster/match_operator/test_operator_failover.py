@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
-from tradearena.orchestration.contract import MatchSpec
 from tradearena.orchestration.kubernetes import KubernetesOrchestrator
 
 from .conftest import OperatorEnv

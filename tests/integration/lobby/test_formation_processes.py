@@ -20,9 +20,9 @@ from lobby.matchmaking.formation import (
 )
 from lobby.matchmaking.queues import Queues, QueueSettings
 from tradearena.contracts import keys
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import default_catalogue
-from tradearena.orchestration.contract import MatchSpec
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.tokens import Signer, generate_private_key_pem
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import socketio
 
+from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localruntime import LocalProcessOrchestrator
-from tradearena.orchestration.contract import MatchSpec, MatchStatus
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.tokens import Signer, generate_private_key_pem
 

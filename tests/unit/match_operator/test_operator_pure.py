@@ -278,8 +278,8 @@ def test_deleting_a_match_cancels_it_before_the_finalizer_goes() -> None:
 
 
 def test_the_orchestrator_maps_match_resources_to_the_contract() -> None:
+    from tradearena.contracts.orchestration import MatchSpec
     from tradearena.contracts.phases import MatchPhase
-    from tradearena.orchestration.contract import MatchSpec
     from tradearena.orchestration.kubernetes import match_resource, match_status
 
     body = match_resource(MatchSpec("m-9", "standard", "quick", 1_500_000, ("a", "b", "c")), "g")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from matchserver.settings import MatchServerSettings
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.serverconfig import (
     FilePath,
     Secret,
@@ -14,7 +15,6 @@ from tradearena.contracts.serverconfig import (
     env_name,
     server_config,
 )
-from tradearena.orchestration.contract import MatchSpec
 
 SPEC = MatchSpec("m-1", "duel", "blitz", 90_000, ("alice", "bob"), "ETHUSDT")
 DEPLOYMENTS = [
