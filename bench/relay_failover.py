@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from matchserver.feed.relay import RelaySettings
+from matchserver.relay.settings import RelaySettings
 from tradearena.launcher.localservices import LocalRedis
 from tradearena.testing.relays import RelayCluster
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 
@@ -11,7 +10,7 @@ from aiohttp import web
 
 from lobby.app import create_app
 from lobby.settings import LobbySettings
-from tradearena.telemetry import configure_logging
+from tradearena.process import run_process
 
 
 def promote_admin(username: str, settings: LobbySettings | None = None) -> bool:
@@ -32,26 +31,26 @@ def promote_admin(username: str, settings: LobbySettings | None = None) -> bool:
     return True
 
 
-def run(settings: LobbySettings | None = None) -> None:
-    settings = settings or LobbySettings()
-    configure_logging("lobby", settings.log_level, settings.log_format)
-    with contextlib.suppress(ImportError):
-        import uvloop
+def run() -> int:
+    """`tradearena lobby`: settings, logging, loop and signals from the process shell."""
+    return run_process("lobby", LobbySettings, serve)
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes requests, runs cleanups.
+
+async def serve(settings: LobbySettings, stop: asyncio.Event) -> int:
+    """Serve until `stop` (SIGTERM/SIGINT), then stop accepting, finish requests (at most
+    10 s) and run the app's cleanups."""
     app = create_app(settings)
     if settings.orchestrator == "kubernetes":
         # Before every other start-up step: the matchmaker looks for the orchestrator.
         app.cleanup_ctx.insert(0, _kubernetes_orchestrator(settings))
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        shutdown_timeout=10,
-        print=None,
-    )
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
 
 
 def _kubernetes_orchestrator(

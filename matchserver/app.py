@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from redis.asyncio import Redis
 from matchserver import heap
 from matchserver.agones import AgonesSDK
 from matchserver.engine.match import Match
-from matchserver.feed.relay import RelaySource
+from matchserver.feed.relay_source import RelaySource
 from matchserver.feed.sources import FeedTick, sleep_until
 from matchserver.feed.synthetic import SyntheticPrices
 from matchserver.handlers import MatchNamespace, SocketEmitter
@@ -208,23 +207,22 @@ def create_app(
     return app
 
 
-async def serve(settings: MatchServerSettings) -> int:
-    """Run until the match is over and published (or stopped by SIGTERM/SIGINT)."""
+async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
+    """Run until the match is over and published; `stop` (SIGTERM/SIGINT) ends the match
+    first (cancelled if the lobby asked for it, else settled as a shutdown)."""
     app = create_app(settings)
     web_runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await web_runner.setup()
     site = web.TCPSite(web_runner, settings.host, settings.port)
     await site.start()
     runner = app[RUNNER]
-    loop = asyncio.get_running_loop()
 
-    async def on_signal() -> None:
+    async def on_stop() -> None:
+        await stop.wait()
         reason = await runner.store.cancel_reason()
         runner.request_stop(cancelled=reason is not None, reason=reason or "shutdown")
 
-    pending: set[asyncio.Task[None]] = set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: pending.add(asyncio.create_task(on_signal())))
+    stopper = asyncio.create_task(on_stop(), name="stop")
     log.info("match server listening", extra={"match_id": settings.match_id, "port": settings.port})
     try:
         await runner.finished.wait()
@@ -233,6 +231,7 @@ async def serve(settings: MatchServerSettings) -> int:
             await app[SIO].eio.disconnect()  # close every socket so the HTTP server can stop
         log.info("sockets closed", extra={"match_id": settings.match_id})
     finally:
+        await cancel_quietly(stopper)
         with contextlib.suppress(Exception):
             await web_runner.cleanup()
     log.info("match server stopped", extra={"match_id": settings.match_id})

@@ -1,7 +1,7 @@
 """One small async interface for every price source, and the two local ones.
 
 A source is anything with `ticks()` yielding `FeedTick`s: the Binance client
-(`binance.py`), the relay consumer (`relay.py`), archive replay and synthetic
+(`binance.py`), the relay consumer (`relay_source.py`), archive replay and synthetic
 prices (here). The match server and the feed relay only see `PriceSource`, so
 a test or `up` swaps Binance for synthetic prices with one setting.
 
@@ -32,32 +32,13 @@ from matchserver.feed.archive import (
     read_trades,
 )
 from matchserver.feed.synthetic import SyntheticPrices
+from tradearena.contracts.feed import FeedTick as FeedTick  # noqa: PLC0414 - the contract tick, re-exported
 
 Clock = Callable[[], int]
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class FeedTick:
-    """One price. `event_ms`/`seq` identify it (stream ID); `recv_ms` is when we got it."""
-
-    symbol: str
-    price: Decimal
-    event_ms: int
-    recv_ms: int
-    source: str
-    seq: int
-    source_ms: int | None = None  # replay: when it happened in the archive
-
-    @property
-    def stream_id(self) -> str:
-        return f"{self.event_ms}-{self.seq}"
-
-    def key(self) -> tuple[int, int]:
-        return (self.event_ms, self.seq)
 
 
 @dataclass

@@ -119,43 +119,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_matchserver(args: argparse.Namespace) -> int:
     """One match per process; everything comes from TRADEARENA_* environment variables."""
-    import asyncio
-
-    from pydantic import ValidationError
-
     from matchserver.app import serve
     from matchserver.settings import MatchServerSettings
-    from tradearena.telemetry import configure_logging
+    from tradearena.process import run_process
 
-    try:
-        settings = MatchServerSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"matchserver: invalid settings:\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    configure_logging("matchserver", settings.log_level, settings.log_format)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - optional speed-up
-        return asyncio.run(serve(settings))
-    return uvloop.run(serve(settings))
+    def settings() -> MatchServerSettings:
+        return MatchServerSettings()  # type: ignore[call-arg]  # from the environment
+
+    return run_process("matchserver", settings, serve)
 
 
 def _cmd_feed_relay(args: argparse.Namespace) -> int:
-    """The feed relay: settings from TRADEARENA_* (see matchserver.feed.relay.RelaySettings)."""
-    import asyncio
+    """The feed relay: settings from TRADEARENA_* (see matchserver.relay.settings)."""
+    from matchserver.relay.main import serve
+    from matchserver.relay.settings import RelaySettings
+    from tradearena.process import run_process
 
-    from pydantic import ValidationError
-
-    from matchserver.feed.relay import RelaySettings, serve
-    from tradearena.telemetry import configure_logging
-
-    try:
-        settings = RelaySettings()
-    except ValidationError as exc:
-        print(f"feed-relay: invalid settings:\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    configure_logging("feed-relay", settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings))
+    return run_process("feed-relay", RelaySettings, serve)
 
 
 def _cmd_bots(args: argparse.Namespace) -> int:
@@ -224,37 +204,28 @@ def _cmd_lobby(args: argparse.Namespace) -> int:
 
     if args.promote_admin:
         return EXIT_OK if promote_admin(args.promote_admin) else EXIT_BAD_INPUT
-    run()
-    return EXIT_OK
+    return run()
 
 
 def _cmd_results_worker(args: argparse.Namespace) -> int:
     """Match results from the Redis stream into PostgreSQL (settings from TRADEARENA_*)."""
     import asyncio
 
-    from lobby.results.worker import ResultsWorkerSettings, serve
-    from tradearena.telemetry import configure_logging
+    from lobby.results.worker.main import serve
+    from lobby.results.worker.settings import ResultsWorkerSettings
+    from tradearena.process import run_process
 
-    settings = ResultsWorkerSettings()
-    configure_logging("results-worker", settings.log_level, settings.log_format)
-    return asyncio.run(serve(settings, load_catalogue(args.catalogue or settings.catalogue)))
+    async def main(settings: ResultsWorkerSettings, stop: asyncio.Event) -> int:
+        return await serve(settings, load_catalogue(args.catalogue or settings.catalogue), stop)
+
+    return run_process("results-worker", ResultsWorkerSettings, main)
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
     """The match operator (kopf); settings from TRADEARENA_OPERATOR_*."""
-    from pydantic import ValidationError
-
     from match_operator.main import run
-    from match_operator.settings import OperatorSettings
-    from tradearena.telemetry import configure_logging
 
-    try:
-        settings = OperatorSettings()
-    except ValidationError as exc:
-        print(f"operator: invalid settings:\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    configure_logging("operator", settings.log_level, settings.log_format)
-    return run(settings)
+    return run()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lobby.app import create_app
 from lobby.matchmaking.formation import ORCHESTRATOR
-from lobby.results.worker import ResultsWorker, ResultsWorkerSettings
+from lobby.results.worker.consumer import ResultsWorker
+from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.settings import LobbySettings
 from lobby.state import SIGNER
 from tradearena.contracts import keys

@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from lobby.results.worker import ResultsWorker, ResultsWorkerSettings
+from lobby.results.worker.consumer import ResultsWorker
+from lobby.results.worker.settings import ResultsWorkerSettings
 from tradearena.contracts import keys
 from tradearena.launcher.localservices import LocalPostgres
 from tradearena.modes import default_catalogue

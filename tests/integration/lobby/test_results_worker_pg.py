@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from lobby.results.worker import ResultsWorker, ResultsWorkerSettings
+from lobby.results.worker.consumer import ResultsWorker
+from lobby.results.worker.settings import ResultsWorkerSettings
 from tradearena.contracts import keys
 from tradearena.modes import default_catalogue
 from tradearena.testing.results_factory import make_result, make_users

@@ -13,21 +13,15 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from matchserver.feed.binance import Backoff
-from matchserver.feed.relay import (
-    FeedLease,
-    Leadership,
-    Published,
-    RelayMetrics,
-    RelaySettings,
-    RelaySource,
-    SourceFactory,
-    SymbolRelay,
-    source_factory,
-    tick_from_entry,
-)
+from matchserver.feed.relay_source import RelaySource
 from matchserver.feed.sources import FeedTick, PriceSource, SyntheticSource, wall_ms
+from matchserver.relay.leadership import Leadership
+from matchserver.relay.lease import FeedLease, Published
+from matchserver.relay.metrics import RelayMetrics
+from matchserver.relay.publisher import SourceFactory, SymbolRelay, source_factory
+from matchserver.relay.settings import RelaySettings
 from tradearena.contracts import keys
+from tradearena.contracts.feed import decode_tick
 from tradearena.launcher.localservices import LocalRedis
 from tradearena.testing.fake_binance import Conn, FakeBinance, agg_trade, fake_binance, hold
 from tradearena.testing.paths import KLINES_DIR
@@ -296,7 +290,7 @@ async def test_ticks_fan_out_identically_to_every_match_server(redis: Redis) -> 
 def test_stream_entries_are_readable_by_the_consumer_format() -> None:
     t = tick(1_790_000_000_000, 3)
     raw = {b"price": b"100000", b"recv_ms": b"1790000000001", b"source": b"synthetic"}
-    assert tick_from_entry(SYMBOL, b"1790000000000-3", raw) == t
+    assert decode_tick(SYMBOL, b"1790000000000-3", raw) == t
 
 
 # --------------------------------------------------------------------- whole chains
@@ -381,7 +375,9 @@ async def test_relay_and_consumer_ride_out_a_redis_restart(
 ) -> None:
     replica = start_replica(redis, "r1")
     consumer_redis = Redis.from_url(redis_server.url)
-    source = RelaySource(consumer_redis, SYMBOL, HISTORY_MS, block_ms=200, backoff=Backoff(20, 200))
+    source = RelaySource(
+        consumer_redis, SYMBOL, HISTORY_MS, block_ms=200, retry_initial_s=0.02, retry_max_s=0.2
+    )
     got: list[FeedTick] = []
 
     async def consume() -> None:

@@ -1,4 +1,4 @@
-"""The feed's pure decisions: Binance frame parsing, backoff, breaker, limiters, lease logic.
+"""The feed's pure decisions: Binance frame parsing, backoff, breaker, limiters.
 
 No I/O, no clock: every function takes the time, so these run in milliseconds.
 """
@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import random
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from matchserver.feed.binance import (
     Backoff,
@@ -26,13 +24,6 @@ from matchserver.feed.binance import (
     combined_url,
     parse_message,
     stream_names,
-)
-from matchserver.feed.relay import (
-    Change,
-    Leadership,
-    RelaySettings,
-    tick_fields,
-    tick_from_entry,
 )
 from matchserver.feed.sources import FeedTick
 
@@ -194,59 +185,3 @@ def test_outgoing_messages_are_limited_to_5_per_second() -> None:
     assert not bucket.allow(100)
     assert bucket.allow(200)  # 0.2 s refills one
     assert sum(bucket.allow(5000) for _ in range(20)) == 5  # never more than a burst of 5
-
-
-# --------------------------------------------------------------------- lease decisions
-def test_leadership_follows_lease_outcomes_and_expires_locally() -> None:
-    lead = Leadership(ttl_ms=2000, renew_ms=500, acquire_ms=200)
-    assert lead.check_interval_ms() == 200
-    assert lead.on_result(False, 0) is Change.NONE
-    assert lead.on_result(True, 100) is Change.ELECTED
-    assert lead.is_leader(100) and lead.check_interval_ms() == 500
-    assert lead.valid_until == 100 + 2000 - 250  # counted from when the call was sent
-    assert lead.on_result(True, 600) is Change.NONE and lead.valid_until == 2350
-    assert lead.on_error(2000) is Change.NONE and lead.is_leader(2000)
-    assert not lead.is_leader(2350)
-    assert lead.on_error(2350) is Change.DEPOSED and not lead.leader
-    assert lead.on_result(True, 3000) is Change.ELECTED
-    assert lead.on_result(False, 3500) is Change.DEPOSED
-    assert lead.on_result(True, 4000) is Change.ELECTED
-    assert lead.lost() is Change.DEPOSED and lead.lost() is Change.NONE
-
-
-def test_relay_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRADEARENA_RELAY_SYMBOLS", "btcusdt, ethusdt")
-    monkeypatch.setenv("TRADEARENA_RELAY_SOURCE", "replay")
-    monkeypatch.setenv("TRADEARENA_RELAY_REPLAY_FILES", "a.csv,b.csv")
-    settings = RelaySettings()
-    assert settings.relay_symbols == ("BTCUSDT", "ETHUSDT")
-    assert settings.relay_replay_files == (Path("a.csv"), Path("b.csv"))
-    assert settings.relay_history_ms >= 10 * 60 * 1000
-    monkeypatch.setenv("TRADEARENA_RELAY_REPLAY_FILES", "")
-    with pytest.raises(ValidationError, match="REPLAY_FILES"):
-        RelaySettings()
-    monkeypatch.setenv("TRADEARENA_RELAY_SOURCE", "synthetic")
-    monkeypatch.setenv("TRADEARENA_RELAY_LEASE_RENEW_MS", "1000")
-    with pytest.raises(ValidationError, match="third of the lease TTL"):
-        RelaySettings()
-    monkeypatch.setenv("TRADEARENA_RELAY_LEASE_RENEW_MS", "500")
-    monkeypatch.setenv("TRADEARENA_RELAY_HISTORY_MS", "60000")
-    with pytest.raises(ValidationError):
-        RelaySettings()  # less than 10 minutes of history
-
-
-def test_stream_entry_round_trip_keeps_the_tick_identity() -> None:
-    tick = FeedTick("BTCUSDT", D("114048.94"), 1759276800120, 1759276800200, "replay", 42, 17)
-    raw = {k.encode(): v.encode() for k, v in tick_fields(tick, "relay-a").items()}
-    assert tick_from_entry("BTCUSDT", tick.stream_id.encode(), raw) == tick
-    assert raw[b"relay"] == b"relay-a"
-
-
-def test_feed_relay_command_refuses_invalid_settings(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tradearena.launcher.cli import EXIT_BAD_INPUT, main
-
-    monkeypatch.setenv("TRADEARENA_RELAY_SOURCE", "carrier-pigeon")
-    assert main(["feed-relay"]) == EXIT_BAD_INPUT
-    assert "relay_source" in capsys.readouterr().err

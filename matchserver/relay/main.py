@@ -1,0 +1,85 @@
+"""`tradearena feed-relay`: one `SymbolRelay` per symbol, probes on `relay_port`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from matchserver.feed.sources import Clock, wall_ms
+from matchserver.relay.leadership import Leadership
+from matchserver.relay.lease import FeedLease
+from matchserver.relay.metrics import RelayMetrics
+from matchserver.relay.publisher import SymbolRelay, source_factory
+from matchserver.relay.settings import RelaySettings
+from tradearena.probes import Body, Readiness, probe_app, serving
+
+log = logging.getLogger(__name__)
+
+
+def readiness(
+    relays: Sequence[SymbolRelay], replica: str, within_ms: int, clock: Clock = wall_ms
+) -> Readiness:
+    """Ready when Redis answered within `within_ms` for every symbol; reports the roles."""
+
+    async def check() -> tuple[bool, Body]:
+        now = clock()
+        ready = all(r.redis_ok_at is not None and now - r.redis_ok_at <= within_ms
+                    for r in relays)  # fmt: skip
+        body: dict[str, Any] = {
+            "ready": ready,
+            "replica": replica,
+            "symbols": {r.symbol: r.status() for r in relays},
+        }
+        return ready, body
+
+    return check
+
+
+async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
+    """Until `stop` (SIGTERM/SIGINT): elect, publish, serve probes; release the leases."""
+    replica = settings.replica_id
+    token = f"{replica}:{secrets.token_hex(8)}"
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    metrics = RelayMetrics()
+    make_source = source_factory(settings)
+    relays = [
+        SymbolRelay(
+            symbol,
+            FeedLease(redis, symbol, token, settings.relay_lease_ttl_ms, settings.relay_history_ms),
+            Leadership(
+                settings.relay_lease_ttl_ms,
+                settings.relay_lease_renew_ms,
+                settings.relay_lease_acquire_ms,
+            ),
+            make_source,
+            metrics,
+            replica,
+        )
+        for symbol in settings.relay_symbols
+    ]
+    app = probe_app(
+        metrics.registry,
+        readiness(relays, replica, settings.relay_lease_ttl_ms),
+        health=lambda: {"replica": replica},
+    )
+    try:
+        async with serving(app, settings.relay_host, settings.relay_port):
+            log.info(
+                "feed relay started",
+                extra={
+                    "relay": replica,
+                    "symbols": list(settings.relay_symbols),
+                    "source": settings.relay_source,
+                    "port": settings.relay_port,
+                },
+            )
+            await asyncio.gather(*(r.run(stop) for r in relays))
+    finally:
+        await redis.aclose()
+    log.info("feed relay stopped", extra={"relay": replica})
+    return 0

@@ -1,0 +1,208 @@
+"""One symbol's relay: elect, and while leading, pump the upstream into the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from matchserver.feed.binance import BinanceConfig, BinanceSource
+from matchserver.feed.sources import (
+    Clock,
+    FeedTick,
+    PriceSource,
+    ReplaySource,
+    SourceStats,
+    SyntheticSource,
+    wall_ms,
+)
+from matchserver.relay.leadership import Change, Leadership
+from matchserver.relay.lease import FeedLease, Published
+from matchserver.relay.metrics import RelayMetrics
+from matchserver.relay.settings import RelaySettings
+
+log = logging.getLogger(__name__)
+
+
+SourceFactory = Callable[[str, FeedTick | None], PriceSource]
+
+
+def source_factory(settings: RelaySettings, clock: Clock = wall_ms) -> SourceFactory:
+    """Builds the upstream of a symbol for a new leader, resuming after the stream's last tick."""
+
+    def make(symbol: str, resume: FeedTick | None) -> PriceSource:
+        if settings.relay_source == "synthetic":
+            return SyntheticSource(
+                symbol,
+                seed=settings.relay_synthetic_seed,
+                interval_ms=settings.relay_synthetic_interval_ms,
+                start_price=settings.relay_synthetic_start_price,
+                resume_from=resume if resume is not None and resume.source == "synthetic" else None,
+                clock=clock,
+            )
+        if settings.relay_source == "replay":
+            after = resume.source_ms if resume is not None and resume.source == "replay" else None
+            return ReplaySource(
+                symbol,
+                settings.relay_replay_files,
+                speed=settings.relay_replay_speed,
+                resume_after_source_ms=after,
+                clock=clock,
+            )
+        config = BinanceConfig(
+            base_url=settings.relay_binance_url,
+            stale_after_ms=settings.relay_binance_stale_after_ms,
+            max_connection_age_ms=settings.relay_binance_max_connection_age_ms,
+        )
+        return BinanceSource(symbol, config, clock=clock)
+
+    return make
+
+
+class _Deposed(Exception):  # noqa: N818 - control flow
+    pass
+
+
+@dataclass
+class SymbolRelay:
+    """Elects, and while leading, pumps one symbol's upstream into its stream."""
+
+    symbol: str
+    lease: FeedLease
+    leadership: Leadership
+    make_source: SourceFactory
+    metrics: RelayMetrics
+    replica: str
+    clock: Clock = wall_ms
+    redis_ok_at: int | None = None
+    _publisher: asyncio.Task[None] | None = None
+    _source_stats: SourceStats | None = None
+    _seen_reconnects: int = 0
+    _seen_malformed: int = 0
+    _stream_last_ms: int | None = None
+    _exhausted: bool = False
+
+    def __post_init__(self) -> None:
+        m, symbol = self.metrics, self.symbol
+        for metric in (m.published, m.duplicates, m.fenced, m.publish_errors, m.reconnects,
+                       m.malformed, m.staleness):  # fmt: skip
+            metric.labels(symbol)  # every series exists (at 0) from the start
+        m.leader.labels(symbol).set(0)
+
+    def status(self) -> dict[str, Any]:
+        return {"leader": self.leadership.is_leader(self.clock()), "staleness_s": self._staleness()}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                await self._check()
+                self._refresh_metrics()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.leadership.check_interval_ms() / 1000)
+        finally:
+            await self._stop_publishing()
+            if self.leadership.leader:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.lease.release()
+                    log.info("lease released", extra={"symbol": self.symbol})
+            self.leadership.leader = False
+            self.metrics.leader.labels(self.symbol).set(0)
+
+    async def _check(self) -> None:
+        task = self._publisher
+        if task is not None and task.done():
+            self._publisher = None
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, _Deposed):
+                self._apply(self.leadership.lost())
+            elif error is not None:
+                log.error("publisher failed", exc_info=error)
+            elif not task.cancelled():
+                self._exhausted = True  # a replay that reached its end: nothing to restart
+        sent = self.clock()
+        try:
+            if self.leadership.leader:
+                held = await self.lease.renew()
+            else:
+                held = await self.lease.acquire()
+                last = await self.lease.last_tick()
+                self._stream_last_ms = None if last is None else last.event_ms
+            self.redis_ok_at = self.clock()
+            change = self.leadership.on_result(held, sent)
+        except (RedisError, OSError) as exc:
+            log.warning("lease call failed", extra={"symbol": self.symbol, "error": repr(exc)})
+            change = self.leadership.on_error(self.clock())
+        self._apply(change)
+        if self.leadership.leader and self._publisher is None and not self._exhausted:
+            self._publisher = asyncio.create_task(self._publish(), name=f"publish-{self.symbol}")
+
+    def _apply(self, change: Change) -> None:
+        if change is Change.NONE:
+            return
+        self._exhausted = False
+        self.metrics.leader_changes.labels(self.symbol, change.value).inc()
+        self.metrics.leader.labels(self.symbol).set(1 if change is Change.ELECTED else 0)
+        log.info(
+            "leader " + change.value,
+            extra={"symbol": self.symbol, "relay": self.replica},
+        )
+        if change is Change.DEPOSED and self._publisher is not None:
+            self._publisher.cancel()
+
+    async def _stop_publishing(self) -> None:
+        task, self._publisher = self._publisher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _publish(self) -> None:
+        resume = await self.lease.last_tick()
+        source = self.make_source(self.symbol, resume)
+        self._source_stats, self._seen_reconnects, self._seen_malformed = source.stats, 0, 0
+        log.info(
+            "upstream starting",
+            extra={"symbol": self.symbol, "source": source.name, "resume": _id(resume)},
+        )
+        async with contextlib.aclosing(source.ticks()) as ticks:
+            async for tick in ticks:
+                try:
+                    outcome = await self.lease.publish(tick, self.replica, self.clock())
+                except (RedisError, OSError) as exc:
+                    self.metrics.publish_errors.labels(self.symbol).inc()
+                    log.warning("publish failed", extra={"symbol": self.symbol, "error": repr(exc)})
+                    continue
+                if outcome is Published.OK:
+                    self.metrics.published.labels(self.symbol).inc()
+                elif outcome is Published.DUPLICATE:
+                    self.metrics.duplicates.labels(self.symbol).inc()
+                else:
+                    self.metrics.fenced.labels(self.symbol).inc()
+                    raise _Deposed
+        log.warning("upstream ended", extra={"symbol": self.symbol})
+
+    def _staleness(self) -> float:
+        now = self.clock()
+        stats = self._source_stats
+        if self.leadership.leader and stats is not None and stats.last_tick_recv_ms is not None:
+            return max(0, now - stats.last_tick_recv_ms) / 1000
+        if not self.leadership.leader and self._stream_last_ms is not None:
+            return max(0, now - self._stream_last_ms) / 1000
+        return 0.0
+
+    def _refresh_metrics(self) -> None:
+        m, s = self.metrics, self._source_stats
+        m.staleness.labels(self.symbol).set(self._staleness())
+        if s is not None:
+            m.reconnects.labels(self.symbol).inc(s.reconnects - self._seen_reconnects)
+            m.malformed.labels(self.symbol).inc(s.malformed - self._seen_malformed)
+            self._seen_reconnects, self._seen_malformed = s.reconnects, s.malformed
+
+
+def _id(tick: FeedTick | None) -> str | None:
+    return None if tick is None else tick.stream_id

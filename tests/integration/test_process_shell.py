@@ -1,0 +1,117 @@
+"""Every long-running subcommand goes through one process shell: a bad setting is one
+line on stderr and exit code 2; good settings serve /healthz, /readyz and /metrics,
+and SIGTERM stops the process cleanly.
+
+Each runs as a real subprocess (`.venv/bin/tradearena <cmd>`) on real Redis and
+PostgreSQL. The operator needs a Kubernetes API: only its bad-setting case is here
+(its probes are covered in tests/cluster/test_operator_process.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tradearena.launcher.localservices import free_port
+from tradearena.tokens import generate_private_key_pem
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+@dataclass(frozen=True)
+class Case:
+    command: str
+    bad: tuple[str, str]  # an environment variable and a value it refuses
+
+
+BAD_SETTINGS = [
+    Case("lobby", ("TRADEARENA_PORT", "eighty")),
+    Case("matchserver", ("TRADEARENA_CLOCK_INTERVAL_MS", "often")),
+    Case("feed-relay", ("TRADEARENA_RELAY_LEASE_TTL_MS", "long")),
+    Case("results-worker", ("TRADEARENA_RESULTS_BATCH", "some")),
+    Case("operator", ("TRADEARENA_OPERATOR_METRICS_PORT", "any")),
+]
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS, ids=lambda c: c.command)
+def test_a_bad_setting_is_one_line_and_exit_code_2(case: Case) -> None:
+    name, value = case.bad
+    env = {**os.environ, name: value}
+    done = subprocess.run([CLI, case.command], env=env, capture_output=True, timeout=60,
+                          check=False, text=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{case.command}: invalid setting"), lines[0]
+    assert name in lines[0]
+
+
+def good_env(command: str, port: int, redis_url: str, dsn: str, tmp_path: Path) -> dict[str, str]:
+    common = {**os.environ, "TRADEARENA_REDIS_URL": redis_url, "TRADEARENA_LOG_FORMAT": "text"}
+    if command == "lobby":
+        key = tmp_path / "signing.pem"
+        key.write_bytes(generate_private_key_pem())
+        return {**common, "TRADEARENA_DATABASE_URL": dsn, "TRADEARENA_PORT": str(port),
+                "TRADEARENA_HOST": "127.0.0.1", "TRADEARENA_SIGNING_KEY_FILE": str(key),
+                "TRADEARENA_ARGON2_MEMORY_KIB": "1024", "TRADEARENA_ARGON2_TIME_COST": "1"}  # fmt: skip
+    if command == "matchserver":
+        from tradearena.tokens import Signer
+
+        public = tmp_path / "public.pem"
+        public.write_bytes(Signer.from_pem(generate_private_key_pem()).public_pem())
+        return {**common, "TRADEARENA_MATCH_ID": f"shell-{port}", "TRADEARENA_PLAYERS": "a,b",
+                "TRADEARENA_PORT": str(port), "TRADEARENA_HOST": "127.0.0.1",
+                "TRADEARENA_PUBLIC_KEY_FILE": str(public), "TRADEARENA_FEED_SOURCE": "synthetic",
+                "TRADEARENA_SYNTHETIC_INTERVAL_MS": "100", "TRADEARENA_LINGER_MS": "100"}  # fmt: skip
+    if command == "feed-relay":
+        return {**common, "TRADEARENA_RELAY_PORT": str(port), "TRADEARENA_RELAY_HOST": "127.0.0.1",
+                "TRADEARENA_RELAY_SYMBOLS": f"SHELL{port}"}  # fmt: skip
+    assert command == "results-worker"
+    return {**common, "TRADEARENA_DATABASE_URL": dsn, "TRADEARENA_RESULTS_METRICS_PORT": str(port),
+            "TRADEARENA_RESULTS_CONSUMER": f"shell-{port}"}  # fmt: skip
+
+
+def status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            code: int = resp.status
+            return code
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("command", ["lobby", "matchserver", "feed-relay", "results-worker"])
+def test_good_settings_serve_the_probes_and_stop_on_sigterm(
+    command: str, redis_url: str, lobby_dsn: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / f"{command}.log"
+    env = good_env(command, port, redis_url, lobby_dsn, tmp_path)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([CLI, command], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        pending = set(PROBES)
+        while pending:  # readiness may take a moment (connections, the first lease call)
+            assert proc.poll() is None, f"{command} exited: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{pending} not 200: {log.read_text()[-3000:]}"
+            pending = {p for p in pending if status(f"http://127.0.0.1:{port}{p}") != 200}
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -1,0 +1,87 @@
+"""One start-up for every long-running process (lobby, match server, feed relay, results
+worker, operator), so they all fail, log, loop and stop the same way.
+
+`run_process` builds the settings (an invalid value is one line on stderr naming the
+process and the environment variable, exit code 2, never a traceback), configures
+JSON logging, runs the component's async main on uvloop when it is installed, and
+turns SIGTERM/SIGINT into an `asyncio.Event` the main watches: each component keeps
+its own graceful stop (the match server settles and publishes its match, aiohttp
+apps run their cleanups). The shell imports no component: each passes in its
+settings class and its main.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from tradearena.settings import ENV_PREFIX
+from tradearena.telemetry import configure_logging
+
+EXIT_OK = 0
+EXIT_BAD_SETTINGS = 2
+
+
+class ProcessSettings(Protocol):
+    """What the shell reads from any component's settings."""
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str: ...
+
+
+S = TypeVar("S", bound=ProcessSettings)
+Main = Callable[[S, asyncio.Event], Awaitable[int | None]]
+
+
+def settings_error(process: str, exc: ValidationError, env_prefix: str) -> str:
+    """One line naming each bad setting by its environment variable."""
+    parts = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = f"{env_prefix}{loc[0]}".upper() if loc else "settings"
+        parts.append(f"{name}: {' '.join(str(error.get('msg', '')).split())}")
+    noun = "setting" if len(parts) == 1 else "settings"
+    return f"{process}: invalid {noun} {'; '.join(parts)}"
+
+
+def load_settings(process: str, factory: Callable[[], S]) -> S | None:
+    """The settings, or None after printing the one-line reason on stderr."""
+    try:
+        return factory()
+    except ValidationError as exc:
+        config: Any = getattr(factory, "model_config", None)  # a settings class, or a function
+        prefix = str(config.get("env_prefix", "")) if isinstance(config, dict) else ENV_PREFIX
+        print(settings_error(process, exc, prefix), file=sys.stderr, flush=True)
+        return None
+
+
+def run_process(process: str, factory: Callable[[], S], main: Main[S]) -> int:
+    """Settings, logging, event loop, signals; then `main(settings, stop)` until it returns."""
+    settings = load_settings(process, factory)
+    if settings is None:
+        return EXIT_BAD_SETTINGS
+    configure_logging(process, settings.log_level, settings.log_format)
+
+    async def shell() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        code = await main(settings, stop)
+        return EXIT_OK if code is None else code
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional speed-up
+        return asyncio.run(shell())
+    return uvloop.run(shell())
