@@ -1,8 +1,15 @@
-"""Typed application state (aiohttp `AppKey`s): everything a handler needs is on the app.
+"""Typed application state (aiohttp `AppKey`s): every key of the lobby app, in one place.
 
-Set by `lobby.app.create_app` (settings, signer, verifier, hasher, API registry,
-metrics, Socket.IO server) and by its cleanup contexts (PostgreSQL pool, Redis
-client, limiter). Feature modules read them with `request.app[DB]` etc.
+Set by `lobby.app.create_app` (settings, catalogue, signer, verifier, hasher,
+API registry, metrics, Socket.IO server, and the orchestrator when the lobby
+runs matches), by the route modules it includes (web assets, matchmaking
+metrics) and by cleanup contexts once the app starts (PostgreSQL pool, Redis
+client, limiter, queues, matchmaker). Handlers read them with
+`request.app[DB]` etc.
+
+This module imports only modules that do not import it back; the one
+exception is the API registry, named for type checking only (`lobby.http.api`
+reaches this module through `lobby.http.principal`).
 """
 
 from __future__ import annotations
@@ -15,22 +22,40 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from lobby.accounts.passwords import Hasher
+from lobby.http.assets import Asset
 from lobby.http.ratelimit import Limiter
+from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
+from lobby.matchmaking.queues import Queues
+from lobby.metrics import LobbyMetrics
 from lobby.settings import LobbySettings
+from tradearena.modes import Catalogue
+from tradearena.orchestration.contract import Orchestrator
 from tradearena.tokens import Signer, Verifier
 
 if TYPE_CHECKING:
     from lobby.http.api import Api
-    from lobby.metrics import LobbyMetrics
 
+# ---- built by create_app ----
 SETTINGS = web.AppKey("settings", LobbySettings)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
 SIGNER = web.AppKey("signer", Signer)
 VERIFIER = web.AppKey("verifier", Verifier)
 HASHER = web.AppKey("hasher", Hasher)
+API: web.AppKey[Api] = web.AppKey("api")
+METRICS = web.AppKey("metrics", LobbyMetrics)
+# python-socketio's AsyncServer (untyped): the `/lobby` namespace lives on it.
+SIO = web.AppKey("sio", socketio.AsyncServer)
+# Where matches run; absent when this lobby only serves (admin match routes answer 503).
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+
+# ---- set by route modules when included ----
+ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
+VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
+MATCHMAKING_METRICS = web.AppKey("matchmaking_metrics", MatchmakingMetrics)
+
+# ---- opened by cleanup contexts at start-up ----
 DB = web.AppKey("db", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 LIMITER = web.AppKey("limiter", Limiter)
-API: web.AppKey[Api] = web.AppKey("api")
-METRICS: web.AppKey[LobbyMetrics] = web.AppKey("metrics")
-# python-socketio's AsyncServer (untyped): the `/lobby` namespace lives on it.
-SIO = web.AppKey("sio", socketio.AsyncServer)
+QUEUES = web.AppKey("queues", Queues)
+MATCHMAKER = web.AppKey("matchmaker", Matchmaker)  # only with an orchestrator

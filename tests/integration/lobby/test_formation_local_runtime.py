@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from lobby.matchmaking.formation import Formation, FormationSettings
-from lobby.matchmaking.queues import Queues, QueueSettings
+from lobby.matchmaking.formation import Formation
+from lobby.matchmaking.queues import Queues
+from lobby.settings import FormationSettings, QueueSettings
 from tradearena.modes import default_catalogue
 from tradearena.orchestration.local import LocalProcessOrchestrator
 from tradearena.orchestration.phases import Phase
