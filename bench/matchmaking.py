@@ -23,7 +23,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from lobby.matchmaking.queues import Queues, QueueSettings
+from lobby.matchmaking.queues import Queues
+from lobby.settings import QueueSettings
 from tradearena.launcher.localservices import LocalRedis
 from tradearena.modes import default_catalogue
 

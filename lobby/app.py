@@ -1,24 +1,29 @@
-"""The lobby's aiohttp application: `create_app(settings)`.
+"""The lobby's aiohttp application: `create_app(settings, *, orchestrator, catalogue)`.
 
-State lives on the app under typed keys (`lobby.state`): SETTINGS, SIGNER,
-VERIFIER, HASHER, API, METRICS, SIO now; DB (asyncpg pool), REDIS and LIMITER
-once the app starts (cleanup contexts open and close them). No module globals.
+Everything the app needs is passed in: the settings (built once at start-up),
+the orchestrator that runs matches (none: this replica only serves) and the
+mode catalogue (the one the settings name by default). State lives on the app
+under typed keys (`lobby.state`): SETTINGS, CATALOGUE, SIGNER, VERIFIER,
+HASHER, API, METRICS, SIO (and ORCHESTRATOR when given) now; DB (asyncpg
+pool), REDIS, LIMITER, QUEUES and MATCHMAKER once the app starts (cleanup
+contexts open and close them). No module globals.
 
-Feature modules plug in at one place, `FEATURE_MODULES` below: each module that
-exists and defines `add_routes(app)` is called with the app after the core
-routes; it registers REST operations with `app[API].add(app, Operation(...))`
-(documented in OpenAPI, validated, authenticated) or plain aiohttp routes, and
-Socket.IO handlers on `app[SIO]` (namespace `lobby.http.sockets.NAMESPACE`), and may
-append to `app.cleanup_ctx` for its own background tasks.
+Route modules are listed once, in order, in `ROUTE_MODULES` below (imported,
+so a missing module fails at import). Each exposes
+`add_routes(app: web.Application) -> None`: it registers REST operations with
+`app[API].add(app, Operation(...))` (documented in OpenAPI, validated,
+authenticated), Socket.IO handlers on `app[SIO]` (namespace
+`lobby.http.sockets.NAMESPACE`), and may append to `app.cleanup_ctx` for its
+own background tasks. The order is the order of the OpenAPI document and of
+start-up.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import asyncpg
 from aiohttp import web
@@ -27,28 +32,54 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from lobby.accounts import admin, notifications
 from lobby.accounts import routes as accounts
 from lobby.accounts.passwords import Argon2Params, Hasher
-from lobby.http import ops
+from lobby.http import ops, webclient
 from lobby.http.api import Api
 from lobby.http.middleware import error_middleware, metrics_middleware, rate_limit_middleware
 from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
+from lobby.matchmaking import admin_routes as match_admin
+from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
-from lobby.results import history
+from lobby.results import history, leaderboards
 from lobby.settings import LobbySettings
-from lobby.state import API, DB, HASHER, LIMITER, METRICS, REDIS, SETTINGS, SIGNER, SIO, VERIFIER
+from lobby.state import (
+    API,
+    CATALOGUE,
+    DB,
+    HASHER,
+    LIMITER,
+    METRICS,
+    ORCHESTRATOR,
+    REDIS,
+    SETTINGS,
+    SIGNER,
+    SIO,
+    VERIFIER,
+)
+from tradearena.contracts.orchestration import Orchestrator
+from tradearena.modes import Catalogue, load_catalogue
 
 log = logging.getLogger("lobby.app")
 
-# ---- Feature modules: `add_routes(app: web.Application) -> None`, called if present. ----
-FEATURE_MODULES = (
-    "lobby.matchmaking.queues",
-    "lobby.matchmaking.planner",
-    "lobby.matchmaking.formation",
-    "lobby.results.worker",
-    "lobby.ratings",
-    "lobby.results.leaderboards",
-    "lobby.http.webclient",
+
+class RouteModule(Protocol):
+    """What a route module exposes (mypy checks each module of the list against it)."""
+
+    def add_routes(self, app: web.Application) -> None: ...
+
+
+# ---- Route modules, in order: each one's `add_routes(app)` is called once. ----
+ROUTE_MODULES: tuple[RouteModule, ...] = (
+    ops,
+    accounts,
+    notifications,
+    history,
+    admin,
+    matchmaking,
+    match_admin,
+    leaderboards,
+    webclient,
 )
 
 
@@ -103,26 +134,24 @@ async def _hasher(app: web.Application) -> AsyncIterator[None]:
         app[HASHER].close()
 
 
-def _add_feature_routes(app: web.Application) -> list[str]:
-    added = []
-    for name in FEATURE_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        add = getattr(module, "add_routes", None)
-        if callable(add):
-            add(app)
-            added.append(name)
-    return added
-
-
-def create_app(settings: LobbySettings) -> web.Application:
+def create_app(
+    settings: LobbySettings,
+    *,
+    orchestrator: Orchestrator | None = None,
+    catalogue: Catalogue | None = None,
+) -> web.Application:
+    """The lobby app. `orchestrator`: where matches run (the caller opens and closes
+    it; without one this replica only serves). `catalogue`: the modes and formats
+    (by default the one `settings.catalogue` names, else the packaged one)."""
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     signer = settings.signer()
     app[SETTINGS] = settings
+    app[CATALOGUE] = catalogue if catalogue is not None else load_catalogue(settings.catalogue)
+    if orchestrator is not None:
+        app[ORCHESTRATOR] = orchestrator
     app[SIGNER] = signer
     app[VERIFIER] = signer.verifier()
     app[HASHER] = Hasher(
@@ -132,13 +161,11 @@ def create_app(settings: LobbySettings) -> web.Application:
         workers=settings.hash_workers,
     )
     app[METRICS] = LobbyMetrics()
-    api = Api("TradeArena lobby API", "1.0.0")
-    app[API] = api
+    app[API] = Api("TradeArena lobby API", "1.0.0")
     app.cleanup_ctx.extend([_postgres, _redis, _hasher])
     app[SIO] = create_sio(app)
 
-    for module in (ops, accounts, notifications, history, admin):
-        module.add_routes(app, api)
-    features = _add_feature_routes(app)
-    log.info("lobby app created", extra={"features": features})
+    for module in ROUTE_MODULES:
+        module.add_routes(app)
+    log.info("lobby app created", extra={"matchmaking": orchestrator is not None})
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -39,10 +39,7 @@ def run() -> int:
 async def serve(settings: LobbySettings, stop: asyncio.Event) -> int:
     """Serve until `stop` (SIGTERM/SIGINT), then stop accepting, finish requests (at most
     10 s) and run the app's cleanups."""
-    app = create_app(settings)
-    if settings.orchestrator == "kubernetes":
-        # Before every other start-up step: the matchmaker looks for the orchestrator.
-        app.cleanup_ctx.insert(0, _kubernetes_orchestrator(settings))
+    app = await _app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
     await runner.setup()
     try:
@@ -53,21 +50,21 @@ async def serve(settings: LobbySettings, stop: asyncio.Event) -> int:
     return 0
 
 
-def _kubernetes_orchestrator(
-    settings: LobbySettings,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from lobby.matchmaking.formation import ORCHESTRATOR
-        from tradearena.orchestration.kubernetes import KubernetesOrchestrator
+async def _app(settings: LobbySettings) -> web.Application:
+    """The app, given the Kubernetes orchestrator (connected first) when matches run there."""
+    if settings.orchestrator != "kubernetes":
+        return create_app(settings)
+    from tradearena.orchestration.kubernetes import KubernetesOrchestrator
 
-        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
-        orchestrator = await KubernetesOrchestrator.connect(
-            settings.kubernetes_namespace, kubeconfig
-        )
-        app[ORCHESTRATOR] = orchestrator
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+    orchestrator = await KubernetesOrchestrator.connect(settings.kubernetes_namespace, kubeconfig)
+    app = create_app(settings, orchestrator=orchestrator)
+
+    async def close(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
             await orchestrator.close()
 
-    return ctx
+    app.cleanup_ctx.insert(0, close)  # closed last, after the matchmaker has stopped
+    return app

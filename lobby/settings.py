@@ -1,5 +1,15 @@
 """The lobby's settings, from `TRADEARENA_*` environment variables, built once.
 
+`LobbySettings` is the one settings object of a lobby process: built at
+start-up, passed to `lobby.app.create_app` and read by handlers as
+`request.app[SETTINGS]`. Its fields are flat (each one is the environment
+variable `TRADEARENA_<FIELD>`); the groups a component needs on its own
+(`QueueSettings`, `FormationSettings`, `LeaderboardSettings`) are plain frozen
+models that `LobbySettings` derives from, so a `LobbySettings` is handed to
+`Queues` or `Formation` as is, and tests build a group alone without reading
+the environment (their `model_config` is typed as BaseAppSettings' is, so the
+classes compose).
+
 The access-token signing key comes from `TRADEARENA_SIGNING_KEY_FILE` (path of
 an Ed25519 PKCS#8 PEM) or `TRADEARENA_SIGNING_KEY_PEM` (the PEM itself, e.g.
 from a Kubernetes secret). Create one with
@@ -9,16 +19,55 @@ never commit it.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from tradearena.settings import BaseAppSettings
 from tradearena.tokens import Signer, Verifier
 
 
-class LobbySettings(BaseAppSettings):
+class QueueSettings(BaseModel):
+    """The matchmaking queues: ticket lifetimes, the skill window, the matching pace."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    ticket_ttl_s: int = 120
+    assignment_ttl_s: int = 3600
+    skill_window_initial: float = 3.0
+    skill_window_per_s: float = 0.25
+    skill_window_max: float = 50.0
+    match_interval_ms: int = 250
+
+
+class FormationSettings(BaseModel):
+    """Match formation: how long to wait for a server, token margins, concurrency."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    ready_timeout_s: float = Field(default=60.0, gt=0)
+    # A match token lives for the match plus this margin (reconnects near the end).
+    match_token_margin_s: int = Field(default=900, ge=0)
+    # A formation left in `forming` this long (its replica died) is requeued by anyone.
+    stale_forming_s: float = Field(default=300.0, gt=0)
+    max_concurrent_formations: int = Field(default=200, ge=1)
+    symbol: str = "BTCUSDT"
+    move_cache_s: float = Field(default=15.0, ge=0)
+
+
+class LeaderboardSettings(BaseModel):
+    """Season windows: fixed periods of `season_days` counted from `season_epoch`."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    season_epoch: date = date(2026, 1, 1)
+    season_days: int = Field(default=120, ge=1)
+
+
+class LobbySettings(BaseAppSettings, QueueSettings, FormationSettings, LeaderboardSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     database_url: str = "postgresql://tradearena@127.0.0.1:5432/tradearena"

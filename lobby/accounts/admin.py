@@ -17,7 +17,7 @@ from aiohttp import web
 
 from lobby import keys as redis_keys
 from lobby.accounts.routes import revoke_user_tokens
-from lobby.http.api import Api, Operation, body_of, path_of, principal, query_of, reply
+from lobby.http.api import Operation, body_of, path_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import (
     AdminUser,
@@ -31,7 +31,7 @@ from lobby.http.schemas import (
     UserPath,
 )
 from lobby.http.sockets import disconnect_user, emit_to_user
-from lobby.state import DB, REDIS, SETTINGS
+from lobby.state import API, DB, REDIS, SETTINGS
 from tradearena.tokens import LEEWAY_S
 
 log = logging.getLogger("lobby.accounts.admin")
@@ -181,7 +181,8 @@ async def audit_log(request: web.Request) -> web.Response:
     return reply(AuditPage(items=items, next_before=items[-1].id if more and items else None))
 
 
-def add_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application) -> None:
+    api = app[API]
     base = "/api/v1/admin"
     api.add(app, Operation("GET", base + "/users", list_users, "adminListUsers",
                            "Find accounts by username prefix and ban state", "admin",

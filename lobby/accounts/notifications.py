@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from lobby.http.api import Api, Operation, body_of, principal, query_of, reply
+from lobby.http.api import Operation, body_of, principal, query_of, reply
 from lobby.http.schemas import (
     MarkedRead,
     MarkRead,
@@ -25,7 +25,7 @@ from lobby.http.schemas import (
     NotificationQuery,
 )
 from lobby.http.sockets import emit_to_user
-from lobby.state import DB, METRICS
+from lobby.state import API, DB, METRICS
 
 EVENT = "notification"
 
@@ -107,7 +107,8 @@ async def mark_read(request: web.Request) -> web.Response:
     return reply(MarkedRead(updated=int(status.split()[-1])))
 
 
-def add_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application) -> None:
+    api = app[API]
     api.add(app, Operation("GET", "/api/v1/notifications", list_notifications,
                            "listNotifications", "The caller's notifications, newest first",
                            "notifications", responses={200: NotificationPage},

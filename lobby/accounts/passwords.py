@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from lobby.http.problems import ServerBusyError
+
 T = TypeVar("T")
 
 MIN_LENGTH = 10
@@ -59,7 +61,7 @@ def password_problems(password: str, username: str = "") -> list[str]:
     return out
 
 
-class HasherBusyError(Exception):
+class HasherBusyError(ServerBusyError):
     """The hashing backlog is full; retry shortly."""
 
 

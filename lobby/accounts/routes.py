@@ -21,7 +21,7 @@ from lobby.accounts.refresh_rules import (
     token_digest,
     well_formed,
 )
-from lobby.http.api import Api, Operation, body_of, principal, reply
+from lobby.http.api import Operation, body_of, principal, reply
 from lobby.http.middleware import client_ip
 from lobby.http.problems import problem, too_many
 from lobby.http.ratelimit import FailureCount, login_decision
@@ -36,7 +36,7 @@ from lobby.http.schemas import (
     TokenPair,
     User,
 )
-from lobby.state import DB, HASHER, LIMITER, METRICS, REDIS, SETTINGS, SIGNER
+from lobby.state import API, DB, HASHER, LIMITER, METRICS, REDIS, SETTINGS, SIGNER
 
 log = logging.getLogger("lobby.accounts.routes")
 
@@ -348,7 +348,8 @@ async def patch_settings(request: web.Request) -> web.Response:
     return reply(_settings(row))
 
 
-def add_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application) -> None:
+    api = app[API]
     auth = "/api/v1/auth"
     api.add(app, Operation("POST", f"{auth}/register", register, "register",
                            "Create an account; returns tokens", "auth",

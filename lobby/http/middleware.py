@@ -12,10 +12,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from lobby.accounts.passwords import HasherBusyError
 from lobby.http.api import Handler
 from lobby.http.principal import bearer_token, verified_claims
-from lobby.http.problems import MEDIA_TYPE, Problem, ProblemError, from_http_status, too_many
+from lobby.http.problems import (
+    MEDIA_TYPE,
+    Problem,
+    ProblemError,
+    ServerBusyError,
+    from_http_status,
+    too_many,
+)
 from lobby.state import LIMITER, METRICS, SETTINGS
 
 log = logging.getLogger("lobby.http")
@@ -73,7 +79,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {k: exc.headers[k] for k in _KEEP_HEADERS if k in exc.headers}
         return problem_response(from_http_status(exc.status, exc.reason), headers)
-    except HasherBusyError:
+    except ServerBusyError:
         busy = Problem(503, "server_busy", "too many logins in progress; retry shortly")
         return problem_response(busy, {"Retry-After": "1"})
     except (

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lobby.http.api import Api, Operation, reply
+from lobby.http.api import Operation, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import Health, Ready
 from lobby.state import API, DB, METRICS, REDIS, VERIFIER
@@ -84,7 +84,8 @@ _JWKS_SCHEMA: dict[str, Any] = {
 }
 
 
-def add_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application) -> None:
+    api = app[API]
     api.add(app, Operation("GET", "/healthz", healthz, "healthz", "Liveness", "ops",
                            responses={200: Health}, rate_limited=False))  # fmt: skip
     api.add(app, Operation("GET", "/readyz", readyz, "readyz",

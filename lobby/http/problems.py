@@ -111,3 +111,8 @@ def validation_errors(errors: list[Mapping[str, Any]]) -> ProblemError:
     first = items[0] if items else {"loc": [], "msg": "invalid"}
     where = ".".join(first["loc"]) or "body"
     return problem(422, "validation_failed", f"{where}: {first['msg']}", errors=items)
+
+
+class ServerBusyError(Exception):
+    """A bounded resource is full (the password hasher's backlog): the middleware answers
+    503 `server_busy` with Retry-After, instead of queueing without limit."""

@@ -49,8 +49,10 @@ def format_names() -> list[str]:
     return [*default_catalogue().formats, "auto"]
 
 
-def _enum(values: list[str]) -> dict[str, JsonValue]:
-    items: list[JsonValue] = [*values]
+def _enum(values: list[str], nullable: bool = False) -> dict[str, JsonValue]:
+    """The allowed values in the schema; `nullable`: null too (an optional field's
+    enum applies to the whole field, so without it null would be documented as invalid)."""
+    items: list[JsonValue] = [*values, None] if nullable else [*values]
     return {"enum": items}
 
 
@@ -105,8 +107,10 @@ class PlayerSettings(BaseModel):
 
 class SettingsPatch(Body):
     display_name: DisplayName | None = None
-    preferred_mode: str | None = Field(default=None, json_schema_extra=_enum(mode_names()))
-    preferred_format: str | None = Field(default=None, json_schema_extra=_enum(format_names()))
+    preferred_mode: str | None = Field(default=None, json_schema_extra=_enum(mode_names(), True))
+    preferred_format: str | None = Field(
+        default=None, json_schema_extra=_enum(format_names(), True)
+    )
     sound: bool | None = None
     notifications: bool | None = None
 

@@ -22,9 +22,6 @@ by the per-match token, not by origin.
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -32,9 +29,10 @@ from aiohttp import web
 from pydantic import StringConstraints
 
 from lobby.http.api import Operation, path_of
+from lobby.http.assets import Asset, load_folder
 from lobby.http.problems import problem
 from lobby.http.schemas import Body
-from lobby.state import API
+from lobby.state import API, ASSETS, VENDOR_ASSETS
 
 ROOT = Path(__file__).parents[1] / "web"
 VENDOR = ROOT / "vendor"
@@ -62,53 +60,11 @@ SECURITY_HEADERS = {
 NO_CACHE = "no-cache"
 VENDOR_CACHE = "public, max-age=86400"
 
-TYPES = {
-    ".html": "text/html",
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".txt": "text/plain",
-    ".LICENSE": "text/plain",
-}
-TEXT = ("text/", "image/svg+xml")
-
 FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")]
 
 
 class StaticPath(Body):
     name: FileName
-
-
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    content_type: str
-    etag: str
-    cache_control: str
-
-
-def _asset(path: Path, cache_control: str) -> Asset:
-    body = path.read_bytes()
-    kind = (
-        TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    )
-    if kind.startswith(TEXT):
-        kind += "; charset=utf-8"
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Asset(body, kind, etag, cache_control)
-
-
-def _load(folder: Path, cache_control: str) -> dict[str, Asset]:
-    if not folder.is_dir():
-        return {}
-    return {p.name: _asset(p, cache_control) for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
-VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -158,8 +114,8 @@ _DESCRIPTION = (
 
 
 def add_routes(app: web.Application) -> None:
-    app[ASSETS] = _load(ROOT, NO_CACHE)
-    app[VENDOR_ASSETS] = _load(VENDOR, VENDOR_CACHE)
+    app[ASSETS] = load_folder(ROOT, NO_CACHE)
+    app[VENDOR_ASSETS] = load_folder(VENDOR, VENDOR_CACHE)
     api = app[API]
     api.add(app, Operation("GET", "/", index, "webIndex", "The web client", "web",
                            responses={}, rate_limited=False, errors=(404,),

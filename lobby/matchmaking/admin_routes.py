@@ -1,7 +1,7 @@
 """Admin: the live matches (from the orchestrator) and cancelling one.
 
-Both need the runtime the lobby runs matches on (`app[ORCHESTRATOR]`, set by the
-process that embeds the lobby); without one they answer 503
+Both need the runtime the lobby runs matches on (`app[ORCHESTRATOR]`, given to
+`create_app(settings, orchestrator=...)`); without one they answer 503
 `orchestrator_unavailable`. A cancel is recorded in `admin_audit` (action
 `match.cancel`, with the reason and the phase it was in) before the runtime
 is asked to cancel, so no cancel ever goes unaudited.
@@ -18,7 +18,7 @@ from lobby.accounts.admin import record_audit
 from lobby.http.api import API_PREFIX, Operation, body_of, path_of, principal, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import Body, MatchPath
-from lobby.state import API, DB
+from lobby.state import API, DB, ORCHESTRATOR
 from tradearena.contracts.orchestration import MatchStatus, Orchestrator
 
 
@@ -48,8 +48,6 @@ def _live(s: MatchStatus) -> LiveMatch:
 
 
 def _orchestrator(app: web.Application) -> Orchestrator:
-    from lobby.matchmaking.formation import ORCHESTRATOR
-
     orchestrator = app.get(ORCHESTRATOR)
     if orchestrator is None:
         raise problem(503, "orchestrator_unavailable", "this lobby does not run matches")
@@ -80,7 +78,7 @@ async def cancel_match(request: web.Request) -> web.Response:
     return reply(_live(after), status=202)
 
 
-def add_admin_match_routes(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     api = app[API]
     base = API_PREFIX + "/admin/matches"
     api.add(app, Operation("GET", base, live_matches, "adminLiveMatches",

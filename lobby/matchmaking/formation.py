@@ -24,39 +24,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import Field
 from redis.asyncio import Redis
 
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
+from lobby.settings import FormationSettings
 from tradearena.contracts import keys
+from tradearena.contracts.feed import MalformedTickError, decode_tick
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus, Orchestrator
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue
-from tradearena.settings import BaseAppSettings
 from tradearena.tokens import Signer
 
 log = logging.getLogger("lobby.matchmaking.formation")
 
 READY_PHASES = (MatchPhase.READY, MatchPhase.LIVE)
 MOVE_WINDOW_MS = 60 * 60 * 1000
-
-
-class FormationSettings(BaseAppSettings):
-    ready_timeout_s: float = Field(default=60.0, gt=0)
-    # A match token lives for the match plus this margin (reconnects near the end).
-    match_token_margin_s: int = Field(default=900, ge=0)
-    # A formation left in `forming` this long (its replica died) is requeued by anyone.
-    stale_forming_s: float = Field(default=300.0, gt=0)
-    max_concurrent_formations: int = Field(default=200, ge=1)
-    symbol: str = "BTCUSDT"
-    move_cache_s: float = Field(default=15.0, ge=0)
 
 
 class Notifier(Protocol):
@@ -98,14 +86,14 @@ class Formation:
         signer: Signer,
         notify: Notifier,
         catalogue: Catalogue,
-        settings: FormationSettings | None = None,
+        settings: FormationSettings,
     ) -> None:
         self.orchestrator = orchestrator
         self.queues = queues
         self.signer = signer
         self.notify = notify
         self.catalogue = catalogue
-        self.settings = settings or FormationSettings()
+        self.settings = settings
 
     async def _notify_all(self, players: tuple[str, ...], kind: str, payload: Any) -> None:
         for player in players:
@@ -201,11 +189,9 @@ async def price_move_pct(redis: Redis, symbol: str, now_ms: int) -> Decimal:
     """The move of the last 60 minutes on the feed relay's stream (ids are tick times)."""
     entries: Any = await redis.xrange(keys.feed_stream(symbol), min=str(now_ms - MOVE_WINDOW_MS))
     prices = []
-    for _id, fields in entries:
-        raw = fields.get(b"price") or fields.get("price")
-        if raw is not None:
-            with contextlib.suppress(ArithmeticError, ValueError):
-                prices.append(Decimal(raw.decode() if isinstance(raw, bytes) else raw))
+    for entry_id, fields in entries:
+        with contextlib.suppress(MalformedTickError):
+            prices.append(decode_tick(symbol, entry_id, fields).price)
     return move_pct(prices)
 
 
@@ -314,50 +300,3 @@ class Matchmaker:
         self.wake.set()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-# ---- wiring into the lobby app ---------------------------------------------------------
-
-ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
-MATCHMAKING_METRICS = web.AppKey("matchmaking_metrics", MatchmakingMetrics)
-MATCHMAKER = web.AppKey("matchmaker", Matchmaker)
-
-
-async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Runs the matching loop when the embedding process put an Orchestrator on the app
-    (`app[ORCHESTRATOR] = ...` before start-up); otherwise this replica only serves."""
-    from lobby.accounts.notifications import notify
-    from lobby.matchmaking.routes import QUEUES
-    from lobby.state import SIGNER
-
-    orchestrator = app.get(ORCHESTRATOR)
-    if orchestrator is None:
-        yield
-        return
-    queues = app[QUEUES]
-
-    async def notifier(user_id: str, kind: str, payload: dict[str, Any]) -> object:
-        return await notify(app, user_id, kind, payload)
-
-    formation = Formation(
-        orchestrator, queues, app[SIGNER], notifier, queues.catalogue, FormationSettings()
-    )
-    matchmaker = Matchmaker(queues, formation, metrics=app[MATCHMAKING_METRICS])
-    app[MATCHMAKER] = matchmaker
-    task = asyncio.create_task(matchmaker.run())
-    try:
-        yield
-    finally:
-        await matchmaker.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def add_routes(app: web.Application) -> None:
-    from lobby.matchmaking.admin_routes import add_admin_match_routes
-    from lobby.state import METRICS
-
-    add_admin_match_routes(app)
-    app[MATCHMAKING_METRICS] = MatchmakingMetrics(app[METRICS].registry)  # on the lobby's /metrics
-    app.cleanup_ctx.append(_matchmaker_ctx)

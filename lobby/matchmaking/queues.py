@@ -40,26 +40,11 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from lobby.matchmaking.planner import Proposal, SkillWindow, Ticket, plan
+from lobby.settings import QueueSettings
 from tradearena.contracts import keys
 from tradearena.modes import AUTO_FORMAT, Catalogue
-from tradearena.settings import BaseAppSettings
-
-
-class QueueSettings(BaseAppSettings):
-    ticket_ttl_s: int = 120
-    assignment_ttl_s: int = 3600
-    skill_window_initial: float = 3.0
-    skill_window_per_s: float = 0.25
-    skill_window_max: float = 50.0
-    match_interval_ms: int = 250
-
-    def window(self) -> SkillWindow:
-        return SkillWindow(
-            self.skill_window_initial, self.skill_window_per_s, self.skill_window_max
-        )
 
 
 class QueueError(Exception):
@@ -278,11 +263,14 @@ class Queues:
         self,
         redis: aioredis.Redis,
         catalogue: Catalogue,
-        settings: QueueSettings | None = None,
+        settings: QueueSettings,
     ) -> None:
         self.redis = redis
         self.catalogue = catalogue
-        self.settings = settings or QueueSettings()
+        self.settings = settings
+        self._window = SkillWindow(
+            settings.skill_window_initial, settings.skill_window_per_s, settings.skill_window_max
+        )
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
@@ -409,7 +397,7 @@ class Queues:
             tickets = await self.waiting(mode)
             if not tickets:
                 continue
-            planned = plan(self.catalogue, tickets, now, move_pct, self.settings.window())
+            planned = plan(self.catalogue, tickets, now, move_pct, self._window)
             got, conflicts = await self.claim(planned.proposals, now)
             stats.proposals += len(planned.proposals)
             stats.claimed += len(got)
@@ -443,10 +431,3 @@ class Queues:
             if stale and await self.requeue(match_id, now) >= 0:
                 out.append(match_id)
         return out
-
-
-def add_routes(app: web.Application) -> None:
-    """Lobby feature seam: the queue's REST operations and `/lobby` handlers."""
-    from lobby.matchmaking.routes import add_queue_routes
-
-    add_queue_routes(app)

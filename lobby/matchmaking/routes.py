@@ -1,4 +1,6 @@
-"""REST and Socket.IO handlers of the matchmaking queues (thin: `lobby.matchmaking.queues` does the work).
+"""Matchmaking in the lobby app: the queue's REST and Socket.IO handlers (thin:
+`lobby.matchmaking.queues` does the work) and the start-up of the queues and of
+the matching loop (`lobby.matchmaking.formation.Matchmaker`).
 
     POST   /api/v1/queue            join {mode, format}: 201 with the ticket;
                                     409 `already_queued` (with the ticket) when the
@@ -12,6 +14,9 @@ GET) to the player's connections, and the `queue_status` call answers it. A play
 queue; while connected, the replica keeps their tickets alive. Clients that only
 use REST keep their tickets alive by reading the status (TTL
 `TRADEARENA_TICKET_TTL_S`, 120 s by default).
+
+The matching loop runs only when the app was created with an orchestrator
+(`create_app(settings, orchestrator=...)`); otherwise this replica only serves.
 """
 
 from __future__ import annotations
@@ -26,18 +31,30 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
+from lobby.accounts.notifications import notify
 from lobby.http.api import API_PREFIX, Operation, body_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import Body, _enum, format_names, mode_names
 from lobby.http.sockets import NAMESPACE, emit_to_user, socket_user, user_room
+from lobby.matchmaking.formation import Formation, Matchmaker, MatchmakingMetrics
 from lobby.matchmaking.planner import DEFAULT_RATING, Ticket
-from lobby.matchmaking.queues import QueueError, Queues, QueueSettings, now_ms
-from lobby.state import API, DB, REDIS, SIO
-from tradearena.modes import load_catalogue
+from lobby.matchmaking.queues import QueueError, Queues, now_ms
+from lobby.state import (
+    API,
+    CATALOGUE,
+    DB,
+    MATCHMAKER,
+    MATCHMAKING_METRICS,
+    METRICS,
+    ORCHESTRATOR,
+    QUEUES,
+    REDIS,
+    SETTINGS,
+    SIGNER,
+    SIO,
+)
 
 log = logging.getLogger("lobby.queue")
-
-QUEUES = web.AppKey("queues", Queues)
 
 ModeName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
@@ -161,8 +178,6 @@ async def _push_status(app: web.Application, user_id: str) -> None:
 
 
 def _wake(app: web.Application) -> None:
-    from lobby.matchmaking.formation import MATCHMAKER
-
     matchmaker = app.get(MATCHMAKER)
     if matchmaker is not None:
         matchmaker.wake.set()
@@ -174,8 +189,8 @@ def _local_users(app: web.Application) -> list[str]:
 
 
 async def _queues_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = QueueSettings()
-    app[QUEUES] = Queues(app[REDIS], load_catalogue(settings.catalogue), settings)
+    settings = app[SETTINGS]
+    app[QUEUES] = Queues(app[REDIS], app[CATALOGUE], settings)
 
     async def keepalive() -> None:
         while True:
@@ -221,7 +236,30 @@ def _socket_handlers(app: web.Application) -> None:
     sio.on("queue_status", queue_status, namespace=NAMESPACE)
 
 
-def add_queue_routes(app: web.Application) -> None:
+async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The matching loop of this replica, between the queues' start and stop."""
+    orchestrator = app[ORCHESTRATOR]
+    queues = app[QUEUES]
+
+    async def notifier(user_id: str, kind: str, payload: dict[str, Any]) -> object:
+        return await notify(app, user_id, kind, payload)
+
+    formation = Formation(
+        orchestrator, queues, app[SIGNER], notifier, queues.catalogue, app[SETTINGS]
+    )
+    matchmaker = Matchmaker(queues, formation, metrics=app[MATCHMAKING_METRICS])
+    app[MATCHMAKER] = matchmaker
+    task = asyncio.create_task(matchmaker.run())
+    try:
+        yield
+    finally:
+        await matchmaker.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def add_routes(app: web.Application) -> None:
     api = app[API]
     base = API_PREFIX + "/queue"
     api.add(app, Operation("POST", base, join, "queueJoin",
@@ -237,3 +275,6 @@ def add_queue_routes(app: web.Application) -> None:
                            "queue", responses={200: QueueStatusReply}, auth="user"))  # fmt: skip
     app.cleanup_ctx.append(_queues_ctx)
     _socket_handlers(app)
+    app[MATCHMAKING_METRICS] = MatchmakingMetrics(app[METRICS].registry)  # on the lobby's /metrics
+    if ORCHESTRATOR in app:
+        app.cleanup_ctx.append(_matchmaker_ctx)

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from lobby.http.api import Api, Operation, path_of, principal, query_of, reply
+from lobby.http.api import Operation, path_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import (
     HistoryItem,
@@ -27,7 +27,7 @@ from lobby.http.schemas import (
     MatchPath,
     MatchPlayerResult,
 )
-from lobby.state import DB
+from lobby.state import API, DB
 
 HISTORY_SQL = """
 SELECT m.id AS match_id, m.mode, m.format, m.symbol, m.phase, m.created_at, m.started_at,
@@ -139,7 +139,8 @@ async def match_detail(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application) -> None:
+    api = app[API]
     api.add(app, Operation("GET", "/api/v1/matches", history, "matchHistory",
                            "The caller's matches, newest first (keyset pages)", "matches",
                            responses={200: HistoryPage}, query=HistoryQuery,

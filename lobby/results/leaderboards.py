@@ -27,15 +27,9 @@ from pydantic import BaseModel, Field
 
 from lobby.http.api import API_PREFIX, Operation, path_of, query_of, reply
 from lobby.http.schemas import Body
-from lobby.state import API, DB
-from tradearena.settings import BaseAppSettings
+from lobby.state import API, DB, SETTINGS
 
 Period = Literal["all", "season", "daily"]
-
-
-class LeaderboardSettings(BaseAppSettings):
-    season_epoch: date = date(2026, 1, 1)
-    season_days: int = Field(default=120, ge=1)
 
 
 def day_window(now: datetime) -> tuple[datetime, datetime]:
@@ -120,7 +114,7 @@ async def leaderboard(request: web.Request) -> web.Response:
         if period == "daily":
             start, end = day_window(now)
         else:
-            settings = LeaderboardSettings()
+            settings = request.app[SETTINGS]
             season, start, end = season_window(now, settings.season_epoch, settings.season_days)
         rows = await pool.fetch(WINDOW_SQL, start, end, query.limit + 1, query.offset)
         for i, r in enumerate(rows[: query.limit]):

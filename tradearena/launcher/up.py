@@ -140,10 +140,10 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from redis.asyncio import Redis
 
     from lobby.app import create_app
-    from lobby.matchmaking.formation import ORCHESTRATOR
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
     from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
+    from tradearena.modes import load_catalogue
 
     data = options.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -154,9 +154,6 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     os.environ.setdefault("TRADEARENA_REGISTER_LIMIT_IP", "100000")
     os.environ.setdefault("TRADEARENA_RATE_LIMIT_IP", "1000000")
     os.environ.setdefault("TRADEARENA_LOGIN_MAX_FAILURES_IP", "100000")
-    if options.catalogue is not None:
-        # In-process components (queues, formation) build their settings from the env.
-        os.environ["TRADEARENA_CATALOGUE"] = str(options.catalogue.resolve())
     platform = Platform(options, say)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,6 +161,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         loop.add_signal_handler(sig, stop.set)
     web_runner: web.AppRunner | None = None
     redis_client: Redis | None = None
+    orchestrator: LocalProcessOrchestrator | None = None
     try:
         t = platform.step("starting Redis")
         platform.redis = LocalRedis(data / "redis")
@@ -210,7 +208,6 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             socketio_redis=True,
             log_level=options.log_level,  # type: ignore[arg-type]
         )
-        app = create_app(settings)
         redis_client = Redis.from_url(platform.redis.url)
         runtime = LocalRuntimeConfig(
             redis_url=platform.redis.url,
@@ -221,7 +218,9 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             feed_source="relay",
             extra_env={k: v for k, v in env.items() if k == "TRADEARENA_CATALOGUE"},
         )
-        app[ORCHESTRATOR] = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
+        orchestrator = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
+        catalogue = load_catalogue(options.catalogue.resolve()) if options.catalogue else None
+        app = create_app(settings, orchestrator=orchestrator, catalogue=catalogue)
         web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await web_runner.setup()
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
@@ -233,10 +232,9 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         say("==> stopping")
         return 0
     finally:
+        if orchestrator is not None:
+            await orchestrator.close()  # match servers settle and publish first
         if web_runner is not None:
-            orchestrator = web_runner.app.get(ORCHESTRATOR)
-            if isinstance(orchestrator, LocalProcessOrchestrator):
-                await orchestrator.close()  # match servers settle and publish first
             await web_runner.cleanup()
             say("    stopped the lobby")
         if redis_client is not None:

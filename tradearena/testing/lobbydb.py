@@ -22,6 +22,7 @@ from psycopg import sql
 from lobby.app import create_app
 from lobby.migrate import apply_migrations
 from lobby.settings import LobbySettings
+from tradearena.contracts.orchestration import Orchestrator
 from tradearena.launcher.localservices import LocalPostgres
 from tradearena.testing.lobby import test_settings
 from tradearena.tokens import generate_private_key_pem
@@ -99,12 +100,16 @@ def lobby_client_factory(
 ) -> Callable[
     ..., contextlib.AbstractAsyncContextManager[TestClient[web.Request, web.Application]]
 ]:
-    """`async with lobby_client_factory(rate_limit_ip=5) as client:` (settings overrides)."""
+    """`async with lobby_client_factory(rate_limit_ip=5) as client:` (settings overrides;
+    `orchestrator=` runs matches there, as `create_app` does)."""
 
     @contextlib.asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async def make(
+        *, orchestrator: Orchestrator | None = None, **overrides: Any
+    ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
         settings = lobby_settings.model_copy(update=overrides)
-        async with TestClient(TestServer(create_app(settings))) as client:
+        app = create_app(settings, orchestrator=orchestrator)
+        async with TestClient(TestServer(app)) as client:
             yield client
 
     return make

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from lobby.matchmaking.queues import Queues, QueueSettings, RoundStats
+from lobby.matchmaking.queues import Queues, RoundStats
+from lobby.settings import QueueSettings
 from tradearena.modes import default_catalogue
 
 STOP_KEY = "test:matchers:stop"

@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from lobby.matchmaking.formation import Formation, FormationSettings
-from lobby.matchmaking.queues import Queues, QueueSettings
+from lobby.matchmaking.formation import Formation
+from lobby.matchmaking.queues import Queues
+from lobby.settings import FormationSettings, QueueSettings
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.modes import default_catalogue

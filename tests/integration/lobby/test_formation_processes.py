@@ -11,14 +11,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from lobby.matchmaking.formation import (
-    Formation,
-    FormationSettings,
-    Matchmaker,
-    move_pct,
-    price_move_pct,
-)
-from lobby.matchmaking.queues import Queues, QueueSettings
+from lobby.matchmaking.formation import Formation, Matchmaker, move_pct, price_move_pct
+from lobby.matchmaking.queues import Queues
+from lobby.settings import FormationSettings, QueueSettings
 from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase

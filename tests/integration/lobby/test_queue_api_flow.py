@@ -14,7 +14,6 @@ import socketio
 from aiohttp.test_utils import TestClient, TestServer
 
 from lobby.app import create_app
-from lobby.matchmaking.formation import ORCHESTRATOR
 from lobby.results.worker.consumer import ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.settings import LobbySettings
@@ -38,8 +37,7 @@ async def orchestrator() -> AsyncIterator[ProcessOrchestrator]:
 async def client(
     lobby_settings: LobbySettings, orchestrator: ProcessOrchestrator
 ) -> AsyncIterator[Client]:
-    app = create_app(lobby_settings)
-    app[ORCHESTRATOR] = orchestrator
+    app = create_app(lobby_settings, orchestrator=orchestrator)
     async with TestClient(TestServer(app)) as c:
         yield c
 

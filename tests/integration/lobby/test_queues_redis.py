@@ -16,7 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from lobby.matchmaking.planner import Proposal
-from lobby.matchmaking.queues import QueueError, Queues, QueueSettings
+from lobby.matchmaking.queues import QueueError, Queues
+from lobby.settings import QueueSettings
 from tradearena.modes import default_catalogue
 
 CAT = default_catalogue()
