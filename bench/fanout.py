@@ -60,13 +60,23 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit("server not ready")
 
 
-def run_load(url: str, tokens_file: str, clients: int, warmup: int, measure: int,
-             server_pid: int) -> dict[str, Any]:  # fmt: skip
+def run_load(
+    url: str, tokens_file: str, clients: int, warmup: int, measure: int, server_pid: int
+) -> dict[str, Any]:
     load = subprocess.Popen(
-        ["node", str(JS / "fanout_load.mjs"), url, "/match", tokens_file, str(clients),
-         str(warmup), str(measure)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            "node",
+            str(JS / "fanout_load.mjs"),
+            url,
+            "/match",
+            tokens_file,
+            str(clients),
+            str(warmup),
+            str(measure),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert load.stdout is not None
     cpu0 = wall0 = 0.0
     result: dict[str, Any] = {}
@@ -133,13 +143,17 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def bench_node(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    server = subprocess.Popen(["node", str(JS / "reference_server.mjs"), str(port), str(args.hz)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        ["node", str(JS / "reference_server.mjs"), str(port), str(args.hz)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "READY"
-        return run_load(f"http://127.0.0.1:{port}", "-", args.clients, args.warmup, args.measure,
-                        server.pid)  # fmt: skip
+        return run_load(
+            f"http://127.0.0.1:{port}", "-", args.clients, args.warmup, args.measure, server.pid
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -166,12 +180,16 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{args.clients} clients, {args.hz} ticks/s, {args.measure} s measured")
-    print(f"{'server':<28}{'msg/s':>10}{'ticks/cl/s':>12}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'max ms':>8}{'cpu %':>7}{'rss MB':>8}")  # fmt: skip
+    print(
+        f"{'server':<28}{'msg/s':>10}{'ticks/cl/s':>12}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'max ms':>8}{'cpu %':>7}{'rss MB':>8}"
+    )
     for name, r in rows.items():
-        print(f"{name:<28}{r.get('delivered_per_s', 0):>10.0f}{r.get('ticks_per_client_per_s', 0):>12.2f}"
-              f"{r.get('p50_ms')!s:>8}{r.get('p99_ms')!s:>8}{r.get('max_ms')!s:>8}"
-              f"{r.get('server_cpu_pct')!s:>7}{r.get('server_rss_mb')!s:>8}")  # fmt: skip
+        print(
+            f"{name:<28}{r.get('delivered_per_s', 0):>10.0f}{r.get('ticks_per_client_per_s', 0):>12.2f}"
+            f"{r.get('p50_ms')!s:>8}{r.get('p99_ms')!s:>8}{r.get('max_ms')!s:>8}"
+            f"{r.get('server_cpu_pct')!s:>7}{r.get('server_rss_mb')!s:>8}"
+        )
     py = rows.get("python match server")
     if py and "idle_rss_mb" in py:
         print(f"python match server idle RSS (ready, no client): {py['idle_rss_mb']} MB")

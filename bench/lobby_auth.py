@@ -150,9 +150,14 @@ def _report(name: str, done: int, errors: int, lat: list[float], elapsed: float)
 
 async def _start_lobby(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradearena.launcher.cli", "lobby", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "tradearena.launcher.cli",
+        "lobby",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     async with aiohttp.ClientSession() as session:
         for _ in range(400):
             try:

@@ -43,8 +43,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 def proc_usage(pid: int) -> tuple[float, float, float]:
     """(RSS MB, peak RSS MB, CPU seconds) of a process, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
-    fields = {k: v.split()[0] for k, _, v in (ln.partition(":") for ln in status.splitlines())
-              if v.strip()}  # fmt: skip
+    fields = {
+        k: v.split()[0]
+        for k, _, v in (ln.partition(":") for ln in status.splitlines())
+        if v.strip()
+    }
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(stat[11]) + int(stat[12])) / TICK
     return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024, cpu
@@ -59,8 +62,9 @@ def match_body(i: int, namespace: str) -> dict[str, Any]:
     }
 
 
-async def run_matches(kubeconfig: Path, namespace: str, count: int, concurrency: int,
-                      limit_s: float, pid: int) -> dict[str, Any]:  # fmt: skip
+async def run_matches(
+    kubeconfig: Path, namespace: str, count: int, concurrency: int, limit_s: float, pid: int
+) -> dict[str, Any]:
     configuration = client.Configuration()
     await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     configuration.connection_pool_maxsize = concurrency
@@ -83,9 +87,14 @@ async def run_matches(kubeconfig: Path, namespace: str, count: int, concurrency:
                     seen(obj)
                 w = watch.Watch()
                 async for event in w.stream(
-                    custom.list_namespaced_custom_object, resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
-                    resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=60,
-                ):  # fmt: skip
+                    custom.list_namespaced_custom_object,
+                    resource.GROUP,
+                    resource.VERSION,
+                    namespace,
+                    resource.PLURAL,
+                    resource_version=listed["metadata"]["resourceVersion"],
+                    timeout_seconds=60,
+                ):
                     seen(event["object"])
             except Exception as exc:
                 print(f"watch restarted: {exc!r}"[:200], file=sys.stderr)
@@ -154,8 +163,11 @@ def main() -> int:
     parser.add_argument("--matches", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=10, help="kwok nodes (110 pods each)")
     parser.add_argument("--concurrency", type=int, default=32, help="parallel create calls")
-    parser.add_argument("--cpu-request", default="100m",
-                        help="per match pod; 16-CPU kwok nodes hold 160 at 100m (110 pods max)")  # fmt: skip
+    parser.add_argument(
+        "--cpu-request",
+        default="100m",
+        help="per match pod; 16-CPU kwok nodes hold 160 at 100m (110 pods max)",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
 
@@ -167,8 +179,13 @@ def main() -> int:
         namespace = "tradearena"
         cluster.kubectl("create", "namespace", namespace)
         cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{resource.CRD_NAME}",
-                        "crd/kopfpeerings.kopf.dev", "--timeout=60s")  # fmt: skip
+        cluster.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"crd/{resource.CRD_NAME}",
+            "crd/kopfpeerings.kopf.dev",
+            "--timeout=60s",
+        )
         cluster.kubectl("apply", "-f", str(ROOT / "deploy" / "operator" / "rbac.yaml"))
         cluster.kubectl("label", "node", *cluster.node_names, f"{resource.POOL_LABEL}=game")
         metrics_port = free_port()
@@ -182,8 +199,12 @@ def main() -> int:
             "TRADEARENA_OPERATOR_CPU_REQUEST": args.cpu_request,
         }
         log = (workdir / "operator.log").open("wb")
-        operator = subprocess.Popen([str(Path(sys.executable).parent / "tradearena"), "operator"],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        operator = subprocess.Popen(
+            [str(Path(sys.executable).parent / "tradearena"), "operator"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -197,8 +218,16 @@ def main() -> int:
             time.sleep(0.2)
         time.sleep(1)  # peering settles
         load_before = os.getloadavg()
-        result = asyncio.run(run_matches(cluster.kubeconfig, namespace, args.matches,
-                                         args.concurrency, args.timeout, operator.pid))  # fmt: skip
+        result = asyncio.run(
+            run_matches(
+                cluster.kubeconfig,
+                namespace,
+                args.matches,
+                args.concurrency,
+                args.timeout,
+                operator.pid,
+            )
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
             metrics = r.read().decode()
         pods = cluster.kubectl_json("get", "pods", "-n", namespace, timeout=300)["items"]
@@ -207,22 +236,33 @@ def main() -> int:
             node = pod["spec"].get("nodeName", "")
             port = pod["spec"]["containers"][0]["ports"][0]["hostPort"]
             ports_per_node.setdefault(node, set()).add(port)
-        result.update({
-            "pods": len(pods),
-            "host_port_clash_on_a_node": sum(len(v) for v in ports_per_node.values()) != len(pods),
-            "reconcile_errors": next((line.split()[-1] for line in metrics.splitlines()
-                                      if line.startswith("tradearena_operator_reconcile_errors_total")), None),
-            "nodes": args.nodes,
-            "cpu_request": args.cpu_request,
-            "load_avg_before": [round(x, 2) for x in load_before],
-            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpu, Python {platform.python_version()}",
-        })  # fmt: skip
+        result.update(
+            {
+                "pods": len(pods),
+                "host_port_clash_on_a_node": sum(len(v) for v in ports_per_node.values())
+                != len(pods),
+                "reconcile_errors": next(
+                    (
+                        line.split()[-1]
+                        for line in metrics.splitlines()
+                        if line.startswith("tradearena_operator_reconcile_errors_total")
+                    ),
+                    None,
+                ),
+                "nodes": args.nodes,
+                "cpu_request": args.cpu_request,
+                "load_avg_before": [round(x, 2) for x in load_before],
+                "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+                "machine": f"{platform.machine()}, {os.cpu_count()} cpu, Python {platform.python_version()}",
+            }
+        )
         print(json.dumps(result, indent=2))
         ok = result["all_ready_s"] is not None and result["all_ready_s"] <= 60
-        print(f"target 1,000 Ready within 60 s: {'met' if ok else 'MISSED'}; "
-              f"operator peak RSS {result['operator_rss_mb_peak']} MB (target < 250)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"target 1,000 Ready within 60 s: {'met' if ok else 'MISSED'}; "
+            f"operator peak RSS {result['operator_rss_mb_peak']} MB (target < 250)",
+            file=sys.stderr,
+        )
         return 0
     finally:
         if operator is not None and operator.poll() is None:

@@ -114,8 +114,18 @@ def log_errors(logs: Path) -> dict[str, int]:
 
 
 def generator(args: argparse.Namespace, url: str, count: int, prefix: str) -> list[str]:
-    common = ["--url", url, "--count", str(count), "--mode", args.mode, "--format", args.format,
-              "--prefix", prefix]  # fmt: skip
+    common = [
+        "--url",
+        url,
+        "--count",
+        str(count),
+        "--mode",
+        args.mode,
+        "--format",
+        args.format,
+        "--prefix",
+        prefix,
+    ]
     if args.generator == "node":
         return ["node", str(NODE_BOTS), *common]
     return [CLI, "bots", *common, "--json"]
@@ -129,11 +139,18 @@ def main() -> int:
     parser.add_argument("--mode", default="arena")
     parser.add_argument("--format", default="blitz")
     parser.add_argument("--generator", choices=("node", "python"), default="node")
-    parser.add_argument("--countdown-s", type=int, default=15,
-                        help="the mode's matchmaking countdown in this run's catalogue "
-                        "(0: the packaged one)")  # fmt: skip
-    parser.add_argument("--procs", type=int, default=None,
-                        help="bot processes (default: 1 with node, 4 with python)")  # fmt: skip
+    parser.add_argument(
+        "--countdown-s",
+        type=int,
+        default=15,
+        help="the mode's matchmaking countdown in this run's catalogue (0: the packaged one)",
+    )
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=None,
+        help="bot processes (default: 1 with node, 4 with python)",
+    )
     args = parser.parse_args()
     if args.procs is None:
         args.procs = 1 if args.generator == "node" else 4
@@ -141,15 +158,33 @@ def main() -> int:
     base.chmod(0o755)
     port = 18000 + os.getpid() % 1000
     # A load test registers every bot from one address: lift the per-IP sign-up budget.
-    env = {**os.environ, "TRADEARENA_REGISTER_LIMIT_IP": str(10 * args.players),
-           "TRADEARENA_RATE_LIMIT_IP": str(100 * args.players)}  # fmt: skip
+    env = {
+        **os.environ,
+        "TRADEARENA_REGISTER_LIMIT_IP": str(10 * args.players),
+        "TRADEARENA_RATE_LIMIT_IP": str(100 * args.players),
+    }
     catalogue: list[str] = []
     if args.countdown_s:
-        catalogue = ["--catalogue", str(short_countdown(base / "modes.toml", args.mode,
-                                                        args.countdown_s))]  # fmt: skip
-    up = subprocess.Popen([CLI, *catalogue, "up", "--data-dir", str(base / "var"), "--lobby-port", str(port),
-                           "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True,
-                          env=env)  # fmt: skip
+        catalogue = [
+            "--catalogue",
+            str(short_countdown(base / "modes.toml", args.mode, args.countdown_s)),
+        ]
+    up = subprocess.Popen(
+        [
+            CLI,
+            *catalogue,
+            "up",
+            "--data-dir",
+            str(base / "var"),
+            "--lobby-port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert up.stdout is not None
     lines: list[str] = []
     for line in up.stdout:
@@ -176,10 +211,15 @@ def main() -> int:
         bcpu, brss = usage(set().union(*(descendants(b.pid) for b in procs)))
         now = time.monotonic()
         if prev is not None:
-            samples.append({"t": now - started,
-                            "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[2]),
-                            "platform_rss_mb": rss, "bots_rss_mb": brss,
-                            "bots_cpu_pct": 100 * (bcpu - prev[1]) / (now - prev[2])})  # fmt: skip
+            samples.append(
+                {
+                    "t": now - started,
+                    "platform_cpu_pct": 100 * (cpu - prev[0]) / (now - prev[2]),
+                    "platform_rss_mb": rss,
+                    "bots_rss_mb": brss,
+                    "bots_cpu_pct": 100 * (bcpu - prev[1]) / (now - prev[2]),
+                }
+            )
         prev = (cpu, bcpu, now)
     parts = [json.loads(b.communicate()[0]) for b in procs]
     summary: dict[str, Any] = {

@@ -133,13 +133,15 @@ async def _synthetic_with_history(
     prices = SyntheticPrices(seed=settings.synthetic_seed, step_ms=interval)
     slot = clock() // interval
     for k in range(slot - delay_ms // interval - 1, slot + 1):
-        yield FeedTick(settings.symbol, prices.next_price(), k * interval, k * interval,
-                       "synthetic", k)  # fmt: skip
+        yield FeedTick(
+            settings.symbol, prices.next_price(), k * interval, k * interval, "synthetic", k
+        )
     while True:
         slot += 1
         await sleep_until(clock, slot * interval)
-        yield FeedTick(settings.symbol, prices.next_price(), slot * interval, clock(),
-                       "synthetic", slot)  # fmt: skip
+        yield FeedTick(
+            settings.symbol, prices.next_price(), slot * interval, clock(), "synthetic", slot
+        )
 
 
 async def _agones(sdk: AgonesSDK, runner: MatchRunner, settings: MatchServerSettings) -> None:
@@ -193,8 +195,9 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = MatchMetrics()
-    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", logger=False,
-                               engineio_logger=False)  # fmt: skip
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", cors_allowed_origins="*", logger=False, engineio_logger=False
+    )
     sio.attach(app)
     app[SIO] = sio
     app.cleanup_ctx.append(_gc_ctx)

@@ -76,8 +76,9 @@ class MatchStore:
         """XADD the result exactly once per match, atomically with its marker, so a
         restart after publishing neither loses nor repeats it. The marker sits in the
         stream's slot (`keys.result_published`), so the script is cluster-safe."""
-        done = await self.redis.eval(_PUBLISH_ONCE, 2, self._published, keys.RESULTS_STREAM,
-                                     result_json)  # fmt: skip
+        done = await self.redis.eval(
+            _PUBLISH_ONCE, 2, self._published, keys.RESULTS_STREAM, result_json
+        )
         return bool(done)
 
     async def save_summary(self, summary_json: str) -> None:

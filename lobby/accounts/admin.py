@@ -100,9 +100,13 @@ async def ban(request: web.Request) -> web.Response:
             raise problem(404, "user_not_found", "no such user")
         revoked = await revoke_user_tokens(conn, target, "banned")
         await record_audit(
-            conn, actor.user_id, "user.ban", "user", str(target),
+            conn,
+            actor.user_id,
+            "user.ban",
+            "user",
+            str(target),
             {"reason": body.reason, "revoked_refresh_tokens": revoked},
-        )  # fmt: skip
+        )
     # Access tokens are refused as soon as this flag exists, until they would expire anyway.
     ttl = app[SETTINGS].access_ttl_s + LEEWAY_S + 5
     await app[REDIS].set(redis_keys.lobby_banned(str(target)), "1", ex=ttl)
@@ -184,17 +188,63 @@ async def audit_log(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     api = app[API]
     base = "/api/v1/admin"
-    api.add(app, Operation("GET", base + "/users", list_users, "adminListUsers",
-                           "Find accounts by username prefix and ban state", "admin",
-                           responses={200: AdminUserPage}, query=AdminUserQuery,
-                           auth="admin"))  # fmt: skip
-    api.add(app, Operation("POST", base + "/users/{user_id}/ban", ban, "banUser",
-                           "Ban a user: no login, no refresh, sessions revoked", "admin",
-                           responses={200: AdminUser}, body=BanRequest, path_params=UserPath,
-                           auth="admin", errors=(404, 409)))  # fmt: skip
-    api.add(app, Operation("POST", base + "/users/{user_id}/unban", unban, "unbanUser",
-                           "Lift a ban", "admin", responses={200: AdminUser}, body=UnbanRequest,
-                           path_params=UserPath, auth="admin", errors=(404,)))  # fmt: skip
-    api.add(app, Operation("GET", base + "/audit", audit_log, "adminAudit",
-                           "The audit log of admin actions, newest first", "admin",
-                           responses={200: AuditPage}, query=AuditQuery, auth="admin"))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            base + "/users",
+            list_users,
+            "adminListUsers",
+            "Find accounts by username prefix and ban state",
+            "admin",
+            responses={200: AdminUserPage},
+            query=AdminUserQuery,
+            auth="admin",
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            base + "/users/{user_id}/ban",
+            ban,
+            "banUser",
+            "Ban a user: no login, no refresh, sessions revoked",
+            "admin",
+            responses={200: AdminUser},
+            body=BanRequest,
+            path_params=UserPath,
+            auth="admin",
+            errors=(404, 409),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            base + "/users/{user_id}/unban",
+            unban,
+            "unbanUser",
+            "Lift a ban",
+            "admin",
+            responses={200: AdminUser},
+            body=UnbanRequest,
+            path_params=UserPath,
+            auth="admin",
+            errors=(404,),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            base + "/audit",
+            audit_log,
+            "adminAudit",
+            "The audit log of admin actions, newest first",
+            "admin",
+            responses={200: AuditPage},
+            query=AuditQuery,
+            auth="admin",
+        ),
+    )

@@ -109,10 +109,31 @@ async def mark_read(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     api = app[API]
-    api.add(app, Operation("GET", "/api/v1/notifications", list_notifications,
-                           "listNotifications", "The caller's notifications, newest first",
-                           "notifications", responses={200: NotificationPage},
-                           query=NotificationQuery, auth="user"))  # fmt: skip
-    api.add(app, Operation("POST", "/api/v1/notifications/read", mark_read, "markNotificationsRead",
-                           "Mark notifications read (some ids, or all)", "notifications",
-                           responses={200: MarkedRead}, body=MarkRead, auth="user"))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/notifications",
+            list_notifications,
+            "listNotifications",
+            "The caller's notifications, newest first",
+            "notifications",
+            responses={200: NotificationPage},
+            query=NotificationQuery,
+            auth="user",
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            "/api/v1/notifications/read",
+            mark_read,
+            "markNotificationsRead",
+            "Mark notifications read (some ids, or all)",
+            "notifications",
+            responses={200: MarkedRead},
+            body=MarkRead,
+            auth="user",
+        ),
+    )

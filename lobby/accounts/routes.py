@@ -147,12 +147,16 @@ async def login(request: web.Request) -> web.Response:
     ip = client_ip(request)
     name = body.username.lower()
     keys = {
-        "account": (redis_keys.lobby_login_failures("account", name),
-                    settings.login_max_failures_account),
-        "account_ip": (redis_keys.lobby_login_failures("account_ip", f"{name}|{ip}"),
-                       settings.login_max_failures_account_ip),
+        "account": (
+            redis_keys.lobby_login_failures("account", name),
+            settings.login_max_failures_account,
+        ),
+        "account_ip": (
+            redis_keys.lobby_login_failures("account_ip", f"{name}|{ip}"),
+            settings.login_max_failures_account_ip,
+        ),
         "ip": (redis_keys.lobby_login_failures("ip", ip), settings.login_max_failures_ip),
-    }  # fmt: skip
+    }
     peeked = await limiter.peek(*(key for key, _ in keys.values()))
     decision = login_decision(
         *(
@@ -351,29 +355,103 @@ async def patch_settings(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     api = app[API]
     auth = "/api/v1/auth"
-    api.add(app, Operation("POST", f"{auth}/register", register, "register",
-                           "Create an account; returns tokens", "auth",
-                           responses={201: TokenPair}, body=RegisterRequest,
-                           errors=(409, 503)))  # fmt: skip
-    api.add(app, Operation("POST", f"{auth}/login", login, "login",
-                           "Log in with username and password", "auth",
-                           responses={200: TokenPair}, body=LoginRequest,
-                           errors=(401, 403, 503)))  # fmt: skip
-    api.add(app, Operation("POST", f"{auth}/refresh", refresh, "refresh",
-                           "Trade a refresh token for new tokens (rotation)", "auth",
-                           responses={200: TokenPair}, body=RefreshRequest,
-                           errors=(401, 403),
-                           description="A refresh token works once. Presenting a spent token "
-                           "again revokes its whole family (`refresh_token_reused`)."))  # fmt: skip
-    api.add(app, Operation("POST", f"{auth}/logout", logout, "logout",
-                           "Revoke this session (or every session)", "auth",
-                           responses={204: None}, body=LogoutRequest))  # fmt: skip
-    api.add(app, Operation("GET", "/api/v1/me", me, "getMe", "The caller's account", "accounts",
-                           responses={200: Me}, auth="user", errors=(404,)))  # fmt: skip
-    api.add(app, Operation("GET", "/api/v1/me/settings", get_settings, "getSettings",
-                           "The caller's player settings", "accounts",
-                           responses={200: PlayerSettings}, auth="user", errors=(404,)))  # fmt: skip
-    api.add(app, Operation("PATCH", "/api/v1/me/settings", patch_settings, "patchSettings",
-                           "Change some player settings", "accounts",
-                           responses={200: PlayerSettings}, body=SettingsPatch, auth="user",
-                           errors=(404,)))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "POST",
+            f"{auth}/register",
+            register,
+            "register",
+            "Create an account; returns tokens",
+            "auth",
+            responses={201: TokenPair},
+            body=RegisterRequest,
+            errors=(409, 503),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            f"{auth}/login",
+            login,
+            "login",
+            "Log in with username and password",
+            "auth",
+            responses={200: TokenPair},
+            body=LoginRequest,
+            errors=(401, 403, 503),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            f"{auth}/refresh",
+            refresh,
+            "refresh",
+            "Trade a refresh token for new tokens (rotation)",
+            "auth",
+            responses={200: TokenPair},
+            body=RefreshRequest,
+            errors=(401, 403),
+            description="A refresh token works once. Presenting a spent token "
+            "again revokes its whole family (`refresh_token_reused`).",
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            f"{auth}/logout",
+            logout,
+            "logout",
+            "Revoke this session (or every session)",
+            "auth",
+            responses={204: None},
+            body=LogoutRequest,
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/me",
+            me,
+            "getMe",
+            "The caller's account",
+            "accounts",
+            responses={200: Me},
+            auth="user",
+            errors=(404,),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/me/settings",
+            get_settings,
+            "getSettings",
+            "The caller's player settings",
+            "accounts",
+            responses={200: PlayerSettings},
+            auth="user",
+            errors=(404,),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "PATCH",
+            "/api/v1/me/settings",
+            patch_settings,
+            "patchSettings",
+            "Change some player settings",
+            "accounts",
+            responses={200: PlayerSettings},
+            body=SettingsPatch,
+            auth="user",
+            errors=(404,),
+        ),
+    )

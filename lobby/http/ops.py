@@ -86,22 +86,76 @@ _JWKS_SCHEMA: dict[str, Any] = {
 
 def add_routes(app: web.Application) -> None:
     api = app[API]
-    api.add(app, Operation("GET", "/healthz", healthz, "healthz", "Liveness", "ops",
-                           responses={200: Health}, rate_limited=False))  # fmt: skip
-    api.add(app, Operation("GET", "/readyz", readyz, "readyz",
-                           "Readiness: PostgreSQL and Redis reachable", "ops",
-                           responses={200: Ready}, errors=(503,), rate_limited=False))  # fmt: skip
-    api.add(app, Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics", "ops",
-                           responses={}, rate_limited=False,
-                           raw_responses={200: ("text/plain", {"type": "string"})}))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/healthz",
+            healthz,
+            "healthz",
+            "Liveness",
+            "ops",
+            responses={200: Health},
+            rate_limited=False,
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/readyz",
+            readyz,
+            "readyz",
+            "Readiness: PostgreSQL and Redis reachable",
+            "ops",
+            responses={200: Ready},
+            errors=(503,),
+            rate_limited=False,
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/metrics",
+            metrics,
+            "metrics",
+            "Prometheus metrics",
+            "ops",
+            responses={},
+            rate_limited=False,
+            raw_responses={200: ("text/plain", {"type": "string"})},
+        ),
+    )
     for path, op_id in (
         ("/api/v1/.well-known/jwks.json", "jwks"),
         ("/.well-known/jwks.json", "jwksRoot"),
     ):
-        api.add(app, Operation("GET", path, jwks, op_id,
-                               "Public keys that verify access and match tokens", "auth",
-                               responses={}, rate_limited=False,
-                               raw_responses={200: ("application/json", _JWKS_SCHEMA)}))  # fmt: skip
-    api.add(app, Operation("GET", "/api/v1/openapi.json", openapi, "openapi",
-                           "This document", "ops", responses={}, rate_limited=False,
-                           raw_responses={200: ("application/json", {"type": "object"})}))  # fmt: skip
+        api.add(
+            app,
+            Operation(
+                "GET",
+                path,
+                jwks,
+                op_id,
+                "Public keys that verify access and match tokens",
+                "auth",
+                responses={},
+                rate_limited=False,
+                raw_responses={200: ("application/json", _JWKS_SCHEMA)},
+            ),
+        )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/openapi.json",
+            openapi,
+            "openapi",
+            "This document",
+            "ops",
+            responses={},
+            rate_limited=False,
+            raw_responses={200: ("application/json", {"type": "object"})},
+        ),
+    )

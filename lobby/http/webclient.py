@@ -117,14 +117,51 @@ def add_routes(app: web.Application) -> None:
     app[ASSETS] = load_folder(ROOT, NO_CACHE)
     app[VENDOR_ASSETS] = load_folder(VENDOR, VENDOR_CACHE)
     api = app[API]
-    api.add(app, Operation("GET", "/", index, "webIndex", "The web client", "web",
-                           responses={}, rate_limited=False, errors=(404,),
-                           raw_responses={200: _HTML}))  # fmt: skip
-    api.add(app, Operation("GET", "/static/{name}", static, "webStatic",
-                           "A file of the web client", "web", responses={},
-                           path_params=StaticPath, rate_limited=False, errors=(404,),
-                           raw_responses={200: _ANY}, description=_DESCRIPTION))  # fmt: skip
-    api.add(app, Operation("GET", "/static/vendor/{name}", vendor, "webVendor",
-                           "A vendored browser library of the web client (socket.io-client)",
-                           "web", responses={}, path_params=StaticPath, rate_limited=False,
-                           errors=(404,), raw_responses={200: _ANY}))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/",
+            index,
+            "webIndex",
+            "The web client",
+            "web",
+            responses={},
+            rate_limited=False,
+            errors=(404,),
+            raw_responses={200: _HTML},
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/static/{name}",
+            static,
+            "webStatic",
+            "A file of the web client",
+            "web",
+            responses={},
+            path_params=StaticPath,
+            rate_limited=False,
+            errors=(404,),
+            raw_responses={200: _ANY},
+            description=_DESCRIPTION,
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/static/vendor/{name}",
+            vendor,
+            "webVendor",
+            "A vendored browser library of the web client (socket.io-client)",
+            "web",
+            responses={},
+            path_params=StaticPath,
+            rate_limited=False,
+            errors=(404,),
+            raw_responses={200: _ANY},
+        ),
+    )

@@ -42,9 +42,14 @@ class CancelMatchRequest(Body):
 
 def _live(s: MatchStatus) -> LiveMatch:
     return LiveMatch(
-        match_id=s.match_id, phase=str(s.phase), address=s.address, port=s.port, url=s.url,
-        reason=s.reason, restarts=s.restarts,
-    )  # fmt: skip
+        match_id=s.match_id,
+        phase=str(s.phase),
+        address=s.address,
+        port=s.port,
+        url=s.url,
+        reason=s.reason,
+        restarts=s.restarts,
+    )
 
 
 def _orchestrator(app: web.Application) -> Orchestrator:
@@ -70,9 +75,13 @@ async def cancel_match(request: web.Request) -> web.Response:
     if before.phase.terminal:
         raise problem(409, "match_over", f"the match is already {before.phase}")
     await record_audit(
-        request.app[DB], principal(request).user_id, "match.cancel", "match", match_id,
+        request.app[DB],
+        principal(request).user_id,
+        "match.cancel",
+        "match",
+        match_id,
         {"reason": body.reason, "phase": str(before.phase)},
-    )  # fmt: skip
+    )
     await orchestrator.cancel(match_id, body.reason)
     after = await orchestrator.status(match_id) or before
     return reply(_live(after), status=202)
@@ -81,10 +90,33 @@ async def cancel_match(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     api = app[API]
     base = API_PREFIX + "/admin/matches"
-    api.add(app, Operation("GET", base, live_matches, "adminLiveMatches",
-                           "Matches the runtime is running or starting", "admin",
-                           responses={200: LiveMatches}, auth="admin", errors=(503,)))  # fmt: skip
-    api.add(app, Operation("POST", base + "/{match_id}/cancel", cancel_match, "adminCancelMatch",
-                           "Cancel a match (audited)", "admin", responses={202: LiveMatch},
-                           body=CancelMatchRequest, path_params=MatchPath, auth="admin",
-                           errors=(404, 409, 503)))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            base,
+            live_matches,
+            "adminLiveMatches",
+            "Matches the runtime is running or starting",
+            "admin",
+            responses={200: LiveMatches},
+            auth="admin",
+            errors=(503,),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "POST",
+            base + "/{match_id}/cancel",
+            cancel_match,
+            "adminCancelMatch",
+            "Cancel a match (audited)",
+            "admin",
+            responses={202: LiveMatch},
+            body=CancelMatchRequest,
+            path_params=MatchPath,
+            auth="admin",
+            errors=(404, 409, 503),
+        ),
+    )

@@ -138,9 +138,14 @@ class Formation:
         expires_at = int(time.time()) + ttl
         still_ours = await self.queues.finish(
             match_id,
-            {**base, "state": "ready", "address": status.address, "port": status.port,
-             "at": int(time.time() * 1000)},
-        )  # fmt: skip
+            {
+                **base,
+                "state": "ready",
+                "address": status.address,
+                "port": status.port,
+                "at": int(time.time() * 1000),
+            },
+        )
         if not still_ours:  # too slow: the players were requeued as an abandoned formation
             with contextlib.suppress(Exception):
                 await self.orchestrator.cancel(match_id, "formation abandoned")
@@ -201,25 +206,35 @@ class MatchmakingMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
         self.rounds = Histogram(
-            "lobby_matchmaking_round_seconds", "One planning round: read, plan, claim",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r,
-        )  # fmt: skip
-        self.claims = Counter(
-            "lobby_matchmaking_claims_total", "Matches claimed from the queues", ["mode"],
+            "lobby_matchmaking_round_seconds",
+            "One planning round: read, plan, claim",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
-        )  # fmt: skip
+        )
+        self.claims = Counter(
+            "lobby_matchmaking_claims_total",
+            "Matches claimed from the queues",
+            ["mode"],
+            registry=r,
+        )
         self.conflicts = Counter(
             "lobby_matchmaking_claim_conflicts_total",
-            "Proposals refused because a ticket was gone (another replica, a leave)", registry=r,
-        )  # fmt: skip
+            "Proposals refused because a ticket was gone (another replica, a leave)",
+            registry=r,
+        )
         self.wait = Histogram(
-            "lobby_matchmaking_wait_seconds", "Queue time from join to claim, per player",
-            ["mode"], buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200), registry=r,
-        )  # fmt: skip
+            "lobby_matchmaking_wait_seconds",
+            "Queue time from join to claim, per player",
+            ["mode"],
+            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200),
+            registry=r,
+        )
         self.formations = Counter(
-            "lobby_matchmaking_formations_total", "Formations by outcome (ready, failed)",
-            ["outcome"], registry=r,
-        )  # fmt: skip
+            "lobby_matchmaking_formations_total",
+            "Formations by outcome (ready, failed)",
+            ["outcome"],
+            registry=r,
+        )
 
 
 class Matchmaker:

@@ -363,10 +363,15 @@ class Queues:
                     separators=(",", ":"),
                 )
                 assignment = json.dumps(
-                    {"match_id": match_id, "mode": prop.mode, "format": prop.format,
-                     "state": "forming", "at": now},
+                    {
+                        "match_id": match_id,
+                        "mode": prop.mode,
+                        "format": prop.format,
+                        "state": "forming",
+                        "at": now,
+                    },
                     separators=(",", ":"),
-                )  # fmt: skip
+                )
                 args: list[Any] = [keys.QUEUE_PREFIX, now, match_id, forming, assignment, ttl]
                 for t in prop.tickets:
                     args += [t.mode, t.player, t.ticket_id]

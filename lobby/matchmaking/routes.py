@@ -262,17 +262,48 @@ async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
 def add_routes(app: web.Application) -> None:
     api = app[API]
     base = API_PREFIX + "/queue"
-    api.add(app, Operation("POST", base, join, "queueJoin",
-                           "Join the matchmaking queue of a mode (format or `auto`)", "queue",
-                           responses={201: QueueTicket}, body=QueueJoinRequest, auth="user",
-                           errors=(409,)))  # fmt: skip
-    api.add(app, Operation("DELETE", base, leave, "queueLeave",
-                           "Leave the queue of one mode, or of every mode", "queue",
-                           responses={200: QueueLeaveReply}, query=QueueLeaveQuery,
-                           auth="user"))  # fmt: skip
-    api.add(app, Operation("GET", base, status, "queueStatus",
-                           "The caller's tickets and last match; keeps the tickets alive",
-                           "queue", responses={200: QueueStatusReply}, auth="user"))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "POST",
+            base,
+            join,
+            "queueJoin",
+            "Join the matchmaking queue of a mode (format or `auto`)",
+            "queue",
+            responses={201: QueueTicket},
+            body=QueueJoinRequest,
+            auth="user",
+            errors=(409,),
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "DELETE",
+            base,
+            leave,
+            "queueLeave",
+            "Leave the queue of one mode, or of every mode",
+            "queue",
+            responses={200: QueueLeaveReply},
+            query=QueueLeaveQuery,
+            auth="user",
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            base,
+            status,
+            "queueStatus",
+            "The caller's tickets and last match; keeps the tickets alive",
+            "queue",
+            responses={200: QueueStatusReply},
+            auth="user",
+        ),
+    )
     app.cleanup_ctx.append(_queues_ctx)
     _socket_handlers(app)
     app[MATCHMAKING_METRICS] = MatchmakingMetrics(app[METRICS].registry)  # on the lobby's /metrics

@@ -141,11 +141,32 @@ async def match_detail(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     api = app[API]
-    api.add(app, Operation("GET", "/api/v1/matches", history, "matchHistory",
-                           "The caller's matches, newest first (keyset pages)", "matches",
-                           responses={200: HistoryPage}, query=HistoryQuery,
-                           auth="user"))  # fmt: skip
-    api.add(app, Operation("GET", "/api/v1/matches/{match_id}", match_detail, "matchDetail",
-                           "One match and its players' results", "matches",
-                           responses={200: MatchDetail}, path_params=MatchPath, auth="user",
-                           errors=(404,)))  # fmt: skip
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/matches",
+            history,
+            "matchHistory",
+            "The caller's matches, newest first (keyset pages)",
+            "matches",
+            responses={200: HistoryPage},
+            query=HistoryQuery,
+            auth="user",
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/v1/matches/{match_id}",
+            match_detail,
+            "matchDetail",
+            "One match and its players' results",
+            "matches",
+            responses={200: MatchDetail},
+            path_params=MatchPath,
+            auth="user",
+            errors=(404,),
+        ),
+    )

@@ -106,10 +106,15 @@ async def leaderboard(request: web.Request) -> web.Response:
         for i, r in enumerate(rows[: query.limit]):
             items.append(
                 LeaderboardEntry(
-                    rank=query.offset + i + 1, user_id=str(r["user_id"]), username=r["username"],
-                    matches=r["matches_played"], rating=r["ordinal"], mu=r["mu"], sigma=r["sigma"],
+                    rank=query.offset + i + 1,
+                    user_id=str(r["user_id"]),
+                    username=r["username"],
+                    matches=r["matches_played"],
+                    rating=r["ordinal"],
+                    mu=r["mu"],
+                    sigma=r["sigma"],
                 )
-            )  # fmt: skip
+            )
     else:
         if period == "daily":
             start, end = day_window(now)
@@ -120,10 +125,14 @@ async def leaderboard(request: web.Request) -> web.Response:
         for i, r in enumerate(rows[: query.limit]):
             items.append(
                 LeaderboardEntry(
-                    rank=query.offset + i + 1, user_id=str(r["user_id"]), username=r["username"],
-                    matches=r["matches"], wins=r["wins"], pnl=str(r["pnl"]),
+                    rank=query.offset + i + 1,
+                    user_id=str(r["user_id"]),
+                    username=r["username"],
+                    matches=r["matches"],
+                    wins=r["wins"],
+                    pnl=str(r["pnl"]),
                 )
-            )  # fmt: skip
+            )
     more = len(rows) > query.limit
     return reply(
         LeaderboardPage(
@@ -138,8 +147,18 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app[API].add(app, Operation("GET", API_PREFIX + "/leaderboards/{period}", leaderboard,
-                                "leaderboard", "All-time (rating), season or daily (net PnL) board",
-                                "leaderboards", responses={200: LeaderboardPage},
-                                path_params=LeaderboardPath, query=LeaderboardQuery,
-                                auth="public"))  # fmt: skip
+    app[API].add(
+        app,
+        Operation(
+            "GET",
+            API_PREFIX + "/leaderboards/{period}",
+            leaderboard,
+            "leaderboard",
+            "All-time (rating), season or daily (net PnL) board",
+            "leaderboards",
+            responses={200: LeaderboardPage},
+            path_params=LeaderboardPath,
+            query=LeaderboardQuery,
+            auth="public",
+        ),
+    )

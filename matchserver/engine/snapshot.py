@@ -158,14 +158,35 @@ def restore(snapshot: dict[str, Any], log: list[LogEntry]) -> Match:
         pos = raw["position"]
         if pos is not None:
             p.position = Position(
-                pid, pos["side"], Decimal(pos["qty"]), Decimal(pos["entry"]),
-                Decimal(pos["margin"]), Decimal(pos["leverage"]), Decimal(pos["liquidation"]),
-                _dec(pos["stop_loss"]), _dec(pos["take_profit"]), pos["opened_at"], pos["version"],
-            )  # fmt: skip
+                pid,
+                pos["side"],
+                Decimal(pos["qty"]),
+                Decimal(pos["entry"]),
+                Decimal(pos["margin"]),
+                Decimal(pos["leverage"]),
+                Decimal(pos["liquidation"]),
+                _dec(pos["stop_loss"]),
+                _dec(pos["take_profit"]),
+                pos["opened_at"],
+                pos["version"],
+            )
             m.book.index(p.position)
-        for name in ("charges", "cooldown_until", "delayed_until", "delayed_by", "shield_until",
-                     "peek_until", "connected", "ever_connected", "disconnect_token",
-                     "reconnects", "restart_pending", "abandoned_at", "trades", "reached_at"):  # fmt: skip
+        for name in (
+            "charges",
+            "cooldown_until",
+            "delayed_until",
+            "delayed_by",
+            "shield_until",
+            "peek_until",
+            "connected",
+            "ever_connected",
+            "disconnect_token",
+            "reconnects",
+            "restart_pending",
+            "abandoned_at",
+            "trades",
+            "reached_at",
+        ):
             setattr(p, name, raw[name])
         p.fees, p.realized = Decimal(raw["fees"]), Decimal(raw["realized"])
         p.seen = {

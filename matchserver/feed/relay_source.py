@@ -63,9 +63,14 @@ class RelaySource:
                 last_recv = max(last_recv, min(tick.recv_ms, self.clock()))
                 self.stats.last_tick_recv_ms = last_recv
                 yield FeedTick(
-                    tick.symbol, tick.price, tick.event_ms, last_recv, tick.source, tick.seq,
+                    tick.symbol,
+                    tick.price,
+                    tick.event_ms,
+                    last_recv,
+                    tick.source,
+                    tick.seq,
                     tick.source_ms,
-                )  # fmt: skip
+                )
             reply: Any = await self._read(
                 partial(self.redis.xread, {key: last_id}, block=self.block_ms, count=500)
             )

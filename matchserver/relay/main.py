@@ -28,8 +28,7 @@ def readiness(
 
     async def check() -> tuple[bool, Body]:
         now = clock()
-        ready = all(r.redis_ok_at is not None and now - r.redis_ok_at <= within_ms
-                    for r in relays)  # fmt: skip
+        ready = all(r.redis_ok_at is not None and now - r.redis_ok_at <= within_ms for r in relays)
         body: dict[str, Any] = {
             "ready": ready,
             "replica": replica,

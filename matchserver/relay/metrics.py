@@ -14,9 +14,11 @@ class RelayMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.published = Counter(
-            "tradearena_feed_ticks_published", "Ticks XADDed to the feed stream", ["symbol"],
+            "tradearena_feed_ticks_published",
+            "Ticks XADDed to the feed stream",
+            ["symbol"],
             registry=r,
-        )  # fmt: skip
+        )
         self.duplicates = Counter(
             "tradearena_feed_duplicates_refused",
             "Ticks refused because their stream ID was not greater than the last one",
@@ -30,25 +32,35 @@ class RelayMetrics:
             registry=r,
         )
         self.publish_errors = Counter(
-            "tradearena_feed_publish_errors", "Publishes that failed (Redis)", ["symbol"],
+            "tradearena_feed_publish_errors",
+            "Publishes that failed (Redis)",
+            ["symbol"],
             registry=r,
-        )  # fmt: skip
+        )
         self.leader = Gauge(
-            "tradearena_feed_leader", "1 while this replica leads the symbol", ["symbol"],
+            "tradearena_feed_leader",
+            "1 while this replica leads the symbol",
+            ["symbol"],
             registry=r,
-        )  # fmt: skip
+        )
         self.leader_changes = Counter(
-            "tradearena_feed_leader_changes", "Times this replica was elected or deposed",
-            ["symbol", "change"], registry=r,
-        )  # fmt: skip
-        self.reconnects = Counter(
-            "tradearena_feed_upstream_reconnects", "Upstream reconnections", ["symbol"],
+            "tradearena_feed_leader_changes",
+            "Times this replica was elected or deposed",
+            ["symbol", "change"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.reconnects = Counter(
+            "tradearena_feed_upstream_reconnects",
+            "Upstream reconnections",
+            ["symbol"],
+            registry=r,
+        )
         self.malformed = Counter(
-            "tradearena_feed_upstream_malformed", "Malformed upstream messages skipped",
-            ["symbol"], registry=r,
-        )  # fmt: skip
+            "tradearena_feed_upstream_malformed",
+            "Malformed upstream messages skipped",
+            ["symbol"],
+            registry=r,
+        )
         self.staleness = Gauge(
             "tradearena_feed_staleness_seconds",
             "Seconds since the last tick: from upstream when leading, in the stream otherwise",

@@ -89,8 +89,15 @@ class SymbolRelay:
 
     def __post_init__(self) -> None:
         m, symbol = self.metrics, self.symbol
-        for metric in (m.published, m.duplicates, m.fenced, m.publish_errors, m.reconnects,
-                       m.malformed, m.staleness):  # fmt: skip
+        for metric in (
+            m.published,
+            m.duplicates,
+            m.fenced,
+            m.publish_errors,
+            m.reconnects,
+            m.malformed,
+            m.staleness,
+        ):
             metric.labels(symbol)  # every series exists (at 0) from the start
         m.leader.labels(symbol).set(0)
 

@@ -63,7 +63,9 @@ def match_spec(match: Obj) -> MatchSpec:
 
 
 _KEY_FIELDS: dict[str, Literal["jwks_file", "public_key_file"]] = {
-    "JWKS_FILE": "jwks_file", "PUBLIC_KEY_FILE": "public_key_file"}  # fmt: skip
+    "JWKS_FILE": "jwks_file",
+    "PUBLIC_KEY_FILE": "public_key_file",
+}
 
 
 def server_deployment(settings: OperatorSettings) -> ServerDeployment:
@@ -200,8 +202,16 @@ def build_pod_spec(
     }
 
 
-_MATCH_META = ("name", "namespace", "uid", "generation", "resourceVersion", "finalizers",
-               "deletionTimestamp", "creationTimestamp")  # fmt: skip
+_MATCH_META = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "finalizers",
+    "deletionTimestamp",
+    "creationTimestamp",
+)
 
 
 def slim_match(match: Obj) -> Obj:
@@ -303,9 +313,14 @@ class Observed:
     port: int | None = None  # the port the allocator would give a new pod
 
 
-_TIMESTAMP_OF = {MatchPhase.CREATING: "createdAt", MatchPhase.READY: "readyAt", MatchPhase.LIVE: "liveAt",
-                 MatchPhase.FINISHED: "finishedAt", MatchPhase.FAILED: "finishedAt",
-                 MatchPhase.CANCELLED: "finishedAt"}  # fmt: skip
+_TIMESTAMP_OF = {
+    MatchPhase.CREATING: "createdAt",
+    MatchPhase.READY: "readyAt",
+    MatchPhase.LIVE: "liveAt",
+    MatchPhase.FINISHED: "finishedAt",
+    MatchPhase.FAILED: "finishedAt",
+    MatchPhase.CANCELLED: "finishedAt",
+}
 
 
 class _Status:
@@ -326,17 +341,26 @@ class _Status:
         if self.current.get(key) != value or key in self.plan.status:
             self.plan.status[key] = value
 
-    def fire(self, event: Event, reason: str | None = None, *, retries_left: int = 0,
-             started: bool = False) -> Decision | None:  # fmt: skip
+    def fire(
+        self,
+        event: Event,
+        reason: str | None = None,
+        *,
+        retries_left: int = 0,
+        started: bool = False,
+    ) -> Decision | None:
         try:
             decision = transition(self.phase, event, retries_left=retries_left, started=started)
         except TransitionError:
             return None
         if decision.phase is not self.phase:
             self.plan.events.append(
-                ("Warning" if decision.phase in (MatchPhase.FAILED,) else "Normal",
-                 str(decision.phase), reason or f"{self.phase} -> {decision.phase} ({event})")
-            )  # fmt: skip
+                (
+                    "Warning" if decision.phase in (MatchPhase.FAILED,) else "Normal",
+                    str(decision.phase),
+                    reason or f"{self.phase} -> {decision.phase} ({event})",
+                )
+            )
             self.phase = decision.phase
             self.set("phase", str(decision.phase))
             stamp = _TIMESTAMP_OF.get(decision.phase)
@@ -361,8 +385,9 @@ def _conditions(current: list[Obj], phase: MatchPhase, now: datetime, reason: st
         if prev is not None and prev.get("status") == status:
             out.append(prev)
         else:
-            out.append({"type": ctype, "status": status, "reason": reason,
-                        "lastTransitionTime": iso(now)})  # fmt: skip
+            out.append(
+                {"type": ctype, "status": status, "reason": reason, "lastTransitionTime": iso(now)}
+            )
     return out
 
 
@@ -425,8 +450,14 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
     return plan
 
 
-def _advance(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan,
-             retries: int, retries_left: int) -> None:  # fmt: skip
+def _advance(
+    obs: Observed,
+    settings: OperatorSettings,
+    st: _Status,
+    plan: Plan,
+    retries: int,
+    retries_left: int,
+) -> None:
     pod, now = obs.pod, obs.now
     restarts = int(st.get("restartCount") or 0)
     started = st.phase is MatchPhase.LIVE or bool(st.get("liveAt"))

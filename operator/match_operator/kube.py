@@ -114,9 +114,13 @@ class KubeApi:
     async def delete_match(self, namespace: str, name: str, uid: str) -> None:
         try:
             await self.custom.delete_namespaced_custom_object(
-                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name,
+                resource.GROUP,
+                resource.VERSION,
+                namespace,
+                resource.PLURAL,
+                name,
                 body={"preconditions": {"uid": uid}},
-            )  # fmt: skip
+            )
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise
@@ -143,8 +147,9 @@ class KubeApi:
             raise
         return await self._json(response, ok=(409,)) is not None
 
-    async def delete_pod(self, namespace: str, name: str, uid: str | None = None,
-                         grace_s: int | None = None) -> None:  # fmt: skip
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str | None = None, grace_s: int | None = None
+    ) -> None:
         body: Obj = {}
         if uid:
             body["preconditions"] = {"uid": uid}

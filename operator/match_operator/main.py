@@ -41,9 +41,14 @@ async def serve(settings: OperatorSettings, stop: asyncio.Event) -> int:
     async with serving(build_app(runtime), settings.metrics_host, settings.metrics_port):
         timers = asyncio.create_task(runtime.run_timers(), name="match-timers")
         priority = settings.priority if settings.priority is not None else random.randint(1, 2**30)  # noqa: S311
-        log.info("operator starting", extra={"namespaces": list(settings.namespaces),
-                                             "priority": priority,
-                                             "standalone": settings.standalone})  # fmt: skip
+        log.info(
+            "operator starting",
+            extra={
+                "namespaces": list(settings.namespaces),
+                "priority": priority,
+                "standalone": settings.standalone,
+            },
+        )
         try:
             await kopf.operator(
                 registry=registry,

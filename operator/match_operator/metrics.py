@@ -20,9 +20,10 @@ class OperatorMetrics:
             registry=self.registry,
         )
         self.reconcile_errors = Counter(
-            "tradearena_operator_reconcile_errors", "Failed reconcile passes",
+            "tradearena_operator_reconcile_errors",
+            "Failed reconcile passes",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.reconciles = Counter(
             "tradearena_operator_reconciles", "Reconcile passes", registry=self.registry
         )

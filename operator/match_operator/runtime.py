@@ -59,8 +59,9 @@ def node_address(node: Obj) -> str | None:
 
 
 class Runtime:
-    def __init__(self, settings: OperatorSettings, kube: KubeApi,
-                 redis: Redis | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: OperatorSettings, kube: KubeApi, redis: Redis | None = None
+    ) -> None:
         self.settings = settings
         self.kube = kube
         self.redis = redis
@@ -89,8 +90,10 @@ class Runtime:
                     self.ports.register(f"{namespace}/{view.name}", view.host_port)
         await self._refresh_nodes(force=True)
         self.started = True
-        log.info("port allocations rebuilt", extra={"allocated": len(self.ports),
-                                                    "pool_nodes": self._pool_nodes})  # fmt: skip
+        log.info(
+            "port allocations rebuilt",
+            extra={"allocated": len(self.ports), "pool_nodes": self._pool_nodes},
+        )
 
     async def _refresh_nodes(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._nodes_at < NODE_CACHE_S:
@@ -195,8 +198,9 @@ class Runtime:
                     if exc.status == 409 and attempt < 3:  # stale: read it again
                         fresh = await self.kube.get_match(*key)
                         if fresh is None:
-                            self.on_match({"metadata": {"namespace": key[0], "name": key[1]}},
-                                          deleted=True)  # fmt: skip
+                            self.on_match(
+                                {"metadata": {"namespace": key[0], "name": key[1]}}, deleted=True
+                            )
                             return None
                         self.matches[key] = slim_match(fresh)
                         continue
@@ -238,18 +242,28 @@ class Runtime:
         server_phase = None
         if phase == MatchPhase.READY and self.redis is not None:
             server_phase = await self._server_phase(name)
-        observed = Observed(match=match, pod=pod, now=datetime.now(UTC),
-                            node_address=await self._address(pod.node if pod else None),
-                            server_phase=server_phase, port=port)  # fmt: skip
+        observed = Observed(
+            match=match,
+            pod=pod,
+            now=datetime.now(UTC),
+            node_address=await self._address(pod.node if pod else None),
+            server_phase=server_phase,
+            port=port,
+        )
         plan = decide(observed, self.settings)
         if plan.check_pod:
             fresh_pod = await self.kube.get_pod(namespace, name)
             if fresh_pod is not None:
                 pod = self.pods[key] = PodView.of(fresh_pod)
-            observed = Observed(match=match, pod=pod, now=observed.now,
-                                node_address=await self._address(pod.node if pod else None),
-                                server_phase=server_phase, port=port,
-                                pod_confirmed_missing=fresh_pod is None)  # fmt: skip
+            observed = Observed(
+                match=match,
+                pod=pod,
+                now=observed.now,
+                node_address=await self._address(pod.node if pod else None),
+                server_phase=server_phase,
+                port=port,
+                pod_confirmed_missing=fresh_pod is None,
+            )
             if fresh_pod is None and port is None and not (match.get("status") or {}).get("liveAt"):
                 await self._refresh_nodes()
                 with contextlib.suppress(PortsExhaustedError):
@@ -267,8 +281,10 @@ class Runtime:
         try:
             await self.kube.post_event(match, event_type, reason, message)
         except Exception as exc:  # an Event is best effort
-            log.warning("event not posted", extra={"match_id": match["metadata"]["name"],
-                                                   "error": repr(exc)})  # fmt: skip
+            log.warning(
+                "event not posted",
+                extra={"match_id": match["metadata"]["name"], "error": repr(exc)},
+            )
 
     async def _execute(self, key: Key, match: Obj, plan: Plan, pod: PodView | None) -> None:
         namespace, name = key
@@ -282,11 +298,13 @@ class Runtime:
             try:
                 await self.redis.set(keys.match_cancel(name), plan.write_cancel, ex=24 * 3600)
             except (RedisError, OSError) as exc:
-                log.warning("cancel reason not written", extra={"match_id": name,
-                                                                "error": repr(exc)})  # fmt: skip
+                log.warning(
+                    "cancel reason not written", extra={"match_id": name, "error": repr(exc)}
+                )
         if plan.delete_pod and pod is not None:
-            await self.kube.delete_pod(namespace, name, uid=pod.uid or None,
-                                       grace_s=self.settings.termination_grace_s)  # fmt: skip
+            await self.kube.delete_pod(
+                namespace, name, uid=pod.uid or None, grace_s=self.settings.termination_grace_s
+            )
         if plan.create_pod is not None:
             spec = build_pod_spec(match, self.settings, plan.create_pod, plan.restarts_before)
             if await self.kube.create_pod(spec):
@@ -308,8 +326,14 @@ class Runtime:
                 if created and ready:
                     self.metrics.time_to_ready.observe((ready - created).total_seconds())
             if new_phase != old_phase:
-                log.info("match phase", extra={"match_id": name, "phase": new_phase,
-                                               "reason": match["status"].get("reason")})  # fmt: skip
+                log.info(
+                    "match phase",
+                    extra={
+                        "match_id": name,
+                        "phase": new_phase,
+                        "reason": match["status"].get("reason"),
+                    },
+                )
         for event_type, reason, message in plan.events:  # off the critical path
             task = asyncio.create_task(self._post_event(match, event_type, reason, message))
             self._background.add(task)

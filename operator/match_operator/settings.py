@@ -13,8 +13,7 @@ GAME_POOL_LABEL = resource.POOL_LABEL
 
 
 def _game_tolerations() -> list[dict[str, str]]:
-    return [{"key": GAME_POOL_LABEL, "operator": "Equal", "value": "game",
-             "effect": "NoSchedule"}]  # fmt: skip
+    return [{"key": GAME_POOL_LABEL, "operator": "Equal", "value": "game", "effect": "NoSchedule"}]
 
 
 class OperatorSettings(BaseSettings):

@@ -230,9 +230,15 @@ def test_deployment_pods_are_scheduled_onto_kwok_nodes_and_run(
     kube_cluster.apply(DEPLOYMENT, "-n", namespace)
     kube_cluster.kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=90s")
     kube_cluster.kubectl(
-        "wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", "app=web",
-        "-n", namespace, "--timeout=60s",
-    )  # fmt: skip
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        "pod",
+        "-l",
+        "app=web",
+        "-n",
+        namespace,
+        "--timeout=60s",
+    )
     pods = kube_cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "app=web")["items"]
     assert len(pods) == 4
     for pod in pods:
@@ -270,9 +276,14 @@ def test_serviceaccount_without_rights_is_denied(kube_cluster: KubeCluster, name
         "create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", namespace
     )
     kube_cluster.kubectl(
-        "create", "rolebinding", "nobody-reads", "--role=pod-reader",
-        f"--serviceaccount={namespace}:nobody", "-n", namespace,
-    )  # fmt: skip
+        "create",
+        "rolebinding",
+        "nobody-reads",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:nobody",
+        "-n",
+        namespace,
+    )
     kube_cluster.wait_until(
         "RBAC to pick up the new RoleBinding",
         lambda: (
@@ -313,9 +324,14 @@ def test_deleting_an_owner_garbage_collects_its_dependents(
 
     kube_cluster.kubectl("delete", "configmap", "owner", "-n", namespace, "--cascade=background")
     kube_cluster.kubectl(
-        "wait", "--for=delete", "configmap/dependent-0", "configmap/dependent-1",
-        "-n", namespace, "--timeout=60s",
-    )  # fmt: skip
+        "wait",
+        "--for=delete",
+        "configmap/dependent-0",
+        "configmap/dependent-1",
+        "-n",
+        namespace,
+        "--timeout=60s",
+    )
     left = kube_cluster.kubectl(
         "get", "configmaps", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"
     ).stdout.split()

@@ -39,8 +39,9 @@ def test_operator_serves_its_probes_and_stops_on_sigterm(
     namespace = f"shell-{uuid.uuid4().hex[:8]}"
     kube_cluster.kubectl("create", "namespace", namespace)
     kube_cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "crd/matches.tradearena.io",
-                         "--timeout=60s")  # fmt: skip
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/matches.tradearena.io", "--timeout=60s"
+    )
     port = free_port()
     env = {
         **os.environ,

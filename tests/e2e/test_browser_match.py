@@ -32,8 +32,11 @@ def _run_browser(url: str) -> tuple[dict[str, Any], str]:
     ARTIFACTS.mkdir(parents=True)
     proc = subprocess.run(
         ["node", str(JS / "browser_match.mjs"), url, str(ARTIFACTS)],
-        capture_output=True, text=True, timeout=480, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
     lines = proc.stdout.strip().splitlines()
     assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
     summary: dict[str, Any] = json.loads(lines[-1])
@@ -75,7 +78,14 @@ async def test_two_players_play_a_duel_in_the_browser(tmp_path: Path, data_dir: 
 
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
     assert len(shots) == summary["screenshots"] >= 10, shots
-    for step in ("01-lobby-a", "02-queued-a", "03-live-a", "05-position-a", "07-peek-a",
-                 "08-results-a", "08-results-b"):  # fmt: skip
+    for step in (
+        "01-lobby-a",
+        "02-queued-a",
+        "03-live-a",
+        "05-position-a",
+        "07-peek-a",
+        "08-results-a",
+        "08-results-b",
+    ):
         assert f"{step}.png" in shots, (step, shots)
     assert "FAILED" not in steps

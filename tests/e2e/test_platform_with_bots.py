@@ -26,8 +26,9 @@ async def wait_for_results(dsn: str, match_ids: list[str], within: float = 120) 
     try:
         async with asyncio.timeout(within):
             while True:
-                stored = await conn.fetchval("SELECT count(*) FROM matches WHERE id = ANY($1::text[])",
-                                             match_ids)  # fmt: skip
+                stored = await conn.fetchval(
+                    "SELECT count(*) FROM matches WHERE id = ANY($1::text[])", match_ids
+                )
                 if stored == len(match_ids):
                     return
                 await asyncio.sleep(0.5)  # the results worker is a separate process
@@ -40,10 +41,22 @@ async def test_twenty_bots_play_blitz_matches_end_to_end(tmp_path: Path, data_di
     up.start()
     try:
         bots = await asyncio.create_subprocess_exec(
-            CLI, "bots", "--url", up.url, "--count", str(BOTS), "--mode", "duel",
-            "--format", "blitz", "--prefix", "e2e", "--json",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            CLI,
+            "bots",
+            "--url",
+            up.url,
+            "--count",
+            str(BOTS),
+            "--mode",
+            "duel",
+            "--format",
+            "blitz",
+            "--prefix",
+            "e2e",
+            "--json",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(bots.communicate(), 400)
         summary: dict[str, Any] = json.loads(out)
         assert bots.returncode == 0, (summary, err.decode()[-2000:])
@@ -98,9 +111,15 @@ async def test_twenty_bots_play_blitz_matches_end_to_end(tmp_path: Path, data_di
 
         for match_id in match_ids:
             replay = await asyncio.create_subprocess_exec(
-                CLI, "replay", "--redis-url", up.redis_url, "--match-id", match_id,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                CLI,
+                "replay",
+                "--redis-url",
+                up.redis_url,
+                "--match-id",
+                match_id,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             text, _ = await replay.communicate()
             assert replay.returncode == 0, text.decode()
             assert text.decode().startswith(f"OK {match_id}")
@@ -108,7 +127,8 @@ async def test_twenty_bots_play_blitz_matches_end_to_end(tmp_path: Path, data_di
         code = up.stop()
     assert code == 0
     assert up.lines[-1].strip() == "stopped Redis"
-    pgrep = await asyncio.create_subprocess_exec("pgrep", "-f", str(data_dir),
-                                                 stdout=subprocess.PIPE)  # fmt: skip
+    pgrep = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", str(data_dir), stdout=subprocess.PIPE
+    )
     left, _ = await pgrep.communicate()
     assert left.decode().strip() == "", "processes left running after up stopped"

@@ -47,8 +47,9 @@ BAD_SETTINGS = [
 def test_a_bad_setting_is_one_line_and_exit_code_2(case: Case) -> None:
     name, value = case.bad
     env = {**os.environ, name: value}
-    done = subprocess.run([CLI, case.command], env=env, capture_output=True, timeout=60,
-                          check=False, text=True)  # fmt: skip
+    done = subprocess.run(
+        [CLI, case.command], env=env, capture_output=True, timeout=60, check=False, text=True
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
@@ -61,24 +62,45 @@ def good_env(command: str, port: int, redis_url: str, dsn: str, tmp_path: Path) 
     if command == "lobby":
         key = tmp_path / "signing.pem"
         key.write_bytes(generate_private_key_pem())
-        return {**common, "TRADEARENA_DATABASE_URL": dsn, "TRADEARENA_PORT": str(port),
-                "TRADEARENA_HOST": "127.0.0.1", "TRADEARENA_SIGNING_KEY_FILE": str(key),
-                "TRADEARENA_ARGON2_MEMORY_KIB": "1024", "TRADEARENA_ARGON2_TIME_COST": "1"}  # fmt: skip
+        return {
+            **common,
+            "TRADEARENA_DATABASE_URL": dsn,
+            "TRADEARENA_PORT": str(port),
+            "TRADEARENA_HOST": "127.0.0.1",
+            "TRADEARENA_SIGNING_KEY_FILE": str(key),
+            "TRADEARENA_ARGON2_MEMORY_KIB": "1024",
+            "TRADEARENA_ARGON2_TIME_COST": "1",
+        }
     if command == "matchserver":
         from tradearena.tokens import Signer
 
         public = tmp_path / "public.pem"
         public.write_bytes(Signer.from_pem(generate_private_key_pem()).public_pem())
-        return {**common, "TRADEARENA_MATCH_ID": f"shell-{port}", "TRADEARENA_PLAYERS": "a,b",
-                "TRADEARENA_PORT": str(port), "TRADEARENA_HOST": "127.0.0.1",
-                "TRADEARENA_PUBLIC_KEY_FILE": str(public), "TRADEARENA_FEED_SOURCE": "synthetic",
-                "TRADEARENA_SYNTHETIC_INTERVAL_MS": "100", "TRADEARENA_LINGER_MS": "100"}  # fmt: skip
+        return {
+            **common,
+            "TRADEARENA_MATCH_ID": f"shell-{port}",
+            "TRADEARENA_PLAYERS": "a,b",
+            "TRADEARENA_PORT": str(port),
+            "TRADEARENA_HOST": "127.0.0.1",
+            "TRADEARENA_PUBLIC_KEY_FILE": str(public),
+            "TRADEARENA_FEED_SOURCE": "synthetic",
+            "TRADEARENA_SYNTHETIC_INTERVAL_MS": "100",
+            "TRADEARENA_LINGER_MS": "100",
+        }
     if command == "feed-relay":
-        return {**common, "TRADEARENA_RELAY_PORT": str(port), "TRADEARENA_RELAY_HOST": "127.0.0.1",
-                "TRADEARENA_RELAY_SYMBOLS": f"SHELL{port}"}  # fmt: skip
+        return {
+            **common,
+            "TRADEARENA_RELAY_PORT": str(port),
+            "TRADEARENA_RELAY_HOST": "127.0.0.1",
+            "TRADEARENA_RELAY_SYMBOLS": f"SHELL{port}",
+        }
     assert command == "results-worker"
-    return {**common, "TRADEARENA_DATABASE_URL": dsn, "TRADEARENA_RESULTS_METRICS_PORT": str(port),
-            "TRADEARENA_RESULTS_CONSUMER": f"shell-{port}"}  # fmt: skip
+    return {
+        **common,
+        "TRADEARENA_DATABASE_URL": dsn,
+        "TRADEARENA_RESULTS_METRICS_PORT": str(port),
+        "TRADEARENA_RESULTS_CONSUMER": f"shell-{port}",
+    }
 
 
 def status(url: str) -> int | None:

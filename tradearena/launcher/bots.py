@@ -115,13 +115,18 @@ class Bot:
             if note.get("kind") == "match_ready":
                 await self.ready.put(note["payload"])
 
-        await self.lobby.connect(self.options.url, namespaces=["/lobby"],
-                                 transports=["websocket"], auth={"token": self.token})  # fmt: skip
+        await self.lobby.connect(
+            self.options.url,
+            namespaces=["/lobby"],
+            transports=["websocket"],
+            auth={"token": self.token},
+        )
 
     async def play_rounds(self) -> None:
         for _ in range(self.options.rounds):
-            status, body = await self._post("/api/v1/queue", {"mode": self.options.mode,
-                                                              "format": self.options.format})  # fmt: skip
+            status, body = await self._post(
+                "/api/v1/queue", {"mode": self.options.mode, "format": self.options.format}
+            )
             if status not in (200, 201):
                 self.stats.errors.append(f"{self.username} queue: {status} {body.get('code')}")
                 return
@@ -168,8 +173,9 @@ class Bot:
 
         async def join() -> socketio.AsyncClient:
             sio = client()
-            await sio.connect(url, namespaces=["/match"], transports=["websocket"],
-                              auth={"token": token})  # fmt: skip
+            await sio.connect(
+                url, namespaces=["/match"], transports=["websocket"], auth={"token": token}
+            )
             reply = await sio.call("sync", {}, namespace="/match", timeout=20)
             state.update(reply["state"])
             if reply["state"]["phase"] in ("finished", "cancelled"):

@@ -143,18 +143,26 @@ def _cmd_bots(args: argparse.Namespace) -> int:
 
     from tradearena.launcher.bots import BotOptions, run_bots
 
-    options = BotOptions(url=args.url.rstrip("/"), count=args.count, mode=args.mode,
-                         format=args.format, rounds=args.rounds, prefix=args.prefix,
-                         seed=args.seed)  # fmt: skip
+    options = BotOptions(
+        url=args.url.rstrip("/"),
+        count=args.count,
+        mode=args.mode,
+        format=args.format,
+        rounds=args.rounds,
+        prefix=args.prefix,
+        seed=args.seed,
+    )
     stats = asyncio.run(run_bots(options))
     summary = stats.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"bots: {summary['registered']}/{options.count} signed in, "
-              f"{summary['matches_ended']}/{summary['matches_played']} matches played to the end, "
-              f"{sum(summary['actions'].values())} actions, {summary['reconnects']} reconnects, "
-              f"{summary['error_count']} errors")  # fmt: skip
+        print(
+            f"bots: {summary['registered']}/{options.count} signed in, "
+            f"{summary['matches_ended']}/{summary['matches_played']} matches played to the end, "
+            f"{sum(summary['actions'].values())} actions, {summary['reconnects']} reconnects, "
+            f"{summary['error_count']} errors"
+        )
         for line in summary["errors"]:
             print(f"  error: {line}")
     return EXIT_OK if summary["error_count"] == 0 else EXIT_MISMATCH

@@ -96,8 +96,12 @@ class LocalProcessOrchestrator:
     async def start(self, spec: MatchSpec) -> None:
         if spec.match_id in self._matches:
             return  # idempotent: one server per match, never two
-        managed = _Managed(spec, free_port(), MatchStatus(spec.match_id, MatchPhase.PENDING),
-                           retries_left=self.config.max_retries)  # fmt: skip
+        managed = _Managed(
+            spec,
+            free_port(),
+            MatchStatus(spec.match_id, MatchPhase.PENDING),
+            retries_left=self.config.max_retries,
+        )
         managed.history.append(managed.status)
         self._matches[spec.match_id] = managed
         managed.task = asyncio.create_task(self._supervise(managed), name=f"match-{spec.match_id}")
@@ -154,23 +158,40 @@ class LocalProcessOrchestrator:
     # ------------------------------------------------------------------ internals
     async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
         try:
-            decision = transition(managed.status.phase, event, retries_left=managed.retries_left,
-                                  started=managed.status.phase is MatchPhase.LIVE)  # fmt: skip
+            decision = transition(
+                managed.status.phase,
+                event,
+                retries_left=managed.retries_left,
+                started=managed.status.phase is MatchPhase.LIVE,
+            )
         except TransitionError:
-            log.warning("ignored event", extra={"match_id": managed.spec.match_id,
-                                                "phase": str(managed.status.phase),
-                                                "event": str(event)})  # fmt: skip
+            log.warning(
+                "ignored event",
+                extra={
+                    "match_id": managed.spec.match_id,
+                    "phase": str(managed.status.phase),
+                    "event": str(event),
+                },
+            )
             return
         address = port = None
         if decision.phase.reachable:
             address, port = self.config.advertise_host, managed.port
-        status = replace(managed.status, phase=decision.phase, address=address, port=port,
-                         reason=reason, restarts=managed.restarts)  # fmt: skip
+        status = replace(
+            managed.status,
+            phase=decision.phase,
+            address=address,
+            port=port,
+            reason=reason,
+            restarts=managed.restarts,
+        )
         if status == managed.status:
             return
         await self._publish(managed, status)
-        log.info("match phase", extra={"match_id": managed.spec.match_id,
-                                       "phase": str(status.phase), "reason": reason})  # fmt: skip
+        log.info(
+            "match phase",
+            extra={"match_id": managed.spec.match_id, "phase": str(status.phase), "reason": reason},
+        )
 
     async def _publish(self, managed: _Managed, status: MatchStatus) -> None:
         if self.on_change is not None:
@@ -182,9 +203,12 @@ class LocalProcessOrchestrator:
 
     def _env(self, managed: _Managed) -> dict[str, str]:
         cfg = self.config
-        deployment = ServerDeployment(host=cfg.bind_host, redis=cfg.redis_url,
-                                      verify_key=str(cfg.public_key_file),
-                                      feed_source=cfg.feed_source)  # fmt: skip
+        deployment = ServerDeployment(
+            host=cfg.bind_host,
+            redis=cfg.redis_url,
+            verify_key=str(cfg.public_key_file),
+            feed_source=cfg.feed_source,
+        )
         env = dict(os.environ)
         for entry in server_config(managed.spec, managed.port, deployment):
             if isinstance(entry, SecretRef):  # a local process has no secret store
@@ -227,8 +251,10 @@ class LocalProcessOrchestrator:
                 if live and managed.restarts < self.config.max_restarts:
                     managed.restarts += 1  # restart in place: it restores from Redis
                     await self._publish(managed, replace(managed.status, restarts=managed.restarts))
-                    log.warning("match server crashed, restarting", extra={"match_id": match_id,
-                                "reason": reason})  # fmt: skip
+                    log.warning(
+                        "match server crashed, restarting",
+                        extra={"match_id": match_id, "reason": reason},
+                    )
                     continue
                 event = Event.STARTUP_TIMEOUT if code is None else Event.FAILED
                 await self._set(managed, event, reason=reason)
@@ -273,8 +299,10 @@ class LocalProcessOrchestrator:
             try:
                 reply: Any = await self.redis.xread({stream: last}, block=1000, count=100)
             except (RedisError, OSError) as exc:  # Redis blips: keep following from `last`
-                log.warning("phase stream read failed", extra={
-                    "match_id": managed.spec.match_id, "error": repr(exc)})  # fmt: skip
+                log.warning(
+                    "phase stream read failed",
+                    extra={"match_id": managed.spec.match_id, "error": repr(exc)},
+                )
                 await asyncio.sleep(0.5)
                 continue
             for _, entries in reply or []:

@@ -77,15 +77,23 @@ class LocalRedis:
             self.port = free_port()
         args = [
             find_redis_server(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--logfile", str(self.data_dir / "redis.log"),
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            "--protected-mode",
+            "yes",
+        ]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         _wait_port(self.port, self._proc, "redis-server", timeout)
 
@@ -156,18 +164,40 @@ class LocalPostgres:
             self.port = free_port()
         fresh = not (self.pgdata / "PG_VERSION").exists()
         if fresh:
-            self._pg("initdb", "-D", str(self.pgdata), "-U", self.user, "-A", "trust",
-                     "-E", "UTF8", "--no-sync")  # fmt: skip
+            self._pg(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                self.user,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c fsync=on -c max_connections=200"
         )
-        self._pg("pg_ctl", "-D", str(self.pgdata), "-o", opts, "-l",
-                 str(self.data_dir / "postgres.log"), "-w", "-t", str(int(timeout)), "start")  # fmt: skip
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-o",
+            opts,
+            "-l",
+            str(self.data_dir / "postgres.log"),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+        )
         _wait_port(self.port, None, "postgres", timeout)
         if fresh:
-            self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-                     self.database)  # fmt: skip
+            self._pg(
+                "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database
+            )
 
     def stop(self, mode: str = "fast") -> None:
         if (self.pgdata / "postmaster.pid").exists():

@@ -115,8 +115,11 @@ def _log_to_file(path: Path, level: str) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                       static_fields={"component": "lobby"}))  # fmt: skip
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s", static_fields={"component": "lobby"}
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -126,8 +129,10 @@ def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus]
     def on_change(spec: MatchSpec, status: MatchStatus) -> None:
         players = len(spec.players)
         if status.phase is MatchPhase.READY:
-            say(f"match {spec.match_id} started ({spec.mode}/{spec.format}, {players} players) "
-                f"at {status.url}")  # fmt: skip
+            say(
+                f"match {spec.match_id} started ({spec.mode}/{spec.format}, {players} players) "
+                f"at {status.url}"
+            )
         elif status.phase.terminal:
             reason = f": {status.reason}" if status.reason else ""
             say(f"match {spec.match_id} {status.phase.value.lower()}{reason}")
@@ -181,8 +186,11 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         env = platform.base_env()
 
         t = platform.step(f"starting the feed relay ({options.feed})")
-        relay_env = {**env, "TRADEARENA_RELAY_SOURCE": options.feed,
-                     "TRADEARENA_RELAY_PORT": str(free_port())}  # fmt: skip
+        relay_env = {
+            **env,
+            "TRADEARENA_RELAY_SOURCE": options.feed,
+            "TRADEARENA_RELAY_PORT": str(free_port()),
+        }
         if options.replay_files:
             relay_env["TRADEARENA_RELAY_REPLAY_FILES"] = ",".join(
                 str(p.resolve()) for p in options.replay_files
@@ -194,8 +202,9 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         worker_args = [CLI, "results-worker"]
         if options.catalogue is not None:
             worker_args[1:1] = ["--catalogue", str(options.catalogue.resolve())]
-        await platform.spawn("results-worker", worker_args,
-                             {**env, "TRADEARENA_RESULTS_METRICS_PORT": "0"})  # fmt: skip
+        await platform.spawn(
+            "results-worker", worker_args, {**env, "TRADEARENA_RESULTS_METRICS_PORT": "0"}
+        )
         platform.done(t)
 
         t = platform.step("starting the lobby and the match-server runtime")

@@ -32,8 +32,11 @@ def match_status(obj: dict[str, Any]) -> MatchStatus:
     status = obj.get("status") or {}
     phase = MatchPhase(status.get("phase") or MatchPhase.PENDING)
     reachable = phase.reachable
-    detail = {k: str(status[k]) for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
-              if status.get(k)}  # fmt: skip
+    detail = {
+        k: str(status[k])
+        for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
+        if status.get(k)
+    }
     return MatchStatus(
         match_id=obj["metadata"]["name"],
         phase=phase,
@@ -49,11 +52,18 @@ def match_resource(spec: MatchSpec, namespace: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": resource.API_VERSION,
         "kind": resource.KIND,
-        "metadata": {"name": spec.match_id, "namespace": namespace,
-                     "labels": {resource.PART_OF_LABEL: resource.PART_OF}},
-        "spec": {"mode": spec.mode, "format": spec.format, "players": list(spec.players),
-                 "symbol": spec.symbol},
-    }  # fmt: skip
+        "metadata": {
+            "name": spec.match_id,
+            "namespace": namespace,
+            "labels": {resource.PART_OF_LABEL: resource.PART_OF},
+        },
+        "spec": {
+            "mode": spec.mode,
+            "format": spec.format,
+            "players": list(spec.players),
+            "symbol": spec.symbol,
+        },
+    }
     if spec.duration_ms:
         body["spec"]["durationMs"] = spec.duration_ms
     return body
@@ -71,8 +81,9 @@ class KubernetesOrchestrator:
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            await config.load_kube_config(config_file=kubeconfig,
-                                          client_configuration=configuration)  # fmt: skip
+            await config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration
+            )
         return cls(client.ApiClient(configuration), namespace)
 
     async def close(self) -> None:
@@ -131,10 +142,15 @@ class KubernetesOrchestrator:
             watcher = watch.Watch()
             try:
                 async for event in watcher.stream(
-                    self.custom.list_namespaced_custom_object, resource.GROUP, resource.VERSION, self.namespace,
-                    resource.PLURAL, field_selector=selector,
-                    resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=300,
-                ):  # fmt: skip
+                    self.custom.list_namespaced_custom_object,
+                    resource.GROUP,
+                    resource.VERSION,
+                    self.namespace,
+                    resource.PLURAL,
+                    field_selector=selector,
+                    resource_version=listed["metadata"]["resourceVersion"],
+                    timeout_seconds=300,
+                ):
                     if event["type"] == "DELETED":
                         return
                     if event["type"] not in ("ADDED", "MODIFIED"):
@@ -157,9 +173,14 @@ class KubernetesOrchestrator:
     async def cancel(self, match_id: str, reason: str) -> None:
         try:
             await self.custom.patch_namespaced_custom_object(
-                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, match_id,
-                {"spec": {"cancel": True, "cancelReason": reason[:256]}}, _content_type=MERGE,
-            )  # fmt: skip
+                resource.GROUP,
+                resource.VERSION,
+                self.namespace,
+                resource.PLURAL,
+                match_id,
+                {"spec": {"cancel": True, "cancelReason": reason[:256]}},
+                _content_type=MERGE,
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -174,4 +195,8 @@ class KubernetesOrchestrator:
 
 def _changed(last: MatchStatus | None, current: MatchStatus) -> bool:
     return last is None or (last.phase, last.address, last.port, last.restarts) != (
-        current.phase, current.address, current.port, current.restarts)  # fmt: skip
+        current.phase,
+        current.address,
+        current.port,
+        current.restarts,
+    )

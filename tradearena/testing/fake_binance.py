@@ -22,22 +22,46 @@ T0 = 1_790_000_000_000
 def agg_trade(a: int, price: str = "100000.00", symbol: str = "BTCUSDT", t0: int = T0) -> str:
     """Aggregate trade `a`, traded at `t0 + a` ms."""
     data = {
-        "e": "aggTrade", "E": t0 + a, "s": symbol, "a": a, "p": price, "q": "0.01000000",
-        "f": a * 10, "l": a * 10 + 1, "T": t0 + a, "m": False, "M": True,
-    }  # fmt: skip
+        "e": "aggTrade",
+        "E": t0 + a,
+        "s": symbol,
+        "a": a,
+        "p": price,
+        "q": "0.01000000",
+        "f": a * 10,
+        "l": a * 10 + 1,
+        "T": t0 + a,
+        "m": False,
+        "M": True,
+    }
     return json.dumps({"stream": f"{symbol.lower()}@aggTrade", "data": data})
 
 
 def kline(n: int) -> str:
     data = {
-        "e": "kline", "E": T0 + n * 1000, "s": "BTCUSDT",
+        "e": "kline",
+        "E": T0 + n * 1000,
+        "s": "BTCUSDT",
         "k": {
-            "t": T0 + n * 1000, "T": T0 + n * 1000 + 999, "s": "BTCUSDT", "i": "1s",
-            "f": 1, "L": 2, "o": "100000.00", "c": "100001.00", "h": "100001.00",
-            "l": "100000.00", "v": "0.1", "n": 2, "x": True, "q": "10000.1", "V": "0.05",
-            "Q": "5000.05", "B": "0",
+            "t": T0 + n * 1000,
+            "T": T0 + n * 1000 + 999,
+            "s": "BTCUSDT",
+            "i": "1s",
+            "f": 1,
+            "L": 2,
+            "o": "100000.00",
+            "c": "100001.00",
+            "h": "100001.00",
+            "l": "100000.00",
+            "v": "0.1",
+            "n": 2,
+            "x": True,
+            "q": "10000.1",
+            "V": "0.05",
+            "Q": "5000.05",
+            "B": "0",
         },
-    }  # fmt: skip
+    }
     return json.dumps({"stream": "btcusdt@kline_1s", "data": data})
 
 

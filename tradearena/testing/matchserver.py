@@ -57,8 +57,9 @@ class MatchServerProcess:
     def start(self, wait_ready: bool = True) -> None:
         self.starts += 1
         log = (self.workdir / f"matchserver-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen([CLI, "matchserver"], env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [CLI, "matchserver"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
         if wait_ready:
             self.wait_ready()
 

@@ -81,8 +81,9 @@ class UpProcess:
         if self.catalogue is not None:
             args += ["--catalogue", str(self.catalogue)]
         args += ["up", "--data-dir", str(self.data_dir), "--lobby-port", str(self.port)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         threading.Thread(target=self._read, daemon=True).start()
         if not self._ready.wait(timeout) or self.proc.poll() is not None:
             raise AssertionError("up did not get ready:\n" + "\n".join(self.lines))

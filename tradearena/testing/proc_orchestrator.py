@@ -49,9 +49,13 @@ class ProcessOrchestrator:
         self.matches[spec.match_id] = m
         self.started.append(spec)
         m.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-P", str(SCRIPT), spec.match_id, self.behaviours.get(spec.players[0], "ok"),
+            sys.executable,
+            "-P",
+            str(SCRIPT),
+            spec.match_id,
+            self.behaviours.get(spec.players[0], "ok"),
             stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         self._set(m, Event.CREATED, detail={"pid": str(m.proc.pid)})
         m.reader = asyncio.create_task(self._read(m))
 

@@ -64,10 +64,18 @@ def make_result(
         for p in players
     ]
     ledger = [
-        LedgerLine(seq=i + 1, at=ended_at - 1000, debit=f"player:{p}", credit="house:fees",
-                   amount=Decimal(2), kind="fee", player=p, ref=f"{match_id}-{p[:8]}")
+        LedgerLine(
+            seq=i + 1,
+            at=ended_at - 1000,
+            debit=f"player:{p}",
+            credit="house:fees",
+            amount=Decimal(2),
+            kind="fee",
+            player=p,
+            ref=f"{match_id}-{p[:8]}",
+        )
         for i, p in enumerate(players)
-    ]  # fmt: skip
+    ]
     return MatchResult(
         match_id=match_id,
         mode="standard",

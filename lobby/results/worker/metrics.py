@@ -16,13 +16,17 @@ class ResultsMetrics:
             "tradearena_results_duplicates", "Deliveries of a result already stored", registry=r
         )
         self.dead_lettered = Counter(
-            "tradearena_results_dead_lettered", "Entries moved to the dead letter", ["reason"],
+            "tradearena_results_dead_lettered",
+            "Entries moved to the dead letter",
+            ["reason"],
             registry=r,
-        )  # fmt: skip
+        )
         self.retries = Counter(
-            "tradearena_results_store_retries", "Failed store attempts retried", ["kind"],
+            "tradearena_results_store_retries",
+            "Failed store attempts retried",
+            ["kind"],
             registry=r,
-        )  # fmt: skip
+        )
         self.store_seconds = Histogram(
             "tradearena_results_store_seconds", "Time to store one result", registry=r
         )

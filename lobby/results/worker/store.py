@@ -79,18 +79,33 @@ async def _store(
             frozen_ms = EXCLUDED.frozen_ms, log_entries = EXCLUDED.log_entries,
             log_digest = EXCLUDED.log_digest, ledger_digest = EXCLUDED.ledger_digest
         """,
-        r.match_id, r.mode, r.format, r.symbol, r.phase, r.reason, _ts(r.created_at),
-        _ts(r.started_at), _ts(r.ended_at), r.final_price, r.frozen_ms, r.log_entries,
-        r.log_digest, r.ledger_digest,
-    )  # fmt: skip
+        r.match_id,
+        r.mode,
+        r.format,
+        r.symbol,
+        r.phase,
+        r.reason,
+        _ts(r.created_at),
+        _ts(r.started_at),
+        _ts(r.ended_at),
+        r.final_price,
+        r.frozen_ms,
+        r.log_entries,
+        r.log_digest,
+        r.ledger_digest,
+    )
     rated = r.phase == "finished" and len(r.standings) >= 2
     marker = await conn.fetchval(
         """
         INSERT INTO match_results (match_id, stream_id, schema_version, bankroll, rated)
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (match_id) DO NOTHING RETURNING match_id
         """,
-        r.match_id, stream_id, r.schema_version, bankroll, rated,
-    )  # fmt: skip
+        r.match_id,
+        stream_id,
+        r.schema_version,
+        bankroll,
+        rated,
+    )
     if marker is None:
         raise _Duplicate(r.match_id)
 
@@ -105,11 +120,17 @@ async def _store(
             status = s.status if s is not None else "abandoned"
         rows.append(
             (
-                r.match_id, uuid.UUID(player), joined, status,
-                s.rank if s else None, s.equity if s else None,
-                s.realized_pnl if s else None, s.fees if s else None, s.trades if s else 0,
+                r.match_id,
+                uuid.UUID(player),
+                joined,
+                status,
+                s.rank if s else None,
+                s.equity if s else None,
+                s.realized_pnl if s else None,
+                s.fees if s else None,
+                s.trades if s else 0,
             )
-        )  # fmt: skip
+        )
     await conn.executemany(
         """
         INSERT INTO match_players (match_id, user_id, joined_at, status, rank, equity,
@@ -129,11 +150,22 @@ async def _store(
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
             [
-                (r.match_id, uuid.UUID(f.player), f.reason, f.side, f.qty, f.price, f.fee,
-                 f.realized_pnl, f.loss_capped, f.ref, _ts(f.at))
+                (
+                    r.match_id,
+                    uuid.UUID(f.player),
+                    f.reason,
+                    f.side,
+                    f.qty,
+                    f.price,
+                    f.fee,
+                    f.realized_pnl,
+                    f.loss_capped,
+                    f.ref,
+                    _ts(f.at),
+                )
                 for f in r.fills
             ],
-        )  # fmt: skip
+        )
     if r.ledger:
         await conn.executemany(
             """
@@ -141,12 +173,22 @@ async def _store(
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             """,
             [
-                (r.match_id, ln.seq, _ts(ln.at), ln.debit, ln.credit, ln.amount, ln.kind,
-                 _uuid_or_none(ln.player) if ln.player in standings or ln.player in r.players
-                 else None, ln.ref)
+                (
+                    r.match_id,
+                    ln.seq,
+                    _ts(ln.at),
+                    ln.debit,
+                    ln.credit,
+                    ln.amount,
+                    ln.kind,
+                    _uuid_or_none(ln.player)
+                    if ln.player in standings or ln.player in r.players
+                    else None,
+                    ln.ref,
+                )
                 for ln in r.ledger
             ],
-        )  # fmt: skip
+        )
 
     after: dict[str, Skill] = {}
     deltas: dict[str, float] = {}

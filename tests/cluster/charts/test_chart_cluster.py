@@ -118,12 +118,20 @@ def test_helm_test_creates_the_readyz_pod(chart_install: Installed) -> None:
     cluster, ns = chart_install.cluster, chart_install.namespace
     pod_name = chart_install.name("test-lobby-ready")
     proc = subprocess.Popen(
-        [str(cluster.helm_path), f"--kubeconfig={cluster.kubeconfig}", "test",
-         chart_install.release, "-n", ns, "--timeout", "120s"],
+        [
+            str(cluster.helm_path),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "test",
+            chart_install.release,
+            "-n",
+            ns,
+            "--timeout",
+            "120s",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cluster.env(),
-    )  # fmt: skip
+    )
     try:
         cluster.wait_until(
             "the helm test pod",

@@ -36,9 +36,13 @@ def _service_account_kubeconfig(chart_install: Installed, path: Path) -> Path:
     """A kubeconfig whose only credential is a bound token of the operator's ServiceAccount."""
     cluster = chart_install.cluster
     token = cluster.kubectl(
-        "create", "token", chart_install.name("operator"), "-n", chart_install.namespace,
+        "create",
+        "token",
+        chart_install.name("operator"),
+        "-n",
+        chart_install.namespace,
         "--duration=1h",
-    ).stdout.strip()  # fmt: skip
+    ).stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     (entry,) = [c for c in admin["clusters"]]
     config = {
@@ -125,9 +129,15 @@ def test_operator_with_the_chart_rbac_makes_a_match_ready(
     log_path = tmp_path / "operator.log"
     try:
         proc = cluster.kubectl(
-            "wait", "-n", ns, f"match/{name}", "--for=jsonpath={.status.phase}=Ready",
-            "--timeout=180s", check=False, timeout=200,
-        )  # fmt: skip
+            "wait",
+            "-n",
+            ns,
+            f"match/{name}",
+            "--for=jsonpath={.status.phase}=Ready",
+            "--timeout=180s",
+            check=False,
+            timeout=200,
+        )
         assert proc.returncode == 0, (
             f"{proc.stderr}\n--- operator log\n{log_path.read_text()[-6000:]}\n"
             + json.dumps(cluster.kubectl_json("get", "match", "-n", ns, name).get("status"))

@@ -38,14 +38,23 @@ def operator_kubeconfig(cluster: KubeCluster, namespace: str, path: Path) -> Pat
     ).stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     cluster_entry = admin["clusters"][0]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster_entry["cluster"]}],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "op", "context": {"cluster": "c", "user": "operator",
-                                                 "namespace": namespace}}],
-        "current-context": "op",
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": cluster_entry["cluster"]}],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "op",
+                        "context": {"cluster": "c", "user": "operator", "namespace": namespace},
+                    }
+                ],
+                "current-context": "op",
+            }
+        )
+    )
     return path
 
 
@@ -124,8 +133,9 @@ class OperatorEnv:
             **env,
         }
         with log.open("ab") as out:
-            proc = subprocess.Popen([str(TRADEARENA), "operator"], env=full, stdout=out,
-                                    stderr=subprocess.STDOUT)  # fmt: skip
+            proc = subprocess.Popen(
+                [str(TRADEARENA), "operator"], env=full, stdout=out, stderr=subprocess.STDOUT
+            )
         op = OperatorProcess(proc, log, port)
         self.processes.append(op)
         deadline = time.monotonic() + 60
@@ -146,9 +156,14 @@ class OperatorEnv:
 
     def wait_phase(self, name: str, phase: str, timeout: int = 60) -> dict[str, Any]:
         self.cluster.kubectl(
-            "wait", f"--for=jsonpath={{.status.phase}}={phase}", f"match/{name}",
-            "-n", self.namespace, f"--timeout={timeout}s", timeout=timeout + 30,
-        )  # fmt: skip
+            "wait",
+            f"--for=jsonpath={{.status.phase}}={phase}",
+            f"match/{name}",
+            "-n",
+            self.namespace,
+            f"--timeout={timeout}s",
+            timeout=timeout + 30,
+        )
         return self.match(name)
 
     def match(self, name: str) -> dict[str, Any]:
@@ -156,8 +171,9 @@ class OperatorEnv:
         return got
 
     def pod(self, name: str) -> dict[str, Any] | None:
-        res = self.cluster.kubectl("get", "pod", name, "-n", self.namespace, "-o", "json",
-                                   check=False)  # fmt: skip
+        res = self.cluster.kubectl(
+            "get", "pod", name, "-n", self.namespace, "-o", "json", check=False
+        )
         return json.loads(res.stdout) if res.returncode == 0 else None
 
     def pods(self) -> list[dict[str, Any]]:
@@ -172,14 +188,27 @@ class OperatorEnv:
         return items
 
     def patch_pod_status(self, name: str, status: dict[str, Any]) -> None:
-        self.cluster.kubectl("patch", "pod", name, "-n", self.namespace, "--subresource=status",
-                             "--type=merge", "-p", json.dumps({"status": status}))  # fmt: skip
+        self.cluster.kubectl(
+            "patch",
+            "pod",
+            name,
+            "-n",
+            self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+        )
 
     def events(self, name: str) -> list[str]:
         items = self.cluster.kubectl_json(
-            "get", "events", "-n", self.namespace,
-            "--field-selector", f"involvedObject.kind=Match,involvedObject.name={name}",
-        )["items"]  # fmt: skip
+            "get",
+            "events",
+            "-n",
+            self.namespace,
+            "--field-selector",
+            f"involvedObject.kind=Match,involvedObject.name={name}",
+        )["items"]
         return [e["reason"] for e in items]
 
 
@@ -188,30 +217,61 @@ def exited(code: int) -> dict[str, Any]:
     return {
         "phase": "Succeeded" if code == 0 else "Failed",
         "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [{
-            "name": "matchserver", "ready": False, "restartCount": 0, "image": "x",
-            "imageID": "", "state": {"terminated": {"exitCode": code,
-                                                     "reason": "Completed" if code == 0 else "Error"}},
-        }],
-    }  # fmt: skip
+        "containerStatuses": [
+            {
+                "name": "matchserver",
+                "ready": False,
+                "restartCount": 0,
+                "image": "x",
+                "imageID": "",
+                "state": {
+                    "terminated": {
+                        "exitCode": code,
+                        "reason": "Completed" if code == 0 else "Error",
+                    }
+                },
+            }
+        ],
+    }
 
 
 def prepare_namespace(cluster: KubeCluster, workdir: Path) -> tuple[str, Path]:
     namespace = f"op-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/matches.tradearena.io",
-                    "crd/kopfpeerings.kopf.dev", "--timeout=60s")  # fmt: skip
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/matches.tradearena.io",
+        "crd/kopfpeerings.kopf.dev",
+        "--timeout=60s",
+    )
     rbac = (REPO / "deploy" / "operator" / "rbac.yaml").read_text()
-    cluster.apply(rbac.replace("namespace: tradearena", f"namespace: {namespace}")
-                  .replace("name: tradearena-operator-nodes", f"name: {namespace}-nodes"))  # fmt: skip
+    cluster.apply(
+        rbac.replace("namespace: tradearena", f"namespace: {namespace}").replace(
+            "name: tradearena-operator-nodes", f"name: {namespace}-nodes"
+        )
+    )
     # The game pool of the Terraform contract (the label only: a taint would keep the
     # other tests' pods off these shared nodes; the pods carry the toleration anyway).
     cluster.kubectl("label", "node", *cluster.node_names, "tradearena.io/pool=game", "--overwrite")
-    cluster.kubectl("create", "secret", "generic", "tradearena-redis", "-n", namespace,
-                    "--from-literal=url=redis://redis.invalid:6379/0")  # fmt: skip
-    cluster.kubectl("create", "configmap", "tradearena-match-keys", "-n", namespace,
-                    "--from-literal=jwks.json={}")  # fmt: skip
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "tradearena-redis",
+        "-n",
+        namespace,
+        "--from-literal=url=redis://redis.invalid:6379/0",
+    )
+    cluster.kubectl(
+        "create",
+        "configmap",
+        "tradearena-match-keys",
+        "-n",
+        namespace,
+        "--from-literal=jwks.json={}",
+    )
     kubeconfig = operator_kubeconfig(cluster, namespace, workdir / f"{namespace}.kubeconfig")
     return namespace, kubeconfig
 
@@ -231,8 +291,16 @@ def op_env(kube_cluster: KubeCluster, redis_url: str, tmp_path: Path) -> Iterato
             "get", "matches", "-n", namespace, "-o", "name", check=False
         ).stdout.split()
         for name in names:  # no operator left to release them
-            kube_cluster.kubectl("patch", name, "-n", namespace, "--type=merge",
-                                 "-p", '{"metadata":{"finalizers":null}}', check=False)  # fmt: skip
+            kube_cluster.kubectl(
+                "patch",
+                name,
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
+            )
         kube_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         if logs:
             print("\n".join(logs))

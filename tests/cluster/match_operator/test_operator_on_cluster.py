@@ -58,8 +58,14 @@ def test_a_match_gets_one_locked_down_pod_and_becomes_ready_at_the_node_address(
     header, row = table.splitlines()[:2]
     assert header.split()[:6] == ["NAME", "PHASE", "MODE", "PLAYERS", "ADDRESS", "PORT"]
     assert header.split()[-1] == "AGE"
-    assert row.split()[:6] == ["m-ready", "Ready", "duel", '["alice","bob"]',
-                               status["address"], str(status["port"])]  # fmt: skip
+    assert row.split()[:6] == [
+        "m-ready",
+        "Ready",
+        "duel",
+        '["alice","bob"]',
+        status["address"],
+        str(status["port"]),
+    ]
 
     metrics = op.metrics()
     assert metrics['tradearena_operator_matches{phase="Ready"}'] == 1
@@ -76,8 +82,15 @@ def test_exit_zero_finishes_and_the_ttl_deletes_the_match_and_its_pod(op_env: Op
     assert match["status"]["finishedAt"]
     assert match["status"]["reason"] == "match server exited 0: results published"
     assert "Finished" in op_env.events("m-done")
-    op_env.cluster.kubectl("wait", "--for=delete", "match/m-done", "pod/m-done",
-                           "-n", op_env.namespace, "--timeout=60s")  # fmt: skip
+    op_env.cluster.kubectl(
+        "wait",
+        "--for=delete",
+        "match/m-done",
+        "pod/m-done",
+        "-n",
+        op_env.namespace,
+        "--timeout=60s",
+    )
 
 
 def test_the_server_going_live_then_a_cancel_flag_ends_it_gracefully(op_env: OperatorEnv) -> None:
@@ -90,9 +103,16 @@ def test_the_server_going_live_then_a_cancel_flag_ends_it_gracefully(op_env: Ope
         live = op_env.wait_phase("m-cancel", "Live")
         assert live["status"]["liveAt"]
         uid = op_env.pod("m-cancel")["metadata"]["uid"]  # type: ignore[index]
-        op_env.cluster.kubectl("patch", "match", "m-cancel", "-n", op_env.namespace,
-                               "--type=merge", "-p",
-                               '{"spec":{"cancel":true,"cancelReason":"ops: feed outage"}}')  # fmt: skip
+        op_env.cluster.kubectl(
+            "patch",
+            "match",
+            "m-cancel",
+            "-n",
+            op_env.namespace,
+            "--type=merge",
+            "-p",
+            '{"spec":{"cancel":true,"cancelReason":"ops: feed outage"}}',
+        )
         done = op_env.wait_phase("m-cancel", "Cancelled")
         assert done["status"]["reason"] == "ops: feed outage"
         # The server finds the reason on SIGTERM and settles the match as cancelled.
@@ -110,8 +130,9 @@ def test_kubectl_delete_match_ends_it_through_the_finalizer(op_env: OperatorEnv)
     match = op_env.wait_phase("m-del", "Ready")
     assert match["metadata"]["finalizers"] == ["tradearena.io/match-server"]
     op_env.cluster.kubectl("delete", "match", "m-del", "-n", op_env.namespace, "--timeout=60s")
-    op_env.cluster.kubectl("wait", "--for=delete", "pod/m-del", "-n", op_env.namespace,
-                           "--timeout=60s")  # fmt: skip
+    op_env.cluster.kubectl(
+        "wait", "--for=delete", "pod/m-del", "-n", op_env.namespace, "--timeout=60s"
+    )
     r = redis.Redis.from_url(op_env.redis_url)
     try:
         assert r.get(keys.match_cancel("m-del")) == b"match deleted"
@@ -180,11 +201,15 @@ def test_invalid_matches_are_refused_by_the_apiserver(
     kube_cluster: KubeCluster, op_env: OperatorEnv
 ) -> None:
     def refused(name: str, **spec: object) -> str:
-        body = {"apiVersion": "tradearena.io/v1alpha1", "kind": "Match",
-                "metadata": {"name": name, "namespace": op_env.namespace},
-                "spec": {"mode": "duel", "format": "blitz", "players": ["a", "b"], **spec}}  # fmt: skip
-        res = kube_cluster.kubectl("create", "--validate=false", "-f", "-",
-                                   input=json.dumps(body), check=False)  # fmt: skip
+        body = {
+            "apiVersion": "tradearena.io/v1alpha1",
+            "kind": "Match",
+            "metadata": {"name": name, "namespace": op_env.namespace},
+            "spec": {"mode": "duel", "format": "blitz", "players": ["a", "b"], **spec},
+        }
+        res = kube_cluster.kubectl(
+            "create", "--validate=false", "-f", "-", input=json.dumps(body), check=False
+        )
         assert res.returncode != 0, f"{name} was accepted"
         return res.stderr
 
@@ -199,15 +224,39 @@ def test_invalid_matches_are_refused_by_the_apiserver(
         "short", durationMs=5
     )
     op_env.create_match("m-valid")
-    immutable = kube_cluster.kubectl("patch", "match", "m-valid", "-n", op_env.namespace,
-                                     "--type=merge", "-p", '{"spec":{"mode":"standard"}}',
-                                     check=False)  # fmt: skip
+    immutable = kube_cluster.kubectl(
+        "patch",
+        "match",
+        "m-valid",
+        "-n",
+        op_env.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"mode":"standard"}}',
+        check=False,
+    )
     assert "mode is immutable" in immutable.stderr
-    kube_cluster.kubectl("patch", "match", "m-valid", "-n", op_env.namespace, "--type=merge",
-                         "-p", '{"spec":{"cancel":true}}')  # fmt: skip
-    resumed = kube_cluster.kubectl("patch", "match", "m-valid", "-n", op_env.namespace,
-                                   "--type=merge", "-p", '{"spec":{"cancel":false}}',
-                                   check=False)  # fmt: skip
+    kube_cluster.kubectl(
+        "patch",
+        "match",
+        "m-valid",
+        "-n",
+        op_env.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":true}}',
+    )
+    resumed = kube_cluster.kubectl(
+        "patch",
+        "match",
+        "m-valid",
+        "-n",
+        op_env.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":false}}',
+        check=False,
+    )
     assert "a cancelled match cannot be resumed" in resumed.stderr
 
 
@@ -263,12 +312,15 @@ def test_the_pod_meets_the_restricted_pod_security_standard_but_for_its_host_por
 
     ns = op_env.namespace
     kube_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    match = {"metadata": {"name": "m-psa", "namespace": ns, "uid": "0"},
-             "spec": {"mode": "duel", "format": "blitz", "players": ["a", "b"]}}  # fmt: skip
+    match = {
+        "metadata": {"name": "m-psa", "namespace": ns, "uid": "0"},
+        "spec": {"mode": "duel", "format": "blitz", "players": ["a", "b"]},
+    }
     pod = build_pod_spec(match, OperatorSettings(), 7042)
     pod["metadata"].pop("ownerReferences")
-    res = kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod),
-                               check=False)  # fmt: skip
+    res = kube_cluster.kubectl(
+        "create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
+    )
     assert res.returncode != 0
     assert 'violates PodSecurity "restricted:' in res.stderr
     assert "hostPort" in res.stderr and "7042" in res.stderr
@@ -294,6 +346,7 @@ def test_a_pod_that_never_gets_ready_times_out_and_is_retried_then_failed(
     assert "readyAt" not in match["status"]
     assert op_env.events("m-slow").count("Retrying") == 1
     assert op.metrics()[CREATED_TOTAL] == 2  # the first pod and one retry
-    op_env.cluster.kubectl("wait", "--for=delete", "pod/m-slow", "-n", op_env.namespace,
-                           "--timeout=60s")  # fmt: skip
+    op_env.cluster.kubectl(
+        "wait", "--for=delete", "pod/m-slow", "-n", op_env.namespace, "--timeout=60s"
+    )
     assert op.stop() == 0  # SIGTERM: a clean exit

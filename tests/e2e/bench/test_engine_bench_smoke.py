@@ -42,8 +42,13 @@ def test_engine_bench_json_structure() -> None:
     proc = _run("--actions", "600", "--json")
     assert proc.returncode in (0, 1), proc.stderr
     out = json.loads(proc.stdout)
-    assert out["config"] == {"players": 20, "ticks": 50, "actions": 600, "mode": "arena",
-                             "gc": "server"}  # fmt: skip
+    assert out["config"] == {
+        "players": 20,
+        "ticks": 50,
+        "actions": 600,
+        "mode": "arena",
+        "gc": "server",
+    }
     assert {"nproc", "cpu", "python"} <= set(out["machine"])
 
     quiet, trig = out["ticks"]["quiet"], out["ticks"]["triggering"]

@@ -19,9 +19,18 @@ _spec.loader.exec_module(platform_load)
 
 BOTS = 4
 JS = ROOT / "tests" / "js"
-SUMMARY_KEYS = {"registered", "matches_played", "matches_ended", "match_ids", "actions",
-                "reconnects", "errors", "error_count", "tick_latency_p50_ms",
-                "tick_latency_p99_ms"}  # fmt: skip
+SUMMARY_KEYS = {
+    "registered",
+    "matches_played",
+    "matches_ended",
+    "match_ids",
+    "actions",
+    "reconnects",
+    "errors",
+    "error_count",
+    "tick_latency_p50_ms",
+    "tick_latency_p99_ms",
+}
 
 
 def test_node_bots_play_duels_to_the_end_without_errors(tmp_path: Path, data_dir: Path) -> None:

@@ -16,9 +16,14 @@ JS = REPO / "tests" / "js"
 async def _spawn(url: str, token: str) -> asyncio.subprocess.Process:
     assert (JS / "node_modules" / "socket.io-client").is_dir(), "run scripts/bootstrap.sh (npm ci)"
     return await asyncio.create_subprocess_exec(
-        "node", str(JS / "lobby_client.mjs"), url, token, "notification",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "node",
+        str(JS / "lobby_client.mjs"),
+        url,
+        token,
+        "notification",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def _line(proc: asyncio.subprocess.Process) -> dict[str, Any]:

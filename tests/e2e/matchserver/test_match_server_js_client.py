@@ -22,16 +22,20 @@ def run_js(
     assert (JS / "node_modules" / "socket.io-client").is_dir(), "run scripts/bootstrap.sh (npm ci)"
     done = subprocess.run(
         ["node", str(JS / "match_client.mjs"), url, token, json.dumps(actions), wait_for],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     return done.returncode, lines
 
 
 @pytest.fixture
 def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
-    proc = MatchServerProcess(tmp_path, redis_url, "m-js", ("alice",),
-                              env_extra={"TRADEARENA_DURATION_MS": "600000"})  # fmt: skip
+    proc = MatchServerProcess(
+        tmp_path, redis_url, "m-js", ("alice",), env_extra={"TRADEARENA_DURATION_MS": "600000"}
+    )
     proc.start()
     try:
         yield proc

@@ -30,8 +30,14 @@ async def main(url: str) -> dict[str, object]:
         stop = await client.exists(STOP_KEY)
         got = await queues.match_round(Decimal("1.5"), stats=stats)
         rounds += 1
-        claims += [{"match_id": c.match_id, "tickets": [t.ticket_id for t in c.proposal.tickets],
-                    "players": list(c.players)} for c in got]  # fmt: skip
+        claims += [
+            {
+                "match_id": c.match_id,
+                "tickets": [t.ticket_id for t in c.proposal.tickets],
+                "players": list(c.players),
+            }
+            for c in got
+        ]
         if stop and not got:
             break
     await client.aclose()

@@ -55,18 +55,22 @@ async def test_formed_match_accepts_the_players_with_their_tokens(
         for player in ("ivy", "jon"):
             sio = socketio.AsyncClient(reconnection=False)
             await sio.connect(
-                ready[player]["url"], namespaces=["/match"], transports=["websocket"],
+                ready[player]["url"],
+                namespaces=["/match"],
+                transports=["websocket"],
                 auth={"token": ready[player]["token"]},
-            )  # fmt: skip
+            )
             sockets.append(sio)
             assert sio.connected
         # a connection without a valid match token is refused
         intruder = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await intruder.connect(
-                ready["jon"]["url"], namespaces=["/match"], transports=["websocket"],
+                ready["jon"]["url"],
+                namespaces=["/match"],
+                transports=["websocket"],
                 auth={"token": SIGNER.match_token("m-other", "jon", 60)},
-            )  # fmt: skip
+            )
     finally:
         for sio in sockets:
             await sio.disconnect()

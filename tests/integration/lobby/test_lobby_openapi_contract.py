@@ -71,25 +71,36 @@ async def test_schemathesis_finds_no_server_error_and_no_drift(
             str(Path(sys.executable).with_name("schemathesis")),
             "run",
             url,
-            "--checks", CHECKS,
-            "--max-examples", "8",
-            "--phases", "examples,coverage,fuzzing",
-            "--workers", "1",  # hypothesis reprs are not thread-safe on CPython 3.11
-            "--seed", "1",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "8",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "1",  # hypothesis reprs are not thread-safe on CPython 3.11
+            "--seed",
+            "1",
             "--no-shrink",
-            "--request-timeout", "10",
-            "--max-time", "45",
-            "--header", f"Authorization: Bearer {admin['access_token']}",
+            "--request-timeout",
+            "10",
+            "--max-time",
+            "45",
+            "--header",
+            f"Authorization: Bearer {admin['access_token']}",
             # Match administration needs an orchestrator, which this app has not: its
             # documented 503 would count as a server error. Covered by its own tests.
-            "--exclude-path-regex", "^/api/v1/admin/matches",
-            "--generation-database", "none",
-            "--report-dir", str(tmp_path),
+            "--exclude-path-regex",
+            "^/api/v1/admin/matches",
+            "--generation-database",
+            "none",
+            "--report-dir",
+            str(tmp_path),
             "--no-color",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
-        )  # fmt: skip
+        )
         out, _ = await proc.communicate()
         elapsed = time.monotonic() - started
     text = out.decode(errors="replace")

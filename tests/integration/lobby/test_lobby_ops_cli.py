@@ -71,9 +71,14 @@ async def test_cli_runs_the_lobby_from_env_and_stops_on_sigterm(
         "TRADEARENA_MIGRATE_ON_START": "true",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradearena.launcher.cli", "lobby",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "tradearena.launcher.cli",
+        "lobby",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await _wait_healthy(base + "/readyz", proc)

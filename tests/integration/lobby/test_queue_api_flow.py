@@ -149,9 +149,11 @@ async def test_closing_the_last_socket_leaves_the_queues(client: Client) -> None
 
     sio.on("queue_status", on_status, namespace="/lobby")
     await sio.connect(
-        str(client.make_url("/")), namespaces=["/lobby"], auth={"token": erin["access_token"]},
+        str(client.make_url("/")),
+        namespaces=["/lobby"],
+        auth={"token": erin["access_token"]},
         transports=["websocket"],
-    )  # fmt: skip
+    )
     await client.post("/api/v1/queue", json={"mode": "standard"}, headers=bearer(erin))
     live = await asyncio.wait_for(pushed.get(), 10)
     assert [t["mode"] for t in live["tickets"]] == ["standard"]
@@ -177,9 +179,10 @@ async def test_leaderboards_all_time_season_and_daily(
         result = make_result(f"m-lb-{i}", ids, seed=i, ended_at=now - i * 1000)
         await rds.xadd(keys.RESULTS_STREAM, {"result": result.model_dump_json()})
     worker = ResultsWorker(
-        rds, default_catalogue(),
+        rds,
+        default_catalogue(),
         ResultsWorkerSettings(database_url=lobby_dsn, results_metrics_port=0),
-    )  # fmt: skip
+    )
     await worker.ensure_group()
     assert await worker.process_once(block_ms=10) == 3
     await worker.close()

@@ -47,9 +47,11 @@ async def test_cli_worker_stores_and_pushes_results_live(
 
         sio.on("notification", on_notification, namespace="/lobby")
         await sio.connect(
-            str(client.make_url("/")), namespaces=["/lobby"],
-            auth={"token": users[0]["access_token"]}, transports=["websocket"],
-        )  # fmt: skip
+            str(client.make_url("/")),
+            namespaces=["/lobby"],
+            auth={"token": users[0]["access_token"]},
+            transports=["websocket"],
+        )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tradearena.launcher.cli", "results-worker", env=env
         )

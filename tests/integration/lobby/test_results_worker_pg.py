@@ -214,10 +214,12 @@ async def test_an_entry_delivered_too_often_is_dead_lettered(
 ) -> None:
     players = await make_users(lobby_dsn, 2)
     worker = ResultsWorker(
-        rds, CAT,
-        settings(lobby_dsn, results_consumer="w3", results_claim_idle_ms=20,
-                 results_max_deliveries=1),
-    )  # fmt: skip
+        rds,
+        CAT,
+        settings(
+            lobby_dsn, results_consumer="w3", results_claim_idle_ms=20, results_max_deliveries=1
+        ),
+    )
     await worker.ensure_group()
     entry = await publish(rds, make_result("m-crashy", players).model_dump_json())
     # a consumer that crashes on it: delivered once, never acknowledged

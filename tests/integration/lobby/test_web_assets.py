@@ -65,9 +65,12 @@ async def test_index_and_static_files_with_types_csp_and_cache_headers(
         ("/static/app.js", "text/javascript; charset=utf-8", "no-cache"),
         ("/static/styles.css", "text/css; charset=utf-8", "no-cache"),
         ("/static/favicon.svg", "image/svg+xml; charset=utf-8", "no-cache"),
-        ("/static/vendor/socket.io.min.js", "text/javascript; charset=utf-8",
-         "public, max-age=86400"),
-    ):  # fmt: skip
+        (
+            "/static/vendor/socket.io.min.js",
+            "text/javascript; charset=utf-8",
+            "public, max-age=86400",
+        ),
+    ):
         resp = await client.get(path)
         assert resp.status == 200, path
         assert resp.headers["Content-Type"] == kind, path

@@ -57,19 +57,29 @@ async def test_match_server_reports_to_the_agones_sdk(
     tmp_path: Path, redis_url: str, sidecar: tuple[FakeAgonesSidecar, int]
 ) -> None:
     fake, port = sidecar
-    server = MatchServerProcess(tmp_path, redis_url, "m-agones", ("alice",), env_extra={
-        "AGONES_SDK_HTTP_PORT": str(port),
-        "TRADEARENA_AGONES_HEALTH_INTERVAL_MS": "200",
-        "TRADEARENA_DURATION_MS": "2000",
-    })  # fmt: skip
+    server = MatchServerProcess(
+        tmp_path,
+        redis_url,
+        "m-agones",
+        ("alice",),
+        env_extra={
+            "AGONES_SDK_HTTP_PORT": str(port),
+            "TRADEARENA_AGONES_HEALTH_INTERVAL_MS": "200",
+            "TRADEARENA_DURATION_MS": "2000",
+        },
+    )
     server.start(wait_ready=False)
     try:
         await fake.wait_for("/ready")
         await fake.wait_for("/health")
         assert fake.calls[0] == "/ready"
         client = socketio.AsyncClient(reconnection=False)
-        await client.connect(server.url, namespaces=["/match"], transports=["websocket"],
-                             auth={"token": server.token("alice")})  # fmt: skip
+        await client.connect(
+            server.url,
+            namespaces=["/match"],
+            transports=["websocket"],
+            auth={"token": server.token("alice")},
+        )
         await fake.wait_for("/shutdown")
         assert fake.calls[-1] == "/shutdown"
         assert fake.calls.count("/health") >= 2

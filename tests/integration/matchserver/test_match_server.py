@@ -24,10 +24,16 @@ PLAYERS = ("alice", "bob")
 
 @pytest.fixture
 def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
-    proc = MatchServerProcess(tmp_path, redis_url, "m-test", PLAYERS, env_extra={
-        "TRADEARENA_DURATION_MS": "600000",
-        "TRADEARENA_SNAPSHOT_EVERY_ENTRIES": "25",  # restores exercise snapshot + tail
-    })  # fmt: skip
+    proc = MatchServerProcess(
+        tmp_path,
+        redis_url,
+        "m-test",
+        PLAYERS,
+        env_extra={
+            "TRADEARENA_DURATION_MS": "600000",
+            "TRADEARENA_SNAPSHOT_EVERY_ENTRIES": "25",  # restores exercise snapshot + tail
+        },
+    )
     proc.start()
     try:
         yield proc
@@ -56,8 +62,12 @@ class Player:
             self.refused = data
 
     async def connect(self, token: str | None = None) -> None:
-        await self.sio.connect(self.server.url, namespaces=["/match"], transports=["websocket"],
-                               auth={"token": token or self.server.token(self.name)})  # fmt: skip
+        await self.sio.connect(
+            self.server.url,
+            namespaces=["/match"],
+            transports=["websocket"],
+            auth={"token": token or self.server.token(self.name)},
+        )
 
     async def act(self, **action: Any) -> dict[str, Any]:
         ack: dict[str, Any] = await self.sio.call("action", action, namespace="/match", timeout=10)
@@ -117,8 +127,9 @@ async def test_bad_match_tokens_are_refused_with_a_reason(
         other = MatchServerProcess(server.workdir, server.redis_url, server.match_id, PLAYERS)
         token = other.token("alice")
     else:
-        token = server.token(token_for["player"], token_for.get("match_id"),
-                             token_for.get("ttl_s", 600))  # fmt: skip
+        token = server.token(
+            token_for["player"], token_for.get("match_id"), token_for.get("ttl_s", 600)
+        )
     p = Player(server, "alice")
     with pytest.raises(socketio.exceptions.ConnectionError):
         await p.connect(token)
@@ -133,18 +144,21 @@ async def test_players_trade_and_get_fills_ticks_and_state(
     alice, bob = await both_live(players)
     tick = await bob.wait_for("tick")
     assert float(tick["price"]) > 0
-    ack = await alice.act(type="open", client_order_id="a-1", side="long", margin="1000",
-                          leverage=10)  # fmt: skip
+    ack = await alice.act(
+        type="open", client_order_id="a-1", side="long", margin="1000", leverage=10
+    )
     assert (ack["ok"], ack["code"]) == (True, "ok")
     fill = await alice.wait_for("fill", lambda d: d["ref"] == "a-1")
     assert fill["reason"] == "open"
-    again = await alice.act(type="open", client_order_id="a-1", side="long", margin="1000",
-                            leverage=10)  # fmt: skip
+    again = await alice.act(
+        type="open", client_order_id="a-1", side="long", margin="1000", leverage=10
+    )
     assert again == ack  # idempotent over the wire
     cooled = await alice.act(type="close", client_order_id="a-2")
     assert (cooled["ok"], cooled["code"]) == (False, "cooldown")
-    bad = await alice.act(type="open", client_order_id="a-3", side="sideways", margin="1",
-                          leverage=1)  # fmt: skip
+    bad = await alice.act(
+        type="open", client_order_id="a-3", side="sideways", margin="1", leverage=1
+    )
     assert (bad["ok"], bad["code"]) == (False, "invalid_action")
     assert "side" in bad["message"]
     state = await alice.sync()
@@ -171,11 +185,13 @@ async def test_reconnect_resyncs_full_state(
     server: MatchServerProcess, players: dict[str, Player]
 ) -> None:
     alice, bob = await both_live(players)
-    assert (await alice.act(type="open", client_order_id="r-1", side="short", margin="500",
-                            leverage=5))["ok"]  # fmt: skip
+    assert (
+        await alice.act(type="open", client_order_id="r-1", side="short", margin="500", leverage=5)
+    )["ok"]
     await alice.close()
-    status = await bob.wait_for("player", lambda d: d["player"] == "alice"
-                                and d["status"] == "disconnected")  # fmt: skip
+    status = await bob.wait_for(
+        "player", lambda d: d["player"] == "alice" and d["status"] == "disconnected"
+    )
     assert status["status"] == "disconnected"
     again = Player(server, "alice")
     await again.connect()
@@ -198,8 +214,9 @@ async def test_sigterm_settles_publishes_and_exits_zero(
     server: MatchServerProcess, players: dict[str, Player], redis_url: str
 ) -> None:
     alice, bob = await both_live(players)
-    assert (await alice.act(type="open", client_order_id="t-1", side="long", margin="1000",
-                            leverage=10))["ok"]  # fmt: skip
+    assert (
+        await alice.act(type="open", client_order_id="t-1", side="long", margin="1000", leverage=10)
+    )["ok"]
     server.signal(signal.SIGTERM)
     end = await bob.wait_for("match_end")
     assert end["phase"] == "finished"
@@ -226,11 +243,13 @@ async def test_sigkill_mid_match_then_restart_loses_no_acknowledged_action(
     await bob.connect()
     await alice.wait_for("phase", lambda d: d["phase"] == "live")
     acked: dict[str, dict[str, Any]] = {}
-    acked["k-1"] = await alice.act(type="open", client_order_id="k-1", side="long",
-                                   margin="2000", leverage=5)  # fmt: skip
+    acked["k-1"] = await alice.act(
+        type="open", client_order_id="k-1", side="long", margin="2000", leverage=5
+    )
     acked["k-2"] = await alice.act(type="set_stops", client_order_id="k-2", stop_loss="1")
-    acked["k-3"] = await bob.act(type="open", client_order_id="k-3", side="short", margin="300",
-                                 leverage=3)  # fmt: skip
+    acked["k-3"] = await bob.act(
+        type="open", client_order_id="k-3", side="short", margin="300", leverage=3
+    )
     acked["k-4"] = await alice.act(type="close", client_order_id="k-4")  # cooldown
     before = await alice.sync()
     assert redis.Redis.from_url(redis_url).exists(keys.match_snapshot("m-test"))
@@ -274,8 +293,9 @@ def _resend(coid: str) -> dict[str, Any]:
 async def test_match_runs_to_the_end_publishes_once_and_exits(
     tmp_path: Path, redis_url: str
 ) -> None:
-    proc = MatchServerProcess(tmp_path, redis_url, "m-short", PLAYERS,
-                              env_extra={"TRADEARENA_DURATION_MS": "3000"})  # fmt: skip
+    proc = MatchServerProcess(
+        tmp_path, redis_url, "m-short", PLAYERS, env_extra={"TRADEARENA_DURATION_MS": "3000"}
+    )
     proc.start()
     try:
         alice, bob = Player(proc, "alice"), Player(proc, "bob")

@@ -47,8 +47,13 @@ def price_refs(redis_url: str, match_id: str) -> list[str]:
 def test_relay_history_warms_the_match_and_a_restart_feeds_no_tick_twice(
     tmp_path: Path, redis_url: str, relay: subprocess.Popen[bytes]
 ) -> None:
-    server = MatchServerProcess(tmp_path, redis_url, "m-relay", ("alice", "bob"),
-                                env_extra={"TRADEARENA_FEED_SOURCE": "relay"})  # fmt: skip
+    server = MatchServerProcess(
+        tmp_path,
+        redis_url,
+        "m-relay",
+        ("alice", "bob"),
+        env_extra={"TRADEARENA_FEED_SOURCE": "relay"},
+    )
     server.start(wait_ready=False)
     try:
         server.wait_ready(timeout=30)  # needs the relay's history to cover the delay window

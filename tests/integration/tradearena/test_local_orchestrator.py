@@ -60,8 +60,12 @@ async def until_ready(status: MatchStatus) -> None:
 async def connect(status: MatchStatus, match_id: str, player: str) -> socketio.AsyncClient:
     client = socketio.AsyncClient(reconnection=False)
     assert status.url is not None
-    await client.connect(status.url, namespaces=["/match"], transports=["websocket"],
-                         auth={"token": SIGNER.match_token(match_id, player, 600)})  # fmt: skip
+    await client.connect(
+        status.url,
+        namespaces=["/match"],
+        transports=["websocket"],
+        auth={"token": SIGNER.match_token(match_id, player, 600)},
+    )
     return client
 
 

@@ -24,26 +24,57 @@ from tradearena.modes import default_catalogue, parse_catalogue
 from tradearena.testing.paths import REPO
 
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
-SETTINGS = OperatorSettings(image="registry.example/tradearena:1.2.3", max_retries=2,
-                            startup_timeout_s=60, ttl_s=300)  # fmt: skip
+SETTINGS = OperatorSettings(
+    image="registry.example/tradearena:1.2.3", max_retries=2, startup_timeout_s=60, ttl_s=300
+)
 
 
 def match(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     return {
-        "metadata": {"name": "m-1", "namespace": "games", "uid": "uid-1", "generation": 1,
-                     "resourceVersion": "10", "finalizers": [resource.FINALIZER]},
-        "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"],
-                 "symbol": "BTCUSDT", "cancel": False, **spec},
+        "metadata": {
+            "name": "m-1",
+            "namespace": "games",
+            "uid": "uid-1",
+            "generation": 1,
+            "resourceVersion": "10",
+            "finalizers": [resource.FINALIZER],
+        },
+        "spec": {
+            "mode": "duel",
+            "format": "blitz",
+            "players": ["alice", "bob"],
+            "symbol": "BTCUSDT",
+            "cancel": False,
+            **spec,
+        },
         "status": status or {},
-    }  # fmt: skip
+    }
 
 
-def pod(phase: str = "Running", ready: bool = True, restarts: int = 0, *,
-        exit_code: int | None = None, created: datetime = NOW, node: str = "n1",
-        terminating: bool = False, before: int = 0) -> PodView:  # fmt: skip
-    return PodView(name="m-1", phase=phase, ready=ready, node=node, host_port=7005,
-                   restarts=restarts, restarts_before=before, terminating=terminating,
-                   created=created, exit_code=exit_code, uid="pod-uid")  # fmt: skip
+def pod(
+    phase: str = "Running",
+    ready: bool = True,
+    restarts: int = 0,
+    *,
+    exit_code: int | None = None,
+    created: datetime = NOW,
+    node: str = "n1",
+    terminating: bool = False,
+    before: int = 0,
+) -> PodView:
+    return PodView(
+        name="m-1",
+        phase=phase,
+        ready=ready,
+        node=node,
+        host_port=7005,
+        restarts=restarts,
+        restarts_before=before,
+        terminating=terminating,
+        created=created,
+        exit_code=exit_code,
+        uid="pod-uid",
+    )
 
 
 # ------------------------------------------------------------------------------- CRD
@@ -73,8 +104,13 @@ def test_a_new_mode_in_the_catalogue_changes_the_crd() -> None:
     }
     base = default_catalogue().model_dump(mode="json")
     rules = base["modes"]["duel"]["rules"]
-    raw["modes"] = {"trio": {"players": {"min": 2, "recommended": 3, "max": 3},
-                             "countdown_ms": 1000, "rules": rules}}  # fmt: skip
+    raw["modes"] = {
+        "trio": {
+            "players": {"min": 2, "recommended": 3, "max": 3},
+            "countdown_ms": 1000,
+            "rules": rules,
+        }
+    }
     crd = build_crd(parse_catalogue(raw))
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["mode"]["enum"] == ["trio"]
@@ -97,15 +133,17 @@ def test_pod_spec_is_locked_down_and_carries_the_match() -> None:
     assert spec["serviceAccountName"] == "tradearena-match-server"
     assert spec["terminationGracePeriodSeconds"] >= 60
     assert spec["nodeSelector"] == {GAME_POOL_LABEL: "game"}
-    assert spec["tolerations"] == [{"key": GAME_POOL_LABEL, "operator": "Equal",
-                                    "value": "game", "effect": "NoSchedule"}]  # fmt: skip
+    assert spec["tolerations"] == [
+        {"key": GAME_POOL_LABEL, "operator": "Equal", "value": "game", "effect": "NoSchedule"}
+    ]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (c,) = spec["containers"]
     assert c["image"] == "registry.example/tradearena:1.2.3"
     assert c["args"] == ["matchserver"]
-    assert c["ports"] == [{"name": "game", "containerPort": 7123, "hostPort": 7123,
-                           "protocol": "TCP"}]  # fmt: skip
+    assert c["ports"] == [
+        {"name": "game", "containerPort": 7123, "hostPort": 7123, "protocol": "TCP"}
+    ]
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     sc = c["securityContext"]
@@ -224,8 +262,10 @@ def test_a_crash_before_ready_replaces_the_pod() -> None:
     assert plan.status["phase"] == "Pending"
     assert plan.delete_pod
     # The failed attempt's pod is cleared before the next one is created.
-    old = decide(Observed(match({"phase": "Pending", "retries": 1}),
-                          pod(phase="Failed", ready=False), NOW), SETTINGS)  # fmt: skip
+    old = decide(
+        Observed(match({"phase": "Pending", "retries": 1}), pod(phase="Failed", ready=False), NOW),
+        SETTINGS,
+    )
     assert old.delete_pod and old.create_pod is None and "phase" not in old.status
 
 
@@ -272,8 +312,12 @@ def test_deleting_a_match_cancels_it_before_the_finalizer_goes() -> None:
     plan = decide(Observed(m, pod(), NOW), SETTINGS)
     assert plan.status["phase"] == "Cancelling" and plan.write_cancel == "match deleted"
     assert plan.delete_pod and not plan.remove_finalizer
-    terminating = decide(Observed(match({"phase": "Cancelling"}) | {"metadata": m["metadata"]},
-                                  pod(terminating=True), NOW), SETTINGS)  # fmt: skip
+    terminating = decide(
+        Observed(
+            match({"phase": "Cancelling"}) | {"metadata": m["metadata"]}, pod(terminating=True), NOW
+        ),
+        SETTINGS,
+    )
     assert not terminating.remove_finalizer and not terminating.delete_pod
 
 
@@ -283,21 +327,48 @@ def test_the_orchestrator_maps_match_resources_to_the_contract() -> None:
     from tradearena.orchestration.kubernetes import match_resource, match_status
 
     body = match_resource(MatchSpec("m-9", "standard", "quick", 1_500_000, ("a", "b", "c")), "g")
-    assert body["metadata"] == {"name": "m-9", "namespace": "g",
-                                "labels": {"app.kubernetes.io/part-of": "tradearena"}}  # fmt: skip
-    assert body["spec"] == {"mode": "standard", "format": "quick", "players": ["a", "b", "c"],
-                            "symbol": "BTCUSDT", "durationMs": 1_500_000}  # fmt: skip
-    ready = match_status({"metadata": {"name": "m-9"}, "status": {
-        "phase": "Ready", "address": "203.0.113.9", "port": 7100, "restartCount": 1,
-        "node": "n3", "pod": "m-9"}})  # fmt: skip
+    assert body["metadata"] == {
+        "name": "m-9",
+        "namespace": "g",
+        "labels": {"app.kubernetes.io/part-of": "tradearena"},
+    }
+    assert body["spec"] == {
+        "mode": "standard",
+        "format": "quick",
+        "players": ["a", "b", "c"],
+        "symbol": "BTCUSDT",
+        "durationMs": 1_500_000,
+    }
+    ready = match_status(
+        {
+            "metadata": {"name": "m-9"},
+            "status": {
+                "phase": "Ready",
+                "address": "203.0.113.9",
+                "port": 7100,
+                "restartCount": 1,
+                "node": "n3",
+                "pod": "m-9",
+            },
+        }
+    )
     assert (ready.phase, ready.url, ready.restarts) == (
         MatchPhase.READY,
         "http://203.0.113.9:7100",
         1,
     )
     assert ready.detail == {"pod": "m-9", "node": "n3"}
-    over = match_status({"metadata": {"name": "m-9"}, "status": {
-        "phase": "Cancelled", "address": "203.0.113.9", "port": 7100, "reason": "ops"}})  # fmt: skip
+    over = match_status(
+        {
+            "metadata": {"name": "m-9"},
+            "status": {
+                "phase": "Cancelled",
+                "address": "203.0.113.9",
+                "port": 7100,
+                "reason": "ops",
+            },
+        }
+    )
     assert (over.phase, over.address, over.port, over.reason) == (
         MatchPhase.CANCELLED,
         None,

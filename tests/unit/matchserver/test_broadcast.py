@@ -34,8 +34,9 @@ def test_frames_of_every_length_class_decode() -> None:
 
 
 def test_event_text_matches_python_socketio_encoding() -> None:
-    packet = socketio.packet.Packet(socketio.packet.EVENT, namespace="/match",
-                                    data=["tick", {"price": "1.5", "at": 7}])  # fmt: skip
+    packet = socketio.packet.Packet(
+        socketio.packet.EVENT, namespace="/match", data=["tick", {"price": "1.5", "at": 7}]
+    )
     assert json.loads(packet.encode()[len("2/match,") :]) == json.loads(
         socketio_event("/match", "tick", {"price": "1.5", "at": 7})[len("2/match,") :]
     )
@@ -73,8 +74,9 @@ async def test_direct_and_queued_packets_arrive_in_send_order() -> None:
         done.set()
 
     try:
-        await client.connect(f"http://127.0.0.1:{port}", namespaces=["/match"],
-                             transports=["websocket"])  # fmt: skip
+        await client.connect(
+            f"http://127.0.0.1:{port}", namespaces=["/match"], transports=["websocket"]
+        )
         sid = await asyncio.wait_for(connected.get(), 10)
         n = 0
         while n < total:

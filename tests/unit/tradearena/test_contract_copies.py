@@ -57,8 +57,11 @@ def test_the_crds_name_the_match_resource(path: Path) -> None:
 
 
 def test_the_operator_manifests_grant_the_match_resource() -> None:
-    rules = [r for doc in _yaml_documents(ROOT / "deploy/operator/rbac.yaml")
-             for r in doc.get("rules") or []]  # fmt: skip
+    rules = [
+        r
+        for doc in _yaml_documents(ROOT / "deploy/operator/rbac.yaml")
+        for r in doc.get("rules") or []
+    ]
     ours = [r for r in rules if r["apiGroups"] not in ([""], ["kopf.dev"])]
     assert ours
     for rule in ours:

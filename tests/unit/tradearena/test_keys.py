@@ -21,8 +21,14 @@ def test_symbols_spread_over_slots() -> None:
 
 
 def test_queue_keys_share_one_slot() -> None:
-    names = [keys.queue_tickets("duel"), keys.queue_tickets("arena"), keys.QUEUE_EXPIRY,
-             keys.QUEUE_FORMING, keys.queue_player("p1"), keys.queue_assignment("p1")]  # fmt: skip
+    names = [
+        keys.queue_tickets("duel"),
+        keys.queue_tickets("arena"),
+        keys.QUEUE_EXPIRY,
+        keys.QUEUE_FORMING,
+        keys.queue_player("p1"),
+        keys.queue_assignment("p1"),
+    ]
     assert len({key_slot(n.encode()) for n in names}) == 1
 
 
@@ -32,9 +38,15 @@ def _slot(key: str) -> int:
 
 @pytest.mark.parametrize("match_id", ["m-1", "01J9ZK3V8Q"])
 def test_a_matchs_keys_share_a_slot(match_id: str) -> None:
-    names = [keys.match_log(match_id), keys.match_meta(match_id), keys.match_snapshot(match_id),
-             keys.match_status(match_id), keys.match_phases(match_id),
-             keys.match_cancel(match_id), keys.match_result(match_id)]  # fmt: skip
+    names = [
+        keys.match_log(match_id),
+        keys.match_meta(match_id),
+        keys.match_snapshot(match_id),
+        keys.match_status(match_id),
+        keys.match_phases(match_id),
+        keys.match_cancel(match_id),
+        keys.match_result(match_id),
+    ]
     assert len(set(names)) == len(names)
     assert len({_slot(n) for n in names}) == 1
 

@@ -49,9 +49,16 @@ def test_cancel_from_any_active_phase_and_terminal_phases_absorb() -> None:
 
 @pytest.mark.parametrize(
     ("reported", "event"),
-    [("Ready", Event.READY), ("Live", Event.LIVE), ("Finished", Event.FINISHED),
-     ("Cancelled", Event.FINISHED), ("Pending", None), ("live", None), (None, None)],
-)  # fmt: skip
+    [
+        ("Ready", Event.READY),
+        ("Live", Event.LIVE),
+        ("Finished", Event.FINISHED),
+        ("Cancelled", Event.FINISHED),
+        ("Pending", None),
+        ("live", None),
+        (None, None),
+    ],
+)
 def test_a_servers_report_maps_to_one_event(reported: str | None, event: Event | None) -> None:
     assert server_event(reported) is event
 

@@ -19,10 +19,15 @@ from tradearena.contracts.serverconfig import (
 SPEC = MatchSpec("m-1", "duel", "blitz", 90_000, ("alice", "bob"), "ETHUSDT")
 DEPLOYMENTS = [
     ServerDeployment(host="127.0.0.1", redis="redis://r:6379/0", verify_key="/k/public.pem"),
-    ServerDeployment(host="0.0.0.0", redis=Secret("tradearena-redis", "url"),
-                     verify_key="/etc/keys/jwks.json", verify_key_kind="jwks_file",
-                     feed_source="synthetic", log_format="json"),
-]  # fmt: skip
+    ServerDeployment(
+        host="0.0.0.0",
+        redis=Secret("tradearena-redis", "url"),
+        verify_key="/etc/keys/jwks.json",
+        verify_key_kind="jwks_file",
+        feed_source="synthetic",
+        log_format="json",
+    ),
+]
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)

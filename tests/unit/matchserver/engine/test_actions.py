@@ -23,8 +23,13 @@ maybe = lambda s: st.one_of(st.none(), s)  # noqa: E731
 
 actions = st.one_of(
     st.fixed_dictionaries(
-        {"type": st.just("open"), "client_order_id": coids, "side": st.sampled_from(["long", "short"]),
-         "margin": amount_inputs, "leverage": st.integers(1, 1000)},
+        {
+            "type": st.just("open"),
+            "client_order_id": coids,
+            "side": st.sampled_from(["long", "short"]),
+            "margin": amount_inputs,
+            "leverage": st.integers(1, 1000),
+        },
         optional={"stop_loss": maybe(amount_inputs), "take_profit": maybe(amount_inputs)},
     ),
     st.fixed_dictionaries(
@@ -36,12 +41,15 @@ actions = st.one_of(
         optional={"stop_loss": maybe(amount_inputs), "take_profit": maybe(amount_inputs)},
     ),
     st.fixed_dictionaries(
-        {"type": st.just("ability"), "client_order_id": coids,
-         "ability": st.sampled_from(["trade_delay", "shield"])},
+        {
+            "type": st.just("ability"),
+            "client_order_id": coids,
+            "ability": st.sampled_from(["trade_delay", "shield"]),
+        },
         optional={"target": maybe(st.sampled_from(["leader", "p1", "someone-else"]))},
     ),
     st.fixed_dictionaries({"type": st.just("peek"), "client_order_id": coids}),
-)  # fmt: skip
+)
 
 
 @given(actions)
@@ -56,16 +64,26 @@ def test_logged_form_is_pydantics_json_dump_and_parses_back(wire: dict[str, Any]
 @pytest.mark.parametrize(
     ("wire", "where"),
     [
-        ({"type": "open", "client_order_id": "a", "side": "long", "margin": "1.123456789",
-          "leverage": 2}, "open.margin"),
-        ({"type": "open", "client_order_id": "a", "side": "up", "margin": "1", "leverage": 2},
-         "open.side"),
+        (
+            {
+                "type": "open",
+                "client_order_id": "a",
+                "side": "long",
+                "margin": "1.123456789",
+                "leverage": 2,
+            },
+            "open.margin",
+        ),
+        (
+            {"type": "open", "client_order_id": "a", "side": "up", "margin": "1", "leverage": 2},
+            "open.side",
+        ),
         ({"type": "close", "client_order_id": "a", "fraction": "1.5"}, "close.fraction"),
         ({"type": "peek", "client_order_id": "a b"}, "peek.client_order_id"),
         ({"type": "peek", "client_order_id": "a", "extra": 1}, "peek.extra"),
         ({"type": "warp", "client_order_id": "a"}, "action"),
     ],
-)  # fmt: skip
+)
 def test_malformed_actions_say_where(wire: dict[str, Any], where: str) -> None:
     with pytest.raises(ActionError) as err:
         parse_action(wire)

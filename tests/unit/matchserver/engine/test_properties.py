@@ -290,11 +290,15 @@ class Driver:
     def _snapshot(self) -> dict[str, tuple[int, D, D | None, D | None]]:
         """Each open position's side and levels, to judge the triggers the next call fires."""
         return {
-            pid: (p.position.side, p.position.liquidation, p.position.stop_loss,
-                  p.position.take_profit)
+            pid: (
+                p.position.side,
+                p.position.liquidation,
+                p.position.stop_loss,
+                p.position.take_profit,
+            )
             for pid, p in self.m.players.items()
             if p.position is not None
-        }  # fmt: skip
+        }
 
     def check(self, before: dict[str, tuple[int, D, D | None, D | None]] | None = None) -> None:
         m = self.m

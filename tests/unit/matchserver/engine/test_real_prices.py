@@ -137,9 +137,19 @@ def long_with_stop(run: Run) -> None:
     """A 20x long just before the slide, its stop-loss 1 % below the price."""
     assert run.m.official is not None
     stop = str(run.m.official * D("0.99")).split(".")[0]
-    _ok(run.act("long-sl", "long_sl", {
-        "type": "open", "side": "long", "margin": "1000", "leverage": 20, "stop_loss": stop,
-    }))  # fmt: skip
+    _ok(
+        run.act(
+            "long-sl",
+            "long_sl",
+            {
+                "type": "open",
+                "side": "long",
+                "margin": "1000",
+                "leverage": 20,
+                "stop_loss": stop,
+            },
+        )
+    )
 
 
 def flipper_step(n: int) -> Script:
@@ -159,9 +169,15 @@ def peek(run: Run) -> None:
 
 def trade_delay_leader(run: Run) -> None:
     leader = next(p.id for p, _ in run.m.standings() if p.id != "tactician" and not p.abandoned)
-    ack = run.act("delay-leader", "tactician", {
-        "type": "ability", "ability": "trade_delay", "target": "leader",
-    })  # fmt: skip
+    ack = run.act(
+        "delay-leader",
+        "tactician",
+        {
+            "type": "ability",
+            "ability": "trade_delay",
+            "target": "leader",
+        },
+    )
     assert ack.ok and ack.data["target"] == leader, ack
 
 
@@ -184,24 +200,54 @@ def schedule() -> list[tuple[int, Script]]:
     return [
         # the crash: a 20x long with a stop-loss, a 20x long without, a 10x short with TP
         (T("20:45"), long_with_stop),
-        (T("20:45"), must("long-naked", "long_naked", type="open", side="long",
-                          margin="2000", leverage=20)),
-        (T("20:45"), must("short-tp", "short_tp", type="open", side="short",
-                          margin="1000", leverage=10, take_profit="110000")),
+        (
+            T("20:45"),
+            must("long-naked", "long_naked", type="open", side="long", margin="2000", leverage=20),
+        ),
+        (
+            T("20:45"),
+            must(
+                "short-tp",
+                "short_tp",
+                type="open",
+                side="short",
+                margin="1000",
+                leverage=10,
+                take_profit="110000",
+            ),
+        ),
         # the tactician: shield, trade_delay on the flipper and on the leader, a peek
         (T("02:00"), must("shield-1", "tactician", **ability, ability="shield")),
-        (T("02:10"), order("delay-shielded", "flipper", **ability, ability="trade_delay",
-                           target="tactician")),
-        (T("03:50"), must("delay-flipper", "tactician", **ability, ability="trade_delay",
-                          target="flipper")),
+        (
+            T("02:10"),
+            order(
+                "delay-shielded", "flipper", **ability, ability="trade_delay", target="tactician"
+            ),
+        ),
+        (
+            T("03:50"),
+            must("delay-flipper", "tactician", **ability, ability="trade_delay", target="flipper"),
+        ),
         (T("06:00"), peek),
-        (T("06:10"), must("tact-short", "tactician", type="open", side="short", margin="3000",
-                          leverage=3, stop_loss="130000")),
+        (
+            T("06:10"),
+            must(
+                "tact-short",
+                "tactician",
+                type="open",
+                side="short",
+                margin="3000",
+                leverage=3,
+                stop_loss="130000",
+            ),
+        ),
         (T("12:00"), must("tact-close", "tactician", type="close")),
         (T("21:30"), trade_delay_leader),
         # the ghost: a long, two reconnects, then gone for good
-        (T("00:30"), must("ghost-long", "ghost", type="open", side="long", margin="1000",
-                          leverage=5)),
+        (
+            T("00:30"),
+            must("ghost-long", "ghost", type="open", side="long", margin="1000", leverage=5),
+        ),
         (T("09:00"), disconnect("ghost")),
         (T("09:30"), connect("ghost-back-1", "ghost")),
         (T("10:00"), disconnect("ghost")),
@@ -210,7 +256,7 @@ def schedule() -> list[tuple[int, Script]]:
         (T("18:00"), connect("ghost-back-3", "ghost")),
         # the flipper: an order every 90 market minutes from 01:00 to 22:00
         *((T("01:00") + n * T("01:30"), flipper_step(n)) for n in range(15)),
-    ]  # fmt: skip
+    ]
 
 
 @dataclass

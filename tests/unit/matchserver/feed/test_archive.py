@@ -232,9 +232,18 @@ def test_kline_path_spaces_four_prices_per_minute_and_compresses_time() -> None:
 def test_kline_path_keeps_gaps_and_accepts_fractional_speed() -> None:
     a, b = read_klines(io.StringIO(KLINE_MS))
     later = Kline(
-        b.open_time + 10 * MINUTE_MS, D(1), D(1), D(1), D(1), D(0), b.close_time + 10 * MINUTE_MS,
-        D(0), 0, D(0), D(0),
-    )  # fmt: skip
+        b.open_time + 10 * MINUTE_MS,
+        D(1),
+        D(1),
+        D(1),
+        D(1),
+        D(0),
+        b.close_time + 10 * MINUTE_MS,
+        D(0),
+        0,
+        D(0),
+        D(0),
+    )
     path = list(kline_path([a, b, later], speed=Fraction(5, 2)))
     assert path[4].at == 24_000  # one minute / 2.5
     assert path[8].at == 11 * MINUTE_MS * 2 // 5
@@ -285,9 +294,20 @@ def klines(draw: st.DrawFn) -> list[Kline]:
         low = min(o, c) - draw(st.decimals(min_value=0, max_value=min(o, c) - D("0.01"), places=2))
         high = max(o, c) + draw(st.decimals(min_value=0, max_value=1000, places=2))
         out.append(
-            Kline(at, o, high, low, c, draw(amounts), at + MINUTE_MS - 1, draw(amounts),
-                  draw(st.integers(0, 10**6)), draw(amounts), draw(amounts))
-        )  # fmt: skip
+            Kline(
+                at,
+                o,
+                high,
+                low,
+                c,
+                draw(amounts),
+                at + MINUTE_MS - 1,
+                draw(amounts),
+                draw(st.integers(0, 10**6)),
+                draw(amounts),
+                draw(amounts),
+            )
+        )
         at += gap * MINUTE_MS
     return out
 
