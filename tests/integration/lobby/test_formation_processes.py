@@ -15,6 +15,7 @@ from lobby.matchmaking.formation import Formation, Matchmaker, move_pct, price_m
 from lobby.matchmaking.queues import Queues
 from lobby.settings import FormationSettings, QueueSettings
 from tradearena.contracts import keys
+from tradearena.contracts.feed import FeedTick, encode_tick
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import default_catalogue
@@ -153,9 +154,11 @@ async def test_price_move_comes_from_the_feed_stream(queues: Queues) -> None:
     assert move_pct([Decimal(100), Decimal(102), Decimal(101)]) == 2
     now = 1_800_000_000_000
     key = keys.feed_stream("BTCUSDT")
-    await queues.redis.xadd(key, {"price": "50"}, id=f"{now - 2 * 3600_000}-0")  # too old
-    await queues.redis.xadd(key, {"price": "100"}, id=f"{now - 1800_000}-0")
-    await queues.redis.xadd(key, {"price": "101.5"}, id=f"{now - 60_000}-0")
+    for age_ms, price in ((2 * 3600_000, "50"), (1800_000, "100"), (60_000, "101.5")):
+        tick = FeedTick("BTCUSDT", Decimal(price), now - age_ms, now - age_ms, "synthetic", 0)
+        await queues.redis.xadd(key, encode_tick(tick, "relay-1"), id=tick.stream_id)
+    await queues.redis.xadd(key, {"price": "900"}, id=f"{now - 30_000}-0")  # not a tick: skipped
+    # The 2-hour-old tick is outside the window.
     assert await price_move_pct(queues.redis, "BTCUSDT", now) == Decimal("1.5")
 
 
