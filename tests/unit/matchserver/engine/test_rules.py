@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
+
 from matchserver.engine.codes import Code
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.match import Match, replay_entries
@@ -568,6 +570,18 @@ def test_a_server_restart_does_not_cost_players_a_reconnect() -> None:
     replayed, mismatches = replay_entries(g.m.header(), g.m.log)
     assert mismatches == []
     assert replayed.player_state("alice")["status"] == "connected"
+
+
+@pytest.mark.xfail(strict=True, reason="a connect of a connected player is logged")
+def test_a_connect_of_a_player_already_connected_writes_nothing() -> None:
+    g = Game()
+    g.start("100000")
+    before = len(g.m.log)
+    for at in (1000, 1001, 1002):
+        ack, events = g.m.connect("alice", at)
+        assert ack.ok and events == []
+    assert len(g.m.log) == before
+    assert g.m.player_state("alice")["reconnects_left"] == 3
 
 
 def test_a_flip_whose_other_side_is_dust_is_refused_before_anything_moves() -> None:
