@@ -139,7 +139,6 @@ async def both_live(tabs: list[Tab], server: MatchServerProcess) -> tuple[Tab, T
     return alice, bob
 
 
-@pytest.mark.xfail(strict=True, reason="client events named connect/disconnect reach handlers")
 async def test_client_events_named_connect_or_disconnect_reach_no_handler(
     server: MatchServerProcess, tabs: list[Tab]
 ) -> None:

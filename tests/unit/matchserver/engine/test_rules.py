@@ -11,8 +11,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-import pytest
-
 from matchserver.engine.codes import Code
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.match import Match, replay_entries
@@ -572,7 +570,6 @@ def test_a_server_restart_does_not_cost_players_a_reconnect() -> None:
     assert replayed.player_state("alice")["status"] == "connected"
 
 
-@pytest.mark.xfail(strict=True, reason="a connect of a connected player is logged")
 def test_a_connect_of_a_player_already_connected_writes_nothing() -> None:
     g = Game()
     g.start("100000")
