@@ -171,3 +171,22 @@ async def test_client_events_named_connect_or_disconnect_reach_no_handler(
     await alice.close()
     await bob.wait_for("player", lambda d: d["player"] == "alice" and d["status"] != "connected")
     assert bob.player_events("alice") == ["disconnected"]
+
+
+@pytest.mark.xfail(strict=True, reason="an action with two arguments raises and never acks")
+async def test_events_with_extra_arguments_get_an_answer(
+    server: MatchServerProcess, tabs: list[Tab]
+) -> None:
+    alice, _ = await both_live(tabs, server)
+    close = {"type": "close", "client_order_id": "x-1"}
+    reply = await alice.call("action", close, {"more": 1})
+    assert reply == {"ok": False, "code": "invalid_action", "message": reply["message"]}
+    assert "one argument" in reply["message"]
+    reply = await alice.call("action", close, "x", 3)
+    assert (reply["ok"], reply["code"]) == (False, "invalid_action")
+    # sync ignores what it does not read
+    assert (await alice.call("sync", {}, {"more": 1}))["state"]["phase"] == "live"
+    # the refused calls used nothing up: the same client_order_id is still new
+    assert (await alice.call("action", close))["code"] == "no_position"
+    _, metrics = await http_get(f"{server.url}/metrics")
+    assert 'tradearena_match_actions_total{code="invalid_action"} 2.0' in metrics
