@@ -173,7 +173,6 @@ async def test_client_events_named_connect_or_disconnect_reach_no_handler(
     assert bob.player_events("alice") == ["disconnected"]
 
 
-@pytest.mark.xfail(strict=True, reason="an action with two arguments raises and never acks")
 async def test_events_with_extra_arguments_get_an_answer(
     server: MatchServerProcess, tabs: list[Tab]
 ) -> None:
