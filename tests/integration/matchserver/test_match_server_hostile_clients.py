@@ -189,3 +189,32 @@ async def test_events_with_extra_arguments_get_an_answer(
     assert (await alice.call("action", close))["code"] == "no_position"
     _, metrics = await http_get(f"{server.url}/metrics")
     assert 'tradearena_match_actions_total{code="invalid_action"} 2.0' in metrics
+
+
+@pytest.mark.xfail(strict=True, reason="a second tab counts as a reconnect")
+async def test_a_newer_tab_replaces_the_older_without_using_a_reconnect(
+    server: MatchServerProcess, tabs: list[Tab]
+) -> None:
+    first, bob = await both_live(tabs, server)
+    opened = await first.call(
+        "action",
+        {"type": "open", "client_order_id": "t-1", "side": "long", "margin": "500", "leverage": 2},
+    )
+    assert opened["ok"], opened
+    reconnects = (await first.sync())["reconnects_left"]
+    older = first
+    for _ in range(reconnects + 2):  # more tabs than reconnects allowed
+        newer = await open_tab(tabs, server, "alice")
+        await older.wait_for("replaced")
+        older = newer
+    state = await older.sync()
+    assert state["reconnects_left"] == reconnects
+    assert state["position"] is not None and state["position"]["side"] == "long"
+    await bob.next_ticks(2)
+    assert bob.player_events("alice") == []
+    assert ("disconnect", "alice") not in log_kinds(server)
+    closed = await older.call("action", {"type": "close", "client_order_id": "t-2"})
+    assert closed["ok"], closed
+    _, metrics = await http_get(f"{server.url}/metrics")
+    assert "tradearena_match_reconnects_total 0.0" in metrics
+    assert "tradearena_match_players_connected 2.0" in metrics
