@@ -79,11 +79,12 @@ class MatchNamespace(socketio.AsyncNamespace):
             raise self._refuse("unknown_player", "this player is not in the match")
         previous = self.emitter.sids.get(player)
         if previous is not None and previous != sid:
-            # Latest connection wins; the old socket is told why and closed.
+            # Latest connection wins; the old socket is told why and closed. The player
+            # never left, so the engine sees neither a disconnect nor a reconnect.
             self.players.pop(previous, None)
+            del self.emitter.sids[player]
             await self.emit("replaced", {"message": "connected from elsewhere"}, to=previous)
             await self.disconnect(previous)
-            await self.runner.disconnect(player)
         ack = await self.runner.connect(player)
         if not ack.ok:
             raise self._refuse(str(ack.code), ack.message)

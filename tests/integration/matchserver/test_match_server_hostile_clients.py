@@ -191,7 +191,6 @@ async def test_events_with_extra_arguments_get_an_answer(
     assert 'tradearena_match_actions_total{code="invalid_action"} 2.0' in metrics
 
 
-@pytest.mark.xfail(strict=True, reason="a second tab counts as a reconnect")
 async def test_a_newer_tab_replaces_the_older_without_using_a_reconnect(
     server: MatchServerProcess, tabs: list[Tab]
 ) -> None:
