@@ -44,7 +44,6 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20) ->
         await asyncio.sleep(0.05)  # poll interval of the condition
 
 
-@pytest.mark.xfail(strict=True, reason="a player assigned to a ready match can queue again")
 async def test_queueing_while_assigned_to_a_ready_match_is_refused(
     client: Client, orchestrator: ProcessOrchestrator
 ) -> None:
