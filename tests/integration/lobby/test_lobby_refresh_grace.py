@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 import psycopg
-import pytest
 
 from tradearena.testing.lobby import Client, register
 
@@ -20,7 +19,6 @@ async def _refresh(client: Client, token: str) -> tuple[int, dict[str, Any]]:
     return resp.status, await resp.json(content_type=None)
 
 
-@pytest.mark.xfail(strict=True, reason="the loser of a refresh race revokes the family")
 async def test_a_refresh_race_gives_both_the_same_successor(
     lobby_client_factory: Any, lobby_dsn: str
 ) -> None:
