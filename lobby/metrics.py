@@ -47,6 +47,12 @@ class LobbyMetrics:
             "Connected Socket.IO clients on the /lobby namespace",
             registry=self.registry,
         )
+        self.socket_event_refusals = Counter(
+            "lobby_socketio_event_refusals_total",
+            "Client events on /lobby refused before any handler (reserved names), by code",
+            ["code"],
+            registry=self.registry,
+        )
         self.notifications = Counter(
             "lobby_notifications_total",
             "Notifications stored, by kind",

@@ -85,6 +85,9 @@ class LobbySettings(BaseAppSettings, QueueSettings, FormationSettings, Leaderboa
     refresh_ttl_s: int = Field(default=14 * 86_400, ge=60)
     # A family (one login) cannot be refreshed past this age: log in again.
     refresh_family_max_age_s: int = Field(default=60 * 86_400, ge=60)
+    # A refresh token spent this many seconds ago, presented again, gets the same
+    # successor (two tabs racing); later it counts as reuse and revokes the family.
+    refresh_reuse_grace_s: float = Field(default=5.0, ge=0, le=60)
 
     # argon2id, OWASP parameters (t=2, m=19 MiB, p=1); hashing runs in a thread pool.
     argon2_time_cost: int = Field(default=2, ge=1)

@@ -31,6 +31,7 @@ from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_m
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
 from tradearena.modes import load_catalogue
+from tradearena.sockets import GuardedServer
 from tradearena.tokens import Verifier
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,12 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = MatchMetrics()
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp", cors_allowed_origins="*", logger=False, engineio_logger=False
+    sio = GuardedServer(
+        async_mode="aiohttp",
+        cors_allowed_origins="*",
+        logger=False,
+        engineio_logger=False,
+        on_refused=lambda code: app[METRICS].event_refusals.labels(code).inc(),
     )
     sio.attach(app)
     app[SIO] = sio

@@ -1,7 +1,8 @@
 """The `/match` Socket.IO namespace: thin handlers over the runner.
 
 Connect with `auth: {token}` (a match token for this match); every action is
-answered through the Socket.IO acknowledgement with `{ok, code, message}`.
+answered through the Socket.IO acknowledgement with `{ok, code, message}`, an
+action sent with more than one argument too (`invalid_action`).
 One socket per player: a newer connection replaces the older one.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 import socketio
 
 from matchserver.broadcast import FrameWriter
+from matchserver.engine.codes import Code
+from matchserver.engine.events import reject
 from matchserver.metrics import MatchMetrics
 from matchserver.runner import MatchRunner
 from tradearena.tokens import TokenError, Verifier
@@ -76,11 +79,12 @@ class MatchNamespace(socketio.AsyncNamespace):
             raise self._refuse("unknown_player", "this player is not in the match")
         previous = self.emitter.sids.get(player)
         if previous is not None and previous != sid:
-            # Latest connection wins; the old socket is told why and closed.
+            # Latest connection wins; the old socket is told why and closed. The player
+            # never left, so the engine sees neither a disconnect nor a reconnect.
             self.players.pop(previous, None)
+            del self.emitter.sids[player]
             await self.emit("replaced", {"message": "connected from elsewhere"}, to=previous)
             await self.disconnect(previous)
-            await self.runner.disconnect(player)
         ack = await self.runner.connect(player)
         if not ack.ok:
             raise self._refuse(str(ack.code), ack.message)
@@ -116,14 +120,17 @@ class MatchNamespace(socketio.AsyncNamespace):
             extra={"match_id": self.runner.match.match_id, "player": player, "reason": str(reason)},
         )
 
-    async def on_action(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def on_action(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         player = self.players.get(sid)
         if player is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
+        if extra:  # answered like any malformed action, never a TypeError without an ack
+            self.metrics.actions.labels(str(Code.INVALID_ACTION)).inc()
+            return reject(Code.INVALID_ACTION, "an action is one argument: {type, ...}").to_wire()
         ack = await self.runner.submit(player, data if data is not None else {})
         return ack.to_wire()
 
-    async def on_sync(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def on_sync(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         """Full state for (re)drawing the client: position, balance, effects, board."""
         player = self.players.get(sid)
         if player is None:

@@ -54,6 +54,12 @@ class MatchMetrics:
             "Objects moved out of the collector's sight (the match's records so far)",
             registry=r,
         )
+        self.event_refusals = Counter(
+            "tradearena_match_event_refusals_total",
+            "Client events refused before any handler (reserved or missing names), by code",
+            ["code"],
+            registry=r,
+        )
         self.connection_refusals = Counter(
             "tradearena_match_connection_refusals_total",
             "Socket connections refused, by reason code",

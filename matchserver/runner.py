@@ -164,7 +164,7 @@ class MatchRunner:
     async def connect(self, player: str) -> Ack:
         async with self._lock:
             before = self.match.players.get(player)
-            was_seen = before is not None and before.ever_connected
+            was_seen = before is not None and before.ever_connected and not before.connected
             ack, events = self.match.connect(player, self.clock())
             await self._commit(events)
         if ack.ok:

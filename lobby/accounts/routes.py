@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from lobby import keys as redis_keys
 from lobby.accounts.passwords import password_problems
@@ -18,6 +20,8 @@ from lobby.accounts.refresh_rules import (
     judge,
     new_refresh_token,
     successor_expiry,
+    successor_key,
+    successor_token,
     token_digest,
     well_formed,
 )
@@ -57,14 +61,16 @@ async def issue_tokens(
     user: User,
     family: tuple[uuid.UUID, datetime] | None = None,
     parent_id: uuid.UUID | None = None,
+    token: str | None = None,
 ) -> TokenPair:
-    """A new access token and refresh token; `family=None` starts a family (a login)."""
+    """A new access token and refresh token; `family=None` starts a family (a login).
+    A rotation passes the successor `token` (derived from the spent one)."""
     settings = app[SETTINGS]
     now = datetime.now(UTC)
     family_id, started = family or (uuid.uuid4(), now)
     max_age = timedelta(seconds=settings.refresh_family_max_age_s)
     expires = successor_expiry(now, timedelta(seconds=settings.refresh_ttl_s), started, max_age)
-    token = new_refresh_token()
+    token = token or new_refresh_token()
     await conn.execute(
         "INSERT INTO refresh_tokens (family_id, user_id, token_hash, parent_id, family_started,"
         " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -215,8 +221,10 @@ async def refresh(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     pair: TokenPair | None = None
     verdict = Verdict.UNKNOWN
-    banned = False
+    banned = replayed = False
     if well_formed(body.refresh_token):
+        successor = successor_token(_successor_key(app), body.refresh_token)
+        grace = timedelta(seconds=settings.refresh_reuse_grace_s)
         async with app[DB].acquire() as conn, conn.transaction():
             row = await conn.fetchrow(_REFRESH_SQL, token_digest(body.refresh_token))
             stored = (
@@ -231,7 +239,13 @@ async def refresh(request: web.Request) -> web.Response:
                     revoked_at=row["revoked_at"],
                 )
             )
-            verdict = judge(stored, now, timedelta(seconds=settings.refresh_family_max_age_s))
+            verdict = judge(
+                stored, now, timedelta(seconds=settings.refresh_family_max_age_s), grace
+            )
+            if row is not None and verdict is Verdict.GRACE_REPLAY:
+                pair = await _replay(conn, app, row, successor)
+                replayed = pair is not None
+                verdict = Verdict.GRACE_REPLAY if replayed else Verdict.REUSED
             if row is not None and verdict is Verdict.REUSED:
                 await _revoke_family(conn, row["family_id"], "reuse_detected")
                 log.warning(
@@ -247,8 +261,10 @@ async def refresh(request: web.Request) -> web.Response:
                 )
                 user = _user(row, "user_id")
                 family = (row["family_id"], row["family_started"])
-                pair = await issue_tokens(conn, app, user, family, row["id"])
+                pair = await issue_tokens(conn, app, user, family, row["id"], successor)
     outcome = "banned" if banned else ("ok" if pair is not None else verdict.value)
+    if replayed:
+        outcome = Verdict.GRACE_REPLAY.value
     app[METRICS].refreshes.labels(outcome).inc()
     if banned:
         raise problem(403, "account_banned", "this account is banned")
@@ -262,6 +278,45 @@ async def refresh(request: web.Request) -> web.Response:
         }
         raise problem(401, verdict.value, messages.get(verdict, "refused"))
     return reply(pair)
+
+
+def _successor_key(app: web.Application) -> bytes:
+    raw = app[SIGNER].private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return successor_key(raw)
+
+
+async def _replay(
+    conn: asyncpg.Connection, app: web.Application, row: asyncpg.Record, successor: str
+) -> TokenPair | None:
+    """The pair a token spent moments ago got, again: the same successor refresh token
+    (if still unspent, unrevoked and the one stored) and a fresh access token."""
+    child = await conn.fetchrow(
+        "SELECT token_hash, expires_at, used_at, revoked_at FROM refresh_tokens"
+        " WHERE family_id = $1 AND parent_id = $2 FOR UPDATE",
+        row["family_id"],
+        row["id"],
+    )
+    if (
+        child is None
+        or child["used_at"] is not None
+        or child["revoked_at"] is not None
+        or row["banned_at"] is not None
+        or not hmac.compare_digest(bytes(child["token_hash"]), token_digest(successor))
+    ):
+        return None
+    settings = app[SETTINGS]
+    user = _user(row, "user_id")
+    access = app[SIGNER].access_token(user.id, user.role, ttl_s=settings.access_ttl_s)
+    left = child["expires_at"] - datetime.now(UTC)
+    return TokenPair(
+        access_token=access,
+        expires_in=settings.access_ttl_s,
+        refresh_token=successor,
+        refresh_expires_in=max(0, int(left.total_seconds())),
+        user=user,
+    )
 
 
 async def _revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> None:
@@ -395,8 +450,9 @@ def add_routes(app: web.Application) -> None:
             responses={200: TokenPair},
             body=RefreshRequest,
             errors=(401, 403),
-            description="A refresh token works once. Presenting a spent token "
-            "again revokes its whole family (`refresh_token_reused`).",
+            description="A refresh token works once. Presented again within a few "
+            "seconds of its use (two tabs racing), it gets the same successor; later, "
+            "presenting a spent token revokes its whole family (`refresh_token_reused`).",
         ),
     )
     api.add(

@@ -15,6 +15,11 @@ Feature modules add event handlers on the same namespace:
 With `TRADEARENA_SOCKETIO_REDIS=true` the server uses python-socketio's Redis
 manager, so several lobby replicas (and write-only emitters such as the
 results worker) reach every connected client.
+
+The server is a `tradearena.sockets.GuardedServer`: a client event named like a
+transport event (`connect`, `disconnect`, ...) reaches no handler; it is counted
+(`lobby_socketio_event_refusals_total{code}`) and acknowledged with
+`{ok: false, code: "reserved_event", message}`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from aiohttp import web
 from lobby import keys as redis_keys
 from lobby.state import METRICS, REDIS, SETTINGS, SIO, VERIFIER
 from tradearena.contracts.keys import SOCKETIO_CHANNEL
+from tradearena.sockets import GuardedServer
 from tradearena.tokens import TokenError
 
 NAMESPACE = "/lobby"
@@ -50,7 +56,9 @@ def create_sio(app: web.Application) -> Any:
     if settings.socketio_redis:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
     origins: Any = settings.cors_origins or None
-    sio = socketio.AsyncServer(
+    metrics = app[METRICS]
+    sio = GuardedServer(
+        on_refused=lambda code: metrics.socket_event_refusals.labels(code).inc(),
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=origins,

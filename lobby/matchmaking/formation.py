@@ -235,6 +235,12 @@ class MatchmakingMetrics:
             ["outcome"],
             registry=r,
         )
+        self.join_refusals = Counter(
+            "lobby_queue_join_refusals_total",
+            "Queue joins refused, by code (already_queued, already_in_match)",
+            ["code"],
+            registry=r,
+        )
 
 
 class Matchmaker:

@@ -17,7 +17,9 @@ Layout (all keys share the hash tag `{q}`, see tradearena.contracts.keys):
 A second join in a mode where the player already waits is **refused** (code
 `already_queued`, the existing ticket is returned unchanged): retries are
 idempotent and a player never loses their place by re-joining. To change the
-format, leave and join again.
+format, leave and join again. A join while the player is assigned to a match
+(forming or ready, until the lobby sees it over and `release`s it) is refused too
+(`already_in_match`), checked in the same script as the ticket is written.
 
 Matching: a matcher reads a mode's tickets (HGETALL), plans with the pure core
 (lobby.matchmaking.planner), then claims each proposal with one Lua script that checks
@@ -91,9 +93,14 @@ def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
 
 
 _JOIN = """
--- KEYS: none (all keys derive from the `{q}` prefix). ARGV: prefix, mode, player, ticket, expires, now
+-- KEYS: none (all keys derive from the `{q}` prefix).
+-- ARGV: prefix, mode, player, ticket, expires, now, refuse if assigned ('1' or '0')
 local p, mode, player = ARGV[1], ARGV[2], ARGV[3]
 local member = mode .. '|' .. player
+if ARGV[7] == '1' then
+  local assigned = redis.call('GET', p .. 'assigned:' .. player)
+  if assigned then return {2, assigned} end
+end
 local cur = redis.call('HGET', p .. 'tickets:' .. mode, player)
 if cur then
   local exp = redis.call('ZSCORE', p .. 'expiry', member)
@@ -106,6 +113,8 @@ redis.call('ZADD', p .. 'expiry', ARGV[5], member)
 redis.call('SADD', p .. 'player:' .. player, mode)
 return {1, ARGV[4]}
 """
+
+_JOIN_ASSIGNED = 2  # the join script's answer when the player is assigned to a match
 
 _LEAVE = """
 -- ARGV: prefix, player, mode ('' = every mode)
@@ -220,10 +229,22 @@ return n
 """
 
 
+_RELEASE = """
+-- ARGV: prefix, player, match_id. Deletes the assignment only if it names that match.
+local akey = ARGV[1] .. 'assigned:' .. ARGV[2]
+local assigned = redis.call('GET', akey)
+if assigned and cjson.decode(assigned)['match_id'] == ARGV[3] then
+  return redis.call('DEL', akey)
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class JoinResult:
     ticket: Ticket
-    created: bool  # False: refused, the player already waits in this mode
+    created: bool  # False: refused, the player already waits in this mode (or is assigned)
+    assignment: dict[str, Any] | None = None  # refused: the match the player is assigned to
 
 
 @dataclass(frozen=True)
@@ -278,6 +299,7 @@ class Queues:
         self._claim = redis.register_script(_CLAIM)
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
+        self._release = redis.register_script(_RELEASE)
 
     def _expires(self, now: int) -> int:
         return now + self.settings.ticket_ttl_s * 1000
@@ -291,17 +313,34 @@ class Queues:
         fmt: str,
         rating: float,
         now: int | None = None,
+        *,
+        refuse_if_assigned: bool = False,
     ) -> JoinResult:
+        """A new ticket, or the refusal: already waiting in the mode (the ticket), or,
+        with `refuse_if_assigned`, already assigned to a match (atomically with the
+        claims, so a claim cannot slip in between the check and the ticket)."""
         if mode not in self.catalogue.modes:
             raise QueueError("unknown_mode", f"unknown mode {mode!r}")
         if fmt != AUTO_FORMAT and fmt not in self.catalogue.formats:
             raise QueueError("unknown_format", f"unknown format {fmt!r}")
         now = now_ms() if now is None else now
         ticket = Ticket(secrets.token_hex(8), player, mode, fmt, float(rating), now)
+        expires = self._expires(now)
+        refuse = "1" if refuse_if_assigned else "0"
         created, raw = await self._join(
-            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), self._expires(now), now]
+            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), expires, now, refuse]
         )
+        if int(created) == _JOIN_ASSIGNED:
+            return JoinResult(ticket, False, json.loads(raw))
         return JoinResult(decode_ticket(raw), bool(created))
+
+    async def assignment(self, player: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.queue_assignment(player))
+        return json.loads(raw) if raw else None
+
+    async def release(self, player: str, match_id: str) -> bool:
+        """Forget the player's assignment if it still names this match (which is over)."""
+        return bool(await self._release(args=[keys.QUEUE_PREFIX, player, match_id]))
 
     async def leave(self, player: str, mode: str | None = None) -> int:
         """Remove the player's ticket in one mode (or in every mode); returns how many."""

@@ -4,7 +4,10 @@ the matching loop (`lobby.matchmaking.formation.Matchmaker`).
 
     POST   /api/v1/queue            join {mode, format}: 201 with the ticket;
                                     409 `already_queued` (with the ticket) when the
-                                    player already waits in that mode
+                                    player already waits in that mode; 409
+                                    `already_in_match` (with the assignment) while
+                                    the player is assigned to a forming, ready or
+                                    live match
     DELETE /api/v1/queue?mode=...   leave one mode (or every mode without `mode`)
     GET    /api/v1/queue            the caller's tickets and last match; also keeps the
                                     tickets alive (heartbeat)
@@ -53,8 +56,11 @@ from lobby.state import (
     SIGNER,
     SIO,
 )
+from tradearena.contracts import keys
+from tradearena.contracts.phases import ServerPhase
 
 log = logging.getLogger("lobby.queue")
+OVER_SERVER_PHASES = frozenset({str(ServerPhase.FINISHED), str(ServerPhase.CANCELLED)})
 
 ModeName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
@@ -137,13 +143,26 @@ async def join(request: web.Request) -> web.Response:
     user_id = principal(request).user_id
     body = body_of(request, QueueJoinRequest)
     queues = app[QUEUES]
+    await _release_if_over(app, user_id)
     try:
-        result = await queues.join(user_id, body.mode, body.format, await _rating(app, user_id))
+        result = await queues.join(
+            user_id, body.mode, body.format, await _rating(app, user_id), refuse_if_assigned=True
+        )
     except QueueError as exc:
         raise problem(422, exc.code, exc.message) from None
+    if result.assignment is not None:
+        app[MATCHMAKING_METRICS].join_refusals.labels("already_in_match").inc()
+        raise problem(
+            409,
+            "already_in_match",
+            f"already assigned to match {result.assignment.get('match_id')!r}; "
+            "queue again once it is over",
+            assignment=result.assignment,
+        )
     exp = now_ms() + queues.settings.ticket_ttl_s * 1000
     ticket = _ticket(result.ticket, exp, now_ms())
     if not result.created:
+        app[MATCHMAKING_METRICS].join_refusals.labels("already_queued").inc()
         raise problem(
             409,
             "already_queued",
@@ -153,6 +172,33 @@ async def join(request: web.Request) -> web.Response:
     _wake(app)
     await _push_status(app, user_id)
     return reply(ticket, status=201)
+
+
+async def _release_if_over(app: web.Application, user_id: str) -> None:
+    """Forget the player's assignment once its match is over, so that they may queue.
+
+    A forming assignment stays (its formation ends in `finish` or `requeue`; a dead
+    replica's is recovered by `recover_stale`). A ready one is over when the match
+    server reported Finished or Cancelled, or when the runtime says the match is in a
+    terminal phase or unknown; otherwise it lasts at most `assignment_ttl_s`.
+    """
+    assignment = await app[QUEUES].assignment(user_id)
+    if assignment is None or assignment.get("state") != "ready":
+        return
+    match_id = str(assignment.get("match_id"))
+    server_phase = await app[REDIS].hget(keys.match_status(match_id), "phase")
+    if isinstance(server_phase, bytes):
+        server_phase = server_phase.decode()
+    over = server_phase in OVER_SERVER_PHASES
+    if not over and app.get(ORCHESTRATOR) is not None:
+        try:
+            status = await app[ORCHESTRATOR].status(match_id)
+        except Exception:  # the runtime cannot say: the assignment stands
+            log.warning("match status unavailable", extra={"match_id": match_id})
+            return
+        over = status is None or status.phase.terminal
+    if over:
+        await app[QUEUES].release(user_id, match_id)
 
 
 async def leave(request: web.Request) -> web.Response:

@@ -252,6 +252,8 @@ class Match:
             return reject(Code.PLAYER_ABANDONED), self._drain()
         if self.phase.over:
             return reject(Code.MATCH_NOT_LIVE, "the match is over"), self._drain()
+        if state.connected:  # nothing changes, so nothing enters the log
+            return accept(), self._drain()
         self._record(now, CONNECT, player, None)
         return accept(), self._drain()
 

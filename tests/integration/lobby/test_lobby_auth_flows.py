@@ -71,7 +71,13 @@ async def test_login_failures_and_me_requires_a_token(lobby_client: Client) -> N
     await _problem(resp, 401, "token_malformed")
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(lobby_client: Client) -> None:
+async def test_refresh_rotates_and_reuse_revokes_the_family(lobby_client_factory: Any) -> None:
+    # Without the race grace (test_lobby_refresh_grace.py), so the reuse right away counts.
+    async with lobby_client_factory(refresh_reuse_grace_s=0) as lobby_client:
+        await _rotate_then_reuse(lobby_client)
+
+
+async def _rotate_then_reuse(lobby_client: Client) -> None:
     first = await register(lobby_client, "grace")
     other_session = await login(lobby_client, "grace")
     resp = await lobby_client.post(

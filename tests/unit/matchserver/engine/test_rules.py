@@ -570,6 +570,17 @@ def test_a_server_restart_does_not_cost_players_a_reconnect() -> None:
     assert replayed.player_state("alice")["status"] == "connected"
 
 
+def test_a_connect_of_a_player_already_connected_writes_nothing() -> None:
+    g = Game()
+    g.start("100000")
+    before = len(g.m.log)
+    for at in (1000, 1001, 1002):
+        ack, events = g.m.connect("alice", at)
+        assert ack.ok and events == []
+    assert len(g.m.log) == before
+    assert g.m.player_state("alice")["reconnects_left"] == 3
+
+
 def test_a_flip_whose_other_side_is_dust_is_refused_before_anything_moves() -> None:
     g = Game()
     g.start("1.00")
