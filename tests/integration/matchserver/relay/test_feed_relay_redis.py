@@ -406,7 +406,6 @@ async def test_relay_and_consumer_ride_out_a_redis_restart(
     assert replica.gauge("tradearena_feed_leader") == 0  # released on stop
 
 
-@pytest.mark.xfail(strict=True, reason="a failing publisher restarts at every lease check")
 async def test_a_crash_looping_publisher_backs_off_turns_unready_and_keeps_staleness_honest(
     redis: Redis, tmp_path: Path
 ) -> None:
