@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from tradearena.contracts import keys
@@ -103,7 +102,6 @@ async def a_result_is_stored(up: UpProcess, match_id: str, within: float = 60) -
         await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="up does not restart a child that died")
 async def test_up_restarts_a_killed_results_worker_and_relay(data_dir: Path) -> None:
     up = UpProcess(data_dir / "var")
     up.start()
@@ -129,7 +127,6 @@ async def test_up_restarts_a_killed_results_worker_and_relay(data_dir: Path) -> 
     assert code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="up does not restart a child that died")
 async def test_up_stops_everything_with_a_non_zero_exit_when_a_child_keeps_dying(
     data_dir: Path,
 ) -> None:
@@ -153,7 +150,6 @@ async def test_up_stops_everything_with_a_non_zero_exit_when_a_child_keeps_dying
     assert not postgres_running(up)
 
 
-@pytest.mark.xfail(strict=True, reason="up does not restart Redis; the worker dies with it")
 async def test_the_results_worker_rides_out_a_redis_restart(data_dir: Path) -> None:
     up = UpProcess(data_dir / "var")
     up.start()
