@@ -19,10 +19,10 @@ close, on a timeline compressed by a `speed` factor.
 from __future__ import annotations
 
 import csv
-import io
 import os
+import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -123,9 +123,14 @@ def _bool(text: str, name: str) -> bool:
     raise ValueError(f"{name} is not true/false: {text!r}")
 
 
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
 def _is_header(row: list[str]) -> bool:
-    first = row[0].strip() if row else ""
-    return bool(first) and not first.lstrip("-").isdigit()
+    """A header names the columns: not one of its cells is a number. A first row with a
+    letter in its timestamp but numbers elsewhere is a broken row, and an error."""
+    cells = [cell for cell in row if cell.strip()]
+    return bool(cells) and not any(_NUMBER.fullmatch(cell) for cell in cells)
 
 
 # ---------------------------------------------------------------- row parsers
@@ -172,6 +177,12 @@ def parse_trade(row: list[str]) -> Trade:
 
 
 # ---------------------------------------------------------------- readers
+def _decoded(raw_lines: Iterable[bytes]) -> Iterator[str]:
+    """Line by line, so that a byte that is not UTF-8 is reported on its own line."""
+    for raw in raw_lines:
+        yield raw.decode("utf-8")
+
+
 def _lines(source: Source) -> Iterator[str]:
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -179,26 +190,57 @@ def _lines(source: Source) -> Iterator[str]:
             with zipfile.ZipFile(path) as archive:
                 members = [n for n in archive.namelist() if not n.endswith("/")]
                 if len(members) != 1:
-                    raise ValueError(f"{path}: expected one file in the archive, got {members}")
+                    raise ValueError(f"expected one file in the archive, got {members}")
                 with archive.open(members[0]) as raw:
-                    yield from io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                    yield from _decoded(raw)
             return
-        with path.open(encoding="utf-8", newline="") as fh:
-            yield from fh
+        with path.open("rb") as fh:
+            yield from _decoded(fh)
         return
     yield from source
 
 
+def data_rows(source: Source) -> Generator[tuple[int, list[str]], None, None]:
+    """(line number, cells) of every data row: blank lines and a header skipped.
+
+    Whatever is wrong with the source is a ValueError naming the line and the reason,
+    and the file first when `source` is a path: missing or unreadable, not a zip
+    archive, not UTF-8 text, a NUL byte.
+    """
+    where = f"{os.fspath(source)}: " if isinstance(source, str | os.PathLike) else ""
+    reader = csv.reader(_lines(source))
+    try:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise ValueError(f"line {reader.line_num + 1}: not a text file") from None
+            except csv.Error as exc:
+                raise ValueError(f"line {reader.line_num}: not a text file ({exc})") from None
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if reader.line_num == 1 and _is_header(row):
+                continue
+            yield reader.line_num, row
+    except FileNotFoundError as exc:
+        raise ValueError(f"{where}cannot open: {exc.strerror}") from None
+    except OSError as exc:
+        raise ValueError(f"{where}cannot read: {exc.strerror or exc}") from None
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{where}not a zip archive ({exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{where}{exc}") from None
+
+
 def _read(source: Source, parse: Callable[[list[str]], _R]) -> Iterator[_R]:
-    for number, row in enumerate(csv.reader(_lines(source)), 1):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if number == 1 and _is_header(row):
-            continue
+    where = f"{os.fspath(source)}: " if isinstance(source, str | os.PathLike) else ""
+    for number, row in data_rows(source):
         try:
             yield parse(row)
         except ValueError as exc:
-            raise ValueError(f"line {number}: {exc}") from None
+            raise ValueError(f"{where}line {number}: {exc}") from None
 
 
 def read_klines(source: Source) -> Iterator[Kline]:

@@ -13,7 +13,7 @@ uses it as the Redis stream ID, which is what makes a duplicate impossible.
 from __future__ import annotations
 
 import asyncio
-import csv
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
@@ -27,6 +27,7 @@ from matchserver.feed.archive import (
     KLINE_COLUMNS,
     TRADE_COLUMNS,
     PricePoint,
+    data_rows,
     kline_path,
     read_klines,
     read_trades,
@@ -110,29 +111,31 @@ class SyntheticSource:
 # --------------------------------------------------------------------- replay
 def archive_kind(path: Path) -> str:
     """`klines` or `trades`, from the column count of the first data row."""
-    for row in csv.reader(_head_lines(path)):
-        if not row or not row[0].strip().lstrip("-").isdigit():
-            continue
-        if len(row) == KLINE_COLUMNS:
-            return "klines"
-        if len(row) in TRADE_COLUMNS:
-            return "trades"
-        raise ValueError(f"{path}: {len(row)} columns is neither klines nor trades")
-    raise ValueError(f"{path}: no data rows")
+    with contextlib.closing(data_rows(path)) as rows:
+        first = next(rows, None)
+    if first is None:
+        raise ValueError(f"{path}: no data rows")
+    number, row = first
+    if len(row) == KLINE_COLUMNS:
+        return "klines"
+    if len(row) in TRADE_COLUMNS:
+        return "trades"
+    raise ValueError(f"{path}: line {number}: {len(row)} columns is neither klines nor trades")
 
 
-def _head_lines(path: Path) -> Iterator[str]:
-    if path.suffix.lower() == ".zip":
-        import io
-        import zipfile
-
-        with zipfile.ZipFile(path) as archive:
-            name = next(n for n in archive.namelist() if not n.endswith("/"))
-            with archive.open(name) as raw:
-                yield from itertools.islice(io.TextIOWrapper(raw, encoding="utf-8"), 3)
-        return
-    with path.open(encoding="utf-8") as fh:
-        yield from itertools.islice(fh, 3)
+def check_replay_files(paths: Sequence[Path], speed: int | Fraction | Decimal) -> int:
+    """Read the files to their end as a replay will, before anything starts: the number
+    of prices, or a ValueError that starts with the file and says the line and reason."""
+    if not paths:
+        raise ValueError("replay needs at least one archive file")
+    for path in paths:
+        read = read_klines if archive_kind(path) == "klines" else read_trades
+        for _ in read(path):
+            pass
+    try:
+        return sum(1 for _ in replay_points(paths, speed))
+    except ValueError as exc:  # across files: order, kinds, speed
+        raise ValueError(f"{' + '.join(map(str, paths))}: {exc}") from None
 
 
 def trade_path(

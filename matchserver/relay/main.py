@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
-from matchserver.feed.sources import Clock, wall_ms
+from matchserver.feed.sources import Clock, check_replay_files, wall_ms
 from matchserver.relay.leadership import Leadership
 from matchserver.relay.lease import FeedLease
 from matchserver.relay.metrics import RelayMetrics
@@ -20,15 +21,21 @@ from tradearena.probes import Body, Readiness, probe_app, serving
 
 log = logging.getLogger(__name__)
 
+EXIT_BAD_REPLAY_FILE = 2  # as a bad setting (tradearena.process)
+
 
 def readiness(
     relays: Sequence[SymbolRelay], replica: str, within_ms: int, clock: Clock = wall_ms
 ) -> Readiness:
-    """Ready when Redis answered within `within_ms` for every symbol; reports the roles."""
+    """Ready when Redis answered within `within_ms` for every symbol and no publisher is
+    failing (five failures within a minute, no tick since); reports the roles."""
 
     async def check() -> tuple[bool, Body]:
         now = clock()
-        ready = all(r.redis_ok_at is not None and now - r.redis_ok_at <= within_ms for r in relays)
+        ready = all(
+            r.redis_ok_at is not None and now - r.redis_ok_at <= within_ms and not r.failing
+            for r in relays
+        )
         body: dict[str, Any] = {
             "ready": ready,
             "replica": replica,
@@ -40,7 +47,18 @@ def readiness(
 
 
 async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
-    """Until `stop` (SIGTERM/SIGINT): elect, publish, serve probes; release the leases."""
+    """Until `stop` (SIGTERM/SIGINT): elect, publish, serve probes; release the leases.
+
+    Replay files are read to their end first: a bad one is one line on stderr naming the
+    file, the line and the reason, and exit 2, like a bad setting."""
+    if settings.relay_source == "replay":
+        try:
+            await asyncio.to_thread(
+                check_replay_files, settings.relay_replay_files, settings.relay_replay_speed
+            )
+        except ValueError as exc:
+            print(f"feed-relay: replay file {exc}", file=sys.stderr, flush=True)
+            return EXIT_BAD_REPLAY_FILE
     replica = settings.replica_id
     token = f"{replica}:{secrets.token_hex(8)}"
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
@@ -58,6 +76,8 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
             make_source,
             metrics,
             replica,
+            restart_initial_ms=settings.relay_publisher_backoff_initial_ms,
+            restart_max_ms=settings.relay_publisher_backoff_max_ms,
         )
         for symbol in settings.relay_symbols
     ]

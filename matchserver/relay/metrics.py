@@ -61,6 +61,12 @@ class RelayMetrics:
             ["symbol"],
             registry=r,
         )
+        self.publisher_restarts = Counter(
+            "tradearena_feed_publisher_restarts",
+            "Publisher failures, each followed by a restart after an exponential backoff",
+            ["symbol"],
+            registry=r,
+        )
         self.staleness = Gauge(
             "tradearena_feed_staleness_seconds",
             "Seconds since the last tick: from upstream when leading, in the stream otherwise",

@@ -25,6 +25,7 @@ from matchserver.relay.leadership import Change, Leadership
 from matchserver.relay.lease import FeedLease, Published
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.settings import RelaySettings
+from tradearena.retry import RestartBudget
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,20 @@ class SymbolRelay:
     metrics: RelayMetrics
     replica: str
     clock: Clock = wall_ms
+    restart_initial_ms: int = 500
+    restart_max_ms: int = 30_000
     redis_ok_at: int | None = None
     _publisher: asyncio.Task[None] | None = None
     _source_stats: SourceStats | None = None
     _seen_reconnects: int = 0
     _seen_malformed: int = 0
     _stream_last_ms: int | None = None
+    _last_tick_ms: int | None = None  # the last tick from upstream, kept across restarts
+    _started_ms: int | None = None
     _exhausted: bool = False
+    _restarts: RestartBudget | None = None
+    _restart_at: int = 0
+    _failing: bool = False  # five failures within a minute and no tick since
 
     def __post_init__(self) -> None:
         m, symbol = self.metrics, self.symbol
@@ -97,14 +105,26 @@ class SymbolRelay:
             m.reconnects,
             m.malformed,
             m.staleness,
+            m.publisher_restarts,
         ):
             metric.labels(symbol)  # every series exists (at 0) from the start
         m.leader.labels(symbol).set(0)
 
     def status(self) -> dict[str, Any]:
-        return {"leader": self.leadership.is_leader(self.clock()), "staleness_s": self._staleness()}
+        return {
+            "leader": self.leadership.is_leader(self.clock()),
+            "staleness_s": self._staleness(),
+            "publisher": "failing" if self._failing else "ok",
+        }
+
+    @property
+    def failing(self) -> bool:
+        """The publisher failed five times within a minute and has published nothing since."""
+        return self._failing
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._started_ms = self.clock()
+        self._restarts = RestartBudget(self.restart_initial_ms / 1000, self.restart_max_ms / 1000)
         try:
             while not stop.is_set():
                 await self._check()
@@ -128,7 +148,7 @@ class SymbolRelay:
             if isinstance(error, _Deposed):
                 self._apply(self.leadership.lost())
             elif error is not None:
-                log.error("publisher failed", exc_info=error)
+                self._publisher_failed(error)
             elif not task.cancelled():
                 self._exhausted = True  # a replay that reached its end: nothing to restart
         sent = self.clock()
@@ -145,8 +165,36 @@ class SymbolRelay:
             log.warning("lease call failed", extra={"symbol": self.symbol, "error": repr(exc)})
             change = self.leadership.on_error(self.clock())
         self._apply(change)
-        if self.leadership.leader and self._publisher is None and not self._exhausted:
+        if (
+            self.leadership.leader
+            and self._publisher is None
+            and not self._exhausted
+            and self.clock() >= self._restart_at
+        ):
             self._publisher = asyncio.create_task(self._publish(), name=f"publish-{self.symbol}")
+
+    def _publisher_failed(self, error: BaseException) -> None:
+        """Restart later, not at the next check: a source that fails at once (a file broken
+        while it was read) would otherwise be restarted, with a traceback, several times a
+        second. Counted, and unready after five failures within a minute."""
+        assert self._restarts is not None
+        now = self.clock()
+        delay_s = self._restarts.failed(now / 1000)
+        failures = self._restarts.recent(now / 1000)
+        self._restart_at = now + int(delay_s * 1000)
+        if self._restarts.spent(now / 1000):
+            self._failing = True
+        self.metrics.publisher_restarts.labels(self.symbol).inc()
+        log.error(
+            "publisher failed",
+            exc_info=error if failures == 1 else None,  # one traceback, then one line each
+            extra={
+                "symbol": self.symbol,
+                "error": str(error) or repr(error),
+                "failures_in_window": failures,
+                "restart_in_s": delay_s,
+            },
+        )
 
     def _apply(self, change: Change) -> None:
         if change is Change.NONE:
@@ -178,6 +226,7 @@ class SymbolRelay:
         )
         async with contextlib.aclosing(source.ticks()) as ticks:
             async for tick in ticks:
+                self._last_tick_ms = self.clock()
                 try:
                     outcome = await self.lease.publish(tick, self.replica, self.clock())
                 except (RedisError, OSError) as exc:
@@ -186,6 +235,7 @@ class SymbolRelay:
                     continue
                 if outcome is Published.OK:
                     self.metrics.published.labels(self.symbol).inc()
+                    self._failing = False
                 elif outcome is Published.DUPLICATE:
                     self.metrics.duplicates.labels(self.symbol).inc()
                 else:
@@ -194,13 +244,16 @@ class SymbolRelay:
         log.warning("upstream ended", extra={"symbol": self.symbol})
 
     def _staleness(self) -> float:
+        """Seconds since the last real tick: from upstream while leading (kept across
+        publisher restarts, so a source that fails before its first tick does not read
+        fresh), or the stream's last tick; since the start when there was never one."""
         now = self.clock()
-        stats = self._source_stats
-        if self.leadership.leader and stats is not None and stats.last_tick_recv_ms is not None:
-            return max(0, now - stats.last_tick_recv_ms) / 1000
-        if not self.leadership.leader and self._stream_last_ms is not None:
-            return max(0, now - self._stream_last_ms) / 1000
-        return 0.0
+        if self.leadership.leader:
+            known = [t for t in (self._last_tick_ms, self._stream_last_ms) if t is not None]
+        else:
+            known = [self._stream_last_ms] if self._stream_last_ms is not None else []
+        last = max(known) if known else self._started_ms
+        return 0.0 if last is None else max(0, now - last) / 1000
 
     def _refresh_metrics(self) -> None:
         m, s = self.metrics, self._source_stats

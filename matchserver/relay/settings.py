@@ -38,6 +38,11 @@ class RelaySettings(BaseAppSettings):
         default=23 * 3600 * 1000 + 50 * 60 * 1000, gt=0, le=24 * 3600 * 1000
     )
 
+    # A publisher that fails (a broken upstream, a replay file changed under it) restarts
+    # after initial x 2^(n-1) ms, n its failures of the last minute; five make it unready.
+    relay_publisher_backoff_initial_ms: int = Field(default=500, gt=0)
+    relay_publisher_backoff_max_ms: int = Field(default=30_000, gt=0)
+
     relay_replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
     relay_replay_speed: Decimal = Field(default=Decimal(60), gt=0)
 

@@ -194,6 +194,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if options.feed == "replay" and not options.replay_files:
         print("up: --feed replay needs at least one --replay-file", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if options.feed == "replay":
+        from matchserver.feed.sources import check_replay_files
+        from matchserver.relay.settings import RelaySettings
+
+        speed = RelaySettings.model_fields["relay_replay_speed"].default
+        try:  # before anything starts: a bad file is an error, not a READY and a crash loop
+            check_replay_files(options.replay_files, speed)
+        except ValueError as exc:
+            print(f"up: replay file {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     return asyncio.run(run_up(options, say=lambda line: print(line, flush=True)))
 
 

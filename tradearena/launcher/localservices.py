@@ -111,6 +111,18 @@ class LocalRedis:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def wait(self) -> int:
+        """Block until the server started last has ended: its exit status (a negative
+        signal number when killed)."""
+        proc = self._proc
+        if proc is None:
+            raise ServiceError("redis-server was not started")
+        return proc.wait()
+
 
 @dataclass
 class LocalPostgres:
@@ -206,3 +218,12 @@ class LocalPostgres:
     @property
     def running(self) -> bool:
         return (self.pgdata / "postmaster.pid").exists()
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid from its lock file (which a killed server leaves behind)."""
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
+            return int(first)
+        except (OSError, ValueError):
+            return None

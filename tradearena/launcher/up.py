@@ -5,6 +5,11 @@ feed relay, the results worker, and the lobby (REST, Socket.IO, web client)
 with the local-process runtime spawning one match server per match. Ctrl-C
 (or SIGTERM) stops everything it started, match servers first (they settle
 and publish), and nothing is left running.
+
+Redis, PostgreSQL, the relay and the worker are supervised (`supervisor.py`): one
+that dies is restarted with a backoff and a console line; one that fails five
+times within a minute stops everything, and `up` exits 1. `status.json` in the
+data directory has each child's pid, restarts and probe address.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
+from tradearena.launcher.supervisor import PostgresChild, ProcessChild, RedisChild, Supervisor
 from tradearena.tokens import Signer, generate_private_key_pem
 
 CLI = str(Path(sys.executable).parent / "tradearena")
+
+EXIT_OK = 0
+EXIT_CHILD_FAILED = 1  # a supervised child failed five times within a minute
 
 
 @dataclass(frozen=True)
@@ -37,17 +46,19 @@ class UpOptions:
     replay_files: tuple[Path, ...] = ()
     catalogue: Path | None = None
     log_level: str = "INFO"
+    restart_initial_s: float = 0.5  # backoff of a supervised child: 0.5, 1, 2, 4 s...
+    restart_max_s: float = 15.0
 
 
 @dataclass
 class Platform:
-    """What `up` started, in start order, so it can stop them in reverse."""
+    """What `up` started, supervised, so it can stop them in reverse."""
 
     options: UpOptions
     say: Callable[[str], None]
+    supervisor: Supervisor
     redis: LocalRedis | None = None
     postgres: LocalPostgres | None = None
-    children: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
 
     @property
     def logs(self) -> Path:
@@ -85,28 +96,12 @@ class Platform:
             env["TRADEARENA_CATALOGUE"] = str(self.options.catalogue.resolve())
         return env
 
-    async def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with (self.logs / f"{name}.log").open("ab") as out:
-            proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=out, stderr=out)
-        self.children.append((name, proc))
-
-    async def stop(self) -> None:
-        for name, proc in reversed(self.children):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-            self.say(f"    stopped {name}")
-        if self.postgres is not None:
-            await asyncio.to_thread(self.postgres.stop)
-            self.say("    stopped PostgreSQL")
-        if self.redis is not None:
-            self.redis.stop()
-            self.say("    stopped Redis")
+    async def spawn(self, name: str, args: list[str], env: dict[str, str], port: int) -> str:
+        """Start a supervised `tradearena` process whose probes listen on `port`."""
+        probe = f"http://127.0.0.1:{port}"
+        child = ProcessChild(name, args, env, self.logs / f"{name}.log", probe=probe)
+        await self.supervisor.start(child)
+        return probe
 
 
 def _log_to_file(path: Path, level: str) -> None:
@@ -159,7 +154,14 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     os.environ.setdefault("TRADEARENA_REGISTER_LIMIT_IP", "100000")
     os.environ.setdefault("TRADEARENA_RATE_LIMIT_IP", "1000000")
     os.environ.setdefault("TRADEARENA_LOGIN_MAX_FAILURES_IP", "100000")
-    platform = Platform(options, say)
+    supervisor = Supervisor(
+        say,
+        data / "status.json",
+        initial_s=options.restart_initial_s,
+        max_s=options.restart_max_s,
+        extra={"lobby": f"http://{options.host}:{options.lobby_port}/"},
+    )
+    platform = Platform(options, say, supervisor)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -170,12 +172,12 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     try:
         t = platform.step("starting Redis")
         platform.redis = LocalRedis(data / "redis")
-        platform.redis.start()
+        await supervisor.start(RedisChild(platform.redis))
         platform.done(t, platform.redis.url)
 
         t = platform.step("starting PostgreSQL")
         platform.postgres = LocalPostgres(data / "postgres")
-        await asyncio.to_thread(platform.postgres.start)
+        await supervisor.start(PostgresChild(platform.postgres))
         platform.done(t, platform.postgres.dsn)
 
         t = platform.step("applying migrations")
@@ -186,26 +188,32 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         env = platform.base_env()
 
         t = platform.step(f"starting the feed relay ({options.feed})")
+        relay_port = free_port()
         relay_env = {
             **env,
             "TRADEARENA_RELAY_SOURCE": options.feed,
-            "TRADEARENA_RELAY_PORT": str(free_port()),
+            "TRADEARENA_RELAY_HOST": "127.0.0.1",
+            "TRADEARENA_RELAY_PORT": str(relay_port),
         }
         if options.replay_files:
             relay_env["TRADEARENA_RELAY_REPLAY_FILES"] = ",".join(
                 str(p.resolve()) for p in options.replay_files
             )
-        await platform.spawn("feed-relay", [CLI, "feed-relay"], relay_env)
-        platform.done(t)
+        probe = await platform.spawn("feed-relay", [CLI, "feed-relay"], relay_env, relay_port)
+        platform.done(t, f"probes {probe}")
 
         t = platform.step("starting the results worker")
         worker_args = [CLI, "results-worker"]
         if options.catalogue is not None:
             worker_args[1:1] = ["--catalogue", str(options.catalogue.resolve())]
-        await platform.spawn(
-            "results-worker", worker_args, {**env, "TRADEARENA_RESULTS_METRICS_PORT": "0"}
-        )
-        platform.done(t)
+        worker_port = free_port()
+        worker_env = {
+            **env,
+            "TRADEARENA_RESULTS_METRICS_HOST": "127.0.0.1",
+            "TRADEARENA_RESULTS_METRICS_PORT": str(worker_port),
+        }
+        probe = await platform.spawn("results-worker", worker_args, worker_env, worker_port)
+        platform.done(t, f"probes {probe}")
 
         t = platform.step("starting the lobby and the match-server runtime")
         settings = LobbySettings(
@@ -235,11 +243,16 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
         platform.done(t)
 
+        supervisor.set_state("ready")
         say(f"READY http://{options.host}:{options.lobby_port}/")
         say("open that address in a browser; Ctrl-C stops everything")
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(supervisor.failed.wait())
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
         say("==> stopping")
-        return 0
+        return EXIT_CHILD_FAILED if supervisor.failed.is_set() else EXIT_OK
     finally:
         if orchestrator is not None:
             await orchestrator.close()  # match servers settle and publish first
@@ -248,7 +261,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             say("    stopped the lobby")
         if redis_client is not None:
             await redis_client.aclose()
-        await platform.stop()
+        await supervisor.stop()
         with contextlib.suppress(Exception):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

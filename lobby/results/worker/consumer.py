@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from tenacity import RetryCallState
 
 from lobby.results.worker.metrics import ResultsMetrics
@@ -48,6 +48,7 @@ class ResultsWorker:
         self.stopping = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
         self._last_reclaim = 0.0
+        self._resume = True  # read our own pending entries first (at start, after an outage)
 
     # -- plumbing --------------------------------------------------------------
 
@@ -227,17 +228,55 @@ class ResultsWorker:
                 self.metrics.lag.set(float(group.get("lag") or 0))
                 self.metrics.pending.set(float(group.get("pending") or 0))
 
-    async def run(self) -> None:
+    async def _resume_own_pending(self) -> None:
+        """The group (Redis may have come back without it) and our own entries left pending
+        by a previous run under the same consumer name, or by the call Redis cut off."""
         await self.ensure_group()
-        # Our own entries left pending by a previous run under the same consumer name.
         reply: Any = await self.redis.xreadgroup(
             keys.RESULTS_GROUP, self.settings.results_consumer, {keys.RESULTS_STREAM: "0"}
         )
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 await self._handle_counted(_text(entry_id), fields)
+        self._resume = False
+
+    async def _step(self) -> None:
+        if self._resume:
+            await self._resume_own_pending()
+        await self.process_once()
+
+    def _redis_down(self, exc: BaseException) -> bool:
+        if self.stopping.is_set():
+            return False
+        if isinstance(exc, ResponseError):  # Redis answered: only a lost group is worth it
+            return "NOGROUP" in str(exc)
+        return isinstance(exc, RedisError | OSError)
+
+    def _count_redis_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self._resume = True
+        self.metrics.redis_retries.inc()
+        log.warning(
+            "redis call failed, retrying",
+            extra={"attempt": state.attempt_number, "error": repr(exc)},
+        )
+
+    async def run(self) -> None:
+        """Until stopped. Redis going away (a restart, a failover) is waited out with a
+        backoff, never a crash: the entries stay in the stream and the group."""
         while not self.stopping.is_set():
-            await self.process_once()
+            try:
+                await call_with_retries(
+                    self._step,
+                    retry_on=self._redis_down,
+                    initial_s=self.settings.results_backoff_initial_s,
+                    max_s=self.settings.results_backoff_max_s,
+                    on_retry=self._count_redis_retry,
+                )
+            except (RedisError, OSError):
+                if not self.stopping.is_set():
+                    raise
+                return
 
     def stop(self) -> None:
         self.stopping.set()

@@ -27,6 +27,11 @@ class ResultsMetrics:
             ["kind"],
             registry=r,
         )
+        self.redis_retries = Counter(
+            "tradearena_results_redis_retries",
+            "Redis calls that failed (Redis away) and were retried after a backoff",
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "tradearena_results_store_seconds", "Time to store one result", registry=r
         )

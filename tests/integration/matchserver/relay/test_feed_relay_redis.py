@@ -14,9 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from matchserver.feed.relay_source import RelaySource
-from matchserver.feed.sources import FeedTick, PriceSource, SyntheticSource, wall_ms
+from matchserver.feed.sources import FeedTick, PriceSource, ReplaySource, SyntheticSource, wall_ms
 from matchserver.relay.leadership import Leadership
 from matchserver.relay.lease import FeedLease, Published
+from matchserver.relay.main import readiness
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.publisher import SourceFactory, SymbolRelay, source_factory
 from matchserver.relay.settings import RelaySettings
@@ -403,3 +404,45 @@ async def test_relay_and_consumer_ride_out_a_redis_restart(
     assert keys_seen == sorted(set(keys_seen))  # in order, nothing twice
     assert replica.gauge("tradearena_feed_publish_errors_total") >= 1  # it did see the outage
     assert replica.gauge("tradearena_feed_leader") == 0  # released on stop
+
+
+async def test_a_crash_looping_publisher_backs_off_turns_unready_and_keeps_staleness_honest(
+    redis: Redis, tmp_path: Path
+) -> None:
+    # Three good trades, then a line that breaks the file (as when it is overwritten
+    # while the relay reads it): every start after the third tick fails at line 4.
+    trades = tmp_path / "BTCUSDT-trades.csv"
+    trades.write_text(
+        "".join(f"{i},{100 + i},1,1,{1735689599000 + i},true,true\n" for i in range(3))
+        + "3,not-a-price,1,1,1735689599003,true,true\n"
+    )
+    starts: list[float] = []
+
+    def make(symbol: str, resume: FeedTick | None) -> PriceSource:
+        starts.append(asyncio.get_running_loop().time())
+        after = resume.source_ms if resume is not None else None
+        return ReplaySource(symbol, [trades], speed=60, resume_after_source_ms=after)
+
+    replica = start_replica(redis, "r1", make_source=make)
+    replica.relay.restart_initial_ms = 100
+    replica.relay.restart_max_ms = 400
+    check = readiness([replica.relay], "r1", 600)
+    try:
+        await until(lambda: _xlen_at_least(redis, 3))
+        last_tick_seen = wall_ms()
+        await until(lambda: len(starts) >= 6)
+        ready, body = await check()
+        staleness = replica.relay.status()["staleness_s"]
+        now = wall_ms()
+    finally:
+        await stop(replica)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # Exponential backoff: 0.1, 0.2, 0.4 s, then at most 0.4 s (a little slack for timers).
+    for n, gap in enumerate(gaps[:5]):
+        assert gap >= min(0.1 * 2**n, 0.4) * 0.9, gaps
+    assert not ready, body  # five failures within a minute
+    assert body["symbols"][SYMBOL]["publisher"] == "failing"
+    assert replica.gauge("tradearena_feed_publisher_restarts_total") >= 5
+    # Staleness is the time since the last real tick, not since the last restart.
+    assert staleness >= (now - last_tick_seen) / 1000 - 0.05
+    assert [f["price"] for _, f in await entries(redis)] == ["100", "101", "102"]

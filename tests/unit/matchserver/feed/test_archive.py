@@ -92,6 +92,17 @@ def test_millisecond_klines_are_kept_and_a_header_is_skipped() -> None:
     assert rows[0].interval_ms == MINUTE_MS
 
 
+def test_a_first_row_with_letters_in_its_timestamp_is_an_error_not_a_header() -> None:
+    corrupt = "17040672OO000" + KLINE_MS[KLINE_MS.index(",") :]  # letter O for zero
+    with pytest.raises(ValueError, match=r"^line 1: open_time is not an integer: '17040672OO000'"):
+        list(read_klines(io.StringIO(corrupt)))
+    trade = "12x,42000.5,0.1,4200.05,1704067200000,true,true\n"
+    with pytest.raises(ValueError, match=r"^line 1: id is not an integer: '12x'"):
+        list(read_trades(io.StringIO(trade)))
+    # A real header names the columns: no cell of it is a number.
+    assert len(list(read_klines(io.StringIO(KLINE_HEADER + KLINE_MS)))) == 2
+
+
 def test_units_are_detected_per_value() -> None:
     assert to_millis(1704067200000) == 1704067200000
     assert to_millis(1704067200000999) == 1704067200000

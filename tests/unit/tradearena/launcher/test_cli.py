@@ -85,3 +85,37 @@ def test_modes_lists_the_catalogue() -> None:
     assert done.returncode == 0
     assert "duel" in done.stdout
     assert "players 2/2/2" in done.stdout
+
+
+def _entries_edited(match_log: Path, edit: str) -> list[str]:
+    """The log with its second entry dropped, duplicated, or swapped with the third."""
+    lines = match_log.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "entry") + 1
+    if edit == "dropped":
+        return [*lines[:at], *lines[at + 1 :]]
+    if edit == "duplicated":
+        return [*lines[: at + 1], lines[at], *lines[at + 1 :]]
+    return [*lines[:at], lines[at + 1], lines[at], *lines[at + 2 :]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "difference"),
+    [
+        ("dropped", "log: entry 2 is missing"),
+        ("duplicated", "log: entry 2 appears 2 times"),
+        ("reordered", "log: entry 3 comes before entry 2"),
+    ],
+)
+def test_replay_of_a_log_with_a_broken_entry_sequence_is_a_mismatch(
+    match_log: Path, tmp_path: Path, edit: str, difference: str
+) -> None:
+    edited = tmp_path / f"{edit}.jsonl"
+    edited.write_text("\n".join(_entries_edited(match_log, edit)) + "\n")
+    done = run("replay", str(edited))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("MISMATCH m-7:")
+    assert f"  - {difference}" in done.stdout.splitlines()
+    assert done.stderr == ""
+    report = json.loads(run("replay", "--json", str(edited)).stdout)
+    assert report["ok"] is False
+    assert difference in report["differences"]
