@@ -55,7 +55,11 @@ async def test_notify_on_one_replica_reaches_a_socket_on_another(
             await sio.disconnect()
 
 
-async def test_concurrent_refreshes_one_wins_and_the_family_dies(lobby_client: Client) -> None:
+async def test_concurrent_refreshes_get_the_same_successor_and_keep_the_family(
+    lobby_client: Client,
+) -> None:
+    """A refresh race (two tabs, a retry) is not token theft: inside the grace both get
+    the same successor, which stays valid (docs/lobby.md, refresh tokens)."""
     tokens = await register(lobby_client, "racer")
 
     async def refresh() -> tuple[int, dict[str, Any]]:
@@ -64,11 +68,10 @@ async def test_concurrent_refreshes_one_wins_and_the_family_dies(lobby_client: C
         )
         return resp.status, await resp.json(content_type=None)
 
-    results = sorted(await asyncio.gather(refresh(), refresh()), key=lambda r: r[0])
-    (ok_status, ok_body), (bad_status, bad_body) = results
-    assert (ok_status, bad_status) == (200, 401)
-    assert bad_body["code"] == "refresh_token_reused"
+    (status_a, body_a), (status_b, body_b) = await asyncio.gather(refresh(), refresh())
+    assert (status_a, status_b) == (200, 200)
+    assert body_a["refresh_token"] == body_b["refresh_token"] != tokens["refresh_token"]
     resp = await lobby_client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": ok_body["refresh_token"]}
+        "/api/v1/auth/refresh", json={"refresh_token": body_a["refresh_token"]}
     )
-    assert resp.status == 401 and (await resp.json())["code"] == "refresh_token_revoked"
+    assert resp.status == 200
