@@ -97,7 +97,7 @@ if (cfg.scenario === "steady") {
   rawSocket(alice).pause();
   const pausedAt = Date.now();
   const gone = () => bob.log.some((x) => x.event === "player" && x.data.player === "alice" && x.data.status === "disconnected");
-  await until(gone, 12_000, "bob to see alice disconnected");
+  await until(gone, 15_000, "bob to see alice disconnected");
   out({ paused_at: pausedAt, gone_after_ms: Date.now() - pausedAt });
 } else fail(`unknown scenario ${cfg.scenario}`);
 process.exit(0);
