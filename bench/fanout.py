@@ -5,10 +5,14 @@
 
 The load generator is a Node process with stock socket.io-client connections
 (tests/js/fanout_load.mjs); it measures delivered messages/s and the latency
-of `tick` events from the server's timestamp. The Python side is the real
+(age) of `tick` events from the server's timestamp. Its clients acknowledge
+ticks as the match server's flow control asks (docs/matchserver.md); with
+--no-ack they never do, as clients written before it. The Python side is the real
 match server (arena mode, synthetic feed at --hz official ticks/s); the Node
 side is a minimal socket.io 4 server broadcasting the same tick
-(tests/js/reference_server.mjs). Also reports the match server's CPU and RSS.
+(tests/js/reference_server.mjs). Also reports the match server's CPU and RSS,
+and the ticks it conflated (left out for clients that were behind) and the
+clients it cut off as stuck, from its /metrics.
 """
 
 from __future__ import annotations
@@ -60,9 +64,31 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit("server not ready")
 
 
+def scrape(url: str) -> dict[str, float]:
+    """The match server's counters, summed over labels."""
+    totals: dict[str, float] = {}
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, value = line.rpartition(" ")
+            name = name.split("{", 1)[0]
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
 def run_load(
-    url: str, tokens_file: str, clients: int, warmup: int, measure: int, server_pid: int
+    url: str,
+    tokens_file: str,
+    clients: int,
+    warmup: int,
+    measure: int,
+    server_pid: int,
+    *,
+    ack: bool = True,
+    metrics_url: str | None = None,
 ) -> dict[str, Any]:
+    before: dict[str, float] = {}
     load = subprocess.Popen(
         [
             "node",
@@ -76,6 +102,7 @@ def run_load(
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "ACK": "1" if ack else "0"},
     )
     assert load.stdout is not None
     cpu0 = wall0 = 0.0
@@ -84,11 +111,23 @@ def run_load(
         msg = json.loads(line)
         if msg.get("measuring"):
             cpu0, wall0 = proc_cpu_s(server_pid), time.monotonic()
+            if metrics_url:
+                before = scrape(metrics_url)
         else:
             result = msg
             cpu1, wall1 = proc_cpu_s(server_pid), time.monotonic()
             result["server_cpu_pct"] = round(100 * (cpu1 - cpu0) / max(1e-9, wall1 - wall0), 1)
             result["server_rss_mb"] = round(proc_rss_mb(server_pid), 1)
+            if metrics_url:
+                after = scrape(metrics_url)
+                seconds = max(1e-9, wall1 - wall0)
+                conflated = after.get("tradearena_match_conflated_total", 0.0) - before.get(
+                    "tradearena_match_conflated_total", 0.0
+                )
+                result["conflated_per_s"] = round(conflated / seconds)
+                result["stuck_disconnects"] = int(
+                    after.get("tradearena_match_stuck_disconnects_total", 0)
+                )
     load.wait(30)
     return result
 
@@ -127,7 +166,14 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         wait_ready(url, server)
         idle_rss = proc_rss_mb(server.pid)
         result = run_load(
-            url, str(tokens_file), args.clients, args.warmup, args.measure, server.pid
+            url,
+            str(tokens_file),
+            args.clients,
+            args.warmup,
+            args.measure,
+            server.pid,
+            ack=not args.no_ack,
+            metrics_url=url,
         )
         result["idle_rss_mb"] = round(idle_rss, 1)
         return result
@@ -168,6 +214,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="seconds")
     parser.add_argument("--measure", type=int, default=20, help="seconds")
     parser.add_argument("--server", choices=("python", "node", "both"), default="both")
+    parser.add_argument(
+        "--no-ack", action="store_true", help="clients never acknowledge ticks (older clients)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows: dict[str, dict[str, Any]] = {}
@@ -179,7 +228,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{args.clients} clients, {args.hz} ticks/s, {args.measure} s measured")
+    acking = "clients never acknowledge" if args.no_ack else "clients acknowledge ticks"
+    print(f"{args.clients} clients, {args.hz} ticks/s, {args.measure} s measured, {acking}")
     print(
         f"{'server':<28}{'msg/s':>10}{'ticks/cl/s':>12}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'max ms':>8}{'cpu %':>7}{'rss MB':>8}"
@@ -193,6 +243,12 @@ def main() -> int:
     py = rows.get("python match server")
     if py and "idle_rss_mb" in py:
         print(f"python match server idle RSS (ready, no client): {py['idle_rss_mb']} MB")
+    if py and "conflated_per_s" in py:
+        print(
+            f"python match server: {py['conflated_per_s']} conflated ticks+boards/s, "
+            f"{py.get('acks_per_s', 0):.0f} tick_acks/s sent by the clients, "
+            f"{py['stuck_disconnects']} clients cut off as stuck"
+        )
     return 0
 
 

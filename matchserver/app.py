@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from matchserver import heap
 from matchserver.agones import AgonesSDK
+from matchserver.broadcast import FlowConfig, FrameWriter
 from matchserver.engine.match import Match
 from matchserver.feed.relay_source import RelaySource
 from matchserver.feed.sources import FeedTick, sleep_until
@@ -82,6 +83,8 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
     sio = app[SIO]
     emitter = SocketEmitter(sio)
+    flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
+    emitter.writer = FrameWriter(flow, metrics)
     store = MatchStore(app[REDIS], settings.match_id)
     config = RunnerConfig(
         format=settings.format,

@@ -136,3 +136,16 @@ class MatchNamespace(socketio.AsyncNamespace):
         if player is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
         return {"ok": True, "code": "ok", "message": "state", "state": self.runner.state(player)}
+
+    async def on_tick_ack(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Flow control: this client has handled every tick up to `seq` (docs/matchserver.md).
+        Sent without a callback as a rule; one that asks gets the usual answer."""
+        seq = data.get("seq") if isinstance(data, dict) else None
+        if type(seq) is not int or seq < 0:
+            return {
+                "ok": False,
+                "code": "invalid_ack",
+                "message": "send tick_ack {seq: <tick seq>}",
+            }
+        self.emitter.writer.ack(sid, seq)
+        return {"ok": True, "code": "ok", "message": "acknowledged"}

@@ -66,3 +66,26 @@ class MatchMetrics:
             ["code"],
             registry=r,
         )
+        self.conflated = Counter(
+            "tradearena_match_conflated_total",
+            "Events a client that was behind never got (a newer one of the kind replaced"
+            " it), by event",
+            ["event"],
+            registry=r,
+        )
+        self.stuck_disconnects = Counter(
+            "tradearena_match_stuck_disconnects_total",
+            "Clients disconnected for staying behind longer than the limit",
+            registry=r,
+        )
+        self.clients_behind = Gauge(
+            "tradearena_match_clients_behind",
+            "Clients now behind (getting only the newest tick and leaderboard)",
+            registry=r,
+        )
+        self.tick_ack_lag = Histogram(
+            "tradearena_match_tick_ack_lag_ticks",
+            "Ticks written to a client but not yet acknowledged, when it acknowledges",
+            buckets=(0, 1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )

@@ -36,6 +36,11 @@ class MatchServerSettings(BaseAppSettings):
     leaderboard_size: int = Field(default=20, gt=0)
     snapshot_every_entries: int = Field(default=5000, gt=0)  # bounds replay on restart
     linger_ms: int = Field(default=1000, ge=0)  # let clients read match_end before exiting
+    # Flow control (docs/matchserver.md): a client this many ticks behind its last
+    # tick_ack gets only the newest tick and leaderboard (at least twice the ack interval,
+    # 4); one that stays behind this long is disconnected.
+    tick_ack_window: int = Field(default=8, ge=8)
+    stuck_client_ms: int = Field(default=10_000, gt=0)
 
     agones_sdk_port: int | None = Field(
         default=None,

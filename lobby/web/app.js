@@ -268,7 +268,9 @@ function playMatch(ready) {
   $("match-back").hidden = true;
   let failures = 0;
   const conn = $("match-connection");
+  let ackedSeq = null; // flow control (docs/matchserver.md): ack about every 4th tick
   socket.on("connect", () => {
+    ackedSeq = null; // seqs are per server process: start again on every connection
     failures = 0;
     conn.textContent = "connected";
     conn.dataset.state = "connected";
@@ -295,7 +297,13 @@ function playMatch(ready) {
     conn.textContent = "replaced";
     $("match-notice").textContent = data?.message || "connected from elsewhere";
   });
-  socket.on("tick", onTick);
+  socket.on("tick", (data) => {
+    onTick(data);
+    if (Number.isInteger(data.seq) && (ackedSeq === null || data.seq - ackedSeq >= 4)) {
+      ackedSeq = data.seq;
+      socket.emit("tick_ack", { seq: ackedSeq });
+    }
+  });
   socket.on("fill", onFill);
   socket.on("rejected", (data) => setError("match-rejection", data));
   socket.on("effect", onEffect);

@@ -1,6 +1,8 @@
 // Fan-out load generator: N stock socket.io-client connections (websocket only) in one
 // process; counts every event delivered and the latency of `tick` events from the
-// server's timestamp (`at`, ms since the epoch). Prints one JSON summary line.
+// server's timestamp (`at`, ms since the epoch). Each client acknowledges about every
+// 4th tick that carries a `seq` (the match server's flow control, docs/matchserver.md);
+// ACK=0 in the environment turns that off. Prints one JSON summary line.
 // Usage: node fanout_load.mjs URL NAMESPACE TOKENS_FILE|- COUNT WARMUP_S MEASURE_S
 import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
@@ -10,6 +12,7 @@ const count = Number(countArg);
 const tokens = tokensFile === "-" ? [] : JSON.parse(readFileSync(tokensFile, "utf8"));
 const warmupMs = Number(warmupArg) * 1000;
 const measureMs = Number(measureArg) * 1000;
+const acking = process.env.ACK !== "0";
 
 let measuring = false;
 let delivered = 0;
@@ -18,6 +21,7 @@ const latencies = [];
 const byEvent = {};
 let connected = 0;
 let errors = 0;
+let acks = 0;
 const sockets = [];
 const t0 = Date.now();
 let allConnected;
@@ -28,9 +32,15 @@ for (let i = 0; i < count; i++) {
     transports: ["websocket"], reconnection: false, forceNew: true,
     auth: tokens.length ? { token: tokens[i] } : {},
   });
-  socket.on("connect", () => { if (++connected === count) allConnected(); });
+  let acked = null;
+  socket.on("connect", () => { acked = null; if (++connected === count) allConnected(); });
   socket.on("connect_error", (err) => { errors++; console.error(err.message); });
   socket.onAny((event, data) => {
+    if (acking && event === "tick" && Number.isInteger(data.seq) && (acked === null || data.seq - acked >= 4)) {
+      acked = data.seq;
+      socket.emit("tick_ack", { seq: acked });
+      if (measuring) acks++;
+    }
     if (!measuring) return;
     delivered++;
     byEvent[event] = (byEvent[event] || 0) + 1;
@@ -60,7 +70,7 @@ latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null);
 console.log(JSON.stringify({
   clients: count, connected, errors, connect_s: connectS, seconds,
-  delivered, delivered_per_s: delivered / seconds, tick_deliveries: ticks,
+  delivered, delivered_per_s: delivered / seconds, tick_deliveries: ticks, acks_per_s: acks / seconds,
   ticks_per_client_per_s: ticks / seconds / count,
   p50_ms: pct(0.5), p99_ms: pct(0.99), max_ms: latencies.length ? latencies[latencies.length - 1] : null,
   by_event: byEvent,

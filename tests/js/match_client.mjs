@@ -11,8 +11,13 @@ const timer = setTimeout(() => { out({ kind: "timeout" }); process.exit(3); }, 2
 let resolveSeen;
 const seen = new Promise((resolve) => { resolveSeen = resolve; });
 
+let acked = null; // flow control (docs/matchserver.md): ack about every 4th tick
 socket.onAny((event, data) => {
   out({ kind: "event", event, data });
+  if (event === "tick" && Number.isInteger(data.seq) && (acked === null || data.seq - acked >= 4)) {
+    acked = data.seq;
+    socket.emit("tick_ack", { seq: acked });
+  }
   if (event === waitFor) resolveSeen();
 });
 socket.on("connect_error", (err) => {

@@ -364,11 +364,16 @@ class Bot {
       const socket = io(`${url}/match`, {
         transports: ["websocket"], forceNew: true, reconnection: false, auth: { token },
       });
+      let acked = null; // flow control (docs/matchserver.md): ack about every 4th tick
       socket.on("tick", (data) => {
         state.official_price = data.price;
         const ms = Date.now() - Number(data.at);
         stats.latency[Math.max(0, Math.min(stats.latency.length - 1, ms))] += 1;
         stats.ticks += 1;
+        if (Number.isInteger(data.seq) && (acked === null || data.seq - acked >= 4)) {
+          acked = data.seq;
+          socket.emit("tick_ack", { seq: acked });
+        }
       });
       socket.on("fill", (data) => {
         state.position = data.position;

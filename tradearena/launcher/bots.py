@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from matchserver.broadcast import ACK_EVERY
 from matchserver.simulate import ScriptedPlayer
 
 
@@ -144,11 +145,17 @@ class Bot:
 
         def client() -> socketio.AsyncClient:
             sio = socketio.AsyncClient(reconnection=False)
+            acked: list[int] = []  # the last tick seq acknowledged on this connection
 
             @sio.on("tick", namespace="/match")
             async def on_tick(data: dict[str, Any]) -> None:
                 state["official_price"] = data["price"]
                 self.stats.tick_latency_ms.append(int(time.time() * 1000) - int(data["at"]))
+                # Flow control (docs/matchserver.md): acknowledge about every 4th tick.
+                seq = data.get("seq")
+                if type(seq) is int and (not acked or seq - acked[0] >= ACK_EVERY):
+                    acked[:] = [seq]
+                    await sio.emit("tick_ack", {"seq": seq}, namespace="/match")
 
             @sio.on("fill", namespace="/match")
             async def on_fill(data: dict[str, Any]) -> None:
