@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-import pytest
 from pydantic import SecretStr
 
 from lobby.state import METRICS
@@ -284,7 +283,6 @@ async def test_key_rotation_keeps_tokens_of_the_previous_key_valid(
         assert resp.status == 401 and (await resp.json())["code"] == "token_invalid"
 
 
-@pytest.mark.xfail(strict=True, reason="login looks up any name with lower() (finding 2)")
 async def test_login_refuses_names_outside_the_pattern_before_lookup_or_throttle(
     lobby_client_factory: Any,
 ) -> None:

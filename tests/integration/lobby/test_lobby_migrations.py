@@ -84,16 +84,21 @@ def test_money_columns_are_numeric(lobby_dsn: str) -> None:
 
 def test_usernames_are_unique_ignoring_case(lobby_dsn: str) -> None:
     with psycopg.connect(lobby_dsn) as conn:
-        conn.execute("INSERT INTO users (username, password_hash) VALUES ('Alice', 'x')")
+        conn.execute(
+            "INSERT INTO users (username, username_canonical, password_hash)"
+            " VALUES ('Alice', 'alice', 'x')"
+        )
         try:
-            conn.execute("INSERT INTO users (username, password_hash) VALUES ('alice', 'y')")
+            conn.execute(
+                "INSERT INTO users (username, username_canonical, password_hash)"
+                " VALUES ('alice', 'alice', 'y')"
+            )
         except psycopg.errors.UniqueViolation:
             conn.rollback()
         else:
             raise AssertionError("a case-variant username was accepted")
 
 
-@pytest.mark.xfail(strict=True, reason="no canonical username column (finding 2)")
 def test_canonical_usernames_backfilled_unique_and_rolled_back(empty_dsn: str) -> None:
     applied = apply_migrations(empty_dsn)
     undone = rollback_migrations(empty_dsn, len(applied) - applied.index("0003_usernames"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lobby.accounts.usernames import canonical_username
 from lobby.http.schemas import USERNAME_PATTERN
 
 _REGISTRATION = re.compile(USERNAME_PATTERN.removeprefix("^").removesuffix("$"))
@@ -24,11 +24,8 @@ _near = st.text(
 _names = st.one_of(_any_text, _near, st.from_regex(_REGISTRATION, fullmatch=True))
 
 
-@pytest.mark.xfail(strict=True, reason="no single username normalisation yet (finding 2)")
 @given(_names)
 def test_only_names_of_the_registration_pattern_have_a_canonical_form(name: str) -> None:
-    from lobby.accounts.usernames import canonical_username
-
     canonical = canonical_username(name)
     if _REGISTRATION.fullmatch(name) is None:
         assert canonical is None
@@ -36,11 +33,8 @@ def test_only_names_of_the_registration_pattern_have_a_canonical_form(name: str)
         assert canonical is not None and _CANONICAL.fullmatch(canonical)
 
 
-@pytest.mark.xfail(strict=True, reason="no single username normalisation yet (finding 2)")
 @given(_names, _names)
 def test_normalisation_is_stable(a: str, b: str) -> None:
-    from lobby.accounts.usernames import canonical_username
-
     ca, cb = canonical_username(a), canonical_username(b)
     if ca is not None:
         assert canonical_username(ca) == ca  # idempotent
