@@ -60,3 +60,9 @@ class MatchMetrics:
             ["code"],
             registry=r,
         )
+        self.bad_input = Counter(
+            "tradearena_match_bad_input_total",
+            "Undecodable packets and unparseable HTTP requests, by source and error type",
+            ["source", "error"],
+            registry=r,
+        )

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from lobby import keys as redis_keys
 from lobby.state import METRICS, REDIS, SETTINGS, SIO, VERIFIER
+from tradearena.badinput import socketio_loggers
 from tradearena.contracts.keys import SOCKETIO_CHANNEL
 from tradearena.tokens import TokenError
 
@@ -50,12 +51,13 @@ def create_sio(app: web.Application) -> Any:
     if settings.socketio_redis:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
     origins: Any = settings.cors_origins or None
+    sio_log, eio_log = socketio_loggers("lobby")  # watched by BAD_INPUT (lobby.app)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=origins,
-        logger=False,
-        engineio_logger=False,
+        logger=sio_log,
+        engineio_logger=eio_log,
     )
     sio.attach(app)
 

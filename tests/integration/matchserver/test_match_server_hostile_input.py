@@ -32,7 +32,6 @@ def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
         proc.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="each bad packet logs a traceback (finding 4)")
 async def test_bad_packets_and_huge_headers_log_bounded_lines(
     server: MatchServerProcess,
 ) -> None:
