@@ -136,6 +136,11 @@ async def _hasher(app: web.Application) -> AsyncIterator[None]:
         app[HASHER].close()
 
 
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers take every response as the type it declares, never a guessed one."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 async def _bad_input(app: web.Application) -> AsyncIterator[None]:
     bad_input = app[BAD_INPUT]
     for logger in socketio_loggers("lobby"):
@@ -180,6 +185,7 @@ def create_app(
     )
     app[API] = Api("TradeArena lobby API", "1.0.0")
     app.cleanup_ctx.extend([_bad_input, _postgres, _redis, _hasher])
+    app.on_response_prepare.append(_nosniff)
     app[SIO] = create_sio(app)
 
     for module in ROUTE_MODULES:

@@ -140,7 +140,6 @@ async def test_deeply_nested_json_is_a_400_problem(lobby_client: Client, body: b
     assert await _code(resp) == (400, "json_too_deep")
 
 
-@pytest.mark.xfail(strict=True, reason="responses lack X-Content-Type-Options (finding 9)")
 async def test_every_response_says_nosniff(lobby_client: Client) -> None:
     responses = [
         await lobby_client.get("/api/v1/openapi.json"),
