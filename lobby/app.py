@@ -45,6 +45,7 @@ from lobby.results import history, leaderboards
 from lobby.settings import LobbySettings
 from lobby.state import (
     API,
+    BAD_INPUT,
     CATALOGUE,
     DB,
     HASHER,
@@ -57,6 +58,7 @@ from lobby.state import (
     SIO,
     VERIFIER,
 )
+from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.contracts.orchestration import Orchestrator
 from tradearena.modes import Catalogue, load_catalogue
 
@@ -134,6 +136,22 @@ async def _hasher(app: web.Application) -> AsyncIterator[None]:
         app[HASHER].close()
 
 
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers take every response as the type it declares, never a guessed one."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+async def _bad_input(app: web.Application) -> AsyncIterator[None]:
+    bad_input = app[BAD_INPUT]
+    for logger in socketio_loggers("lobby"):
+        bad_input.watch(logger, "socketio")
+    bad_input.watch_http()
+    try:
+        yield
+    finally:
+        bad_input.unwatch()
+
+
 def create_app(
     settings: LobbySettings,
     *,
@@ -160,9 +178,14 @@ def create_app(
         ),
         workers=settings.hash_workers,
     )
-    app[METRICS] = LobbyMetrics()
+    metrics = app[METRICS] = LobbyMetrics()
+    app[BAD_INPUT] = BadInputLog(
+        logging.getLogger("lobby.badinput"),
+        lambda source, error: metrics.bad_input.labels(source, error).inc(),
+    )
     app[API] = Api("TradeArena lobby API", "1.0.0")
-    app.cleanup_ctx.extend([_postgres, _redis, _hasher])
+    app.cleanup_ctx.extend([_bad_input, _postgres, _redis, _hasher])
+    app.on_response_prepare.append(_nosniff)
     app[SIO] = create_sio(app)
 
     for module in ROUTE_MODULES:

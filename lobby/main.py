@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from lobby.accounts.usernames import canonical_username
 from lobby.app import create_app
 from lobby.settings import LobbySettings
 from tradearena.process import run_process
@@ -17,12 +18,16 @@ def promote_admin(username: str, settings: LobbySettings | None = None) -> bool:
     """Give an existing account the admin role (the first admin has no admin to ask)."""
     import psycopg
 
+    canonical = canonical_username(username)
+    if canonical is None:
+        print(f"lobby: {username!r} is not a valid username", file=sys.stderr)
+        return False
     settings = settings or LobbySettings()
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute(
             "UPDATE users SET role = 'admin', updated_at = now()"
-            " WHERE lower(username) = lower(%s) RETURNING id",
-            (username,),
+            " WHERE username_canonical = %s RETURNING id",
+            (canonical,),
         ).fetchone()
     if row is None:
         print(f"lobby: no user named {username!r}", file=sys.stderr)

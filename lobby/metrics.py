@@ -59,6 +59,12 @@ class LobbyMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.bad_input = Counter(
+            "lobby_bad_input_total",
+            "Undecodable Socket.IO packets and unparseable HTTP requests, by source and error",
+            ["source", "error"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

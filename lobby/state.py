@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from lobby.metrics import LobbyMetrics
 from lobby.settings import LobbySettings
+from tradearena.badinput import BadInputLog
 from tradearena.modes import Catalogue
 from tradearena.tokens import Signer, Verifier
 
@@ -46,6 +47,7 @@ API: web.AppKey[Api] = web.AppKey("api")
 METRICS = web.AppKey("metrics", LobbyMetrics)
 # python-socketio's AsyncServer (untyped): the `/lobby` namespace lives on it.
 SIO = web.AppKey("sio", socketio.AsyncServer)
+BAD_INPUT = web.AppKey("bad_input", BadInputLog)
 # Where matches run; absent when this lobby only serves (admin match routes answer 503).
 ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 

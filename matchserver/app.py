@@ -31,6 +31,7 @@ from matchserver.metrics import MatchMetrics
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
+from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.modes import load_catalogue
 from tradearena.sockets import GuardedServer
 from tradearena.tokens import Verifier
@@ -198,16 +199,32 @@ def create_app(
     app = web.Application(middlewares=[no_websocket_compression])
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[METRICS] = MatchMetrics()
+    metrics = app[METRICS] = MatchMetrics()
+    bad_input = BadInputLog(
+        logging.getLogger("matchserver.badinput"),
+        lambda source, error: metrics.bad_input.labels(source, error).inc(),
+    )
+    sio_log, eio_log = socketio_loggers("matchserver")
     sio = GuardedServer(
         async_mode="aiohttp",
         cors_allowed_origins="*",
-        logger=False,
-        engineio_logger=False,
-        on_refused=lambda code: app[METRICS].event_refusals.labels(code).inc(),
+        logger=sio_log,
+        engineio_logger=eio_log,
+        on_refused=lambda code: metrics.event_refusals.labels(code).inc(),
     )
     sio.attach(app)
     app[SIO] = sio
+
+    async def bad_input_ctx(app: web.Application) -> AsyncIterator[None]:
+        bad_input.watch(sio_log, "socketio")
+        bad_input.watch(eio_log, "socketio")
+        bad_input.watch_http()
+        try:
+            yield
+        finally:
+            bad_input.unwatch()
+
+    app.cleanup_ctx.append(bad_input_ctx)
     app.cleanup_ctx.append(_gc_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_match_ctx)

@@ -89,3 +89,9 @@ class MatchMetrics:
             buckets=(0, 1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
+        self.bad_input = Counter(
+            "tradearena_match_bad_input_total",
+            "Undecodable packets and unparseable HTTP requests, by source and error type",
+            ["source", "error"],
+            registry=r,
+        )

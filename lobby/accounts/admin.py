@@ -17,6 +17,7 @@ from aiohttp import web
 
 from lobby import keys as redis_keys
 from lobby.accounts.routes import revoke_user_tokens
+from lobby.accounts.usernames import canonical_prefix
 from lobby.http.api import Operation, body_of, path_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import (
@@ -142,13 +143,15 @@ async def list_users(request: web.Request) -> web.Response:
     query = query_of(request, AdminUserQuery)
     prefix = None
     if query.username is not None:
-        escaped = query.username.lower().replace("\\", "\\\\").replace("%", "\\%")
-        prefix = escaped.replace("_", "\\_") + "%"
+        canonical = canonical_prefix(query.username)
+        if canonical is None:  # no username starts with it
+            return reply(AdminUserPage(items=[]))
+        prefix = canonical.replace("_", "\\_") + "%"  # `.` and `-` are not LIKE wildcards
     rows = await request.app[DB].fetch(
         "SELECT id, username, role, created_at, banned_at, ban_reason FROM users"
-        " WHERE ($1::text IS NULL OR lower(username) LIKE $1)"
+        " WHERE ($1::text IS NULL OR username_canonical LIKE $1)"
         " AND ($2::boolean IS NULL OR (banned_at IS NOT NULL) = $2)"
-        " ORDER BY lower(username) LIMIT $3",
+        " ORDER BY username_canonical LIMIT $3",
         prefix,
         query.banned,
         query.limit,

@@ -25,6 +25,7 @@ from lobby.accounts.refresh_rules import (
     token_digest,
     well_formed,
 )
+from lobby.accounts.usernames import canonical_username
 from lobby.http.api import Operation, body_of, principal, reply
 from lobby.http.middleware import client_ip
 from lobby.http.problems import problem, too_many
@@ -102,10 +103,23 @@ async def revoke_user_tokens(conn: asyncpg.Connection, user_id: uuid.UUID, reaso
     return int(status.split()[-1])
 
 
+_INVALID_USERNAME = (
+    "no account has this name: a username is 3 to 32 ASCII letters, digits, '_', '.' or '-'"
+)
+
+
+def _canonical_or_refuse(name: str) -> str:
+    canonical = canonical_username(name)
+    if canonical is None:
+        raise problem(422, "invalid_username", _INVALID_USERNAME)
+    return canonical
+
+
 async def register(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     body = body_of(request, RegisterRequest)
+    canonical = _canonical_or_refuse(body.username)
     decision = await app[LIMITER].check(
         "register", client_ip(request), settings.register_limit_ip, settings.register_window_s
     )
@@ -126,9 +140,10 @@ async def register(request: web.Request) -> web.Response:
     async with app[DB].acquire() as conn, conn.transaction():
         try:
             row = await conn.fetchrow(
-                "INSERT INTO users (username, password_hash) VALUES ($1, $2)"
-                " RETURNING id, username, role, created_at, banned_at",
+                "INSERT INTO users (username, username_canonical, password_hash)"
+                " VALUES ($1, $2, $3) RETURNING id, username, role, created_at, banned_at",
                 body.username,
+                canonical,
                 password_hash,
             )
         except asyncpg.UniqueViolationError:
@@ -150,8 +165,12 @@ async def login(request: web.Request) -> web.Response:
     metrics = app[METRICS]
     limiter = app[LIMITER]
     body = body_of(request, LoginRequest)
+    # Before any throttle key or lookup: a name registration refuses has no account.
+    name = canonical_username(body.username)
+    if name is None:
+        metrics.logins.labels("invalid_username").inc()
+        raise problem(422, "invalid_username", _INVALID_USERNAME)
     ip = client_ip(request)
-    name = body.username.lower()
     keys = {
         "account": (
             redis_keys.lobby_login_failures("account", name),
@@ -175,8 +194,8 @@ async def login(request: web.Request) -> web.Response:
         raise too_many("login_throttled", "too many failed logins; wait", decision.retry_after_s)
     row = await app[DB].fetchrow(
         "SELECT id, username, password_hash, role, created_at, banned_at FROM users"
-        " WHERE lower(username) = lower($1)",
-        body.username,
+        " WHERE username_canonical = $1",
+        name,
     )
     ok, needs_rehash = await app[HASHER].verify(
         row["password_hash"] if row is not None else None, body.password

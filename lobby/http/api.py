@@ -123,6 +123,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the decoder's recursion limit
+        raise problem(400, "json_too_deep", "the body's JSON is nested too deeply") from None
     _no_nul(b"\\u0000" in raw, "body")
     try:
         return model.model_validate_json(raw, strict=True)

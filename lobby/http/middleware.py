@@ -22,7 +22,7 @@ from lobby.http.problems import (
     from_http_status,
     too_many,
 )
-from lobby.state import LIMITER, METRICS, SETTINGS
+from lobby.state import BAD_INPUT, LIMITER, METRICS, SETTINGS
 
 log = logging.getLogger("lobby.http")
 
@@ -31,6 +31,7 @@ EXEMPT = frozenset(
     {"/api/v1/openapi.json", "/api/v1/.well-known/jwks.json", "/.well-known/jwks.json"}
 )
 _KEEP_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+SOCKETIO_PATH = "/socket.io/"
 
 
 def client_ip(request: web.Request) -> str:
@@ -99,7 +100,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem_response(down, {"Retry-After": "1"})
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if request.path.startswith(SOCKETIO_PATH):
+            # Engine.IO raises out of its transport on a packet it cannot decode: bad
+            # input, counted and logged bounded (no traceback, no packet bytes).
+            request.app[BAD_INPUT].report("socketio", exc, "engine.io transport")
+            return problem_response(Problem(400, "malformed_packet", "undecodable packet"))
         log.exception("unhandled error", extra={"route": _route(request), "method": request.method})
         return problem_response(Problem(500, "internal_error", "internal error"))
 

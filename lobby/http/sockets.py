@@ -32,6 +32,7 @@ from aiohttp import web
 
 from lobby import keys as redis_keys
 from lobby.state import METRICS, REDIS, SETTINGS, SIO, VERIFIER
+from tradearena.badinput import socketio_loggers
 from tradearena.contracts.keys import SOCKETIO_CHANNEL
 from tradearena.sockets import GuardedServer
 from tradearena.tokens import TokenError
@@ -57,13 +58,14 @@ def create_sio(app: web.Application) -> Any:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
     origins: Any = settings.cors_origins or None
     metrics = app[METRICS]
+    sio_log, eio_log = socketio_loggers("lobby")  # watched by BAD_INPUT (lobby.app)
     sio = GuardedServer(
         on_refused=lambda code: metrics.socket_event_refusals.labels(code).inc(),
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=origins,
-        logger=False,
-        engineio_logger=False,
+        logger=sio_log,
+        engineio_logger=eio_log,
     )
     sio.attach(app)
 

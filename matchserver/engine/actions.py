@@ -2,14 +2,22 @@
 
 Shape errors (wrong types, unknown fields, bad numbers) are caught here and become
 `invalid_action`; game-rule errors (balance, cooldown, ...) are the engine's job.
+
+Numbers are taken only in their exact wire forms, never coerced: money, prices and
+fractions are plain decimal strings (`"12.5"`, `"100"`) or JSON integers; leverage is
+a JSON integer. Booleans, floats, exponents, signs, underscores, surrounding spaces
+and non-ASCII digits are refused. Entries read back from the match's own log
+(`parse_logged_action`) skip that check: they are in the logged form, which
+`str(Decimal)` may write with an exponent (`"1E-8"`).
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 ClientOrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=8, allow_inf_nan=False)]
@@ -32,7 +40,7 @@ class OpenOrder(_Action):
     type: Literal["open"] = "open"
     side: Literal["long", "short"]
     margin: Amount
-    leverage: Annotated[int, Field(ge=1, le=1000)]
+    leverage: Annotated[int, Strict(), Field(ge=1, le=1000)]
     stop_loss: Price | None = None
     take_profit: Price | None = None
 
@@ -120,7 +128,35 @@ class ActionError(ValueError):
         self.client_order_id = client_order_id
 
 
+# A plain decimal: no sign, exponent, spaces or underscores, ASCII digits only, no
+# leading zero before other digits. Pydantic's own checks (places, digits, > 0) follow.
+_DECIMAL_TEXT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_DECIMAL_FIELDS = ("margin", "stop_loss", "take_profit", "fraction")
+_DECIMAL_RULE = 'must be a decimal string such as "12.5" or a JSON integer'
+
+
+def _loose_decimal(value: Any) -> bool:
+    if value is None or (type(value) is int):
+        return False
+    return not (type(value) is str and _DECIMAL_TEXT.fullmatch(value) is not None)
+
+
 def parse_action(payload: Any) -> Action:
+    """A client's action, its numbers in their exact wire forms only."""
+    if isinstance(payload, dict):
+        for name in _DECIMAL_FIELDS:
+            if name in payload and _loose_decimal(payload[name]):
+                kind = payload.get("type")
+                where = f"{kind}.{name}" if isinstance(kind, str) else name
+                coid = payload.get("client_order_id")
+                raise ActionError(
+                    f"{where}: {_DECIMAL_RULE}", coid if isinstance(coid, str) else None
+                )
+    return parse_logged_action(payload)
+
+
+def parse_logged_action(payload: Any) -> Action:
+    """An action in its logged form (`action_to_wire`), as the match's log holds it."""
     try:
         action: Action = _VALIDATE(payload)
     except ValidationError as exc:

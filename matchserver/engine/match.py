@@ -31,6 +31,7 @@ from .actions import (
     UseAbility,
     action_to_wire,
     parse_action,
+    parse_logged_action,
 )
 from .codes import Code
 from .events import Ack, Event, accept, reject
@@ -421,7 +422,7 @@ class Match:
         if entry.kind == ACTION:
             assert data is not None
             data.pop("outcome", None)
-            action = parse_action(data)
+            action = parse_logged_action(data)
             state = self.players[entry.player or ""]
             state.bucket.take(entry.at)  # keep the limiter in step with the live run
         self.log.append(entry)

@@ -14,7 +14,7 @@ from typing import Any
 
 from tradearena.contracts.phases import GamePhase
 
-from .actions import action_to_wire, parse_action
+from .actions import action_to_wire, parse_logged_action
 from .codes import Code
 from .events import Ack
 from .ledger import Ledger, LedgerLine
@@ -147,7 +147,7 @@ def restore(snapshot: dict[str, Any], log: list[LogEntry]) -> Match:
         what = _Due[name]
         payload: Any = raw_payload
         if what is _Due.ORDER:
-            payload = (parse_action(raw_payload),)
+            payload = (parse_logged_action(raw_payload),)
         elif what is _Due.EXPIRE:
             payload = tuple(raw_payload)
         m._due.append((due, prio, seq, what, player, payload))

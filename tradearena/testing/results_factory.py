@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from lobby.accounts.usernames import canonical_username
 from tradearena.contracts.results import Fill, LedgerLine, MatchResult, Standing
 
 T0 = 1_790_000_000_000
@@ -15,11 +16,12 @@ T0 = 1_790_000_000_000
 async def make_users(dsn: str, n: int, prefix: str = "user") -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
+        names = [f"{prefix}{i:04d}" for i in range(1, n + 1)]
         rows = await conn.fetch(
-            "INSERT INTO users (username, password_hash) "
-            "SELECT $1 || lpad(g::text, 4, '0'), 'x' FROM generate_series(1, $2) g RETURNING id",
-            prefix,
-            n,
+            "INSERT INTO users (username, username_canonical, password_hash)"
+            " SELECT u, c, 'x' FROM unnest($1::text[], $2::text[]) AS t(u, c) RETURNING id",
+            names,
+            [canonical_username(name) for name in names],
         )
     finally:
         await conn.close()

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 from pydantic import SecretStr
 
+from lobby.state import METRICS
 from tradearena.testing.lobby import PASSWORD, Client, bearer, login, register
 from tradearena.tokens import Signer, Verifier, generate_private_key_pem
 
@@ -286,3 +287,43 @@ async def test_key_rotation_keeps_tokens_of_the_previous_key_valid(
     async with lobby_client_factory(signing_key_pem=SecretStr(new_pem)) as client:
         resp = await client.get("/api/v1/me", headers=bearer(tokens))
         assert resp.status == 401 and (await resp.json())["code"] == "token_invalid"
+
+
+async def test_login_refuses_names_outside_the_pattern_before_lookup_or_throttle(
+    lobby_client_factory: Any,
+) -> None:
+    """A name registration would refuse never reaches the throttle or the database; one
+    account has one throttle budget whatever the case of the name typed."""
+    async with lobby_client_factory(
+        login_max_failures_account=2, login_max_failures_ip=3, login_window_s=600
+    ) as client:
+        await register(client, "kirk")
+        for name in (
+            "KİRK",  # dotted capital I: some lower() make it "i"
+            "kırk",  # dotless i
+            "\u212airk",  # Kelvin sign: Python's lower() makes it "k"
+            "ki\u0307rk",
+            "ｋｉｒｋ",
+            " kirk",
+            "kirk ",
+            "kirk\n",
+            "ki",
+            "k" * 33,
+        ):
+            resp = await client.post(
+                "/api/v1/auth/login", json={"username": name, "password": PASSWORD}
+            )
+            await _problem(resp, 422, "invalid_username")
+        metrics = client.app[METRICS]
+        assert metrics.logins.labels("invalid_username")._value.get() == 10
+        # Ten refusals spent nothing of the IP's budget of 3: the right login works.
+        await login(client, "KIRK")
+        for name in ("KIRK", "Kirk"):
+            resp = await client.post(
+                "/api/v1/auth/login", json={"username": name, "password": "wrong password"}
+            )
+            await _problem(resp, 401, "invalid_credentials")
+        resp = await client.post(
+            "/api/v1/auth/login", json={"username": "kirk", "password": PASSWORD}
+        )
+        await _problem(resp, 429, "login_throttled")

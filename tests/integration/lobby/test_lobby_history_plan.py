@@ -19,8 +19,8 @@ PER_MATCH = 10  # 40,000 match_players rows; each user plays 100 matches
 
 async def _fill(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "INSERT INTO users (username, password_hash)"
-        " SELECT 'user' || i, 'x' FROM generate_series(1, $1) AS i",
+        "INSERT INTO users (username, username_canonical, password_hash)"
+        " SELECT 'user' || i, 'user' || i, 'x' FROM generate_series(1, $1) AS i",
         USERS,
     )
     await conn.execute(

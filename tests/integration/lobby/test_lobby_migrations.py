@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+import pytest
 
 from lobby.migrate import apply_migrations, rollback_migrations, yoyo_url
 from tradearena.launcher.cli import main
@@ -81,10 +84,55 @@ def test_money_columns_are_numeric(lobby_dsn: str) -> None:
 
 def test_usernames_are_unique_ignoring_case(lobby_dsn: str) -> None:
     with psycopg.connect(lobby_dsn) as conn:
-        conn.execute("INSERT INTO users (username, password_hash) VALUES ('Alice', 'x')")
+        conn.execute(
+            "INSERT INTO users (username, username_canonical, password_hash)"
+            " VALUES ('Alice', 'alice', 'x')"
+        )
         try:
-            conn.execute("INSERT INTO users (username, password_hash) VALUES ('alice', 'y')")
+            conn.execute(
+                "INSERT INTO users (username, username_canonical, password_hash)"
+                " VALUES ('alice', 'alice', 'y')"
+            )
         except psycopg.errors.UniqueViolation:
             conn.rollback()
         else:
             raise AssertionError("a case-variant username was accepted")
+
+
+def test_canonical_usernames_backfilled_unique_and_rolled_back(empty_dsn: str) -> None:
+    applied = apply_migrations(empty_dsn)
+    undone = rollback_migrations(empty_dsn, len(applied) - applied.index("0003_usernames"))
+    assert "0003_usernames" in undone
+    with psycopg.connect(empty_dsn) as conn:
+        # Rows from before the migration: it backfills them without any locale.
+        conn.execute(
+            "INSERT INTO users (username, password_hash)"
+            " VALUES ('Alice', 'x'), ('BOB.SMITH-IX_9', 'x')"
+        )
+        conn.commit()
+        assert "username_canonical" not in _columns(conn, "users")
+    assert "0003_usernames" in apply_migrations(empty_dsn)
+    with psycopg.connect(empty_dsn) as conn:
+        rows = conn.execute("SELECT username, username_canonical FROM users").fetchall()
+        assert sorted(rows) == [("Alice", "alice"), ("BOB.SMITH-IX_9", "bob.smith-ix_9")]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO users (username, username_canonical, password_hash)"
+                " VALUES ('ALICE', 'alice', 'y')"
+            )
+        conn.rollback()
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute("INSERT INTO users (username, password_hash) VALUES ('carol', 'y')")
+    rollback_migrations(empty_dsn, len(applied) - applied.index("0003_usernames"))
+    with psycopg.connect(empty_dsn) as conn:
+        assert "username_canonical" not in _columns(conn, "users")
+        # the index it replaced is back
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO users (username, password_hash) VALUES ('ALICE', 'y')")
+
+
+def _columns(conn: psycopg.Connection[Any], table: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+    ).fetchall()
+    return {str(r[0]) for r in rows}

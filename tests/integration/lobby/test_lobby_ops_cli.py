@@ -111,6 +111,7 @@ async def test_cli_promotes_the_first_admin(
     monkeypatch.setenv("TRADEARENA_DATABASE_URL", lobby_dsn)
     assert cli_main(["lobby", "--promote-admin", "FIRST_ADMIN"]) == 0
     assert cli_main(["lobby", "--promote-admin", "nobody_here"]) == 2
+    assert cli_main(["lobby", "--promote-admin", "F\u0130RST_ADMIN"]) == 2  # dotted capital I
     tokens = await login(lobby_client, "first_admin")
     assert tokens["user"]["role"] == "admin" and tokens["user"]["id"] == user["user"]["id"]
     resp = await lobby_client.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -125,3 +126,29 @@ async def test_readiness_follows_redis_and_postgres(
         assert body["checks"]["postgres"] != "ok" and body["checks"]["redis"] == "ok"
     finally:
         postgres_server.start()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 6_000 + b"1" + b"}" * 6_000],
+    ids=["arrays", "objects"],
+)
+async def test_deeply_nested_json_is_a_400_problem(lobby_client: Client, body: bytes) -> None:
+    resp = await lobby_client.post(
+        "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert await _code(resp) == (400, "json_too_deep")
+
+
+async def test_every_response_says_nosniff(lobby_client: Client) -> None:
+    responses = [
+        await lobby_client.get("/api/v1/openapi.json"),
+        await lobby_client.get("/api/v1/nope"),
+        await lobby_client.post("/api/v1/auth/login", json={"username": "x"}),
+        await lobby_client.get("/metrics"),
+        await lobby_client.get("/healthz"),
+        await lobby_client.get("/"),
+        await lobby_client.get("/socket.io/?EIO=4&transport=polling"),
+    ]
+    for resp in responses:
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", (resp.url, resp.status)

@@ -9,15 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from matchserver.engine.actions import ActionError, action_to_wire, parse_action
+from matchserver.engine.actions import (
+    ActionError,
+    action_to_wire,
+    parse_action,
+    parse_logged_action,
+)
 
 coids = st.from_regex(r"[A-Za-z0-9_.:\-]{1,64}", fullmatch=True)
 amounts = st.decimals(
     min_value=Decimal("0.00000001"), max_value=Decimal("9999999999999999"), places=8
 ).map(lambda d: d.normalize() if d == d.to_integral() else d)
-# strings as clients send them, numbers too (Decimal fields accept both)
+# plain decimal strings as clients send them, JSON integers too (Decimal fields accept both)
 amount_inputs = st.one_of(
-    amounts.map(str), st.integers(1, 10**9), st.sampled_from(["1E+2", "0.50"])
+    amounts.map(lambda d: format(d, "f")), st.integers(1, 10**9), st.sampled_from(["100", "0.50"])
 )
 maybe = lambda s: st.one_of(st.none(), s)  # noqa: E731
 
@@ -58,7 +63,7 @@ def test_logged_form_is_pydantics_json_dump_and_parses_back(wire: dict[str, Any]
     logged = action_to_wire(action)
     assert logged == action.model_dump(mode="json", exclude_none=True)
     assert list(logged) == list(action.model_dump(mode="json", exclude_none=True))
-    assert parse_action(logged) == action
+    assert parse_logged_action(logged) == action
 
 
 @pytest.mark.parametrize(
@@ -89,3 +94,66 @@ def test_malformed_actions_say_where(wire: dict[str, Any], where: str) -> None:
         parse_action(wire)
     assert err.value.message.startswith(f"{where}:"), err.value.message
     assert err.value.client_order_id == wire["client_order_id"]
+
+
+# Numbers as a loose client might send them: every one must be refused, never coerced.
+_loose_decimals = st.one_of(
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(min_value=1, max_value=10**6, places=2).map(lambda d: f"{d:E}"),  # exponent
+    st.integers(1, 10**6).map(lambda n: f"{n:_}" if n >= 1000 else f"{n}_0"),  # underscores
+    st.tuples(
+        st.sampled_from([" ", "\t", "\n", "\u00a0", "\u2003"]),
+        amounts.map(str),
+        st.booleans(),
+    ).map(lambda t: t[0] + t[1] if t[2] else t[1] + t[0]),  # surrounding spaces
+    st.sampled_from(["+1", "-0", ".5", "5.", "0x10", "1e3", "NaN", "Infinity", "01", "١٢"]),
+    st.lists(st.integers(1, 9), min_size=1, max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
+_loose_leverages = st.one_of(
+    st.booleans(),
+    st.floats(),
+    st.integers(1, 1000).map(str),
+    st.integers(1, 1000).map(lambda n: f" {n} "),
+    st.just(None),
+)
+_open = {"type": "open", "client_order_id": "o1", "side": "long", "margin": "10", "leverage": 2}
+
+
+@given(
+    st.sampled_from(
+        [
+            ("open", "margin"),
+            ("open", "stop_loss"),
+            ("open", "take_profit"),
+            ("set_stops", "stop_loss"),
+            ("set_stops", "take_profit"),
+            ("close", "fraction"),
+        ]
+    ),
+    _loose_decimals,
+)
+def test_loose_decimals_are_refused(field: tuple[str, str], value: Any) -> None:
+    kind, name = field
+    wire = dict(_open) if kind == "open" else {"type": kind, "client_order_id": "o1"}
+    wire[name] = value
+    with pytest.raises(ActionError) as err:
+        parse_action(wire)
+    assert err.value.message.startswith(f"{kind}.{name}:"), err.value.message
+
+
+@given(_loose_leverages)
+def test_loose_leverage_is_refused(value: Any) -> None:
+    with pytest.raises(ActionError) as err:
+        parse_action({**_open, "leverage": value})
+    assert err.value.message.startswith("open.leverage:"), err.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("margin", "10"), ("margin", 10), ("margin", "0.5"), ("stop_loss", "12345.67")],
+)
+def test_canonical_numbers_are_accepted(name: str, value: Any) -> None:
+    action = parse_action({**_open, name: value})
+    assert str(getattr(action, name)) == str(value)
