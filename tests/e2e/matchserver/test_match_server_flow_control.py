@@ -139,7 +139,6 @@ def test_a_client_that_keeps_up_receives_every_tick(server: MatchServerProcess, 
     assert metric(server, "tradearena_match_stuck_disconnects_total") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="tick_ack has no fast path yet")
 def test_tick_acks_from_the_stock_client_take_the_fast_path_and_bad_ones_are_refused(
     server: MatchServerProcess,
 ) -> None:

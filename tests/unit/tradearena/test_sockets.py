@@ -52,7 +52,6 @@ async def connected_harness() -> tuple[FastHarness, str]:
     return harness, sid
 
 
-@pytest.mark.xfail(strict=True, reason="tick_ack has no fast path yet")
 def test_a_tick_ack_as_the_stock_js_client_sends_it_takes_the_fast_path() -> None:
     async def go() -> None:
         harness, sid = await connected_harness()
@@ -65,7 +64,6 @@ def test_a_tick_ack_as_the_stock_js_client_sends_it_takes_the_fast_path() -> Non
     asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, reason="tick_ack has no fast path yet")
 @pytest.mark.parametrize(
     "text",
     [
@@ -99,7 +97,6 @@ def test_anything_but_the_exact_form_goes_through_the_usual_dispatch(text: Any) 
     asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, reason="tick_ack has no fast path yet")
 def test_a_fast_event_from_a_socket_not_in_the_namespace_is_left_to_the_usual_path() -> None:
     async def go() -> None:
         harness, _ = await connected_harness()
@@ -110,7 +107,6 @@ def test_a_fast_event_from_a_socket_not_in_the_namespace_is_left_to_the_usual_pa
     asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, reason="tick_ack has no fast path yet")
 def test_reserved_names_cannot_be_fast_events() -> None:
     with pytest.raises(ValueError, match="reserved"):
         FastHarness().sio.fast_event("/match", "disconnect", "seq", lambda sid, n: None)
