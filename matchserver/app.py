@@ -100,7 +100,9 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
     fresh = new_match(settings, clock())
     runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)
     app[RUNNER] = runner
-    sio.register_namespace(MatchNamespace(runner, emitter, load_verifier(settings), metrics))
+    namespace = MatchNamespace(runner, emitter, load_verifier(settings), metrics)
+    sio.register_namespace(namespace)
+    sio.fast_event(namespace.namespace, "tick_ack", "seq", namespace.fast_tick_ack)
     tasks: list[asyncio.Task[Any]] = []
     if runner.match.phase.over:
         # Restarted after the end: make sure the result went out, then finish.

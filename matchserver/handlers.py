@@ -57,6 +57,8 @@ class MatchNamespace(socketio.AsyncNamespace):
         self.metrics = metrics
         self.players: dict[str, str] = {}  # sid -> player
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fast_acks = metrics.tick_acks.labels("fast")
+        self._dispatched_acks = metrics.tick_acks.labels("dispatch")
 
     def _refuse(self, code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
         self.metrics.connection_refusals.labels(code).inc()
@@ -147,5 +149,13 @@ class MatchNamespace(socketio.AsyncNamespace):
                 "code": "invalid_ack",
                 "message": "send tick_ack {seq: <tick seq>}",
             }
+        self._dispatched_acks.inc()
         self.emitter.writer.ack(sid, seq)
         return {"ok": True, "code": "ok", "message": "acknowledged"}
+
+    def fast_tick_ack(self, sid: str, seq: int) -> None:
+        """`tick_ack {seq}` sent without a callback (how clients send it), taken before
+        Socket.IO's dispatch (`GuardedServer.fast_event`): no task, no decode. Any other
+        form (a callback, a malformed seq) comes through `on_tick_ack`."""
+        self._fast_acks.inc()
+        self.emitter.writer.ack(sid, seq)

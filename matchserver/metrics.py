@@ -83,6 +83,13 @@ class MatchMetrics:
             "Clients now behind (getting only the newest tick and leaderboard)",
             registry=r,
         )
+        self.tick_acks = Counter(
+            "tradearena_match_tick_acks_total",
+            "Well-formed tick_ack events handled, by path: fast (before Socket.IO's"
+            " dispatch) or dispatch (sent with a callback)",
+            ["path"],
+            registry=r,
+        )
         self.tick_ack_lag = Histogram(
             "tradearena_match_tick_ack_lag_ticks",
             "Ticks written to a client but not yet acknowledged, when it acknowledges",

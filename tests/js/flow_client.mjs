@@ -6,12 +6,16 @@
 //                      leaves and comes back, then reads again until she has the newest tick.
 //   scenario "stuck":  alice stops reading for good; ends when bob sees her disconnected.
 //   scenario "steady": both read normally for measure_ms (alice acks only if "ack").
+//   scenario "acks":   both read and ack normally for measure_ms; then alice sends tick_acks
+//                      with a callback (one well-formed, the others malformed) and malformed
+//                      ones without; both stop acking and make a round trip.
 import { io } from "socket.io-client";
 
 const cfg = JSON.parse(process.argv[2]);
 const ACK_EVERY = 4; // docs/matchserver.md: acknowledge at least every 4 ticks
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const fail = (why) => { out({ error: why }); process.exit(3); };
+let acking = true; // cleared once the "acks" scenario has sent what it counts
 setTimeout(() => fail("timeout"), 60_000).unref();
 
 function player(token, { ack = true } = {}) {
@@ -26,7 +30,7 @@ function player(token, { ack = true } = {}) {
     if (event !== "tick") return;
     p.newest = data;
     const seq = data.seq;
-    if (ack && Number.isInteger(seq) && (p.lastAcked === null || seq - p.lastAcked >= ACK_EVERY)) {
+    if (ack && acking && Number.isInteger(seq) && (p.lastAcked === null || seq - p.lastAcked >= ACK_EVERY)) {
       socket.emit("tick_ack", { seq });
       p.lastAcked = seq;
       p.acksSent += 1;
@@ -99,5 +103,23 @@ if (cfg.scenario === "steady") {
   const gone = () => bob.log.some((x) => x.event === "player" && x.data.player === "alice" && x.data.status === "disconnected");
   await until(gone, 15_000, "bob to see alice disconnected");
   out({ paused_at: pausedAt, gone_after_ms: Date.now() - pausedAt });
+} else if (cfg.scenario === "acks") {
+  await new Promise((r) => setTimeout(r, cfg.measure_ms));
+  const ask = (p, ...args) => new Promise((resolve) => p.socket.emit(...args, resolve));
+  const answers = {
+    good: await ask(alice, "tick_ack", { seq: alice.lastAcked }),
+    string: await ask(alice, "tick_ack", { seq: String(alice.lastAcked) }),
+    negative: await ask(alice, "tick_ack", { seq: -1 }),
+    fraction: await ask(alice, "tick_ack", { seq: 1.5 }),
+    missing: await ask(alice, "tick_ack", {}),
+    bare: await ask(alice, "tick_ack", 7),
+  };
+  acking = false;
+  alice.socket.emit("tick_ack", { seq: String(alice.lastAcked) }); // malformed, no callback
+  alice.socket.emit("tick_ack", { seq: alice.lastAcked, extra: 1 }); // valid, not the fast form
+  alice.socket.emit("tick_ack");
+  // A client's messages are handled in order: once these answers arrive, every ack before is in.
+  const synced = [await ask(alice, "sync", {}), await ask(bob, "sync", {})];
+  out({ answers, acks_sent: alice.acksSent + bob.acksSent, synced: synced.map((s) => s.ok) });
 } else fail(`unknown scenario ${cfg.scenario}`);
 process.exit(0);

@@ -46,14 +46,16 @@ def run_flow(server: MatchServerProcess, scenario: str, **extra: Any) -> dict[st
     return result
 
 
-def metric(server: MatchServerProcess, name: str) -> float:
+def metric(server: MatchServerProcess, name: str, **labels: str) -> float:
+    """The sum of a metric's samples over the label values not given."""
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
     total = 0.0
     for line in text.splitlines():
-        m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
-        if m:
-            total += float(m.group(2))
+        m = re.match(rf"^{re.escape(name)}(\{{([^}}]*)\}})? (\S+)$", line)
+        if m and wanted <= set((m.group(2) or "").split(",")):
+            total += float(m.group(3))
     return total
 
 
@@ -135,3 +137,24 @@ def test_a_client_that_keeps_up_receives_every_tick(server: MatchServerProcess, 
     assert (r["acks_sent"] > 0) is ack
     assert metric(server, "tradearena_match_conflated_total") == 0
     assert metric(server, "tradearena_match_stuck_disconnects_total") == 0
+
+
+def test_tick_acks_from_the_stock_client_take_the_fast_path_and_bad_ones_are_refused(
+    server: MatchServerProcess,
+) -> None:
+    """`tick_ack {seq}` as socket.io-client sends it is handled before Socket.IO's dispatch
+    (tradearena.sockets.GuardedServer.fast_event) and counted by the frame writer; one
+    with a callback or a malformed one goes the usual way and gets its answer."""
+    r = run_flow(server, "acks", measure_ms=2000)
+    answers = r["answers"]
+    assert answers.pop("good") == {"ok": True, "code": "ok", "message": "acknowledged"}
+    for name, answer in answers.items():
+        assert answer["code"] == "invalid_ack", name
+        assert answer["ok"] is False, name
+    assert r["synced"] == [True, True]
+    assert r["acks_sent"] >= 2 * 10  # ten fresh ticks each, 2 s at 20 ticks/s: more
+    assert metric(server, "tradearena_match_tick_acks_total", path="fast") == r["acks_sent"]
+    # the usual way: the one with a callback, and {seq, extra} (not the exact form, valid)
+    assert metric(server, "tradearena_match_tick_acks_total", path="dispatch") == 2
+    # every well-formed ack reached the writer; the malformed ones none
+    assert metric(server, "tradearena_match_tick_ack_lag_ticks_count") == r["acks_sent"] + 2
