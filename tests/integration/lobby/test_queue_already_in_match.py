@@ -3,9 +3,7 @@ PostgreSQL, match servers as real processes (tradearena.testing.proc_orchestrato
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from lobby.settings import LobbySettings
 from tradearena.contracts.phases import MatchPhase
 from tradearena.testing.lobby import Client, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
+from tradearena.testing.waiting import eventually
 
 
 @pytest.fixture
@@ -32,16 +31,6 @@ async def client(
     app = create_app(lobby_settings, orchestrator=orchestrator)
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)  # poll interval of the condition
 
 
 async def test_queueing_while_assigned_to_a_ready_match_is_refused(

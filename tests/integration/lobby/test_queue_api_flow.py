@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from tradearena.modes import default_catalogue
 from tradearena.testing.lobby import Client, admin_tokens, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.testing.results_factory import make_result
+from tradearena.testing.waiting import eventually
 
 
 @pytest.fixture
@@ -40,16 +41,6 @@ async def client(
     app = create_app(lobby_settings, orchestrator=orchestrator)
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)  # poll interval of the condition
 
 
 async def test_join_twice_status_and_leave(client: Client) -> None:

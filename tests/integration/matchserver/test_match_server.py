@@ -17,6 +17,7 @@ import socketio
 
 from tradearena.contracts import keys
 from tradearena.contracts.results import MatchResult
+from tradearena.testing.match_client import MatchClient
 from tradearena.testing.matchserver import MatchServerProcess
 
 PLAYERS = ("alice", "bob")
@@ -41,68 +42,15 @@ def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
         proc.stop()
 
 
-class Player:
-    """A socket.io client that records every event it receives."""
-
-    def __init__(self, server: MatchServerProcess, name: str) -> None:
-        self.server = server
-        self.name = name
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
-        self.arrived = asyncio.Event()
-        self.refused: Any = None
-
-        @self.sio.on("*", namespace="/match")
-        async def any_event(event: str, data: Any) -> None:
-            self.events.append((event, data))
-            self.arrived.set()
-
-        @self.sio.on("connect_error", namespace="/match")
-        async def refused(data: Any) -> None:
-            self.refused = data
-
-    async def connect(self, token: str | None = None) -> None:
-        await self.sio.connect(
-            self.server.url,
-            namespaces=["/match"],
-            transports=["websocket"],
-            auth={"token": token or self.server.token(self.name)},
-        )
-
-    async def act(self, **action: Any) -> dict[str, Any]:
-        ack: dict[str, Any] = await self.sio.call("action", action, namespace="/match", timeout=10)
-        return ack
-
-    async def sync(self) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.sio.call("sync", {}, namespace="/match", timeout=10)
-        return reply["state"]
-
-    async def wait_for(self, kind: str, predicate: Any = None, within: float = 20) -> Any:
-        async def seek() -> Any:
-            seen = 0
-            while True:
-                for event, data in self.events[seen:]:
-                    if event == kind and (predicate is None or predicate(data)):
-                        return data
-                seen = len(self.events)
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        return await asyncio.wait_for(seek(), within)
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-
 @pytest.fixture
-async def players(server: MatchServerProcess) -> AsyncIterator[dict[str, Player]]:
-    ps = {name: Player(server, name) for name in PLAYERS}
+async def players(server: MatchServerProcess) -> AsyncIterator[dict[str, MatchClient]]:
+    ps = {name: MatchClient(server, name) for name in PLAYERS}
     yield ps
     for p in ps.values():
         await p.close()
 
 
-async def both_live(players: dict[str, Player]) -> tuple[Player, Player]:
+async def both_live(players: dict[str, MatchClient]) -> tuple[MatchClient, MatchClient]:
     """Both players connected and the match live (it starts when everyone is in)."""
     alice, bob = players["alice"], players["bob"]
     await alice.connect()
@@ -130,7 +78,7 @@ async def test_bad_match_tokens_are_refused_with_a_reason(
         token = server.token(
             token_for["player"], token_for.get("match_id"), token_for.get("ttl_s", 600)
         )
-    p = Player(server, "alice")
+    p = MatchClient(server, "alice")
     with pytest.raises(socketio.exceptions.ConnectionError):
         await p.connect(token)
     assert p.refused is not None
@@ -139,7 +87,7 @@ async def test_bad_match_tokens_are_refused_with_a_reason(
 
 
 async def test_players_trade_and_get_fills_ticks_and_state(
-    server: MatchServerProcess, players: dict[str, Player]
+    server: MatchServerProcess, players: dict[str, MatchClient]
 ) -> None:
     alice, bob = await both_live(players)
     tick = await bob.wait_for("tick")
@@ -170,7 +118,7 @@ async def test_players_trade_and_get_fills_ticks_and_state(
 
 
 async def test_rate_limit_over_the_wire(
-    server: MatchServerProcess, players: dict[str, Player]
+    server: MatchServerProcess, players: dict[str, MatchClient]
 ) -> None:
     alice, _ = await both_live(players)
     acks = await asyncio.gather(
@@ -182,7 +130,7 @@ async def test_rate_limit_over_the_wire(
 
 
 async def test_reconnect_resyncs_full_state(
-    server: MatchServerProcess, players: dict[str, Player]
+    server: MatchServerProcess, players: dict[str, MatchClient]
 ) -> None:
     alice, bob = await both_live(players)
     assert (
@@ -193,7 +141,7 @@ async def test_reconnect_resyncs_full_state(
         "player", lambda d: d["player"] == "alice" and d["status"] == "disconnected"
     )
     assert status["status"] == "disconnected"
-    again = Player(server, "alice")
+    again = MatchClient(server, "alice")
     await again.connect()
     state = await again.sync()
     assert state["position"]["side"] == "short"
@@ -211,7 +159,7 @@ def read_results(redis_url: str) -> list[MatchResult]:
 
 
 async def test_sigterm_settles_publishes_and_exits_zero(
-    server: MatchServerProcess, players: dict[str, Player], redis_url: str
+    server: MatchServerProcess, players: dict[str, MatchClient], redis_url: str
 ) -> None:
     alice, bob = await both_live(players)
     assert (
@@ -238,7 +186,7 @@ async def test_sigterm_settles_publishes_and_exits_zero(
 async def test_sigkill_mid_match_then_restart_loses_no_acknowledged_action(
     server: MatchServerProcess, redis_url: str
 ) -> None:
-    alice, bob = Player(server, "alice"), Player(server, "bob")
+    alice, bob = MatchClient(server, "alice"), MatchClient(server, "bob")
     await alice.connect()
     await bob.connect()
     await alice.wait_for("phase", lambda d: d["phase"] == "live")
@@ -258,7 +206,7 @@ async def test_sigkill_mid_match_then_restart_loses_no_acknowledged_action(
     server.start()  # same match id, same Redis: restores from the log
     for p in (alice, bob):
         await p.close()
-    alice2, bob2 = Player(server, "alice"), Player(server, "bob")
+    alice2, bob2 = MatchClient(server, "alice"), MatchClient(server, "bob")
     await alice2.connect()
     await bob2.connect()
     after = await alice2.sync()
@@ -298,7 +246,7 @@ async def test_match_runs_to_the_end_publishes_once_and_exits(
     )
     proc.start()
     try:
-        alice, bob = Player(proc, "alice"), Player(proc, "bob")
+        alice, bob = MatchClient(proc, "alice"), MatchClient(proc, "bob")
         await alice.connect()
         await bob.connect()
         end = await alice.wait_for("match_end")
@@ -318,7 +266,7 @@ async def test_match_runs_to_the_end_publishes_once_and_exits(
 
 
 async def test_health_readiness_status_and_metrics(
-    server: MatchServerProcess, players: dict[str, Player]
+    server: MatchServerProcess, players: dict[str, MatchClient]
 ) -> None:
     alice, bob = await both_live(players)
     assert (await alice.act(type="close", client_order_id="m-1"))["code"] == "no_position"

@@ -3,22 +3,20 @@ real process, real Redis, real Socket.IO clients."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis
-import socketio
 
 from tradearena.contracts import keys
+from tradearena.testing.match_client import MatchClient
 from tradearena.testing.matchserver import MatchServerProcess
 
 PLAYERS = ("alice", "bob")
-NAMESPACE = "/match"
 
 
 @pytest.fixture
@@ -33,83 +31,16 @@ def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
         proc.stop()
 
 
-class Tab:
-    """One socket.io connection of a player that records every event it receives."""
-
-    def __init__(self, server: MatchServerProcess, name: str) -> None:
-        self.server = server
-        self.name = name
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
-        self.arrived = asyncio.Event()
-
-        @self.sio.on("*", namespace=NAMESPACE)
-        async def any_event(event: str, data: Any) -> None:
-            self.events.append((event, data))
-            self.arrived.set()
-
-    async def connect(self) -> None:
-        await self.sio.connect(
-            self.server.url,
-            namespaces=[NAMESPACE],
-            transports=["websocket"],
-            auth={"token": self.server.token(self.name)},
-        )
-
-    async def call(self, event: str, *args: Any) -> Any:
-        data: Any = None if not args else args[0] if len(args) == 1 else args
-        return await self.sio.call(event, data, namespace=NAMESPACE, timeout=10)
-
-    async def sync(self) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.call("sync", {})
-        return reply["state"]
-
-    async def wait_for(self, kind: str, predicate: Any = None, within: float = 20) -> Any:
-        async def seek() -> Any:
-            seen = 0
-            while True:
-                for event, data in self.events[seen:]:
-                    if event == kind and (predicate is None or predicate(data)):
-                        return data
-                seen = len(self.events)
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        return await asyncio.wait_for(seek(), within)
-
-    async def until(
-        self, done: Callable[[list[tuple[str, Any]]], bool], within: float = 20
-    ) -> None:
-        async def seek() -> None:
-            while not done(self.events):
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        await asyncio.wait_for(seek(), within)
-
-    async def next_ticks(self, n: int) -> None:
-        """Wait for `n` ticks sent after this call: whatever the server queued for this
-        socket before them has arrived by then."""
-        start = len(self.events)
-        await self.until(lambda events: sum(e == "tick" for e, _ in events[start:]) >= n)
-
-    def player_events(self, about: str) -> list[str]:
-        return [d["status"] for e, d in self.events if e == "player" and d["player"] == about]
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-
 @pytest.fixture
-async def tabs() -> AsyncIterator[list[Tab]]:
-    opened: list[Tab] = []
+async def tabs() -> AsyncIterator[list[MatchClient]]:
+    opened: list[MatchClient] = []
     yield opened
     for tab in opened:
         await tab.close()
 
 
-async def open_tab(tabs: list[Tab], server: MatchServerProcess, name: str) -> Tab:
-    tab = Tab(server, name)
+async def open_tab(tabs: list[MatchClient], server: MatchServerProcess, name: str) -> MatchClient:
+    tab = MatchClient(server, name)
     tabs.append(tab)
     await tab.connect()
     return tab
@@ -131,7 +62,9 @@ async def http_get(url: str) -> tuple[dict[str, Any] | None, str]:
     return (json.loads(text) if text.startswith("{") else None), text
 
 
-async def both_live(tabs: list[Tab], server: MatchServerProcess) -> tuple[Tab, Tab]:
+async def both_live(
+    tabs: list[MatchClient], server: MatchServerProcess
+) -> tuple[MatchClient, MatchClient]:
     alice = await open_tab(tabs, server, "alice")
     bob = await open_tab(tabs, server, "bob")
     await alice.wait_for("phase", lambda d: d["phase"] == "live")
@@ -140,7 +73,7 @@ async def both_live(tabs: list[Tab], server: MatchServerProcess) -> tuple[Tab, T
 
 
 async def test_client_events_named_connect_or_disconnect_reach_no_handler(
-    server: MatchServerProcess, tabs: list[Tab]
+    server: MatchServerProcess, tabs: list[MatchClient]
 ) -> None:
     alice, bob = await both_live(tabs, server)
     before = log_kinds(server)
@@ -174,7 +107,7 @@ async def test_client_events_named_connect_or_disconnect_reach_no_handler(
 
 
 async def test_events_with_extra_arguments_get_an_answer(
-    server: MatchServerProcess, tabs: list[Tab]
+    server: MatchServerProcess, tabs: list[MatchClient]
 ) -> None:
     alice, _ = await both_live(tabs, server)
     close = {"type": "close", "client_order_id": "x-1"}
@@ -192,7 +125,7 @@ async def test_events_with_extra_arguments_get_an_answer(
 
 
 async def test_a_newer_tab_replaces_the_older_without_using_a_reconnect(
-    server: MatchServerProcess, tabs: list[Tab]
+    server: MatchServerProcess, tabs: list[MatchClient]
 ) -> None:
     first, bob = await both_live(tabs, server)
     opened = await first.call(
