@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -63,3 +67,34 @@ async def admin_tokens(client: Client, dsn: str, username: str = "root_admin") -
     first = await register(client, username)
     make_admin(dsn, first["user"]["id"])
     return await login(client, username)
+
+
+def lobby_process_env(
+    dsn: str, redis_url: str, pem: str, workdir: Path, port: int, **extra: str
+) -> dict[str, str]:
+    """The environment of a real `tradearena lobby` process on `port`."""
+    key_file = workdir / "signing.pem"
+    key_file.write_text(pem)
+    return {
+        **os.environ,
+        "TRADEARENA_DATABASE_URL": dsn,
+        "TRADEARENA_REDIS_URL": redis_url,
+        "TRADEARENA_SIGNING_KEY_FILE": str(key_file),
+        "TRADEARENA_PORT": str(port),
+        **extra,
+    }
+
+
+async def wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
+    """Until the lobby process at `url` answers /readyz with 200 (bounded, ~15 s)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            assert proc.returncode is None, "the lobby exited while starting"
+            try:
+                async with session.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)  # poll interval: readiness has no event to await
+    raise AssertionError("the lobby did not become ready")

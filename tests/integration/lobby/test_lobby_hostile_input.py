@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sys
@@ -16,37 +15,17 @@ import aiohttp
 
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.hostile import oversized_bearer_request, send_bad_packets
+from tradearena.testing.lobby import lobby_process_env, wait_ready
 
 SECRET = "hunter2-" + "s3cr3t" * 3000
 _BAD_INPUT = re.compile(r"^lobby_bad_input_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
-async def _wait_ready(http: aiohttp.ClientSession, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(300):  # a poll for readiness, bounded (~15 s)
-        assert proc.returncode is None, "the lobby exited while starting"
-        try:
-            async with http.get("/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("the lobby did not become ready")
-
-
 async def test_bad_packets_and_huge_headers_log_bounded_lines(
     lobby_dsn: str, redis_url: str, signing_key_pem: str, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "signing.pem"
-    key_file.write_text(signing_key_pem)
     port = free_port()
-    env = {
-        **os.environ,
-        "TRADEARENA_DATABASE_URL": lobby_dsn,
-        "TRADEARENA_REDIS_URL": redis_url,
-        "TRADEARENA_SIGNING_KEY_FILE": str(key_file),
-        "TRADEARENA_PORT": str(port),
-    }
+    env = lobby_process_env(lobby_dsn, redis_url, signing_key_pem, tmp_path, port)
     log_path = tmp_path / "lobby.log"  # a file, not a pipe: a flood of lines never blocks it
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
@@ -61,7 +40,7 @@ async def test_bad_packets_and_huge_headers_log_bounded_lines(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(base_url=base) as http:
-            await _wait_ready(http, proc)
+            await wait_ready(base, proc)
             sent = 0
             for _ in range(20):
                 sent += await send_bad_packets(base, "/lobby")

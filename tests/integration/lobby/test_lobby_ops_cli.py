@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +14,14 @@ import pytest
 
 from tradearena.launcher.cli import main as cli_main
 from tradearena.launcher.localservices import free_port
-from tradearena.testing.lobby import PASSWORD, Client, login, register
+from tradearena.testing.lobby import (
+    PASSWORD,
+    Client,
+    lobby_process_env,
+    login,
+    register,
+    wait_ready,
+)
 
 
 async def test_metrics_count_requests_logins_and_latency(lobby_client: Client) -> None:
@@ -40,36 +46,20 @@ async def test_metrics_count_requests_logins_and_latency(lobby_client: Client) -
     assert "lobby_socketio_connections 0.0" in text
 
 
-async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):  # a poll for readiness, bounded (~15 s)
-            assert proc.returncode is None, "the lobby exited while starting"
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("the lobby did not become healthy")
-
-
 async def test_cli_runs_the_lobby_from_env_and_stops_on_sigterm(
     lobby_dsn: str, redis_url: str, signing_key_pem: str, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "signing.pem"
-    key_file.write_text(signing_key_pem)
     port = free_port()
-    env = {
-        **os.environ,
-        "TRADEARENA_DATABASE_URL": lobby_dsn,
-        "TRADEARENA_REDIS_URL": redis_url,
-        "TRADEARENA_SIGNING_KEY_FILE": str(key_file),
-        "TRADEARENA_PORT": str(port),
-        "TRADEARENA_ARGON2_MEMORY_KIB": "1024",
-        "TRADEARENA_ARGON2_TIME_COST": "1",
-        "TRADEARENA_MIGRATE_ON_START": "true",
-    }
+    env = lobby_process_env(
+        lobby_dsn,
+        redis_url,
+        signing_key_pem,
+        tmp_path,
+        port,
+        TRADEARENA_ARGON2_MEMORY_KIB="1024",
+        TRADEARENA_ARGON2_TIME_COST="1",
+        TRADEARENA_MIGRATE_ON_START="true",
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -81,7 +71,7 @@ async def test_cli_runs_the_lobby_from_env_and_stops_on_sigterm(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait_healthy(base + "/readyz", proc)
+        await wait_ready(base, proc)
         async with aiohttp.ClientSession(base_url=base) as session:
             async with session.post(
                 "/api/v1/auth/register", json={"username": "cli_user", "password": PASSWORD}
