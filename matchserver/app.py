@@ -28,6 +28,7 @@ from matchserver.feed.sources import FeedTick, sleep_until
 from matchserver.feed.synthetic import SyntheticPrices
 from matchserver.handlers import MatchNamespace, SocketEmitter
 from matchserver.metrics import MatchMetrics
+from matchserver.origins import origin_guard
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
@@ -207,13 +208,15 @@ def create_app(
     sio_log, eio_log = socketio_loggers("matchserver")
     sio = GuardedServer(
         async_mode="aiohttp",
-        cors_allowed_origins="*",
+        cors_allowed_origins=list(settings.cors_origins),  # their CORS headers; see origins
         logger=sio_log,
         engineio_logger=eio_log,
         on_refused=lambda code: metrics.event_refusals.labels(code).inc(),
     )
     sio.attach(app)
     app[SIO] = sio
+    refused = metrics.connection_refusals
+    app.middlewares.append(origin_guard(settings.cors_origins, lambda c: refused.labels(c).inc()))
 
     async def bad_input_ctx(app: web.Application) -> AsyncIterator[None]:
         bad_input.watch(sio_log, "socketio")

@@ -10,6 +10,8 @@ from pydantic_settings import NoDecode
 
 from tradearena.settings import BaseAppSettings
 
+Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
+
 
 class MatchServerSettings(BaseAppSettings):
     match_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
@@ -21,6 +23,10 @@ class MatchServerSettings(BaseAppSettings):
 
     host: str = "0.0.0.0"  # noqa: S104 - a match server is reached by players from outside
     port: int = Field(default=7000, ge=0, le=65535)
+    # The browser origins that may connect: the lobby's (its web client), as a JSON list
+    # of `scheme://host[:port]`. A request with any other Origin is refused; clients
+    # that send none (bots, native clients) are not browsers and connect.
+    cors_origins: tuple[Origin, ...] = ()
 
     # Token verification: a public key (PEM file) or a JWKS document (file).
     public_key_file: Path | None = None

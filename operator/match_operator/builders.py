@@ -77,6 +77,7 @@ def server_deployment(settings: OperatorSettings) -> ServerDeployment:
         verify_key_kind=_KEY_FIELDS[settings.keys_env],
         feed_source=settings.feed_source,
         log_format="json",
+        cors_origins=settings.cors_origins,
     )
 
 

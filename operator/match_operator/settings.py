@@ -45,6 +45,8 @@ class OperatorSettings(BaseSettings):
     keys_item: str = "jwks.json"
     keys_env: Literal["JWKS_FILE", "PUBLIC_KEY_FILE"] = "JWKS_FILE"
     extra_env: dict[str, str] = Field(default_factory=dict)
+    # The browser origins that may connect to match servers (JSON list): the lobby's.
+    cors_origins: tuple[str, ...] = ()
 
     # Lifecycle
     startup_timeout_s: float = Field(default=120, gt=0)

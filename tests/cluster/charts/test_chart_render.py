@@ -368,6 +368,26 @@ def test_components_replicas_and_leader_election(rendered: Rendered) -> None:
     assert service["ports"][0]["targetPort"] == "http"
 
 
+def _match_server_origins(out: Rendered) -> list[str]:
+    env = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
+    origins: list[str] = json.loads(env["TRADEARENA_OPERATOR_CORS_ORIGINS"]["value"])
+    return origins
+
+
+def test_match_servers_allow_the_lobbys_origins_only() -> None:
+    # No ingress, no extra origins: no browser page may connect (bots still do).
+    assert _match_server_origins(render([], release=REL, namespace=NS)) == []
+    production = [VALUES_DIR / "production.yaml"]
+    out = render(production, release=REL, namespace=NS)
+    assert _match_server_origins(out) == ["https://play.example.com"]
+    # One value for both: the lobby's extra origins are the match servers' too.
+    extra = ["lobby.corsOrigins={https://beta.example.com}"]
+    out = render(production, extra, release=REL, namespace=NS)
+    assert _match_server_origins(out) == ["https://play.example.com", "https://beta.example.com"]
+    lobby_env = _env(pod_specs(out)[f"{REL}-lobby"]["containers"][0])
+    assert json.loads(lobby_env["TRADEARENA_CORS_ORIGINS"]["value"]) == ["https://beta.example.com"]
+
+
 def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     out = render([VALUES_DIR / "production.yaml"], release=REL, namespace=NS)
     ingress = out.get("Ingress", f"{REL}-lobby")["spec"]
@@ -472,6 +492,7 @@ def test_every_dashboard_metric_exists_in_the_code() -> None:
         (["logLevel=TRACE"], "at '/logLevel'"),
         (["postgresql.enabled=true"], "this chart deploys no PostgreSQL"),
         (["image.digest=latest"], "at '/image/digest'"),
+        (["lobby.corsOrigins={https://play.example.com/}"], "at '/lobby/corsOrigins/0'"),
     ],
 )
 def test_schema_refuses_bad_values(sets: list[str], message: str) -> None:

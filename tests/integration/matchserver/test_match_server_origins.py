@@ -80,7 +80,6 @@ async def _metrics(server: MatchServerProcess) -> str:
         return await resp.text()
 
 
-@pytest.mark.xfail(strict=True, reason="the match server allows any Origin")
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_page_from_another_origin_is_refused(
     server: MatchServerProcess, transport: str
@@ -92,7 +91,6 @@ async def test_a_page_from_another_origin_is_refused(
     assert 'tradearena_match_connection_refusals_total{code="origin_not_allowed"} 2.0' in metrics
 
 
-@pytest.mark.xfail(strict=True, reason="the match server allows any Origin")
 async def test_the_refusal_is_a_stable_error_before_any_socket(
     server: MatchServerProcess,
 ) -> None:

@@ -25,7 +25,11 @@ from tradearena.testing.paths import REPO
 
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 SETTINGS = OperatorSettings(
-    image="registry.example/tradearena:1.2.3", max_retries=2, startup_timeout_s=60, ttl_s=300
+    image="registry.example/tradearena:1.2.3",
+    max_retries=2,
+    startup_timeout_s=60,
+    ttl_s=300,
+    cors_origins=("https://play.example.com",),
 )
 
 
@@ -159,6 +163,7 @@ def test_pod_spec_is_locked_down_and_carries_the_match() -> None:
     assert env["TRADEARENA_DURATION_MS"] == "90000"
     assert env["TRADEARENA_PORT"] == "7123"
     assert env["TRADEARENA_FEED_SOURCE"] == "relay"
+    assert env["TRADEARENA_CORS_ORIGINS"] == '["https://play.example.com"]'  # the lobby's
     assert env["TRADEARENA_JWKS_FILE"].startswith("/etc/tradearena/keys/")
     # Secrets by reference only: no Redis URL in the pod spec itself.
     assert env["TRADEARENA_REDIS_URL"] == {
