@@ -67,6 +67,8 @@ class ServerDeployment:
     log_format: str | None = None  # None: the server's default
     # The browser origins that may connect: the lobby's (where its web client is served).
     cors_origins: tuple[str, ...] = ()
+    # The port of /metrics and /status (operator and Prometheus only); None: not served.
+    admin_port: int | None = None
 
 
 def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> list[Entry]:
@@ -83,6 +85,8 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
         Value("feed_source", d.feed_source),
         Value("cors_origins", json.dumps(list(d.cors_origins))),
     ]
+    if d.admin_port is not None:
+        entries.append(Value("admin_port", str(d.admin_port)))
     if d.log_format is not None:
         entries.append(Value("log_format", d.log_format))
     entries.append(FilePath(d.verify_key_kind, d.verify_key))

@@ -219,7 +219,9 @@ def test_network_policies_default_deny_and_allow_only_the_needed_paths(
         values.update(yaml.safe_load(path.read_text()))
     api_ports = set(values.get("networkPolicy", {}).get("apiServer", {}).get("ports", [443, 6443]))
     assert egress_ports(lobby) == {53, 6379, 5432} | api_ports
-    assert egress_ports(policies[f"{REL}-operator"]) == {53, 6379} | api_ports
+    admin_port = values.get("matchServer", {}).get("adminPort", 9100)
+    # The operator may reach the match pods' admin port (/status, /metrics).
+    assert egress_ports(policies[f"{REL}-operator"]) == {53, 6379, admin_port} | api_ports
     assert egress_ports(policies[f"{REL}-results-worker"]) == {53, 6379, 5432}
     assert egress_ports(policies[f"{REL}-feed-relay"]) == {53, 6379, 443, 9443}
     match = policies[f"{REL}-match-server"]
@@ -227,11 +229,23 @@ def test_network_policies_default_deny_and_allow_only_the_needed_paths(
         "app.kubernetes.io/name": "tradearena-matchserver",
         "app.kubernetes.io/component": "match-server",
     }
-    (game,) = match["ingress"]
+    game, admin = match["ingress"]
     assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in game["from"]
     (port,) = game["ports"]
     expected_range = values.get("matchServer", {}).get("portRange", {"min": 7000, "max": 8000})
     assert (port["port"], port["endPort"]) == (expected_range["min"], expected_range["max"])
+    assert not expected_range["min"] <= admin_port <= expected_range["max"]
+    # /status and /metrics: Prometheus and the operator only, never the world.
+    assert admin["ports"] == [{"protocol": "TCP", "port": admin_port}]
+    prometheus, operator = admin["from"]
+    assert prometheus["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+    }
+    assert operator == {
+        "podSelector": {"matchLabels": policies[f"{REL}-operator"]["podSelector"]["matchLabels"]}
+    }
+    operator_env = _env(pod_specs(rendered)[f"{REL}-operator"]["containers"][0])
+    assert operator_env["TRADEARENA_OPERATOR_ADMIN_PORT"]["value"] == str(admin_port)
     assert egress_ports(match) == {53, 6379}, "match pods reach Redis and DNS only"
     # Restricted destinations when CIDRs are given (production-like values).
     if values_files and values_files[0].name == "production.yaml":
@@ -398,7 +412,7 @@ def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     assert monitors == {f"{REL}-{c}" for c in ("lobby", "operator", "feed-relay", "results-worker")}
     (pod_monitor,) = out.of_kind("PodMonitor")
     assert pod_monitor["spec"]["podMetricsEndpoints"] == [
-        {"port": "game", "path": "/metrics", "interval": "15s"}
+        {"port": "admin", "path": "/metrics", "interval": "15s"}
     ]
     for spec in pod_specs(out).values():
         for container in spec["containers"]:

@@ -47,7 +47,7 @@ def run_flow(server: MatchServerProcess, scenario: str, **extra: Any) -> dict[st
 
 
 def metric(server: MatchServerProcess, name: str) -> float:
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(f"{server.admin_url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     total = 0.0
     for line in text.splitlines():

@@ -16,23 +16,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tradearena.launcher.localservices import free_port
 from tradearena.testing.matchserver import MatchServerProcess
 
 
 @pytest.fixture
-def server(tmp_path: Path, redis_url: str) -> Iterator[tuple[MatchServerProcess, str]]:
-    admin = free_port()
-    proc = MatchServerProcess(
-        tmp_path,
-        redis_url,
-        "m-admin",
-        ("alice", "bob"),
-        env_extra={"TRADEARENA_ADMIN_PORT": str(admin)},
-    )
+def server(tmp_path: Path, redis_url: str) -> Iterator[MatchServerProcess]:
+    proc = MatchServerProcess(tmp_path, redis_url, "m-admin", ("alice", "bob"))
     proc.start()
     try:
-        yield proc, f"http://127.0.0.1:{admin}"
+        yield proc
     finally:
         proc.stop()
 
@@ -42,11 +34,10 @@ async def _get(url: str) -> tuple[int, str]:
         return resp.status, await resp.text()
 
 
-@pytest.mark.xfail(strict=True, reason="/status and /metrics are served on the game port")
 async def test_status_and_metrics_only_on_the_admin_port(
-    server: tuple[MatchServerProcess, str],
+    server: MatchServerProcess,
 ) -> None:
-    proc, admin = server
+    proc, admin = server, server.admin_url
     for path in ("/status", "/metrics"):
         status, _ = await _get(f"{proc.url}{path}")
         assert status == 404, path

@@ -76,7 +76,7 @@ async def _sync(sio: socketio.AsyncClient) -> Any:
 
 
 async def _metrics(server: MatchServerProcess) -> str:
-    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.admin_url}/metrics") as resp:
         return await resp.text()
 
 
