@@ -165,9 +165,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _ready(app: web.Application) -> bool:
+    runner = app.get(RUNNER)
+    return runner is not None and runner.ready.is_set() and not runner.match.phase.over
+
+
 async def readyz(request: web.Request) -> web.Response:
-    runner = request.app.get(RUNNER)
-    ready = runner is not None and runner.ready.is_set() and not runner.match.phase.over
+    ready = _ready(request.app)
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
@@ -176,8 +180,7 @@ def admin_app(app: web.Application) -> web.Application:
     match server `app`, for the operator and Prometheus only (the chart's NetworkPolicy)."""
 
     async def ready() -> tuple[bool, dict[str, Any]]:
-        runner = app.get(RUNNER)
-        ready = runner is not None and runner.ready.is_set() and not runner.match.phase.over
+        ready = _ready(app)
         return ready, {"ready": ready}
 
     async def status_view(_: web.Request) -> web.Response:
