@@ -141,7 +141,7 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tokens = [signer.match_token("bench", p, ttl_s=3600) for p in players]
     tokens_file = workdir / "tokens.json"
     tokens_file.write_text(json.dumps(tokens))
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {
         **os.environ,
         "TRADEARENA_MATCH_ID": "bench",
@@ -151,6 +151,7 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "TRADEARENA_JOIN_TIMEOUT_MS": str(3_600_000),
         "TRADEARENA_REDIS_URL": redis.url,
         "TRADEARENA_PORT": str(port),
+        "TRADEARENA_ADMIN_PORT": str(admin_port),  # /metrics
         "TRADEARENA_HOST": "127.0.0.1",
         "TRADEARENA_PUBLIC_KEY_FILE": str(workdir / "public.pem"),
         "TRADEARENA_FEED_SOURCE": "synthetic",
@@ -173,7 +174,7 @@ def bench_python(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             args.measure,
             server.pid,
             ack=not args.no_ack,
-            metrics_url=url,
+            metrics_url=f"http://127.0.0.1:{admin_port}",
         )
         result["idle_rss_mb"] = round(idle_rss, 1)
         return result

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import socketio
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from matchserver import heap
@@ -28,11 +27,13 @@ from matchserver.feed.sources import FeedTick, sleep_until
 from matchserver.feed.synthetic import SyntheticPrices
 from matchserver.handlers import MatchNamespace, SocketEmitter
 from matchserver.metrics import MatchMetrics
+from matchserver.origins import origin_guard
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
 from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.modes import load_catalogue
+from tradearena.probes import probe_app, serving
 from tradearena.sockets import GuardedServer
 from tradearena.tokens import Verifier
 
@@ -166,19 +167,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _ready(app: web.Application) -> bool:
+    runner = app.get(RUNNER)
+    return runner is not None and runner.ready.is_set() and not runner.match.phase.over
+
+
 async def readyz(request: web.Request) -> web.Response:
-    runner = request.app.get(RUNNER)
-    ready = runner is not None and runner.ready.is_set() and not runner.match.phase.over
+    ready = _ready(request.app)
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
-async def metrics_view(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def admin_app(app: web.Application) -> web.Application:
+    """The admin port's app: /metrics and /status (with /healthz and /readyz) of the
+    match server `app`, for the operator and Prometheus only (the chart's NetworkPolicy)."""
 
+    async def ready() -> tuple[bool, dict[str, Any]]:
+        ready = _ready(app)
+        return ready, {"ready": ready}
 
-async def status_view(request: web.Request) -> web.Response:
-    return web.json_response(request.app[RUNNER].status())
+    async def status_view(_: web.Request) -> web.Response:
+        return web.json_response(app[RUNNER].status())
+
+    admin = probe_app(app[METRICS].registry, ready)
+    admin.router.add_get("/status", status_view)
+    return admin
 
 
 @web.middleware
@@ -209,13 +221,15 @@ def create_app(
     sio_log, eio_log = socketio_loggers("matchserver")
     sio = GuardedServer(
         async_mode="aiohttp",
-        cors_allowed_origins="*",
+        cors_allowed_origins=list(settings.cors_origins),  # their CORS headers; see origins
         logger=sio_log,
         engineio_logger=eio_log,
         on_refused=lambda code: metrics.event_refusals.labels(code).inc(),
     )
     sio.attach(app)
     app[SIO] = sio
+    refused = metrics.connection_refusals
+    app.middlewares.append(origin_guard(settings.cors_origins, lambda c: refused.labels(c).inc()))
 
     async def bad_input_ctx(app: web.Application) -> AsyncIterator[None]:
         bad_input.watch(sio_log, "socketio")
@@ -232,8 +246,6 @@ def create_app(
     app.cleanup_ctx.append(_match_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/status", status_view)
     return app
 
 
@@ -246,6 +258,9 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
     site = web.TCPSite(web_runner, settings.host, settings.port)
     await site.start()
     runner = app[RUNNER]
+    admin = contextlib.AsyncExitStack()
+    if settings.admin_port is not None:
+        await admin.enter_async_context(serving(admin_app(app), settings.host, settings.admin_port))
 
     async def on_stop() -> None:
         await stop.wait()
@@ -262,6 +277,8 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
         log.info("sockets closed", extra={"match_id": settings.match_id})
     finally:
         await cancel_quietly(stopper)
+        with contextlib.suppress(Exception):
+            await admin.aclose()
         with contextlib.suppress(Exception):
             await web_runner.cleanup()
     log.info("match server stopped", extra={"match_id": settings.match_id})

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from tradearena.settings import BaseAppSettings
+
+Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
 
 
 class MatchServerSettings(BaseAppSettings):
@@ -21,6 +23,13 @@ class MatchServerSettings(BaseAppSettings):
 
     host: str = "0.0.0.0"  # noqa: S104 - a match server is reached by players from outside
     port: int = Field(default=7000, ge=0, le=65535)
+    # The browser origins that may connect: the lobby's (its web client), as a JSON list
+    # of `scheme://host[:port]`. A request with any other Origin is refused; clients
+    # that send none (bots, native clients) are not browsers and connect.
+    cors_origins: tuple[Origin, ...] = ()
+    # /metrics and /status (and the probes again) for the operator and Prometheus only:
+    # a port of their own, never the players'. None: not served.
+    admin_port: int | None = Field(default=None, ge=0, le=65535)
 
     # Token verification: a public key (PEM file) or a JWKS document (file).
     public_key_file: Path | None = None
@@ -47,6 +56,12 @@ class MatchServerSettings(BaseAppSettings):
         validation_alias=AliasChoices("AGONES_SDK_HTTP_PORT", "TRADEARENA_AGONES_SDK_PORT"),
     )
     agones_health_interval_ms: int = Field(default=5000, gt=0)
+
+    @model_validator(mode="after")
+    def _ports(self) -> MatchServerSettings:
+        if self.admin_port is not None and self.admin_port == self.port != 0:
+            raise ValueError("admin_port must differ from port (the players' port)")
+        return self
 
     @field_validator("players", mode="before")
     @classmethod

@@ -77,6 +77,8 @@ def server_deployment(settings: OperatorSettings) -> ServerDeployment:
         verify_key_kind=_KEY_FIELDS[settings.keys_env],
         feed_source=settings.feed_source,
         log_format="json",
+        cors_origins=settings.cors_origins,
+        admin_port=settings.admin_port,
     )
 
 
@@ -159,7 +161,13 @@ def build_pod_spec(
                             "containerPort": host_port,
                             "hostPort": host_port,
                             "protocol": "TCP",
-                        }
+                        },
+                        # /metrics and /status: inside the cluster only (no host port).
+                        {
+                            "name": "admin",
+                            "containerPort": settings.admin_port,
+                            "protocol": "TCP",
+                        },
                     ],
                     "env": match_env(match, settings, host_port),
                     "readinessProbe": {

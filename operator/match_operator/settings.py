@@ -45,6 +45,11 @@ class OperatorSettings(BaseSettings):
     keys_item: str = "jwks.json"
     keys_env: Literal["JWKS_FILE", "PUBLIC_KEY_FILE"] = "JWKS_FILE"
     extra_env: dict[str, str] = Field(default_factory=dict)
+    # The browser origins that may connect to match servers (JSON list): the lobby's.
+    cors_origins: tuple[str, ...] = ()
+    # The container port (no host port) of the pods' /metrics and /status, which the
+    # chart's NetworkPolicy opens to Prometheus and the operator only.
+    admin_port: int = Field(default=9100, ge=1, le=65535)
 
     # Lifecycle
     startup_timeout_s: float = Field(default=120, gt=0)
@@ -74,6 +79,8 @@ class OperatorSettings(BaseSettings):
     def _range(self) -> OperatorSettings:
         if self.port_min > self.port_max:
             raise ValueError("port_min must not exceed port_max")
+        if self.port_min <= self.admin_port <= self.port_max:
+            raise ValueError("admin_port must be outside the game ports (port_min..port_max)")
         if not self.namespaces:
             raise ValueError("watch at least one namespace")
         return self

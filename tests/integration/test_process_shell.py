@@ -80,7 +80,9 @@ def good_env(command: str, port: int, redis_url: str, dsn: str, tmp_path: Path) 
             **common,
             "TRADEARENA_MATCH_ID": f"shell-{port}",
             "TRADEARENA_PLAYERS": "a,b",
-            "TRADEARENA_PORT": str(port),
+            # All three probes on the admin port (the game port has no /metrics).
+            "TRADEARENA_ADMIN_PORT": str(port),
+            "TRADEARENA_PORT": str(free_port()),
             "TRADEARENA_HOST": "127.0.0.1",
             "TRADEARENA_PUBLIC_KEY_FILE": str(public),
             "TRADEARENA_FEED_SOURCE": "synthetic",

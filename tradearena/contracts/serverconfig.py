@@ -10,6 +10,7 @@ the volume that holds the file. A unit test keeps every name a settings field.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,6 +65,10 @@ class ServerDeployment:
     verify_key_kind: Literal["public_key_file", "jwks_file"] = "public_key_file"
     feed_source: str = "relay"
     log_format: str | None = None  # None: the server's default
+    # The browser origins that may connect: the lobby's (where its web client is served).
+    cors_origins: tuple[str, ...] = ()
+    # The port of /metrics and /status (operator and Prometheus only); None: not served.
+    admin_port: int | None = None
 
 
 def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> list[Entry]:
@@ -78,7 +83,10 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
         Value("host", d.host),
         Value("port", str(port)),
         Value("feed_source", d.feed_source),
+        Value("cors_origins", json.dumps(list(d.cors_origins))),
     ]
+    if d.admin_port is not None:
+        entries.append(Value("admin_port", str(d.admin_port)))
     if d.log_format is not None:
         entries.append(Value("log_format", d.log_format))
     entries.append(FilePath(d.verify_key_kind, d.verify_key))

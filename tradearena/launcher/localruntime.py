@@ -49,6 +49,7 @@ class LocalRuntimeConfig:
     advertise_host: str = "127.0.0.1"  # what players are told to connect to
     bind_host: str = "127.0.0.1"
     feed_source: str = "relay"
+    cors_origins: tuple[str, ...] = ()  # the lobby's origin(s): its web client connects
     startup_timeout_s: float = 30
     max_retries: int = 2
     max_restarts: int = 5
@@ -208,6 +209,7 @@ class LocalProcessOrchestrator:
             redis=cfg.redis_url,
             verify_key=str(cfg.public_key_file),
             feed_source=cfg.feed_source,
+            cors_origins=cfg.cors_origins,
         )
         env = dict(os.environ)
         for entry in server_config(managed.spec, managed.port, deployment):

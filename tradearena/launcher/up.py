@@ -120,6 +120,17 @@ def _log_to_file(path: Path, level: str) -> None:
     root.setLevel(level)
 
 
+def lobby_origins(host: str, port: int, extra: list[str]) -> tuple[str, ...]:
+    """The origins of the lobby's web client, which match servers let connect: the
+    address it serves, with its loopback names when it serves on loopback or on every
+    address, and the lobby's extra origins (`TRADEARENA_CORS_ORIGINS`)."""
+    hosts = [] if host in ("0.0.0.0", "::") else [host]  # noqa: S104 - not an origin
+    if host in ("0.0.0.0", "::", "127.0.0.1", "localhost"):  # noqa: S104
+        hosts += ["127.0.0.1", "localhost"]
+    origins = [f"http://{h}:{port}" for h in hosts] + extra
+    return tuple(dict.fromkeys(origins))
+
+
 def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus], None]:
     def on_change(spec: MatchSpec, status: MatchStatus) -> None:
         players = len(spec.players)
@@ -233,6 +244,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             advertise_host=options.host,
             bind_host=options.host,
             feed_source="relay",
+            cors_origins=lobby_origins(options.host, options.lobby_port, settings.cors_origins),
             extra_env={k: v for k, v in env.items() if k == "TRADEARENA_CATALOGUE"},
         )
         orchestrator = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))

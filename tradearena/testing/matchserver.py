@@ -27,12 +27,18 @@ class MatchServerProcess:
     env_extra: dict[str, str] = field(default_factory=dict)
     signer: Signer = field(default_factory=lambda: Signer.from_pem(generate_private_key_pem()))
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """/status and /metrics (the game port serves neither)."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def token(self, player: str, match_id: str | None = None, ttl_s: int = 600) -> str:
         return self.signer.match_token(match_id or self.match_id, player, ttl_s)
@@ -46,6 +52,7 @@ class MatchServerProcess:
             "TRADEARENA_PLAYERS": ",".join(self.players),
             "TRADEARENA_REDIS_URL": self.redis_url,
             "TRADEARENA_PORT": str(self.port),
+            "TRADEARENA_ADMIN_PORT": str(self.admin_port),
             "TRADEARENA_HOST": "127.0.0.1",
             "TRADEARENA_PUBLIC_KEY_FILE": str(key),
             "TRADEARENA_FEED_SOURCE": "synthetic",

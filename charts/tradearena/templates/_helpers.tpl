@@ -164,3 +164,15 @@ PGPASSWORD, which comes from the Secret.
 app.kubernetes.io/name: tradearena-matchserver
 app.kubernetes.io/component: match-server
 {{- end -}}
+
+{{/* The browser origins of the lobby's web client, as JSON: the ingress host (https
+with TLS) and lobby.corsOrigins. Match servers refuse sockets from any other Origin. */}}
+{{- define "tradearena.lobbyOrigins" -}}
+{{- $l := .Values.lobby -}}
+{{- $origins := list -}}
+{{- if and $l.ingress.enabled $l.ingress.host -}}
+{{- $origins = append $origins (printf "%s://%s" (ternary "https" "http" (not (empty $l.ingress.tls))) $l.ingress.host) -}}
+{{- end -}}
+{{- $origins = concat $origins $l.corsOrigins | uniq -}}
+{{- toJson $origins -}}
+{{- end -}}

@@ -169,8 +169,21 @@ def test_operator_with_the_chart_rbac_makes_a_match_ready(
         assert env["TRADEARENA_JWKS_FILE"]["value"].endswith("/jwks.json")
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert volumes["keys"]["configMap"]["name"] == "tradearena-match-keys"
-        (game,) = container["ports"]
+        game, admin = container["ports"]
         assert 7000 <= game["hostPort"] <= 8000 and game["hostPort"] == status["port"]
+        # /metrics and /status on the chart's admin port, no host port: cluster only.
+        assert admin == {"name": "admin", "containerPort": 9100, "protocol": "TCP"}
+        assert env["TRADEARENA_ADMIN_PORT"]["value"] == "9100"
+        # Browser origins: the lobby's, as the chart gives them to the operator.
+        operator = cluster.kubectl_json(
+            "get", "deployment", "-n", ns, chart_install.name("operator")
+        )
+        operator_env = {
+            e["name"]: e.get("value")
+            for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        origins = operator_env["TRADEARENA_OPERATOR_CORS_ORIGINS"]
+        assert json.loads(env["TRADEARENA_CORS_ORIGINS"]["value"]) == json.loads(origins)
         assert pod["spec"]["nodeName"] == status["node"]
         assert status["address"] == cluster.node_external_ips[status["node"]]
         # Only the operator pods match the labels of the chart's match-server policy.

@@ -219,7 +219,9 @@ def test_network_policies_default_deny_and_allow_only_the_needed_paths(
         values.update(yaml.safe_load(path.read_text()))
     api_ports = set(values.get("networkPolicy", {}).get("apiServer", {}).get("ports", [443, 6443]))
     assert egress_ports(lobby) == {53, 6379, 5432} | api_ports
-    assert egress_ports(policies[f"{REL}-operator"]) == {53, 6379} | api_ports
+    admin_port = values.get("matchServer", {}).get("adminPort", 9100)
+    # The operator may reach the match pods' admin port (/status, /metrics).
+    assert egress_ports(policies[f"{REL}-operator"]) == {53, 6379, admin_port} | api_ports
     assert egress_ports(policies[f"{REL}-results-worker"]) == {53, 6379, 5432}
     assert egress_ports(policies[f"{REL}-feed-relay"]) == {53, 6379, 443, 9443}
     match = policies[f"{REL}-match-server"]
@@ -227,11 +229,23 @@ def test_network_policies_default_deny_and_allow_only_the_needed_paths(
         "app.kubernetes.io/name": "tradearena-matchserver",
         "app.kubernetes.io/component": "match-server",
     }
-    (game,) = match["ingress"]
+    game, admin = match["ingress"]
     assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in game["from"]
     (port,) = game["ports"]
     expected_range = values.get("matchServer", {}).get("portRange", {"min": 7000, "max": 8000})
     assert (port["port"], port["endPort"]) == (expected_range["min"], expected_range["max"])
+    assert not expected_range["min"] <= admin_port <= expected_range["max"]
+    # /status and /metrics: Prometheus and the operator only, never the world.
+    assert admin["ports"] == [{"protocol": "TCP", "port": admin_port}]
+    prometheus, operator = admin["from"]
+    assert prometheus["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+    }
+    assert operator == {
+        "podSelector": {"matchLabels": policies[f"{REL}-operator"]["podSelector"]["matchLabels"]}
+    }
+    operator_env = _env(pod_specs(rendered)[f"{REL}-operator"]["containers"][0])
+    assert operator_env["TRADEARENA_OPERATOR_ADMIN_PORT"]["value"] == str(admin_port)
     assert egress_ports(match) == {53, 6379}, "match pods reach Redis and DNS only"
     # Restricted destinations when CIDRs are given (production-like values).
     if values_files and values_files[0].name == "production.yaml":
@@ -368,6 +382,26 @@ def test_components_replicas_and_leader_election(rendered: Rendered) -> None:
     assert service["ports"][0]["targetPort"] == "http"
 
 
+def _match_server_origins(out: Rendered) -> list[str]:
+    env = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
+    origins: list[str] = json.loads(env["TRADEARENA_OPERATOR_CORS_ORIGINS"]["value"])
+    return origins
+
+
+def test_match_servers_allow_the_lobbys_origins_only() -> None:
+    # No ingress, no extra origins: no browser page may connect (bots still do).
+    assert _match_server_origins(render([], release=REL, namespace=NS)) == []
+    production = [VALUES_DIR / "production.yaml"]
+    out = render(production, release=REL, namespace=NS)
+    assert _match_server_origins(out) == ["https://play.example.com"]
+    # One value for both: the lobby's extra origins are the match servers' too.
+    extra = ["lobby.corsOrigins={https://beta.example.com}"]
+    out = render(production, extra, release=REL, namespace=NS)
+    assert _match_server_origins(out) == ["https://play.example.com", "https://beta.example.com"]
+    lobby_env = _env(pod_specs(out)[f"{REL}-lobby"]["containers"][0])
+    assert json.loads(lobby_env["TRADEARENA_CORS_ORIGINS"]["value"]) == ["https://beta.example.com"]
+
+
 def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     out = render([VALUES_DIR / "production.yaml"], release=REL, namespace=NS)
     ingress = out.get("Ingress", f"{REL}-lobby")["spec"]
@@ -378,7 +412,7 @@ def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     assert monitors == {f"{REL}-{c}" for c in ("lobby", "operator", "feed-relay", "results-worker")}
     (pod_monitor,) = out.of_kind("PodMonitor")
     assert pod_monitor["spec"]["podMetricsEndpoints"] == [
-        {"port": "game", "path": "/metrics", "interval": "15s"}
+        {"port": "admin", "path": "/metrics", "interval": "15s"}
     ]
     for spec in pod_specs(out).values():
         for container in spec["containers"]:
@@ -472,6 +506,7 @@ def test_every_dashboard_metric_exists_in_the_code() -> None:
         (["logLevel=TRACE"], "at '/logLevel'"),
         (["postgresql.enabled=true"], "this chart deploys no PostgreSQL"),
         (["image.digest=latest"], "at '/image/digest'"),
+        (["lobby.corsOrigins={https://play.example.com/}"], "at '/lobby/corsOrigins/0'"),
     ],
 )
 def test_schema_refuses_bad_values(sets: list[str], message: str) -> None:

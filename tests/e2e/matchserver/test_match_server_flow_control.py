@@ -48,7 +48,7 @@ def run_flow(server: MatchServerProcess, scenario: str, **extra: Any) -> dict[st
 
 def metric(server: MatchServerProcess, name: str, **labels: str) -> float:
     """The sum of a metric's samples over the label values not given."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(f"{server.admin_url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     wanted = {f'{k}="{v}"' for k, v in labels.items()}
     total = 0.0

@@ -276,9 +276,9 @@ async def test_health_readiness_status_and_metrics(
             assert resp.status == 200
         async with http.get(f"{server.url}/readyz") as resp:
             assert (resp.status, (await resp.json())["ready"]) == (200, True)
-        async with http.get(f"{server.url}/status") as resp:
+        async with http.get(f"{server.admin_url}/status") as resp:
             status = await resp.json()
-        async with http.get(f"{server.url}/metrics") as resp:
+        async with http.get(f"{server.admin_url}/metrics") as resp:
             metrics = await resp.text()
     assert (status["phase"], status["connected"], status["players"]) == ("live", 2, 2)
     assert 'tradearena_match_actions_total{code="no_position"} 1.0' in metrics

@@ -90,7 +90,7 @@ async def test_client_events_named_connect_or_disconnect_reach_no_handler(
     # Nothing reached the engine: no log entry, nobody shown disconnected, alice still
     # trades and still gets ticks.
     assert log_kinds(server) == before
-    status, _ = await http_get(f"{server.url}/status")
+    status, _ = await http_get(f"{server.admin_url}/status")
     assert status is not None and status["connected"] == 2
     assert (await alice.call("action", {"type": "close", "client_order_id": "h-1"}))[
         "code"
@@ -98,7 +98,7 @@ async def test_client_events_named_connect_or_disconnect_reach_no_handler(
     await bob.next_ticks(2)
     await alice.next_ticks(2)
     assert bob.player_events("alice") == []
-    _, metrics = await http_get(f"{server.url}/metrics")
+    _, metrics = await http_get(f"{server.admin_url}/metrics")
     assert 'tradearena_match_event_refusals_total{code="reserved_event"} 8.0' in metrics
     # The real transport events still reach the handlers.
     await alice.close()
@@ -120,7 +120,7 @@ async def test_events_with_extra_arguments_get_an_answer(
     assert (await alice.call("sync", {}, {"more": 1}))["state"]["phase"] == "live"
     # the refused calls used nothing up: the same client_order_id is still new
     assert (await alice.call("action", close))["code"] == "no_position"
-    _, metrics = await http_get(f"{server.url}/metrics")
+    _, metrics = await http_get(f"{server.admin_url}/metrics")
     assert 'tradearena_match_actions_total{code="invalid_action"} 2.0' in metrics
 
 
@@ -147,6 +147,6 @@ async def test_a_newer_tab_replaces_the_older_without_using_a_reconnect(
     assert ("disconnect", "alice") not in log_kinds(server)
     closed = await older.call("action", {"type": "close", "client_order_id": "t-2"})
     assert closed["ok"], closed
-    _, metrics = await http_get(f"{server.url}/metrics")
+    _, metrics = await http_get(f"{server.admin_url}/metrics")
     assert "tradearena_match_reconnects_total 0.0" in metrics
     assert "tradearena_match_players_connected 2.0" in metrics

@@ -46,7 +46,7 @@ async def test_bad_packets_and_huge_headers_log_bounded_lines(
         # every bad input counted (the server may still be reading the last ones)
         dropped = 0.0
         for _ in range(100):
-            async with http.get(f"{server.url}/metrics") as resp:
+            async with http.get(f"{server.admin_url}/metrics") as resp:
                 metrics = await resp.text()
             dropped = sum(map(float, _BAD_INPUT.findall(metrics)))
             if dropped >= sent + 1:

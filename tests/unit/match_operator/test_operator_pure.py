@@ -25,7 +25,11 @@ from tradearena.testing.paths import REPO
 
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 SETTINGS = OperatorSettings(
-    image="registry.example/tradearena:1.2.3", max_retries=2, startup_timeout_s=60, ttl_s=300
+    image="registry.example/tradearena:1.2.3",
+    max_retries=2,
+    startup_timeout_s=60,
+    ttl_s=300,
+    cors_origins=("https://play.example.com",),
 )
 
 
@@ -142,8 +146,10 @@ def test_pod_spec_is_locked_down_and_carries_the_match() -> None:
     assert c["image"] == "registry.example/tradearena:1.2.3"
     assert c["args"] == ["matchserver"]
     assert c["ports"] == [
-        {"name": "game", "containerPort": 7123, "hostPort": 7123, "protocol": "TCP"}
+        {"name": "game", "containerPort": 7123, "hostPort": 7123, "protocol": "TCP"},
+        {"name": "admin", "containerPort": 9100, "protocol": "TCP"},  # no host port
     ]
+    # The kubelet probes the game port; /metrics and /status are on the admin port.
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     sc = c["securityContext"]
@@ -158,7 +164,9 @@ def test_pod_spec_is_locked_down_and_carries_the_match() -> None:
     assert env["TRADEARENA_FORMAT"] == "blitz"
     assert env["TRADEARENA_DURATION_MS"] == "90000"
     assert env["TRADEARENA_PORT"] == "7123"
+    assert env["TRADEARENA_ADMIN_PORT"] == "9100"
     assert env["TRADEARENA_FEED_SOURCE"] == "relay"
+    assert env["TRADEARENA_CORS_ORIGINS"] == '["https://play.example.com"]'  # the lobby's
     assert env["TRADEARENA_JWKS_FILE"].startswith("/etc/tradearena/keys/")
     # Secrets by reference only: no Redis URL in the pod spec itself.
     assert env["TRADEARENA_REDIS_URL"] == {
@@ -180,6 +188,10 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (s.port_min, s.port_max) == (9000, 9010)
     monkeypatch.setenv("TRADEARENA_OPERATOR_PORT_MIN", "9011")
     with pytest.raises(ValueError, match="port_min"):
+        OperatorSettings()
+    monkeypatch.setenv("TRADEARENA_OPERATOR_PORT_MIN", "9000")
+    monkeypatch.setenv("TRADEARENA_OPERATOR_ADMIN_PORT", "9005")
+    with pytest.raises(ValueError, match="admin_port"):
         OperatorSettings()
 
 

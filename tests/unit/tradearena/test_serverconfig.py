@@ -26,6 +26,7 @@ DEPLOYMENTS = [
         verify_key_kind="jwks_file",
         feed_source="synthetic",
         log_format="json",
+        cors_origins=("https://play.example.com", "http://127.0.0.1:8080"),
     ),
 ]
 
@@ -49,6 +50,27 @@ def test_the_server_reads_back_what_it_is_given(monkeypatch: pytest.MonkeyPatch)
     assert settings.duration_ms == 90_000
     assert settings.port == 7123
     assert str(settings.public_key_file) == "/k/public.pem"
+    assert settings.cors_origins == ()  # no browser page may connect
+
+
+def test_the_lobbys_origins_reach_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    for entry in server_config(SPEC, 7123, DEPLOYMENTS[1]):
+        if isinstance(entry, Value):
+            monkeypatch.setenv(env_name(entry.field), entry.value)
+    monkeypatch.setenv(env_name("public_key_file"), "/k/public.pem")
+    settings = MatchServerSettings()  # type: ignore[call-arg]
+    assert settings.cors_origins == ("https://play.example.com", "http://127.0.0.1:8080")
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://play.example.com/", "play.example.com", "ftp://x", "https://a b", "null"]
+)
+def test_an_origin_that_is_not_scheme_host_port_is_a_bad_setting(
+    origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env_name("cors_origins"), f'["{origin}"]')
+    with pytest.raises(ValueError, match="cors_origins"):
+        MatchServerSettings(match_id="m-1", players=("alice",))
 
 
 def test_secrets_and_files_are_references() -> None:
