@@ -62,6 +62,7 @@ class _Managed:
     spec: MatchSpec
     port: int
     status: MatchStatus
+    admin_port: int = field(default_factory=free_port)  # /status and /metrics, not players'
     proc: asyncio.subprocess.Process | None = None
     retries_left: int = 0
     restarts: int = 0
@@ -185,6 +186,7 @@ class LocalProcessOrchestrator:
             port=port,
             reason=reason,
             restarts=managed.restarts,
+            detail={"admin": f"http://{self.config.bind_host}:{managed.admin_port}"},
         )
         if status == managed.status:
             return
@@ -210,6 +212,7 @@ class LocalProcessOrchestrator:
             verify_key=str(cfg.public_key_file),
             feed_source=cfg.feed_source,
             cors_origins=cfg.cors_origins,
+            admin_port=managed.admin_port,
         )
         env = dict(os.environ)
         for entry in server_config(managed.spec, managed.port, deployment):

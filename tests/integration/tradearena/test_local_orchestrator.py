@@ -76,6 +76,12 @@ async def test_a_match_goes_ready_live_finished(runtime: LocalProcessOrchestrato
     assert [s.phase for s in seen] == [MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY]
     ready = seen[-1]
     assert (ready.address, ready.port) == ("127.0.0.1", ready.port)
+    # Its metrics and status are on the admin port the runtime gave it, not the players'.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(ready.detail["admin"] + "/metrics") as resp:
+            assert resp.status == 200 and "tradearena_match_phase" in await resp.text()
+        async with http.get(f"http://127.0.0.1:{ready.port}/metrics") as resp:
+            assert resp.status == 404
     client = await connect(ready, "m-local", "alice")
     try:
         rest = await phases_until(runtime, "m-local", MatchPhase.FINISHED)
