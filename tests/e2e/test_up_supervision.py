@@ -122,6 +122,11 @@ async def test_up_restarts_a_killed_results_worker_and_relay(data_dir: Path) -> 
             await ready(child["probe"])
         await a_result_is_stored(up, "after")
         assert status(up)["state"] == "ready"
+        # The same counts as a metric, on the lobby's /metrics.
+        async with aiohttp.ClientSession() as http, http.get(f"{up.url}/metrics") as resp:
+            text = await resp.text()
+        for name in ("results-worker", "feed-relay"):
+            assert f'tradearena_up_child_restarts_total{{child="{name}"}} 1.0' in text
     finally:
         code = up.stop()
     assert code == 0

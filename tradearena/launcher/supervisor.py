@@ -161,6 +161,7 @@ class Supervisor:
     failed: asyncio.Event = field(default_factory=asyncio.Event)
     state: str = "starting"
     extra: dict[str, Any] = field(default_factory=dict)
+    on_restart: Callable[[str], None] = lambda name: None  # e.g. a counter, by child
     _children: list[Child] = field(default_factory=list)
     _records: dict[str, dict[str, Any]] = field(default_factory=dict)
     _watchers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -218,6 +219,7 @@ class Supervisor:
                     how = f"did not start ({exc})"
                     self.say(f"!! {child.name} {how}")
             record.update(pid=pid, state="running", restarts=record["restarts"] + 1)
+            self.on_restart(child.name)
             self.say(
                 f"!! {child.name} {how}; restarted (restart {record['restarts']}, "
                 f"after {delay:.1f} s, pid {pid})"

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import Counter
+
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
@@ -153,6 +155,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from lobby.app import create_app
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
+    from lobby.state import METRICS
     from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
     from tradearena.modes import load_catalogue
 
@@ -165,12 +168,20 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     os.environ.setdefault("TRADEARENA_REGISTER_LIMIT_IP", "100000")
     os.environ.setdefault("TRADEARENA_RATE_LIMIT_IP", "1000000")
     os.environ.setdefault("TRADEARENA_LOGIN_MAX_FAILURES_IP", "100000")
+    # Served on the lobby's /metrics once the lobby runs (up has no endpoint of its own).
+    restarts = Counter(
+        "tradearena_up_child_restarts_total",
+        "Children of up (Redis, PostgreSQL, feed relay, results worker) restarted, by child",
+        ["child"],
+        registry=None,
+    )
     supervisor = Supervisor(
         say,
         data / "status.json",
         initial_s=options.restart_initial_s,
         max_s=options.restart_max_s,
         extra={"lobby": f"http://{options.host}:{options.lobby_port}/"},
+        on_restart=lambda child: restarts.labels(child).inc(),
     )
     platform = Platform(options, say, supervisor)
     stop = asyncio.Event()
@@ -250,6 +261,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         orchestrator = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
         catalogue = load_catalogue(options.catalogue.resolve()) if options.catalogue else None
         app = create_app(settings, orchestrator=orchestrator, catalogue=catalogue)
+        app[METRICS].registry.register(restarts)
         web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await web_runner.setup()
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
