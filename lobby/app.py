@@ -34,7 +34,12 @@ from lobby.accounts import routes as accounts
 from lobby.accounts.passwords import Argon2Params, Hasher
 from lobby.http import ops, webclient
 from lobby.http.api import Api
-from lobby.http.middleware import error_middleware, metrics_middleware, rate_limit_middleware
+from lobby.http.middleware import (
+    PARSER_LINE_LIMIT,
+    error_middleware,
+    metrics_middleware,
+    rate_limit_middleware,
+)
 from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
 from lobby.matchmaking import admin_routes as match_admin
@@ -164,6 +169,7 @@ def create_app(
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
+        handler_args={"max_line_size": PARSER_LINE_LIMIT},
     )
     signer = settings.signer()
     app[SETTINGS] = settings

@@ -69,8 +69,20 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics.latency.labels(route).observe(time.perf_counter() - start)
 
 
+# The longest request target the lobby answers. The HTTP parser reads lines up to
+# `PARSER_LINE_LIMIT` (lobby.app), so a longer target still gets a problem document here
+# (400 `uri_too_long`) instead of the parser's plain-text 400 that echoes the input.
+MAX_TARGET_BYTES = 8190
+PARSER_LINE_LIMIT = 65536
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if len(request.raw_path) > MAX_TARGET_BYTES:
+        too_long = Problem(
+            400, "uri_too_long", f"the request target exceeds {MAX_TARGET_BYTES} bytes"
+        )
+        return problem_response(too_long, {})
     try:
         return await handler(request)
     except ProblemError as exc:

@@ -27,6 +27,10 @@ async def _code(resp: Any) -> tuple[int, str]:
 async def test_routing_and_body_errors(lobby_client: Client) -> None:
     c = lobby_client
     assert await _code(await c.get("/api/v1/nope")) == (404, "not_found")
+    # A request target longer than the lobby answers: a problem, not the parser's echo.
+    resp = await c.get("/api/v1/matches", params={"cursor": "x" * 9000})
+    assert await _code(resp) == (400, "uri_too_long")
+    assert "x" * 100 not in await resp.text()
     resp = await c.delete("/api/v1/auth/login")
     assert await _code(resp) == (405, "method_not_allowed")
     assert "POST" in resp.headers["Allow"]
