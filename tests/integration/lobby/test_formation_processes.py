@@ -45,13 +45,6 @@ async def queues(redis_url: str) -> AsyncIterator[Queues]:
     await client.aclose()
 
 
-@pytest.fixture
-async def orchestrator() -> AsyncIterator[ProcessOrchestrator]:
-    orch = ProcessOrchestrator()
-    yield orch
-    await orch.close()
-
-
 def formation(
     orch: ProcessOrchestrator, queues: Queues, inbox: Inbox, timeout: float = 20
 ) -> Formation:

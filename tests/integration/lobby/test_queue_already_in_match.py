@@ -3,34 +3,12 @@ PostgreSQL, match servers as real processes (tradearena.testing.proc_orchestrato
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from lobby.app import create_app
-from lobby.settings import LobbySettings
 from tradearena.contracts.phases import MatchPhase
 from tradearena.testing.lobby import Client, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.testing.waiting import eventually
-
-
-@pytest.fixture
-async def orchestrator() -> AsyncIterator[ProcessOrchestrator]:
-    orch = ProcessOrchestrator()
-    yield orch
-    await orch.close()
-
-
-@pytest.fixture
-async def client(
-    lobby_settings: LobbySettings, orchestrator: ProcessOrchestrator
-) -> AsyncIterator[Client]:
-    app = create_app(lobby_settings, orchestrator=orchestrator)
-    async with TestClient(TestServer(app)) as c:
-        yield c
 
 
 async def test_queueing_while_assigned_to_a_ready_match_is_refused(

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 import socketio
-from aiohttp.test_utils import TestClient, TestServer
 
-from lobby.app import create_app
 from lobby.results.worker.consumer import ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
-from lobby.settings import LobbySettings
 from lobby.state import SIGNER
 from tradearena.contracts import keys
 from tradearena.contracts.phases import MatchPhase
@@ -25,22 +20,6 @@ from tradearena.testing.lobby import Client, admin_tokens, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
 from tradearena.testing.results_factory import make_result
 from tradearena.testing.waiting import eventually
-
-
-@pytest.fixture
-async def orchestrator() -> AsyncIterator[ProcessOrchestrator]:
-    orch = ProcessOrchestrator()
-    yield orch
-    await orch.close()
-
-
-@pytest.fixture
-async def client(
-    lobby_settings: LobbySettings, orchestrator: ProcessOrchestrator
-) -> AsyncIterator[Client]:
-    app = create_app(lobby_settings, orchestrator=orchestrator)
-    async with TestClient(TestServer(app)) as c:
-        yield c
 
 
 async def test_join_twice_status_and_leave(client: Client) -> None:
