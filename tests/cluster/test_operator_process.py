@@ -6,31 +6,14 @@ settings it serves /healthz, /readyz (once its port allocations are rebuilt) and
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.kube import KubeCluster
+from tradearena.testing.processes import serves_probes_then_stops
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = str(Path(sys.executable).parent / "tradearena")
-
-
-def status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            code: int = resp.status
-            return code
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def test_operator_serves_its_probes_and_stops_on_sigterm(
@@ -52,21 +35,7 @@ def test_operator_serves_its_probes_and_stops_on_sigterm(
         "TRADEARENA_OPERATOR_LOG_FORMAT": "text",
         "TRADEARENA_OPERATOR_STANDALONE": "true",
     }
-    log = tmp_path / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([CLI, "operator"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        pending = {"/healthz", "/readyz", "/metrics"}
-        while pending:
-            assert proc.poll() is None, f"operator exited: {log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"{pending} not 200: {log.read_text()[-3000:]}"
-            pending = {p for p in pending if status(f"http://127.0.0.1:{port}{p}") != 200}
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+        serves_probes_then_stops("operator", env, port, tmp_path / "operator.log")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
         kube_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -10,22 +10,15 @@ PostgreSQL. The operator needs a Kubernetes API: only its bad-setting case is he
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tradearena.launcher.localservices import free_port
+from tradearena.testing.processes import CLI, serves_probes_then_stops
 from tradearena.tokens import generate_private_key_pem
-
-CLI = str(Path(sys.executable).parent / "tradearena")
-PROBES = ("/healthz", "/readyz", "/metrics")
 
 
 @dataclass(frozen=True)
@@ -105,37 +98,10 @@ def good_env(command: str, port: int, redis_url: str, dsn: str, tmp_path: Path) 
     }
 
 
-def status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            code: int = resp.status
-            return code
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
-
-
 @pytest.mark.parametrize("command", ["lobby", "matchserver", "feed-relay", "results-worker"])
 def test_good_settings_serve_the_probes_and_stop_on_sigterm(
     command: str, redis_url: str, lobby_dsn: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    log = tmp_path / f"{command}.log"
     env = good_env(command, port, redis_url, lobby_dsn, tmp_path)
-    with log.open("wb") as out:
-        proc = subprocess.Popen([CLI, command], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        pending = set(PROBES)
-        while pending:  # readiness may take a moment (connections, the first lease call)
-            assert proc.poll() is None, f"{command} exited: {log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"{pending} not 200: {log.read_text()[-3000:]}"
-            pending = {p for p in pending if status(f"http://127.0.0.1:{port}{p}") != 200}
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    serves_probes_then_stops(command, env, port, tmp_path / f"{command}.log")

@@ -1,0 +1,51 @@
+"""A long-running `tradearena` subcommand as a real process: it serves its probes, then
+stops cleanly on SIGTERM (the process shell's promise, tradearena.process)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+CLI = str(Path(sys.executable).parent / "tradearena")
+PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+def http_status(url: str) -> int | None:
+    """The HTTP status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            code: int = resp.status
+            return code
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def serves_probes_then_stops(
+    command: str, env: Mapping[str, str], port: int, log: Path, within: float = 60
+) -> None:
+    """Start `tradearena <command>`; assert every probe answers 200 on `port` within
+    `within` seconds and that SIGTERM then ends it with exit code 0."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([CLI, command], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + within
+        pending = set(PROBES)
+        while pending:  # readiness may take a moment (connections, a first lease call)
+            assert proc.poll() is None, f"{command} exited: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{pending} not 200: {log.read_text()[-3000:]}"
+            pending = {p for p in pending if http_status(f"http://127.0.0.1:{port}{p}") != 200}
+            time.sleep(0.1)  # poll interval: a probe has no event to await
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
