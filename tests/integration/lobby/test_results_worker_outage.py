@@ -127,6 +127,11 @@ async def test_results_survive_a_postgres_outage(
     finally:
         await conn.close()
     assert await rds.xlen(keys.RESULTS_DEAD_LETTER) == 0
-    assert worker.metrics.processed._value.get() == MATCHES
-    assert worker.metrics.duplicates._value.get() >= 10
+    # Every entry (each match once, plus 10 republished) is counted once, as stored or as
+    # a duplicate. A commit that landed as the connection dropped is found stored on the
+    # retry and counted as a duplicate; the row counts above prove it was stored once.
+    processed = worker.metrics.processed._value.get()
+    duplicates = worker.metrics.duplicates._value.get()
+    assert processed + duplicates == MATCHES + 10
+    assert MATCHES - 5 <= processed <= MATCHES and duplicates >= 10
     await rds.aclose()
