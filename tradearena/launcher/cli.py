@@ -246,6 +246,62 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     return run()
 
 
+def _cmd_drain_matches(args: argparse.Namespace) -> int:
+    """Settle every live match of a namespace (the chart's pre-delete hook)."""
+    import asyncio
+
+    from tradearena.orchestration.kubernetes import KubernetesOrchestrator
+
+    async def drain() -> int:
+        orchestrator = await KubernetesOrchestrator.connect(args.namespace, args.kubeconfig)
+        try:
+            return await orchestrator.drain(timeout_s=args.timeout)
+        finally:
+            await orchestrator.close()
+
+    if not args.namespace:
+        print("drain-matches: no namespace (--namespace or POD_NAMESPACE)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        count = asyncio.run(drain())
+    except TimeoutError as exc:
+        print(f"drain-matches: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(f"drain-matches: {count} match(es) settled and removed from {args.namespace}")
+    return EXIT_OK
+
+
+def _cmd_http_check(args: argparse.Namespace) -> int:
+    """GET a URL until it answers 2xx (the chart's `helm test`; the image has no curl)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    last = ""
+    for attempt in range(args.retries + 1):
+        if attempt:
+            time.sleep(min(2.0**attempt / 4, 5.0))
+        try:
+            with urllib.request.urlopen(args.url, timeout=args.timeout) as reply:  # noqa: S310 - http(s) only, checked below
+                print(f"http-check: {args.url} answered {reply.status}")
+                return EXIT_OK
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(getattr(exc, "reason", exc))
+    print(
+        f"http-check: {args.url} failed after {args.retries + 1} attempt(s): {last}",
+        file=sys.stderr,
+    )
+    return EXIT_MISMATCH
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError("an http:// or https:// URL")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradearena", description=__doc__)
     parser.add_argument(
@@ -327,6 +383,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("results-worker", help="store match results from Redis into PostgreSQL")
     p.set_defaults(func=_cmd_results_worker)
+
+    p = sub.add_parser(
+        "drain-matches", help="delete every Match of a namespace, wait until each has settled"
+    )
+    p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds")
+    p.add_argument("--kubeconfig", default=None, help="outside a cluster")
+    p.set_defaults(func=_cmd_drain_matches)
+
+    p = sub.add_parser("http-check", help="GET a URL until it answers 2xx (exit 1 if never)")
+    p.add_argument("url", type=_http_url)
+    p.add_argument("--retries", type=int, default=5)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+    p.set_defaults(func=_cmd_http_check)
     return parser
 
 

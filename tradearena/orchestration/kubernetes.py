@@ -192,6 +192,39 @@ class KubernetesOrchestrator:
         statuses = [match_status(obj) for obj in listed.get("items") or []]
         return [s for s in statuses if not s.phase.terminal]
 
+    async def drain(self, *, timeout_s: float, poll_s: float = 1.0) -> int:
+        """Delete every Match of the namespace and wait until none is left; return how many.
+
+        Deleting (not cancelling) lets the operator stop each pod gracefully, so a live
+        match settles and publishes its results before the finalizer goes. Matches that
+        appear meanwhile (a lobby still forming) are deleted on the next pass.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        deleted: set[str] = set()
+        while True:
+            listed = await self.custom.list_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL
+            )
+            items = listed.get("items") or []
+            if not items:
+                return len(deleted)
+            for obj in items:
+                name = obj["metadata"]["name"]
+                if obj["metadata"].get("deletionTimestamp") or name in deleted:
+                    continue
+                try:
+                    await self.custom.delete_namespaced_custom_object(
+                        resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, name
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                deleted.add(name)
+            if asyncio.get_running_loop().time() > deadline:
+                left = sorted(o["metadata"]["name"] for o in items)
+                raise TimeoutError(f"{len(left)} Match(es) still present: {', '.join(left[:10])}")
+            await asyncio.sleep(poll_s)
+
 
 def _changed(last: MatchStatus | None, current: MatchStatus) -> bool:
     return last is None or (last.phase, last.address, last.port, last.restarts) != (

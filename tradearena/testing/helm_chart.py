@@ -101,9 +101,10 @@ def render(
 
 
 def pod_specs(rendered: Rendered) -> dict[str, Manifest]:
-    """Pod specs by workload name: Deployments' templates and bare Pods (test hooks)."""
+    """Pod specs by workload name: Deployments' and Jobs' templates, bare Pods (hooks)."""
     specs = {
-        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in rendered.of_kind("Deployment")
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in rendered.of_kind("Deployment") + rendered.of_kind("Job")
     }
     specs.update({d["metadata"]["name"]: d["spec"] for d in rendered.of_kind("Pod")})
     return specs

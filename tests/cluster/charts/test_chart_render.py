@@ -76,6 +76,7 @@ def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rend
         f"{REL}-feed-relay",
         f"{REL}-results-worker",
         f"{REL}-test-lobby-ready",
+        f"{REL}-drain-matches",
     }
     for name, spec in specs.items():
         pod = spec["securityContext"]
@@ -103,13 +104,15 @@ def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rend
         assert [m["mountPath"] for m in writable] == ["/tmp"], name
         # One image, the subcommand picks the process.
         component = name.removeprefix(f"{REL}-")
-        assert container["args"] == [component], name
+        assert container["args"][0] == component, name
         assert (
             container["image"]
             == rendered.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]["containers"][
                 0
             ]["image"]
         )
+        if component == "drain-matches":
+            continue  # a run-to-completion hook Job: no server, no probes
         for probe in ("livenessProbe", "readinessProbe"):
             assert container[probe]["httpGet"]["port"] == "http", (name, probe)
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -127,6 +130,7 @@ def test_only_operator_and_lobby_get_an_api_token(rendered: Rendered) -> None:
         f"{REL}-feed-relay": False,
         f"{REL}-results-worker": False,
         f"{REL}-test-lobby-ready": False,
+        f"{REL}-drain-matches": True,
     }
     accounts = {sa["metadata"]["name"]: sa for sa in rendered.of_kind("ServiceAccount")}
     for name in ("feed-relay", "results-worker", "match-server"):
@@ -141,7 +145,7 @@ def test_only_operator_and_lobby_get_an_api_token(rendered: Rendered) -> None:
         for b in rendered.of_kind("RoleBinding") + rendered.of_kind("ClusterRoleBinding")
         for s in b["subjects"]
     }
-    assert bound == {f"{REL}-operator", f"{REL}-lobby"}
+    assert bound == {f"{REL}-operator", f"{REL}-lobby", f"{REL}-drain-matches"}
 
 
 Rule = tuple[str, str, str, str]  # group, resource, verb, resourceName ("" for any)
@@ -430,12 +434,72 @@ def test_helm_test_hook_asks_the_lobby_readyz() -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["restartPolicy"] == "Never"
     (container,) = pod["spec"]["containers"]
-    assert container["command"] == ["curl"]
-    assert "--fail" in container["args"]
+    # The release's own image (no third-party image to mirror), its http-check command.
+    assert (
+        container["image"]
+        == out.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+    )
+    assert container["args"][0] == "http-check"
     assert container["args"][-1] == f"http://{REL}-lobby.{NS}.svc:80/readyz"
     # The default-deny policy lets it reach the lobby (and DNS) only.
     policy = out.get("NetworkPolicy", f"{REL}-test")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_lobby_forms_matches_in_the_release_namespace_by_default() -> None:
+    out = render([], release=REL, namespace=NS)
+    spec = out.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]
+    env = _env(spec["containers"][0])
+    assert env["TRADEARENA_ORCHESTRATOR"]["value"] == "kubernetes"
+    assert env["TRADEARENA_KUBERNETES_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert spec["automountServiceAccountToken"] is True
+    # The names the chart sets are the lobby's own settings.
+    from lobby.settings import LobbySettings
+
+    fields = {f"TRADEARENA_{name.upper()}" for name in LobbySettings.model_fields}
+    assert {"TRADEARENA_ORCHESTRATOR", "TRADEARENA_KUBERNETES_NAMESPACE"} <= fields
+
+
+def test_a_lobby_only_install_gets_no_api_access() -> None:
+    out = render([], ["lobby.orchestrator.enabled=false"], release=REL, namespace=NS)
+    spec = out.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]
+    assert "TRADEARENA_ORCHESTRATOR" not in _env(spec["containers"][0])
+    assert spec["automountServiceAccountToken"] is False
+    assert f"{REL}-lobby" not in {r["metadata"]["name"] for r in out.of_kind("Role")}
+
+
+def test_uninstall_hook_settles_matches_with_least_privilege() -> None:
+    out = render([], release=REL, namespace=NS)
+    job = out.get("Job", f"{REL}-drain-matches")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    # Its ServiceAccount, Role and binding are hooks too, created before the Job.
+    for kind in ("ServiceAccount", "Role", "RoleBinding"):
+        obj = out.get(kind, f"{REL}-drain-matches")["metadata"]["annotations"]
+        assert obj["helm.sh/hook"] == "pre-delete"
+        assert int(obj["helm.sh/hook-weight"]) < int(
+            job["metadata"]["annotations"]["helm.sh/hook-weight"]
+        )
+    assert _rules(out.get("Role", f"{REL}-drain-matches")) == {
+        ("tradearena.io", "matches", verb, "") for verb in ("list", "delete")
+    }
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"][0] == "drain-matches"
+    timeout = float(container["args"][container["args"].index("--timeout") + 1])
+    # Long enough for a match pod's graceful stop; the Job's deadline is longer still.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert timeout > values["matchServer"]["terminationGracePeriodSeconds"]
+    assert job["spec"]["activeDeadlineSeconds"] > timeout
+    policy = out.get("NetworkPolicy", f"{REL}-drain-matches")["spec"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert "ingress" not in policy  # nothing may call it
+    off = render([], ["uninstallHook.enabled=false"], release=REL, namespace=NS)
+    assert not off.of_kind("Job")
 
 
 def _code_metric_names() -> set[str]:
