@@ -65,11 +65,16 @@ class LocalRedis:
     data_dir: Path
     port: int = 0
     appendonly: bool = True  # fsync'd journal: acknowledged writes survive a restart
+    # Extra addresses to listen on (tests reach it from pod network namespaces, as pods
+    # reach ElastiCache) and an AUTH password; loopback only and none by default.
+    extra_hosts: tuple[str, ...] = ()
+    password: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +85,7 @@ class LocalRedis:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            " ".join(("127.0.0.1", *self.extra_hosts)),
             "--dir",
             str(self.data_dir),
             "--save",
@@ -94,6 +99,8 @@ class LocalRedis:
             "--protected-mode",
             "yes",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         _wait_port(self.port, self._proc, "redis-server", timeout)
 
@@ -130,6 +137,11 @@ class LocalPostgres:
     port: int = 0
     database: str = "tradearena"
     user: str = "tradearena"
+    # Extra addresses to listen on and the network allowed to log in from there with a
+    # password (tests reach it from pod network namespaces, as pods reach RDS).
+    extra_hosts: tuple[str, ...] = ()
+    remote_cidr: str | None = None
+    password: str | None = None
     _bindir: Path = field(default_factory=find_postgres_bindir, init=False, repr=False)
 
     @property
@@ -188,8 +200,13 @@ class LocalPostgres:
                 "UTF8",
                 "--no-sync",
             )
+        if fresh and self.remote_cidr:
+            hba = self.pgdata / "pg_hba.conf"
+            with hba.open("a") as f:
+                f.write(f"host all all {self.remote_cidr} scram-sha-256\n")
+        listen = ",".join(("127.0.0.1", *self.extra_hosts))
         opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            f"-p {self.port} -c listen_addresses={listen} -c unix_socket_directories='' "
             "-c fsync=on -c max_connections=200"
         )
         self._pg(
@@ -210,6 +227,24 @@ class LocalPostgres:
             self._pg(
                 "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database
             )
+            if self.password:
+                self._pg(
+                    "psql",
+                    *(
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(self.port),
+                        "-U",
+                        self.user,
+                        "-d",
+                        self.database,
+                    ),
+                    "-c",
+                    "ALTER USER CURRENT_USER PASSWORD '{}'".format(
+                        self.password.replace("'", "''")
+                    ),
+                )
 
     def stop(self, mode: str = "fast") -> None:
         if (self.pgdata / "postmaster.pid").exists():
