@@ -176,3 +176,40 @@ with TLS) and lobby.corsOrigins. Match servers refuse sockets from any other Ori
 {{- $origins = concat $origins $l.corsOrigins | uniq -}}
 {{- toJson $origins -}}
 {{- end -}}
+
+{{/* The catalogue ConfigMap's name (empty when the packaged catalogue is used). */}}
+{{- define "tradearena.catalogueConfigMap" -}}
+{{- if .Values.catalogue -}}
+{{- include "tradearena.component" (list . "catalogue") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tradearena.catalogueEnv" -}}
+{{- if .Values.catalogue }}
+- name: TRADEARENA_CATALOGUE
+  value: /etc/tradearena/catalogue/modes.toml
+{{- end }}
+{{- end -}}
+
+{{- define "tradearena.catalogueMount" -}}
+{{- if .Values.catalogue }}
+- name: catalogue
+  mountPath: /etc/tradearena/catalogue
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "tradearena.catalogueVolume" -}}
+{{- if .Values.catalogue }}
+- name: catalogue
+  configMap:
+    name: {{ include "tradearena.catalogueConfigMap" . }}
+{{- end }}
+{{- end -}}
+
+{{/* Rolls the pods that read the catalogue when it changes. */}}
+{{- define "tradearena.catalogueChecksum" -}}
+{{- if .Values.catalogue }}
+checksum/catalogue: {{ .Values.catalogue | sha256sum | trunc 16 | quote }}
+{{- end }}
+{{- end -}}
