@@ -1,5 +1,10 @@
 // Two players in headless Chromium play a whole duel through the web client.
 // Usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR
+//          [--host-resolver-rules "MAP *.play.test 10.77.0.1"] [--spki BASE64[,BASE64...]]
+// --host-resolver-rules: Chromium's own resolver map (match servers' names, no DNS);
+// --spki: SHA-256 SPKI hashes (base64) of certificates to accept, e.g. a test CA's and
+// its leaf's (tradearena.testing.tls): wss:// to match servers without touching any
+// trust store.
 // Every wait is on a selector or a page state (no sleeps); every step leaves a
 // screenshot in ARTIFACT_DIR. Prints one JSON line (the summary) and exits 0, or
 // prints the failure, takes a screenshot of each page and exits 1.
@@ -8,11 +13,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [baseUrl, artifacts] = process.argv.slice(2);
+const positional = [];
+const network = { hostResolverRules: null, spki: null };
+{
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 1) {
+    if (argv[i] === "--host-resolver-rules" && i + 1 < argv.length) network.hostResolverRules = argv[++i];
+    else if (argv[i] === "--spki" && i + 1 < argv.length) network.spki = argv[++i];
+    else positional.push(argv[i]);
+  }
+}
+const [baseUrl, artifacts] = positional;
 if (!baseUrl || !artifacts) {
-  console.error("usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR");
+  console.error("usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR [--host-resolver-rules RULES] [--spki HASHES]");
   process.exit(2);
 }
+const networkArgs = [
+  ...(network.hostResolverRules ? [`--host-resolver-rules=${network.hostResolverRules}`] : []),
+  ...(network.spki ? [`--ignore-certificate-errors-spki-list=${network.spki}`] : []),
+];
 mkdirSync(artifacts, { recursive: true });
 const CHROMIUM = "/usr/bin/chromium";
 const tag = Date.now().toString(36);
@@ -268,6 +287,7 @@ async function main() {
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...networkArgs,
     ],
   });
   const a = new Player("a", await context.newPage());
