@@ -183,9 +183,9 @@ def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
                             "jsonPath": ".spec.players",
                             "priority": 0,
                         },
-                        {"name": "Scheme", "type": "string", "jsonPath": ".status.scheme"},
                         {"name": "Address", "type": "string", "jsonPath": ".status.address"},
                         {"name": "Port", "type": "integer", "jsonPath": ".status.port"},
+                        {"name": "Scheme", "type": "string", "jsonPath": ".status.scheme"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {
