@@ -144,6 +144,11 @@ def _cmd_bots(args: argparse.Namespace) -> int:
     from tradearena.launcher.bots import BotOptions, run_bots
     from tradearena.launcher.dial import DialOptions, parse_hosts
 
+    try:
+        hosts = parse_hosts(args.resolve)
+    except ValueError as exc:
+        print(f"bots: --resolve: {exc}", file=sys.stderr)
+        return 2
     options = BotOptions(
         url=args.url.rstrip("/"),
         count=args.count,
@@ -152,7 +157,7 @@ def _cmd_bots(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         prefix=args.prefix,
         seed=args.seed,
-        dial=DialOptions(ca_file=args.ca_file, hosts=parse_hosts(args.resolve)),
+        dial=DialOptions(ca_file=args.ca_file, hosts=hosts),
     )
     stats = asyncio.run(run_bots(options))
     summary = stats.summary()
