@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", Redis)
 RUNNER = web.AppKey("runner", MatchRunner)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
+EXIT_BAD_CERTIFICATE = 2  # like a bad setting: the pod restarts until the Secret is right
 
 
 def load_verifier(settings: MatchServerSettings) -> Verifier:
@@ -272,7 +274,14 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
     """Run until the match is over and published; `stop` (SIGTERM/SIGINT) ends the match
     first (cancelled if the lobby asked for it, else settled as a shutdown)."""
     app = create_app(settings)
-    reloader = certificate_reloader(settings, app[METRICS])
+    try:
+        reloader = certificate_reloader(settings, app[METRICS])
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        log.error(
+            "tls certificate could not be loaded",
+            extra={"cert_file": str(settings.tls_cert_file), "error": repr(exc)},
+        )
+        return EXIT_BAD_CERTIFICATE
     web_runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await web_runner.setup()
     site = web.TCPSite(

@@ -175,3 +175,19 @@ async def test_a_bad_pair_is_refused_and_the_current_certificate_kept(
         return await served_serial(server.port, dial) == second.serial
 
     await eventually(rotated, within=10)
+
+
+def test_a_server_whose_certificate_does_not_load_exits_with_a_reason(
+    tmp_path: Path, redis_url: str, ca: ThrowawayCA
+) -> None:
+    leaf = ca.issue(["*.play.test"], "leaf")
+    other = ca.issue(["*.play.test"], "other")
+    proc = MatchServerProcess(
+        tmp_path, redis_url, "m-bad", ("alice",), tls=(leaf.cert_file, other.key_file)
+    )
+    proc.start(wait_ready=False)
+    try:
+        assert proc.wait(30) == 2
+        assert "tls certificate could not be loaded" in proc.logs()
+    finally:
+        proc.stop()
