@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from matchserver.origins import origin_guard
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
+from matchserver.tls import CertificateReloader, LoadedCertificate
 from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.modes import load_catalogue
 from tradearena.probes import probe_app, serving
@@ -45,6 +47,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", Redis)
 RUNNER = web.AppKey("runner", MatchRunner)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
+EXIT_BAD_CERTIFICATE = 2  # like a bad setting: the pod restarts until the Secret is right
 
 
 def load_verifier(settings: MatchServerSettings) -> Verifier:
@@ -249,14 +252,50 @@ def create_app(
     return app
 
 
+def certificate_reloader(
+    settings: MatchServerSettings, metrics: MatchMetrics
+) -> CertificateReloader | None:
+    """The players' port's TLS context (None: plaintext), reporting reloads in metrics."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+
+    def on_reload(outcome: str, certificate: LoadedCertificate | None) -> None:
+        metrics.tls_reloads.labels(outcome).inc()
+        if certificate is not None:
+            metrics.tls_not_after.set(certificate.not_after.timestamp())
+
+    reloader = CertificateReloader(settings.tls_cert_file, settings.tls_key_file, on_reload)
+    if reloader.certificate is not None:
+        metrics.tls_not_after.set(reloader.certificate.not_after.timestamp())
+    return reloader
+
+
 async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
     """Run until the match is over and published; `stop` (SIGTERM/SIGINT) ends the match
     first (cancelled if the lobby asked for it, else settled as a shutdown)."""
     app = create_app(settings)
+    try:
+        reloader = certificate_reloader(settings, app[METRICS])
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        log.error(
+            "tls certificate could not be loaded",
+            extra={"cert_file": str(settings.tls_cert_file), "error": repr(exc)},
+        )
+        return EXIT_BAD_CERTIFICATE
     web_runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await web_runner.setup()
-    site = web.TCPSite(web_runner, settings.host, settings.port)
+    site = web.TCPSite(
+        web_runner,
+        settings.host,
+        settings.port,
+        ssl_context=reloader.context if reloader is not None else None,
+    )
     await site.start()
+    watcher = None
+    if reloader is not None:
+        watcher = asyncio.create_task(
+            reloader.watch(settings.tls_reload_interval_s), name="tls-reload"
+        )
     runner = app[RUNNER]
     admin = contextlib.AsyncExitStack()
     if settings.admin_port is not None:
@@ -268,7 +307,10 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
         runner.request_stop(cancelled=reason is not None, reason=reason or "shutdown")
 
     stopper = asyncio.create_task(on_stop(), name="stop")
-    log.info("match server listening", extra={"match_id": settings.match_id, "port": settings.port})
+    log.info(
+        "match server listening",
+        extra={"match_id": settings.match_id, "port": settings.port, "tls": settings.tls},
+    )
     try:
         await runner.finished.wait()
         await asyncio.sleep(settings.linger_ms / 1000)  # let clients read match_end
@@ -277,6 +319,8 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
         log.info("sockets closed", extra={"match_id": settings.match_id})
     finally:
         await cancel_quietly(stopper)
+        if watcher is not None:
+            await cancel_quietly(watcher)
         with contextlib.suppress(Exception):
             await admin.aclose()
         with contextlib.suppress(Exception):

@@ -96,6 +96,18 @@ class MatchMetrics:
             buckets=(0, 1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
+        self.tls_reloads = Counter(
+            "tradearena_match_tls_reloads_total",
+            "Certificate reloads of the players' port after its files changed, by outcome"
+            " (loaded, or failed: the previous certificate kept)",
+            ["outcome"],
+            registry=r,
+        )
+        self.tls_not_after = Gauge(
+            "tradearena_match_tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the certificate the players' port serves (Unix time)",
+            registry=r,
+        )
         self.bad_input = Counter(
             "tradearena_match_bad_input_total",
             "Undecodable packets and unparseable HTTP requests, by source and error type",

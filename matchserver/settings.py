@@ -31,6 +31,13 @@ class MatchServerSettings(BaseAppSettings):
     # a port of their own, never the players'. None: not served.
     admin_port: int | None = Field(default=None, ge=0, le=65535)
 
+    # TLS on the players' port (wss:// and https://): a PEM certificate chain and its key,
+    # both or neither. The files are watched and reloaded when they change (a Secret
+    # volume swaps them); the admin port stays plaintext (in-cluster only).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_reload_interval_s: float = Field(default=5, gt=0)
+
     # Token verification: a public key (PEM file) or a JWKS document (file).
     public_key_file: Path | None = None
     jwks_file: Path | None = None
@@ -61,7 +68,13 @@ class MatchServerSettings(BaseAppSettings):
     def _ports(self) -> MatchServerSettings:
         if self.admin_port is not None and self.admin_port == self.port != 0:
             raise ValueError("admin_port must differ from port (the players' port)")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
         return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @field_validator("players", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ REQUIRED_OUTPUTS = (
     "secrets_service_account",
     "irsa_role_arns",
     "game_nodes",
+    "match_servers",
 )
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -73,6 +74,36 @@ def _field(obj: Any, path: str, kind: type | tuple[type, ...]) -> Any:
     return current
 
 
+def _match_server_values(ms: dict[str, Any]) -> dict[str, Any]:
+    """matchServer.addressTemplate and matchServer.tls: with a domain, wss:// under one
+    wildcard certificate that cert-manager issues (DNS-01); without, plaintext by IP."""
+    template = _field(ms, "address_template", str)
+    if not _field(ms, "tls.enabled", bool):
+        return {"addressTemplate": template, "tls": {"enabled": False}}
+    domain = _field(ms, "domain", str)
+    dns_names = _field(ms, "tls.dns_names", list)
+    if not dns_names or not all(isinstance(n, str) and n for n in dns_names):
+        raise OutputsError("match_servers.tls.dns_names is empty: nothing to certify")
+    if not template.endswith("." + domain):
+        raise OutputsError(
+            f"match_servers.address_template {template!r} is not a name under {domain!r}"
+        )
+    return {
+        "addressTemplate": template,
+        "tls": {
+            "enabled": True,
+            "certManager": {
+                "enabled": True,
+                "issuerRef": {
+                    "kind": _field(ms, "tls.issuer_kind", str),
+                    "name": _field(ms, "tls.issuer_name", str),
+                },
+                "dnsNames": dns_names,
+            },
+        },
+    }
+
+
 def build_values(
     raw_outputs: Any,
     *,
@@ -101,6 +132,8 @@ def build_values(
     port_max = _field(out, "game_nodes.port_range.max", int)
     if not 0 < port_min <= port_max < 65536:
         raise OutputsError(f"invalid game port range {port_min}-{port_max}")
+
+    match_servers = _match_server_values(_field(out, "match_servers", dict))
 
     secrets_sa = _field(out, "secrets_service_account", dict)
     irsa = _field(out, "irsa_role_arns", dict)
@@ -155,6 +188,7 @@ def build_values(
             "nodeSelector": {str(k): str(v) for k, v in node_selector.items()},
             "tolerations": tolerations,
             "portRange": {"min": port_min, "max": port_max},
+            **match_servers,
         },
         "clusterAddons": {
             "clusterAutoscaler": {

@@ -122,3 +122,17 @@ output "game_nodes" {
     }
   }
 }
+
+output "match_servers" {
+  description = "How players reach match servers: the domain each game node is published under, the address template the operator fills per node, and where the wildcard certificate for wss:// comes from (tls.enabled false when no domain is set)."
+  value = {
+    domain           = var.match_server_domain
+    address_template = var.match_server_domain == "" ? "{node_ip}" : "{node_ip_dashed}.${var.match_server_domain}"
+    tls = {
+      enabled     = var.match_server_domain != ""
+      dns_names   = var.match_server_domain == "" ? [] : ["*.${var.match_server_domain}"]
+      issuer_kind = var.match_server_certificate_issuer.kind
+      issuer_name = var.match_server_certificate_issuer.name
+    }
+  }
+}

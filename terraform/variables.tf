@@ -265,3 +265,31 @@ variable "redis_snapshot_retention_days" {
     error_message = "Keep at least one day of Redis snapshots."
   }
 }
+
+variable "match_server_domain" {
+  description = "DNS domain under which each game node is published (e.g. play.example.com: node 203.0.113.7 is 203-0-113-7.play.example.com) and which one wildcard certificate covers for wss:// to match servers. Empty: match servers are advertised by bare IP, in plaintext."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.match_server_domain == "" || can(regex("^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z]{2,}$", var.match_server_domain))
+    error_message = "match_server_domain must be a lower-case DNS domain such as play.example.com, or empty."
+  }
+}
+
+variable "match_server_certificate_issuer" {
+  description = "cert-manager issuer (kind ClusterIssuer or Issuer, and name) that solves DNS-01 for match_server_domain; it issues the wildcard certificate the match servers serve."
+  type = object({
+    kind = string
+    name = string
+  })
+  default = {
+    kind = "ClusterIssuer"
+    name = "letsencrypt-dns01"
+  }
+
+  validation {
+    condition     = contains(["ClusterIssuer", "Issuer"], var.match_server_certificate_issuer.kind) && var.match_server_certificate_issuer.name != ""
+    error_message = "match_server_certificate_issuer: kind ClusterIssuer or Issuer, and a name."
+  }
+}

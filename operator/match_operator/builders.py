@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
-from tradearena.contracts.orchestration import MatchSpec
+from tradearena.contracts.orchestration import MatchSpec, Scheme
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import (
     Entry,
@@ -21,6 +21,7 @@ from tradearena.contracts.serverconfig import (
     Secret,
     SecretRef,
     ServerDeployment,
+    TlsFiles,
     env_name,
     server_config,
 )
@@ -34,6 +35,8 @@ from tradearena.orchestration.phases import (
 
 CONTAINER = "matchserver"
 KEYS_DIR = "/etc/tradearena/keys"
+TLS_DIR = "/etc/tradearena/tls"  # the `tls` volume: the Secret's tls.crt and tls.key
+TLS_ITEMS = ("tls.crt", "tls.key")  # the keys of a kubernetes.io/tls Secret
 
 Obj = dict[str, Any]
 
@@ -79,6 +82,18 @@ def server_deployment(settings: OperatorSettings) -> ServerDeployment:
         log_format="json",
         cors_origins=settings.cors_origins,
         admin_port=settings.admin_port,
+        tls=TlsFiles(f"{TLS_DIR}/{TLS_ITEMS[0]}", f"{TLS_DIR}/{TLS_ITEMS[1]}")
+        if settings.tls_secret
+        else None,
+    )
+
+
+def advertised_address(template: str, node_ip: str, node_name: str) -> str:
+    """What players are told to connect to (OperatorSettings.address_template)."""
+    return template.format(
+        node_ip=node_ip,
+        node_ip_dashed=node_ip.replace(".", "-").replace(":", "-"),
+        node_name=node_name,
     )
 
 
@@ -118,7 +133,30 @@ def build_pod_spec(
 ) -> Obj:
     """The match-server pod: named after the Match (so there is never a second one)."""
     meta = match["metadata"]
-    http = {"path": "/readyz", "port": "game"}
+    deployment = server_deployment(settings)
+    http = {"path": "/readyz", "port": "game", "scheme": deployment.scheme.upper()}
+    mounts: list[Obj] = [
+        {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+    ]
+    volumes: list[Obj] = [
+        {"name": "keys", "configMap": {"name": settings.keys_configmap}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    if settings.tls_secret:
+        # A whole-directory mount (never subPath): the kubelet swaps the files in place
+        # when the Secret is renewed and the server reloads them.
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {
+                    "secretName": settings.tls_secret,
+                    "items": [{"key": item, "path": item} for item in TLS_ITEMS],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -196,16 +234,10 @@ def build_pod_spec(
                         "capabilities": {"drop": ["ALL"]},
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "volumeMounts": [
-                        {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True},
-                        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
-                    ],
+                    "volumeMounts": mounts,
                 }
             ],
-            "volumes": [
-                {"name": "keys", "configMap": {"name": settings.keys_configmap}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-            ],
+            "volumes": volumes,
         },
     }
 
@@ -233,6 +265,9 @@ def slim_match(match: Obj) -> Obj:
 
 
 # ---------------------------------------------------------------------------- pod view
+_TLS_ENV = env_name("tls_cert_file")
+
+
 @dataclass(frozen=True, slots=True)
 class PodView:
     """What the operator needs from a match-server pod."""
@@ -249,6 +284,7 @@ class PodView:
     exit_code: int | None = None
     uid: str = ""
     resource_version: int = 0
+    scheme: Scheme = "http"  # https: the server was given a certificate
 
     @classmethod
     def of(cls, pod: Obj) -> PodView:
@@ -267,6 +303,7 @@ class PodView:
             if terminated is not None:
                 exit_code = terminated.get("exitCode")
         annotations = meta.get("annotations") or {}
+        env = {e.get("name") for c in spec.get("containers", []) for e in c.get("env") or []}
         return cls(
             name=meta["name"],
             uid=meta.get("uid", ""),
@@ -280,6 +317,7 @@ class PodView:
             created=parse_time(meta.get("creationTimestamp")),
             exit_code=exit_code,
             resource_version=int(meta.get("resourceVersion") or 0),
+            scheme="https" if _TLS_ENV in env else "http",
         )
 
     @property
@@ -477,6 +515,7 @@ def _advance(
         if decision.retry:
             st.set("retries", retries + 1)
             st.set("address", None)
+            st.set("scheme", None)
             st.set("port", None)
             plan.release_port = True
             plan.events.append(("Warning", "Retrying", f"{reason}; a fresh pod replaces it"))
@@ -537,13 +576,16 @@ def _advance(
     if pod.host_port:
         st.set("port", pod.host_port)
 
+    scheme = pod.scheme  # what this pod was built to serve, whatever the settings now
     if pod.ready and st.phase is MatchPhase.CREATING and obs.node_address:
         st.set("address", obs.node_address)
+        st.set("scheme", scheme)
         st.fire(Event.READY, f"ready at {obs.node_address}:{pod.host_port} on {pod.node}")
     if server_event(obs.server_phase) is Event.LIVE and st.phase is MatchPhase.READY:
         st.fire(Event.LIVE, "match started")
     if st.phase in (MatchPhase.READY, MatchPhase.LIVE) and obs.node_address:
         st.set("address", obs.node_address)
+        st.set("scheme", scheme)
         st.set("node", pod.node)  # written with Ready: one status write fewer per match
 
     if st.phase is MatchPhase.CREATING:

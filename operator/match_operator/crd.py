@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tradearena.contracts import resource
+from tradearena.contracts.orchestration import SCHEMES
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue, default_catalogue
 
@@ -118,7 +119,17 @@ def _status_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "phase": {"type": "string", "enum": list(PHASES)},
-            "address": {"type": "string", "description": "Node ExternalIP (else InternalIP)."},
+            "address": {
+                "type": "string",
+                "description": "Where players connect: the operator's address template applied"
+                " to the node (default its ExternalIP, else InternalIP).",
+            },
+            "scheme": {
+                "type": "string",
+                "enum": list(SCHEMES),
+                "description": "https when the server holds a certificate for the address"
+                " (players use wss://), else http.",
+            },
             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
             "pod": {"type": "string"},
             "node": {"type": "string"},
@@ -174,6 +185,7 @@ def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
                         },
                         {"name": "Address", "type": "string", "jsonPath": ".status.address"},
                         {"name": "Port", "type": "integer", "jsonPath": ".status.port"},
+                        {"name": "Scheme", "type": "string", "jsonPath": ".status.scheme"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {

@@ -23,6 +23,7 @@ from match_operator.builders import (
     Observed,
     Plan,
     PodView,
+    advertised_address,
     build_pod_spec,
     decide,
     parse_time,
@@ -113,7 +114,10 @@ class Runtime:
             if node is None:
                 return None
             self._nodes[node_name] = node
-        return node_address(node)
+        ip = node_address(node)
+        if ip is None:
+            return None
+        return advertised_address(self.settings.address_template, ip, node_name)
 
     # ------------------------------------------------------------------ watch feed
     def on_match(self, body: Obj, deleted: bool = False) -> Key:

@@ -12,6 +12,11 @@ from tradearena.contracts import resource
 GAME_POOL_LABEL = resource.POOL_LABEL
 
 
+# The placeholders of address_template, each with a sample value for validation.
+ADDRESS_PLACEHOLDERS = ("node_ip", "node_ip_dashed", "node_name")
+_ADDRESS_PROBE = {"node_ip": "192.0.2.1", "node_ip_dashed": "192-0-2-1", "node_name": "node-1"}
+
+
 def _game_tolerations() -> list[dict[str, str]]:
     return [{"key": GAME_POOL_LABEL, "operator": "Equal", "value": "game", "effect": "NoSchedule"}]
 
@@ -51,6 +56,16 @@ class OperatorSettings(BaseSettings):
     # chart's NetworkPolicy opens to Prometheus and the operator only.
     admin_port: int = Field(default=9100, ge=1, le=65535)
 
+    # What players are told to connect to, from the node a pod runs on. Placeholders:
+    # {node_ip} (ExternalIP, else InternalIP), {node_ip_dashed} (1-2-3-4) and
+    # {node_name}; e.g. "{node_ip_dashed}.play.example.com" for a name that a wildcard
+    # certificate covers. The default advertises the bare IP.
+    address_template: str = "{node_ip}"
+    # TLS for the players' port: the name of a Secret (type kubernetes.io/tls, in the
+    # Match's namespace) holding tls.crt/tls.key for the advertised names. Set: pods
+    # mount it, serve wss:// and probes use HTTPS, and Matches advertise https://.
+    tls_secret: str | None = None
+
     # Lifecycle
     startup_timeout_s: float = Field(default=120, gt=0)
     max_retries: int = Field(default=2, ge=0)  # fresh pods for failures before Ready
@@ -81,6 +96,17 @@ class OperatorSettings(BaseSettings):
             raise ValueError("port_min must not exceed port_max")
         if self.port_min <= self.admin_port <= self.port_max:
             raise ValueError("admin_port must be outside the game ports (port_min..port_max)")
+        if self.tls_secret == "":
+            raise ValueError("tls_secret: a Secret name, or unset for plaintext")
+        try:
+            self.address_template.format_map(_ADDRESS_PROBE)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"address_template: unknown or malformed placeholder ({exc}); "
+                f"use {', '.join('{' + k + '}' for k in ADDRESS_PLACEHOLDERS)}"
+            ) from None
+        if not self.address_template.strip():
+            raise ValueError("address_template must not be empty")
         if not self.namespaces:
             raise ValueError("watch at least one namespace")
         return self

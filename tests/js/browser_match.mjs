@@ -1,20 +1,22 @@
 // Two players in headless Chromium play a whole duel through the web client.
 // Usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR
+//          [--host-resolver-rules "MAP *.play.test 10.77.0.1"] [--spki BASE64[,BASE64...]]
+// (the network options of chromium.mjs: match servers' names and a test CA, for wss://)
 // Every wait is on a selector or a page state (no sleeps); every step leaves a
 // screenshot in ARTIFACT_DIR. Prints one JSON line (the summary) and exits 0, or
 // prints the failure, takes a screenshot of each page and exits 1.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch, parseNetworkArgs } from "./chromium.mjs";
 
-const [baseUrl, artifacts] = process.argv.slice(2);
+const { rest: positional, network } = parseNetworkArgs(process.argv.slice(2));
+const [baseUrl, artifacts] = positional;
 if (!baseUrl || !artifacts) {
-  console.error("usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR");
+  console.error("usage: node browser_match.mjs LOBBY_URL ARTIFACT_DIR [--host-resolver-rules RULES] [--spki HASHES]");
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
-const CHROMIUM = "/usr/bin/chromium";
 const tag = Date.now().toString(36);
 const started = Date.now();
 const log = [];
@@ -261,15 +263,7 @@ async function results(p, other) {
 
 async function main() {
   const profile = mkdtempSync(join(tmpdir(), "tradearena-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1360, height: 1000 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const context = await launch(profile, network, { viewport: { width: 1360, height: 1000 } });
   const a = new Player("a", await context.newPage());
   const b = new Player("b", await context.newPage());
   try {

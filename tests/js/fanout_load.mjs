@@ -4,10 +4,13 @@
 // 4th tick that carries a `seq` (the match server's flow control, docs/matchserver.md);
 // ACK=0 in the environment turns that off. Prints one JSON summary line.
 // Usage: node fanout_load.mjs URL NAMESPACE TOKENS_FILE|- COUNT WARMUP_S MEASURE_S
+//          [--ca FILE] [--resolve NAME=ADDR]   (wss:// with a private CA, a host map: dial.mjs)
 import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
+import { dialOptions, parseDialArgs } from "./dial.mjs";
 
-const [url, ns, tokensFile, countArg, warmupArg, measureArg] = process.argv.slice(2);
+const { rest, dial } = parseDialArgs(process.argv.slice(2));
+const [url, ns, tokensFile, countArg, warmupArg, measureArg] = rest;
 const count = Number(countArg);
 const tokens = tokensFile === "-" ? [] : JSON.parse(readFileSync(tokensFile, "utf8"));
 const warmupMs = Number(warmupArg) * 1000;
@@ -31,6 +34,7 @@ for (let i = 0; i < count; i++) {
   const socket = io(`${url}${ns}`, {
     transports: ["websocket"], reconnection: false, forceNew: true,
     auth: tokens.length ? { token: tokens[i] } : {},
+    ...dialOptions(url, dial),
   });
   let acked = null;
   socket.on("connect", () => { acked = null; if (++connected === count) allConnected(); });

@@ -1,12 +1,17 @@
 // A player on the stock socket.io-client: connects to /match with a match token,
 // sends the actions given as JSON on argv, prints one JSON line per thing seen.
 // Usage: node match_client.mjs URL TOKEN '[{"type":"open",...}]' [wait_for_event]
+//          [--ca FILE] [--resolve NAME=ADDR]   (wss:// with a private CA, a host map: dial.mjs)
 import { io } from "socket.io-client";
+import { dialOptions, parseDialArgs } from "./dial.mjs";
 
-const [url, token, actionsJson = "[]", waitFor = "fill"] = process.argv.slice(2);
+const { rest, dial } = parseDialArgs(process.argv.slice(2));
+const [url, token, actionsJson = "[]", waitFor = "fill"] = rest;
 const actions = JSON.parse(actionsJson);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-const socket = io(`${url}/match`, { auth: { token }, transports: ["websocket"], reconnection: false });
+const socket = io(`${url}/match`, {
+  auth: { token }, transports: ["websocket"], reconnection: false, ...dialOptions(url, dial),
+});
 const timer = setTimeout(() => { out({ kind: "timeout" }); process.exit(3); }, 20000);
 let resolveSeen;
 const seen = new Promise((resolve) => { resolveSeen = resolve; });

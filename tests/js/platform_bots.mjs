@@ -18,7 +18,10 @@
 // Usage: node platform_bots.mjs --url URL [--count N] [--mode M] [--format F] [--rounds R]
 //          [--prefix P] [--seed S] [--think-min S] [--think-max S] [--reconnect P]
 //          [--signup-concurrency N] [--match-ready-timeout S] [--together 1|0]
+//          [--ca FILE] [--resolve NAME=ADDR[,NAME=ADDR...]]
+// --ca and --resolve apply to the match servers each match_ready names (dial.mjs).
 import { io } from "socket.io-client";
+import { dialOptions, parseHosts } from "./dial.mjs";
 
 const options = {
   url: "http://127.0.0.1:8080",
@@ -34,6 +37,8 @@ const options = {
   signupConcurrency: 4, // argon2id is the lobby's costliest work: keep its pool busy, no more
   matchReadyTimeout: 300,
   together: 1, // 1: everyone signs in first, then all queue at once (all play at the same time)
+  ca: "", // PEM CA trusted for wss:// match servers ("": the system's)
+  resolve: "", // NAME=ADDR[,NAME=ADDR...]: a host map for match-server names
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
@@ -45,6 +50,7 @@ for (let i = 0; i < argv.length; i += 2) {
   options[key] = typeof options[key] === "number" ? Number(argv[i + 1]) : argv[i + 1];
 }
 options.url = options.url.replace(/\/+$/, "");
+const dial = { caFile: options.ca || null, hosts: parseHosts([options.resolve]) };
 
 // Game-rule refusals: a well-behaved client meets them in normal play.
 const RULE_CODES = new Set([
@@ -363,6 +369,7 @@ class Bot {
     const join = async (rejoin) => {
       const socket = io(`${url}/match`, {
         transports: ["websocket"], forceNew: true, reconnection: false, auth: { token },
+        ...dialOptions(url, dial),
       });
       let acked = null; // flow control (docs/matchserver.md): ack about every 4th tick
       socket.on("tick", (data) => {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from tradearena.contracts.phases import MatchPhase
 
@@ -19,21 +19,29 @@ class MatchSpec:
     symbol: str = "BTCUSDT"
 
 
+# How players reach a match server: http (Socket.IO over ws://) or https (over wss://,
+# the server holds a certificate for `address`).
+Scheme = Literal["http", "https"]
+SCHEMES: tuple[Scheme, ...] = ("http", "https")
+
+
 @dataclass(frozen=True)
 class MatchStatus:
     match_id: str
     phase: MatchPhase
-    address: str | None = None  # where players connect (host or IP)
+    address: str | None = None  # where players connect (host name or IP)
     port: int | None = None
     reason: str | None = None
     restarts: int = 0
     detail: dict[str, str] = field(default_factory=dict)
+    scheme: Scheme = "http"  # what the runtime reports the server speaks
 
     @property
     def url(self) -> str | None:
+        """The address players are given, as is: `<scheme>://<address>:<port>`."""
         if self.address is None or self.port is None:
             return None
-        return f"http://{self.address}:{self.port}"
+        return f"{self.scheme}://{self.address}:{self.port}"
 
 
 class Orchestrator(Protocol):

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from tradearena.contracts.orchestration import MatchSpec
+from tradearena.contracts.orchestration import MatchSpec, Scheme
 from tradearena.settings import ENV_PREFIX
 
 
@@ -56,6 +56,14 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Where the server finds its certificate chain and key (PEM); watched for changes."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
 class ServerDeployment:
     """What the runtime decides for every match server it starts."""
 
@@ -69,6 +77,13 @@ class ServerDeployment:
     cors_origins: tuple[str, ...] = ()
     # The port of /metrics and /status (operator and Prometheus only); None: not served.
     admin_port: int | None = None
+    # TLS on the players' port (wss://); None: plaintext.
+    tls: TlsFiles | None = None
+
+    @property
+    def scheme(self) -> Scheme:
+        """The scheme of the address players are given."""
+        return "https" if self.tls is not None else "http"
 
 
 def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> list[Entry]:
@@ -90,6 +105,9 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
     if d.log_format is not None:
         entries.append(Value("log_format", d.log_format))
     entries.append(FilePath(d.verify_key_kind, d.verify_key))
+    if d.tls is not None:
+        entries.append(FilePath("tls_cert_file", d.tls.cert_file))
+        entries.append(FilePath("tls_key_file", d.tls.key_file))
     if isinstance(d.redis, Secret):
         entries.append(SecretRef("redis_url", d.redis.name, d.redis.key))
     else:

@@ -24,6 +24,7 @@ import socketio
 
 from matchserver.broadcast import ACK_EVERY
 from matchserver.simulate import ScriptedPlayer
+from tradearena.launcher.dial import DialOptions
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class BotOptions:
     think_s: tuple[float, float] = (0.5, 2.0)
     reconnect_probability: float = 0.2
     match_ready_timeout_s: float = 300
+    # How match servers are dialed (the url each match_ready names, as given): the CA
+    # trusted for wss:// and an optional host map.
+    dial: DialOptions = field(default_factory=DialOptions)
 
 
 @dataclass
@@ -144,7 +148,7 @@ class Bot:
         started_at: list[int] = []
 
         def client() -> socketio.AsyncClient:
-            sio = socketio.AsyncClient(reconnection=False)
+            sio = socketio.AsyncClient(reconnection=False, http_session=self.options.dial.session)
             acked: list[int] = []  # the last tick seq acknowledged on this connection
 
             @sio.on("tick", namespace="/match")

@@ -142,7 +142,13 @@ def _cmd_bots(args: argparse.Namespace) -> int:
     import asyncio
 
     from tradearena.launcher.bots import BotOptions, run_bots
+    from tradearena.launcher.dial import DialOptions, parse_hosts
 
+    try:
+        hosts = parse_hosts(args.resolve)
+    except ValueError as exc:
+        print(f"bots: --resolve: {exc}", file=sys.stderr)
+        return 2
     options = BotOptions(
         url=args.url.rstrip("/"),
         count=args.count,
@@ -151,6 +157,7 @@ def _cmd_bots(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         prefix=args.prefix,
         seed=args.seed,
+        dial=DialOptions(ca_file=args.ca_file, hosts=hosts),
     )
     stats = asyncio.run(run_bots(options))
     summary = stats.summary()
@@ -344,6 +351,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, help="matches per bot")
     p.add_argument("--prefix", default=f"bot{os.getpid()}", help="username prefix")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--ca-file", type=Path, default=None, help="PEM CA trusted for wss:// match servers"
+    )
+    p.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="NAME=ADDRESS",
+        help="dial NAME (or *.SUFFIX) at ADDRESS instead of resolving it (repeatable)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bots)
 

@@ -32,6 +32,7 @@ from tradearena.contracts.serverconfig import (
     FilePath,
     SecretRef,
     ServerDeployment,
+    TlsFiles,
     env_name,
     server_config,
 )
@@ -54,6 +55,9 @@ class LocalRuntimeConfig:
     max_retries: int = 2
     max_restarts: int = 5
     extra_env: dict[str, str] = field(default_factory=dict)
+    # TLS on every server's players' port (advertised as https://advertise_host:port,
+    # so advertise_host must be a name the certificate covers); None: plaintext.
+    tls: TlsFiles | None = None
     command: tuple[str, ...] = (str(Path(sys.executable).parent / "tradearena"), "matchserver")
 
 
@@ -184,6 +188,7 @@ class LocalProcessOrchestrator:
             phase=decision.phase,
             address=address,
             port=port,
+            scheme=self._deployment(managed).scheme,
             reason=reason,
             restarts=managed.restarts,
             detail={"admin": f"http://{self.config.bind_host}:{managed.admin_port}"},
@@ -204,18 +209,22 @@ class LocalProcessOrchestrator:
             managed.history.append(status)
             managed.changed.notify_all()
 
-    def _env(self, managed: _Managed) -> dict[str, str]:
+    def _deployment(self, managed: _Managed) -> ServerDeployment:
         cfg = self.config
-        deployment = ServerDeployment(
+        return ServerDeployment(
             host=cfg.bind_host,
             redis=cfg.redis_url,
             verify_key=str(cfg.public_key_file),
             feed_source=cfg.feed_source,
             cors_origins=cfg.cors_origins,
             admin_port=managed.admin_port,
+            tls=cfg.tls,
         )
+
+    def _env(self, managed: _Managed) -> dict[str, str]:
+        cfg = self.config
         env = dict(os.environ)
-        for entry in server_config(managed.spec, managed.port, deployment):
+        for entry in server_config(managed.spec, managed.port, self._deployment(managed)):
             if isinstance(entry, SecretRef):  # a local process has no secret store
                 raise TypeError(f"{entry.field}: a secret reference cannot run locally")
             env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value

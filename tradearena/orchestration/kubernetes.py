@@ -19,7 +19,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tradearena.contracts import resource
-from tradearena.contracts.orchestration import MatchSpec, MatchStatus
+from tradearena.contracts.orchestration import SCHEMES, MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,13 @@ def match_status(obj: dict[str, Any]) -> MatchStatus:
         for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
         if status.get(k)
     }
+    scheme = status.get("scheme") or "http"  # written by operators that know of TLS
     return MatchStatus(
         match_id=obj["metadata"]["name"],
         phase=phase,
         address=status.get("address") if reachable else None,
         port=status.get("port") if reachable else None,
+        scheme=scheme if scheme in SCHEMES else "http",
         reason=status.get("reason"),
         restarts=int(status.get("restartCount") or 0),
         detail=detail,
@@ -227,9 +229,8 @@ class KubernetesOrchestrator:
 
 
 def _changed(last: MatchStatus | None, current: MatchStatus) -> bool:
-    return last is None or (last.phase, last.address, last.port, last.restarts) != (
+    return last is None or (last.phase, last.url, last.restarts) != (
         current.phase,
-        current.address,
-        current.port,
+        current.url,
         current.restarts,
     )

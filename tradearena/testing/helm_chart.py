@@ -100,6 +100,34 @@ def render(
     return Rendered(text=text, docs=docs)
 
 
+def render_notes(
+    workdir: Path, values: Iterable[Path] = (), sets: Sequence[str] = (), *, release: str = RELEASE
+) -> str:
+    """templates/NOTES.txt as `helm install` would print it, without a cluster: in a copy
+    of the chart its text becomes a named template, rendered into one YAML document."""
+    import shutil
+
+    chart = workdir / "chart"
+    shutil.copytree(CHART, chart)
+    notes = chart / "templates" / "NOTES.txt"
+    text = notes.read_text()
+    notes.unlink()
+    (chart / "templates" / "_notes.tpl").write_text(
+        '{{- define "test.notes" -}}\n' + text + "\n{{- end -}}\n"
+    )
+    (chart / "templates" / "notes.yaml").write_text('text: {{ include "test.notes" . | toJson }}\n')
+    out = helm(
+        "template",
+        release,
+        str(chart),
+        "--show-only",
+        "templates/notes.yaml",
+        *value_args(values, sets),
+    ).stdout
+    rendered: str = yaml.safe_load(out)["text"]
+    return rendered
+
+
 def pod_specs(rendered: Rendered) -> dict[str, Manifest]:
     """Pod specs by workload name: Deployments' and Jobs' templates, bare Pods (hooks)."""
     specs = {

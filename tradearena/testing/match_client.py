@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import socketio
 
 from matchserver.handlers import NAMESPACE
+from tradearena.launcher.dial import DialOptions
 
 
 class Server(Protocol):
@@ -27,10 +28,13 @@ class Server(Protocol):
 class MatchClient:
     """One connection of a player (a tab): every event it receives is in `events`."""
 
-    def __init__(self, server: Server, name: str) -> None:
+    def __init__(self, server: Server, name: str, dial: DialOptions | None = None) -> None:
+        """`dial`: the CA trusted for wss:// and a host map (None: the system's)."""
         self.server = server
         self.name = name
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(
+            reconnection=False, http_session=dial.session if dial is not None else None
+        )
         self.events: list[tuple[str, Any]] = []
         self.arrived = asyncio.Event()
         self.refused: Any = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -30,10 +31,18 @@ class MatchServerProcess:
     admin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # TLS on the game port: (certificate chain, key) files; the url is then https://.
+    tls: tuple[Path, Path] | None = None
+    # The name in `url` (e.g. 127-0-0-1.play.test, which a client's host map resolves).
+    host_name: str = "127.0.0.1"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host_name}:{self.port}"
 
     @property
     def admin_url(self) -> str:
@@ -58,7 +67,18 @@ class MatchServerProcess:
             "TRADEARENA_FEED_SOURCE": "synthetic",
             "TRADEARENA_SYNTHETIC_INTERVAL_MS": "100",
             "TRADEARENA_LINGER_MS": "300",
+            **self._tls_env(),
             **self.env_extra,
+        }
+
+    def _tls_env(self) -> dict[str, str]:
+        if self.tls is None:
+            return {}
+        cert, key = self.tls
+        return {
+            "TRADEARENA_TLS_CERT_FILE": str(cert),
+            "TRADEARENA_TLS_KEY_FILE": str(key),
+            "TRADEARENA_TLS_RELOAD_INTERVAL_S": "0.2",
         }
 
     def start(self, wait_ready: bool = True) -> None:
@@ -72,6 +92,9 @@ class MatchServerProcess:
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
+        probe = f"{self.scheme}://127.0.0.1:{self.port}/readyz"
+        # Like the kubelet's HTTPS probe: encrypted, the certificate not checked.
+        context = ssl._create_unverified_context() if self.tls is not None else None
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
@@ -79,7 +102,7 @@ class MatchServerProcess:
                     f"match server exited with {self.proc.returncode}: {self.logs()}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(probe, timeout=1, context=context) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError):

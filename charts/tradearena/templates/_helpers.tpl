@@ -146,6 +146,26 @@ PGPASSWORD, which comes from the Secret.
 {{- if gt (int .Values.matchServer.portRange.min) (int .Values.matchServer.portRange.max) -}}
 {{- fail (printf "matchServer.portRange: min %v is above max %v" .Values.matchServer.portRange.min .Values.matchServer.portRange.max) -}}
 {{- end -}}
+{{- $tls := .Values.matchServer.tls -}}
+{{- if and $tls.certManager.enabled (not $tls.enabled) -}}
+{{- fail "matchServer.tls.certManager.enabled=true needs matchServer.tls.enabled=true" -}}
+{{- end -}}
+{{- if and $tls.enabled (not $tls.certManager.enabled) (not $tls.secretName) -}}
+{{- fail "matchServer.tls.enabled=true: name the kubernetes.io/tls Secret (matchServer.tls.secretName) or let cert-manager create it (matchServer.tls.certManager.enabled=true)" -}}
+{{- end -}}
+{{- if $tls.certManager.enabled -}}
+{{- if not $tls.certManager.issuerRef.name -}}
+{{- fail "matchServer.tls.certManager.issuerRef.name: the cert-manager issuer that solves DNS-01 for the match servers' domain" -}}
+{{- end -}}
+{{- if not $tls.certManager.dnsNames -}}
+{{- fail "matchServer.tls.certManager.dnsNames: the names to certify, e.g. [\"*.play.example.com\"]" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret (kubernetes.io/tls) match-server pods mount when matchServer.tls.enabled. */}}
+{{- define "tradearena.matchServerTlsSecret" -}}
+{{- default (include "tradearena.component" (list . "match-server-tls")) .Values.matchServer.tls.secretName -}}
 {{- end -}}
 
 {{/* The Redis URL with a $(TRADEARENA_REDIS_PASSWORD) placeholder (or none without AUTH). */}}

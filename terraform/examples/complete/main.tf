@@ -74,4 +74,7 @@ module "tradearena" {
 
   redis_node_type          = local.size.redis_node_type
   redis_num_cache_clusters = local.size.redis_num_cache_clusters
+
+  match_server_domain             = var.match_server_domain
+  match_server_certificate_issuer = var.match_server_certificate_issuer
 }

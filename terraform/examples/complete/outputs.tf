@@ -55,3 +55,8 @@ output "game_nodes" {
   description = "Node selector, tolerations and port range of match-server pods."
   value       = module.tradearena.game_nodes
 }
+
+output "match_servers" {
+  description = "Domain, address template and certificate source of the match servers."
+  value       = module.tradearena.match_servers
+}

@@ -38,3 +38,21 @@ variable "cluster_access_entries" {
   type        = any
   default     = {}
 }
+
+variable "match_server_domain" {
+  description = "Domain the game nodes are published under for wss:// (e.g. play.example.com); empty for plaintext by IP."
+  type        = string
+  default     = ""
+}
+
+variable "match_server_certificate_issuer" {
+  description = "cert-manager issuer that solves DNS-01 for match_server_domain."
+  type = object({
+    kind = string
+    name = string
+  })
+  default = {
+    kind = "ClusterIssuer"
+    name = "letsencrypt-dns01"
+  }
+}

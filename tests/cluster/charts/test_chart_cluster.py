@@ -25,8 +25,9 @@ from tradearena.testing.kube import KubeCluster
 pytestmark = pytest.mark.k8s
 
 # Kinds whose CRDs belong to add-ons the test cluster does not run (Prometheus
-# Operator, External Secrets Operator): everything else must pass the dry run.
-ADDON_GROUPS = {"monitoring.coreos.com", "external-secrets.io"}
+# Operator, External Secrets Operator, cert-manager): everything else must pass the
+# dry run.
+ADDON_GROUPS = {"monitoring.coreos.com", "external-secrets.io", "cert-manager.io"}
 
 
 def test_rendered_manifests_pass_server_side_dry_run(
@@ -52,8 +53,8 @@ def test_rendered_manifests_pass_server_side_dry_run(
                     kept.append(doc)
             expected_skips = {
                 "default": set(),
-                "production": {"ServiceMonitor", "PodMonitor"},
-                "terraform": {"SecretStore", "ExternalSecret"},
+                "production": {"ServiceMonitor", "PodMonitor", "Certificate"},
+                "terraform": {"SecretStore", "ExternalSecret", "Certificate"},
             }[label]
             assert skipped == expected_skips, label
             out = kube_cluster.kubectl(

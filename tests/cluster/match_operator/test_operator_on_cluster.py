@@ -350,3 +350,31 @@ def test_a_pod_that_never_gets_ready_times_out_and_is_retried_then_failed(
         "wait", "--for=delete", "pod/m-slow", "-n", op_env.namespace, "--timeout=60s"
     )
     assert op.stop() == 0  # SIGTERM: a clean exit
+
+
+def test_with_tls_the_match_advertises_https_at_the_templated_name(op_env: OperatorEnv) -> None:
+    """The Secret's name and the address template reach the pod and the Match status, and
+    the apiserver keeps status.scheme (the CRD knows it): the lobby's orchestrator reads
+    an https:// url."""
+    from tradearena.orchestration.kubernetes import match_status
+
+    op_env.start_operator(
+        TRADEARENA_OPERATOR_TLS_SECRET="match-tls",
+        TRADEARENA_OPERATOR_ADDRESS_TEMPLATE="{node_ip_dashed}.play.test",
+    )
+    op_env.create_match("m-tls")
+    match = op_env.wait_phase("m-tls", "Ready")
+    status = match["status"]
+    pod = op_env.pod("m-tls")
+    assert pod is not None
+    ip = op_env.cluster.node_external_ips[pod["spec"]["nodeName"]]
+    assert status["address"] == f"{ip.replace('.', '-')}.play.test"
+    assert status["scheme"] == "https"
+    assert match_status(match).url == f"https://{status['address']}:{status['port']}"
+    (container,) = pod["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "match-tls"
+    table = op_env.cluster.kubectl("get", "mt", "m-tls", "-n", op_env.namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert row.split()[header.split().index("SCHEME")] == "https"

@@ -12,16 +12,21 @@ import pytest
 
 from tradearena.testing.matchserver import MatchServerProcess
 from tradearena.testing.paths import REPO
+from tradearena.testing.tls import SecretVolume, ThrowawayCA
 
 JS = REPO / "tests" / "js"
 
 
 def run_js(
-    url: str, token: str, actions: list[dict[str, Any]], wait_for: str
+    url: str,
+    token: str,
+    actions: list[dict[str, Any]],
+    wait_for: str,
+    options: tuple[str, ...] = (),
 ) -> tuple[int, list[dict[str, Any]]]:
     assert (JS / "node_modules" / "socket.io-client").is_dir(), "run scripts/bootstrap.sh (npm ci)"
     done = subprocess.run(
-        ["node", str(JS / "match_client.mjs"), url, token, json.dumps(actions), wait_for],
+        ["node", str(JS / "match_client.mjs"), url, token, json.dumps(actions), wait_for, *options],
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,3 +75,48 @@ def test_js_client_sees_the_refusal_reason(server: MatchServerProcess) -> None:
     refusal = lines[-1]
     assert refusal["kind"] == "connect_error"
     assert refusal["data"]["code"] == "token_wrong_audience"
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, redis_url: str) -> Iterator[tuple[MatchServerProcess, ThrowawayCA]]:
+    ca = ThrowawayCA.create(tmp_path / "ca")
+    volume = SecretVolume(tmp_path / "secret")
+    volume.install(ca.issue(["*.play.test"]))
+    proc = MatchServerProcess(
+        tmp_path,
+        redis_url,
+        "m-js-tls",
+        ("alice",),
+        env_extra={"TRADEARENA_DURATION_MS": "600000"},
+        tls=(volume.cert_file, volume.key_file),
+        host_name="127-0-0-1.play.test",
+    )
+    proc.start()
+    try:
+        yield proc, ca
+    finally:
+        proc.stop()
+
+
+def test_js_client_plays_over_wss_with_a_private_ca_and_a_host_map(
+    tls_server: tuple[MatchServerProcess, ThrowawayCA],
+) -> None:
+    server, ca = tls_server
+    assert server.url.startswith("https://127-0-0-1.play.test:")
+    action = {
+        "type": "open",
+        "client_order_id": "w-1",
+        "side": "long",
+        "margin": "250",
+        "leverage": 4,
+    }
+    dial = ("--ca", str(ca.cert_file), "--resolve", "*.play.test=127.0.0.1")
+    code, lines = run_js(server.url, server.token("alice"), [action], "fill", dial)
+    assert code == 0, lines
+    assert [x["data"]["ok"] for x in lines if x["kind"] == "ack"] == [True]
+    assert any(x["kind"] == "event" and x["event"] == "fill" for x in lines)
+    # Without the CA the same client is refused by its own TLS check.
+    code, lines = run_js(
+        server.url, server.token("alice"), [], "fill", ("--resolve", "*.play.test=127.0.0.1")
+    )
+    assert code == 2 and lines[-1]["kind"] == "connect_error", lines

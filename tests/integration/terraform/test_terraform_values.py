@@ -106,6 +106,38 @@ def test_match_servers_land_on_game_nodes_in_the_port_range(values: dict[str, An
     assert ms["portRange"] == {"min": 7000, "max": 8000}
 
 
+def test_a_domain_turns_on_wss_under_one_wildcard_certificate(values: dict[str, Any]) -> None:
+    ms = values["matchServer"]
+    assert ms["addressTemplate"] == "{node_ip_dashed}.play.example.com"
+    assert ms["tls"] == {
+        "enabled": True,
+        "certManager": {
+            "enabled": True,
+            "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt-dns01"},
+            "dnsNames": ["*.play.example.com"],
+        },
+    }
+
+
+def test_no_domain_keeps_match_servers_plaintext_by_ip() -> None:
+    outputs = _outputs()
+    ms = outputs["match_servers"]["value"]
+    ms.update(domain="", address_template="{node_ip}")
+    ms["tls"].update(enabled=False, dns_names=[])
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    values = _parse(result.stdout)["matchServer"]
+    assert (values["addressTemplate"], values["tls"]) == ("{node_ip}", {"enabled": False})
+
+
+def test_an_address_outside_the_certified_domain_is_rejected() -> None:
+    outputs = _outputs()
+    outputs["match_servers"]["value"]["address_template"] = "{node_ip_dashed}.other.example"
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "is not a name under 'play.example.com'" in result.stderr
+
+
 def test_addon_roles_and_globals(values: dict[str, Any]) -> None:
     assert values["global"] == {"cloud": "aws", "region": "eu-west-1", "clusterName": "tradearena"}
     ca = values["clusterAddons"]["clusterAutoscaler"]
@@ -157,7 +189,7 @@ def test_secret_names_can_be_overridden() -> None:
 
 
 @pytest.mark.parametrize(
-    "missing", ["postgresql", "redis", "game_nodes", "secrets_service_account"]
+    "missing", ["postgresql", "redis", "game_nodes", "secrets_service_account", "match_servers"]
 )
 def test_missing_output_is_an_error(missing: str) -> None:
     outputs = _outputs()

@@ -11,6 +11,7 @@ from tradearena.contracts.serverconfig import (
     Secret,
     SecretRef,
     ServerDeployment,
+    TlsFiles,
     Value,
     env_name,
     server_config,
@@ -27,6 +28,7 @@ DEPLOYMENTS = [
         feed_source="synthetic",
         log_format="json",
         cors_origins=("https://play.example.com", "http://127.0.0.1:8080"),
+        tls=TlsFiles("/etc/tradearena/tls/tls.crt", "/etc/tradearena/tls/tls.key"),
     ),
 ]
 
@@ -83,3 +85,26 @@ def test_secrets_and_files_are_references() -> None:
 def test_no_duration_means_the_formats_own_length() -> None:
     spec = MatchSpec("m-1", "duel", "blitz", 0, ("alice",))
     assert "duration_ms" not in {e.field for e in server_config(spec, 7000, DEPLOYMENTS[0])}
+
+
+def test_tls_files_reach_the_server_and_make_the_scheme_https(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert DEPLOYMENTS[0].scheme == "http"
+    assert DEPLOYMENTS[1].scheme == "https"
+    for entry in server_config(SPEC, 7123, DEPLOYMENTS[1]):
+        if isinstance(entry, FilePath):
+            monkeypatch.setenv(env_name(entry.field), entry.path)
+    settings = MatchServerSettings(match_id="m-1", players=("alice",))
+    assert settings.tls
+    assert str(settings.tls_cert_file) == "/etc/tradearena/tls/tls.crt"
+    assert str(settings.tls_key_file) == "/etc/tradearena/tls/tls.key"
+
+
+@pytest.mark.parametrize("only", ["tls_cert_file", "tls_key_file"])
+def test_a_certificate_without_its_key_is_a_bad_setting(
+    only: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env_name(only), "/etc/tradearena/tls/x")
+    with pytest.raises(ValueError, match="tls_cert_file and tls_key_file"):
+        MatchServerSettings(match_id="m-1", players=("alice",))

@@ -119,3 +119,9 @@ def test_replay_of_a_log_with_a_broken_entry_sequence_is_a_mismatch(
     report = json.loads(run("replay", "--json", str(edited)).stdout)
     assert report["ok"] is False
     assert difference in report["differences"]
+
+
+def test_bots_refuse_a_malformed_resolve_entry() -> None:
+    done = run("bots", "--count", "1", "--resolve", "play.test")
+    assert done.returncode == 2
+    assert "--resolve: expected NAME=ADDRESS" in done.stderr
