@@ -35,6 +35,8 @@ from tradearena.orchestration.phases import (
 
 CONTAINER = "matchserver"
 KEYS_DIR = "/etc/tradearena/keys"
+CATALOGUE_DIR = "/etc/tradearena/catalogue"  # the `catalogue` volume (item modes.toml)
+CATALOGUE_ITEM = "modes.toml"
 TLS_DIR = "/etc/tradearena/tls"  # the `tls` volume: the Secret's tls.crt and tls.key
 TLS_ITEMS = ("tls.crt", "tls.key")  # the keys of a kubernetes.io/tls Secret
 
@@ -85,6 +87,7 @@ def server_deployment(settings: OperatorSettings) -> ServerDeployment:
         tls=TlsFiles(f"{TLS_DIR}/{TLS_ITEMS[0]}", f"{TLS_DIR}/{TLS_ITEMS[1]}")
         if settings.tls_secret
         else None,
+        catalogue=f"{CATALOGUE_DIR}/{CATALOGUE_ITEM}" if settings.catalogue_configmap else None,
     )
 
 
@@ -143,6 +146,17 @@ def build_pod_spec(
         {"name": "keys", "configMap": {"name": settings.keys_configmap}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
+    if settings.catalogue_configmap:
+        mounts.append({"name": "catalogue", "mountPath": CATALOGUE_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "catalogue",
+                "configMap": {
+                    "name": settings.catalogue_configmap,
+                    "items": [{"key": CATALOGUE_ITEM, "path": CATALOGUE_ITEM}],
+                },
+            }
+        )
     if settings.tls_secret:
         # A whole-directory mount (never subPath): the kubelet swaps the files in place
         # when the Secret is renewed and the server reloads them.

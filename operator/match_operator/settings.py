@@ -50,6 +50,9 @@ class OperatorSettings(BaseSettings):
     keys_item: str = "jwks.json"
     keys_env: Literal["JWKS_FILE", "PUBLIC_KEY_FILE"] = "JWKS_FILE"
     extra_env: dict[str, str] = Field(default_factory=dict)
+    # A ConfigMap with the mode catalogue (item modes.toml) the lobby reads, mounted
+    # into every match pod so both sides play by the same rules; None: the packaged one.
+    catalogue_configmap: str | None = None
     # The browser origins that may connect to match servers (JSON list): the lobby's.
     cors_origins: tuple[str, ...] = ()
     # The container port (no host port) of the pods' /metrics and /status, which the
@@ -96,6 +99,8 @@ class OperatorSettings(BaseSettings):
             raise ValueError("port_min must not exceed port_max")
         if self.port_min <= self.admin_port <= self.port_max:
             raise ValueError("admin_port must be outside the game ports (port_min..port_max)")
+        if self.catalogue_configmap == "":
+            raise ValueError("catalogue_configmap: a ConfigMap name, or unset")
         if self.tls_secret == "":
             raise ValueError("tls_secret: a Secret name, or unset for plaintext")
         try:

@@ -79,6 +79,8 @@ class ServerDeployment:
     admin_port: int | None = None
     # TLS on the players' port (wss://); None: plaintext.
     tls: TlsFiles | None = None
+    # The mode catalogue file the lobby formed the match from; None: the packaged one.
+    catalogue: str | None = None
 
     @property
     def scheme(self) -> Scheme:
@@ -105,6 +107,8 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
     if d.log_format is not None:
         entries.append(Value("log_format", d.log_format))
     entries.append(FilePath(d.verify_key_kind, d.verify_key))
+    if d.catalogue is not None:
+        entries.append(FilePath("catalogue", d.catalogue))
     if d.tls is not None:
         entries.append(FilePath("tls_cert_file", d.tls.cert_file))
         entries.append(FilePath("tls_key_file", d.tls.key_file))

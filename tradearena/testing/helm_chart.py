@@ -10,8 +10,9 @@ import base64
 import json
 import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,18 @@ def render(
     release: str = "tradearena",
     namespace: str = "tradearena",
     include_crds: bool = False,
+    set_files: Mapping[str, str] | None = None,
 ) -> Rendered:
+    """`helm template`; `set_files` gives values whose text is a file's (`--set-file`)."""
     args = ["template", release, str(CHART), "--namespace", namespace]
     if include_crds:
         args.append("--include-crds")
-    text = helm(*args, *value_args(values, sets)).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, content in (set_files or {}).items():
+            path = Path(tmp) / key
+            path.write_text(content)
+            args += ["--set-file", f"{key}={path}"]
+        text = helm(*args, *value_args(values, sets)).stdout
     docs = [d for d in yaml.safe_load_all(text) if d]
     return Rendered(text=text, docs=docs)
 

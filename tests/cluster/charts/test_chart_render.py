@@ -577,3 +577,26 @@ def test_schema_refuses_bad_values(sets: list[str], message: str) -> None:
     proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_a_catalogue_value_reaches_every_process_that_reads_one() -> None:
+    text = (REPO / "tradearena" / "modes.toml").read_text().replace("blitz = 3", "blitz = 1")
+    out = render([], [], release=REL, namespace=NS, set_files={"catalogue": text})
+    config = out.get("ConfigMap", f"{REL}-catalogue")
+    assert config["data"]["modes.toml"] == text
+    specs = pod_specs(out)
+    for name in ("lobby", "results-worker"):
+        spec = specs[f"{REL}-{name}"]
+        env = _env(spec["containers"][0])
+        assert env["TRADEARENA_CATALOGUE"]["value"] == "/etc/tradearena/catalogue/modes.toml"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["catalogue"]["configMap"]["name"] == f"{REL}-catalogue"
+    operator_env = _env(specs[f"{REL}-operator"]["containers"][0])
+    assert operator_env["TRADEARENA_OPERATOR_CATALOGUE_CONFIGMAP"]["value"] == f"{REL}-catalogue"
+    # A new catalogue rolls the pods that read it.
+    lobby = out.get("Deployment", f"{REL}-lobby")["spec"]["template"]["metadata"]
+    assert "checksum/catalogue" in lobby["annotations"]
+    default = render([], release=REL, namespace=NS)
+    assert not [
+        c for c in default.of_kind("ConfigMap") if c["metadata"]["name"].endswith("catalogue")
+    ]
