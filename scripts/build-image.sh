@@ -29,7 +29,7 @@ SUITE=bookworm
 BUILD_PACKAGES=(python3 python3-venv ca-certificates)
 RUNTIME_PACKAGES=(python3 ca-certificates)
 # Documentation, manual pages and translations are left out of both bases.
-DPKG_EXCLUDES=(/usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*)
+DPKG_EXCLUDES=('/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' '/usr/share/locale/*')
 # Pruning keeps the $KEEP most recently used images and any used within $KEEP_MINUTES
 # (other checkouts on this machine share the cache; a test may be running one).
 KEEP=3
@@ -148,12 +148,21 @@ base() {
     local t0 excludes=() p ctr mnt
     t0=$(date +%s)
     for p in "${DPKG_EXCLUDES[@]}"; do excludes+=(--dpkgopt="path-exclude=$p"); done
-    mmdebstrap --quiet --variant=essential --include="$(
+    # merged-usr: the /usr merge done by mmdebstrap itself (usr-is-merged), not by the
+    # usrmerge package, which would bring the whole of perl into the image.
+    local include
+    include=$(
         IFS=,
         echo "$*"
-    )" \
+    )
+    if ! mmdebstrap --variant=essential --include="$include" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         "${excludes[@]}" --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        "$SUITE" "$work/base-$role.tar" "${sources[@]}" >&2
+        "$SUITE" "$work/base-$role.tar" "${sources[@]}" >"$work/mmdebstrap-$role.log" 2>&1; then
+        tail -n 40 "$work/mmdebstrap-$role.log" >&2
+        echo "build-image: mmdebstrap failed for the $role base" >&2
+        return 1
+    fi
     ctr=$(bh from --pull=never scratch)
     mnt=$(bh mount "$ctr")
     tar -C "$mnt" --numeric-owner -xpf "$work/base-$role.tar"
