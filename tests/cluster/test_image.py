@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from tradearena.launcher.cli import _parser
-from tradearena.testing.image import BUILD_SCRIPT, BuiltImage, ensure_image
+from tradearena.testing.image import (
+    BUILD_SCRIPT,
+    BuiltImage,
+    ImageBuildError,
+    ensure_image,
+    load_image,
+)
 from tradearena.testing.paths import REPO
 
 pytestmark = pytest.mark.image
@@ -155,3 +161,13 @@ def test_unchanged_inputs_are_a_cache_hit(image: BuiltImage) -> None:
     assert time.monotonic() - started < 5, again.stdout
     assert "image cached" in again.stdout and image.key in again.stdout
     assert ensure_image() == image
+
+
+def test_an_unfinished_directory_is_not_an_image(image: BuiltImage, tmp_path: Path) -> None:
+    """What an interrupted build leaves (a rootfs without its config) never loads."""
+    partial = tmp_path / image.key
+    (partial / "rootfs").mkdir(parents=True)
+    with pytest.raises(ImageBuildError, match="not a built image"):
+        load_image(partial)
+    shutil.copy(image.rootfs.parent / "config.json", partial / "config.json")
+    assert load_image(partial).user == image.user
