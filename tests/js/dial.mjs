@@ -64,3 +64,23 @@ export function parseDialArgs(argv) {
   dial.hosts = parseHosts(resolve);
   return { rest, dial };
 }
+
+// One HTTP(S) request through the same dial options (fetch cannot take an agent):
+// resolves to { status, headers, text }.
+export async function request(url, { method = "GET", headers = {}, body = null } = {}, dial = {}) {
+  const { agent } = dialOptions(url, dial);
+  const { request: send } = await import(url.startsWith("https:") ? "node:https" : "node:http");
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method, headers, ...(agent ? { agent } : {}) }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({
+        status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString(),
+      }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body !== null) req.write(body);
+    req.end();
+  });
+}

@@ -19,9 +19,10 @@
 //          [--prefix P] [--seed S] [--think-min S] [--think-max S] [--reconnect P]
 //          [--signup-concurrency N] [--match-ready-timeout S] [--together 1|0]
 //          [--ca FILE] [--resolve NAME=ADDR[,NAME=ADDR...]]
-// --ca and --resolve apply to the match servers each match_ready names (dial.mjs).
+// --ca and --resolve apply to the lobby and to the match servers each match_ready names
+// (dial.mjs).
 import { io } from "socket.io-client";
-import { dialOptions, parseHosts } from "./dial.mjs";
+import { dialOptions, parseHosts, request } from "./dial.mjs";
 
 const options = {
   url: "http://127.0.0.1:8080",
@@ -79,6 +80,8 @@ const stats = {
   latency: new Uint32Array(120_001),
   ticks: 0,
   matchFailed: 0,
+  // per player and match: ms from POST /queue to the match server's socket connected
+  queueToConnected: [],
   live: 0,
   liveMax: 0,
   allLiveMs: null,
@@ -122,8 +125,18 @@ function summary() {
     all_live_after_s: stats.allLiveMs === null ? null : stats.allLiveMs / 1000,
     first_end_after_s: stats.firstEndMs === null ? null : stats.firstEndMs / 1000,
     action_types: stats.actionTypes,
+    queue_to_connected_p50_ms: quantile(stats.queueToConnected, 0.5),
+    queue_to_connected_p99_ms: quantile(stats.queueToConnected, 0.99),
+    queue_to_connected_max_ms: quantile(stats.queueToConnected, 1),
     seconds: (Date.now() - t0) / 1000,
   };
+}
+
+/** Nearest-rank quantile of a list of numbers; null when empty. */
+function quantile(values, q) {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 // ---------------------------------------------------------------- helpers
@@ -274,14 +287,14 @@ class Bot {
     let status = 0;
     let payload = {};
     for (let attempt = 0; attempt < 30; attempt++) {
-      const resp = await fetch(`${options.url}${path}`, {
+      const resp = await request(`${options.url}${path}`, {
         method: "POST", headers, body: JSON.stringify(body),
-      });
+      }, dial);
       status = resp.status;
-      const text = await resp.text();
+      const text = resp.text;
       try { payload = text ? JSON.parse(text) : {}; } catch { payload = {}; }
       if (status !== 429 && status !== 503) return [status, payload];
-      const wait = Number(resp.headers.get("retry-after") || "1");
+      const wait = Number(resp.headers["retry-after"] || "1");
       await sleep(Math.min(30, wait) * this.uniform(1.0, 1.5) * 1000);
     }
     return [status, payload];
@@ -299,6 +312,7 @@ class Bot {
     stats.registered += 1;
     this.lobby = io(`${options.url}/lobby`, {
       transports: ["websocket"], forceNew: true, reconnection: true, auth: { token: this.token },
+      ...dialOptions(options.url, dial),
     });
     this.lobby.on("notification", (note) => {
       if (note.kind === "match_ready") this.deliver(note.payload);
@@ -331,6 +345,7 @@ class Bot {
 
   async playRounds() {
     for (let round = 0; round < options.rounds; round++) {
+      this.queuedAt = Date.now();
       const [status, body] = await this.post("/api/v1/queue", { mode: options.mode, format: options.format });
       if (status !== 200 && status !== 201) {
         error(`${this.username} queue: ${status} ${body.code}`);
@@ -423,6 +438,7 @@ class Bot {
     };
 
     let socket = await join(false);
+    stats.queueToConnected.push(Date.now() - this.queuedAt);
     let reconnected = false;
     try {
       while (!ended) {
