@@ -279,10 +279,15 @@ def create_cluster(
     workdir: Path,
     nodes: int = 3,
     timeout: float = 120,
+    apiserver_address: str = "127.0.0.1",
 ) -> KubeCluster:
     """Start a cluster from the locally built binaries and wait until its nodes are Ready.
 
-    The caller owns teardown (`cluster.delete()`); on a failed start this deletes it.
+    `apiserver_address` is where kube-apiserver listens: loopback by default; "0.0.0.0"
+    lets pods of a real node (`tradearena.testing.node`) reach it at the node address
+    (kwokctl puts the host's addresses in the serving certificate, so create that
+    node's bridge first). The caller owns teardown (`cluster.delete()`); on a failed
+    start this deletes it.
     """
     directory = require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -319,9 +324,9 @@ def create_cluster(
         # RBAC and admission on, as in a real cluster (auth can-i must mean something).
         "--kube-authorization=true",
         "--kube-admission=true",
-        # Serve the control plane on loopback only.
+        # Serve the control plane on loopback only (the API server where asked).
         "--extra-args",
-        "kube-apiserver=bind-address=127.0.0.1",
+        f"kube-apiserver=bind-address={apiserver_address}",
         "--extra-args",
         "kube-controller-manager=bind-address=127.0.0.1",
         "--extra-args",
@@ -353,9 +358,10 @@ def create_cluster(
             cluster.apply(node_manifest(node, i))
             cluster.node_names.append(node)
             cluster.node_external_ips[node] = f"127.0.10.{i + 1}"
-        cluster.kubectl(
-            "wait", "--for=condition=Ready", "node", *cluster.node_names, "--timeout=60s"
-        )
+        if cluster.node_names:
+            cluster.kubectl(
+                "wait", "--for=condition=Ready", "node", *cluster.node_names, "--timeout=60s"
+            )
         # Pods need the "default" ServiceAccount that the controller manager creates.
         cluster.wait_until(
             "the default ServiceAccount",
