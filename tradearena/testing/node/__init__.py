@@ -51,6 +51,11 @@ class RunningNode:
     log_path: Path
     state_dir: Path
 
+    def container_log(self, pod_uid: str, container: str, stream: str = "stdout") -> str:
+        """What a container wrote (kept while its pod object exists)."""
+        path = self.state_dir / "pods" / pod_uid / "containers" / container / f"{stream}.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.is_file():
             return ""

@@ -74,7 +74,29 @@ def _bind(source: str, target: str, read_only: bool) -> None:
 
 
 def _inside(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
+    """`path` inside `root`, following symlinks as the container would see them
+    (an absolute link such as /var/run -> /run stays under `root`)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                raise OSError(f"too many levels of symbolic links in {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
 
 
 def _dev(root: str) -> None:

@@ -156,9 +156,9 @@ def resource_value(container: Json, resource: str, divisor: str | None, allocata
     else:
         raise ConfigError(f"unsupported resource {resource!r}")
     value = parse_quantity(raw)
-    div = parse_quantity(divisor) if divisor else Decimal(1)
-    if div == 0:
-        raise ConfigError(f"zero divisor for {resource}")
+    div = parse_quantity(divisor) if divisor else Decimal(0)
+    if div == 0:  # the API server defaults an unset divisor to "0", meaning 1
+        div = Decimal(1)
     return str(math.ceil(value / div))
 
 

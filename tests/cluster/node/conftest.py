@@ -1,0 +1,87 @@
+"""A control plane plus one real node (tradearena.testing.node) whose pods run.
+
+The image is the small Debian one from `tradearena.testing.node.devimage`; to run the
+same tests on the project image, `node_image` becomes
+``ensure_image()`` (its ``name`` and ``rootfs.parent``) — the tests read the user and
+files they expect from the image itself.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tradearena.testing.kube import KubeCluster, create_cluster
+from tradearena.testing.node import RunningNode, prepare_bridge, start_node
+from tradearena.testing.node.devimage import ensure_dev_image
+
+CIDR = "10.77.0.0/24"
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    name: str
+    directory: Path
+
+
+@pytest.fixture(scope="session")
+def node_image() -> NodeImage:
+    image = ensure_dev_image()
+    return NodeImage(image.name, image.directory)
+
+
+@dataclass
+class NodeCluster:
+    cluster: KubeCluster
+    node: RunningNode
+    image: NodeImage
+
+
+@pytest.fixture(scope="session")
+def node_cluster(
+    tmp_path_factory: pytest.TempPathFactory, node_image: NodeImage
+) -> Iterator[NodeCluster]:
+    if os.geteuid() != 0:
+        pytest.fail("the real node needs root (network namespaces, mounts, chroot)")
+    bridge = f"tan{os.getpid() % 100000}"
+    prepare_bridge(bridge, CIDR)  # before the cluster: its certificate names this address
+    cluster = create_cluster(
+        f"tradearena-node-{os.getpid()}",
+        workdir=tmp_path_factory.mktemp("kwok"),
+        nodes=0,
+        apiserver_address="0.0.0.0",  # noqa: S104 - pods reach it at the node address
+    )
+    try:
+        with start_node(
+            cluster,
+            name="real-0",
+            bridge=bridge,
+            cidr=CIDR,
+            images={node_image.name: node_image.directory},
+            state_dir=tmp_path_factory.mktemp("node"),
+        ) as node:
+            yield NodeCluster(cluster, node, node_image)
+    finally:
+        cluster.delete()
+
+
+@pytest.fixture
+def namespace(node_cluster: NodeCluster) -> Iterator[str]:
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    node_cluster.cluster.kubectl("create", "namespace", name)
+    node_cluster.cluster.wait_until(
+        "the default ServiceAccount",
+        lambda: node_cluster.cluster.kubectl(
+            "get", "serviceaccount", "default", "-n", name, check=False
+        ).returncode
+        == 0,
+    )
+    try:
+        yield name
+    finally:
+        node_cluster.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
