@@ -11,35 +11,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tradearena.testing.kube import KubeCluster, create_cluster
-from tradearena.testing.node import RunningNode, prepare_bridge, start_node
+from tradearena.testing.kube import create_cluster
+from tradearena.testing.node import NodeCluster, NodeImage, prepare_bridge, start_node
 from tradearena.testing.node.devimage import ensure_dev_image
 
 CIDR = "10.77.0.0/24"
-
-
-@dataclass(frozen=True)
-class NodeImage:
-    name: str
-    directory: Path
 
 
 @pytest.fixture(scope="session")
 def node_image() -> NodeImage:
     image = ensure_dev_image()
     return NodeImage(image.name, image.directory)
-
-
-@dataclass
-class NodeCluster:
-    cluster: KubeCluster
-    node: RunningNode
-    image: NodeImage
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +39,7 @@ def node_cluster(
         f"tradearena-node-{os.getpid()}",
         workdir=tmp_path_factory.mktemp("kwok"),
         nodes=0,
-        apiserver_address="0.0.0.0",  # noqa: S104 - pods reach it at the node address
+        apiserver_address="0.0.0.0",
     )
     try:
         with start_node(
@@ -76,10 +61,12 @@ def namespace(node_cluster: NodeCluster) -> Iterator[str]:
     node_cluster.cluster.kubectl("create", "namespace", name)
     node_cluster.cluster.wait_until(
         "the default ServiceAccount",
-        lambda: node_cluster.cluster.kubectl(
-            "get", "serviceaccount", "default", "-n", name, check=False
-        ).returncode
-        == 0,
+        lambda: (
+            node_cluster.cluster.kubectl(
+                "get", "serviceaccount", "default", "-n", name, check=False
+            ).returncode
+            == 0
+        ),
     )
     try:
         yield name

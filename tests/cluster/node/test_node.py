@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.node.conftest import NodeCluster
-from tradearena.testing.node import network, podspec
+from tradearena.testing.node import NodeCluster, network, podspec
 
 pytestmark = pytest.mark.k8s
 
@@ -54,7 +53,7 @@ def _wait(
     try:
         pod: dict[str, Any] = nc.cluster.wait_until(
             f"pod {name}: {what}",
-            lambda: (p if predicate(p := _get(nc, namespace, name)) else None),
+            lambda: p if predicate(p := _get(nc, namespace, name)) else None,
             timeout=timeout,
         )
     except TimeoutError as exc:
@@ -106,9 +105,15 @@ def test_container_has_the_image_root_user_and_workdir(
     rootfs = nc.image.directory / "rootfs"
     assert sorted(os.listdir(f"/proc/{pid}/root/usr/bin")) == sorted(os.listdir(rootfs / "usr/bin"))
     assert sorted(os.listdir(f"/proc/{pid}/root/etc")) != sorted(os.listdir("/etc"))
-    config = podspec.ImageConfig.from_json(json.loads((nc.image.directory / "config.json").read_text()))
+    config = podspec.ImageConfig.from_json(
+        json.loads((nc.image.directory / "config.json").read_text())
+    )
     uid, gid, _ = podspec.resolve_user(
-        config.user, None, None, (rootfs / "etc/passwd").read_text(), (rootfs / "etc/group").read_text()
+        config.user,
+        None,
+        None,
+        (rootfs / "etc/passwd").read_text(),
+        (rootfs / "etc/group").read_text(),
     )
     assert uid != 0
     status = Path(f"/proc/{pid}/status").read_text()
@@ -172,22 +177,45 @@ def test_readiness_gates_ready_and_liveness_restarts(
 ) -> None:
     nc = node_cluster
     probe = {"periodSeconds": 1, "failureThreshold": 1}
-    ok = _pod(nc, namespace, "ready", SERVE, container={
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, **probe},
-    })
-    bad = _pod(nc, namespace, "unready", SERVE, container={
-        "readinessProbe": {"tcpSocket": {"port": 9999}, **probe},
-    })
-    dead = _pod(nc, namespace, "dead", SLEEP, container={
-        "livenessProbe": {"tcpSocket": {"port": 9999}, **probe},
-    })
+    ok = _pod(
+        nc,
+        namespace,
+        "ready",
+        SERVE,
+        container={
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, **probe},
+        },
+    )
+    bad = _pod(
+        nc,
+        namespace,
+        "unready",
+        SERVE,
+        container={
+            "readinessProbe": {"tcpSocket": {"port": 9999}, **probe},
+        },
+    )
+    dead = _pod(
+        nc,
+        namespace,
+        "dead",
+        SLEEP,
+        container={
+            "livenessProbe": {"tcpSocket": {"port": 9999}, **probe},
+        },
+    )
     for manifest in (ok, bad, dead):
         nc.cluster.apply(manifest)
     _wait(nc, namespace, "ready", "Ready", _ready)
     restarted = _wait(
-        nc, namespace, "dead", "restarted by liveness",
-        lambda p: _main_status(p)["restartCount"] >= 1 if p["status"].get("containerStatuses") else False,
+        nc,
+        namespace,
+        "dead",
+        "restarted by liveness",
+        lambda p: (
+            _main_status(p)["restartCount"] >= 1 if p["status"].get("containerStatuses") else False
+        ),
     )
     assert restarted["status"]["phase"] == "Running"
     unready = _get(nc, namespace, "unready")
@@ -224,21 +252,30 @@ def test_env_volumes_and_token_resolve_as_kubernetes_does(
     node_cluster: NodeCluster, namespace: str
 ) -> None:
     nc = node_cluster
-    nc.cluster.apply({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "creds", "namespace": namespace},
-        "stringData": {"password": "s3cret", "other": "unused"},
-    })
-    nc.cluster.apply({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "settings", "namespace": namespace},
-        "data": {"mode": "fast", "LEVEL": "debug"},
-    })
+    nc.cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": namespace},
+            "stringData": {"password": "s3cret", "other": "unused"},
+        }
+    )
+    nc.cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": namespace},
+            "data": {"mode": "fast", "LEVEL": "debug"},
+        }
+    )
     env = [
         {"name": "BASE", "value": "base"},
         {"name": "DERIVED", "value": "$(BASE)-x $$(BASE) $(MISSING)"},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
-        {"name": "ABSENT", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}}},
+        {
+            "name": "ABSENT",
+            "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}},
+        },
         {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -248,34 +285,63 @@ def test_env_volumes_and_token_resolve_as_kubernetes_does(
         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
         {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        {
+            "name": "MEM",
+            "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+        },
         {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
     ]
-    manifest = _pod(nc, namespace, "resolved", ENV_SCRIPT, restartPolicy="Never", container={
-        "env": env,
-        "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
-        "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
-        "volumeMounts": [
-            {"name": "secret", "mountPath": "/etc/secret"},
-            {"name": "config", "mountPath": "/etc/config"},
-            {"name": "info", "mountPath": "/etc/info"},
-            {"name": "scratch", "mountPath": "/scratch"},
-        ],
-    })
+    manifest = _pod(
+        nc,
+        namespace,
+        "resolved",
+        ENV_SCRIPT,
+        restartPolicy="Never",
+        container={
+            "env": env,
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+            "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+            "volumeMounts": [
+                {"name": "secret", "mountPath": "/etc/secret"},
+                {"name": "config", "mountPath": "/etc/config"},
+                {"name": "info", "mountPath": "/etc/info"},
+                {"name": "scratch", "mountPath": "/scratch"},
+            ],
+        },
+    )
     manifest["spec"]["securityContext"] = {"fsGroup": 4242}
     manifest["spec"]["volumes"] = [
-        {"name": "secret", "secret": {"secretName": "creds", "items": [{"key": "password", "path": "pw", "mode": 0o600}]}},
+        {
+            "name": "secret",
+            "secret": {
+                "secretName": "creds",
+                "items": [{"key": "password", "path": "pw", "mode": 0o600}],
+            },
+        },
         {"name": "config", "configMap": {"name": "settings", "defaultMode": 0o640}},
-        {"name": "info", "downwardAPI": {"items": [
-            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
-        ]}},
+        {
+            "name": "info",
+            "downwardAPI": {
+                "items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                ]
+            },
+        },
         {"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}},
     ]
     nc.cluster.apply(manifest)
-    pod = _wait(nc, namespace, "resolved", "finished", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"))
+    pod = _wait(
+        nc,
+        namespace,
+        "resolved",
+        "finished",
+        lambda p: p["status"].get("phase") in ("Succeeded", "Failed"),
+    )
     log = _log(nc, pod)
-    assert pod["status"]["phase"] == "Succeeded", nc.node.container_log(pod["metadata"]["uid"], "main", "stderr")
+    assert pod["status"]["phase"] == "Succeeded", nc.node.container_log(
+        pod["metadata"]["uid"], "main", "stderr"
+    )
     out = json.loads(log)
     e = out["env"]
     assert e["DERIVED"] == "base-x $(BASE) $(MISSING)"
@@ -309,14 +375,20 @@ def test_env_volumes_and_token_resolve_as_kubernetes_does(
     assert out["scratch_gid"] == 4242
 
 
-def test_host_port_reaches_the_pod_from_the_host(
-    node_cluster: NodeCluster, namespace: str
-) -> None:
+def test_host_port_reaches_the_pod_from_the_host(node_cluster: NodeCluster, namespace: str) -> None:
     nc = node_cluster
-    nc.cluster.apply(_pod(nc, namespace, "exposed", SERVE, container={
-        "ports": [{"containerPort": 8080, "hostPort": 31080}],
-        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-    }))
+    nc.cluster.apply(
+        _pod(
+            nc,
+            namespace,
+            "exposed",
+            SERVE,
+            container={
+                "ports": [{"containerPort": 8080, "hostPort": 31080}],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+            },
+        )
+    )
     _wait(nc, namespace, "exposed", "Ready", _ready)
     with urllib.request.urlopen(f"http://{nc.node.address}:31080/", timeout=5) as response:
         assert response.status == 200
@@ -331,15 +403,25 @@ def test_restart_policy_and_init_containers(node_cluster: NodeCluster, namespace
         "seen = os.path.exists('/work/ran'); open('/work/ran', 'w').close()\n"
         "sys.exit(0 if seen else 3)\n"
     )
-    manifest = _pod(nc, namespace, "onfailure", flaky, restartPolicy="OnFailure", container={
-        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
-    })
+    manifest = _pod(
+        nc,
+        namespace,
+        "onfailure",
+        flaky,
+        restartPolicy="OnFailure",
+        container={
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        },
+    )
     manifest["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
-    manifest["spec"]["initContainers"] = [{
-        "name": "init", "image": nc.image.name,
-        "command": ["sh", "-c", "printf ready > /work/init"],
-        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
-    }]
+    manifest["spec"]["initContainers"] = [
+        {
+            "name": "init",
+            "image": nc.image.name,
+            "command": ["sh", "-c", "printf ready > /work/init"],
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        }
+    ]
     nc.cluster.apply(manifest)
     nc.cluster.apply(_pod(nc, namespace, "never", "import sys; sys.exit(3)", restartPolicy="Never"))
     nc.cluster.apply(_pod(nc, namespace, "always", "print('bye')", restartPolicy="Always"))
@@ -352,8 +434,13 @@ def test_restart_policy_and_init_containers(node_cluster: NodeCluster, namespace
     assert _main_status(never)["state"]["terminated"]["exitCode"] == 3
     assert _main_status(never)["restartCount"] == 0
     always = _wait(
-        nc, namespace, "always", "restarted",
-        lambda p: bool(p["status"].get("containerStatuses")) and _main_status(p)["restartCount"] >= 1,
+        nc,
+        namespace,
+        "always",
+        "restarted",
+        lambda p: (
+            bool(p["status"].get("containerStatuses")) and _main_status(p)["restartCount"] >= 1
+        ),
     )
     assert always["status"]["phase"] == "Running"
 
@@ -364,9 +451,14 @@ def test_unknown_image_waits_as_a_failed_pull(node_cluster: NodeCluster, namespa
     manifest["spec"]["containers"][0]["image"] = "registry.invalid/none:1"
     nc.cluster.apply(manifest)
     pod = _wait(
-        nc, namespace, "pull", "ImagePullBackOff",
-        lambda p: bool(p["status"].get("containerStatuses"))
-        and _main_status(p)["state"].get("waiting", {}).get("reason") == "ImagePullBackOff",
+        nc,
+        namespace,
+        "pull",
+        "ImagePullBackOff",
+        lambda p: (
+            bool(p["status"].get("containerStatuses"))
+            and _main_status(p)["state"].get("waiting", {}).get("reason") == "ImagePullBackOff"
+        ),
     )
     assert pod["status"]["phase"] == "Pending"
 
@@ -380,9 +472,15 @@ def test_deletion_runs_pre_stop_honours_grace_and_cleans_up(
         "signal.signal(signal.SIGTERM, lambda *a: print('TERM', flush=True))\n"
         "while True: time.sleep(60)\n"
     )
-    manifest = _pod(nc, namespace, "stubborn", stubborn, container={
-        "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
-    })
+    manifest = _pod(
+        nc,
+        namespace,
+        "stubborn",
+        stubborn,
+        container={
+            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
+        },
+    )
     manifest["spec"]["terminationGracePeriodSeconds"] = 3
     nc.cluster.apply(manifest)
     pod = _wait(nc, namespace, "stubborn", "Running", _phase("Running"))
@@ -408,9 +506,11 @@ def test_node_is_registered_and_renews_its_lease(node_cluster: NodeCluster) -> N
         "the node Lease renewed",
         lambda: (
             lease
-            if (lease := nc.cluster.kubectl_json("get", "lease", nc.node.name, "-n", "kube-node-lease"))[
-                "spec"
-            ]["renewTime"]
+            if (
+                lease := nc.cluster.kubectl_json(
+                    "get", "lease", nc.node.name, "-n", "kube-node-lease"
+                )
+            )["spec"]["renewTime"]
             != first["spec"]["renewTime"]
             else None
         ),

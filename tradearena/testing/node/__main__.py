@@ -29,14 +29,26 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 
 def parse(argv: Sequence[str] | None = None) -> NodeConfig:
-    parser = argparse.ArgumentParser(prog="python -m tradearena.testing.node", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tradearena.testing.node",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--bridge", required=True, help="Linux bridge name (≤ 15 chars)")
     parser.add_argument("--cidr", required=True, help="pod network; .1 is the node address")
-    parser.add_argument("--image", action="append", default=[], metavar="NAME=DIR", help="image directory with rootfs/ and config.json")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="image directory with rootfs/ and config.json",
+    )
     parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--label", action="append", default=[], metavar="K=V", help="extra Node label")
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="K=V", help="extra Node label"
+    )
     parser.add_argument("--keep-node", action="store_true", help="leave the Node object on stop")
     args = parser.parse_args(argv)
     return NodeConfig(
@@ -60,7 +72,9 @@ async def _main(node_config: NodeConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     asyncio.run(_main(parse(argv)))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -78,7 +79,9 @@ class Agent:
         self._service_sync = asyncio.Event()
         self.apiserver_port = 443
         self.api: client.ApiClient
-        self.core: client.CoreV1Api
+        # The generated clients are typed for their models; this node speaks plain
+        # JSON dicts (and merge patches), so it holds them untyped.
+        self.core: Any
 
     # --- tasks ----------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class Agent:
                 await step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reconnect after any failure
+            except Exception as exc:
                 log.warning("%s: %s: %s; retrying", what, type(exc).__name__, exc)
                 await asyncio.sleep(1)
 
@@ -113,18 +116,28 @@ class Agent:
         await asyncio.to_thread(network.cleanup, self.prefix)
         await asyncio.to_thread(network.ensure_bridge, c.bridge, c.cidr)
         configuration = client.Configuration()
-        await config.load_kube_config(config_file=str(c.kubeconfig), client_configuration=configuration)
+        await config.load_kube_config(
+            config_file=str(c.kubeconfig), client_configuration=configuration
+        )
         self.apiserver_port = urlparse(configuration.host).port or 443
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         try:
             await self._register()
-            log.info("node %s registered address=%s cidr=%s images=%s", c.name, self.host_ip, c.cidr, sorted(self.images))
+            log.info(
+                "node %s registered address=%s cidr=%s images=%s",
+                c.name,
+                self.host_ip,
+                c.cidr,
+                sorted(self.images),
+            )
             self.spawn(self._forever("lease", self._lease_loop), "lease")
             self.spawn(self._forever("heartbeat", self._heartbeat_loop), "heartbeat")
             self.spawn(self._forever("pod watch", self._watch_pods), "pod watch")
             self.spawn(self._forever("service watch", self._watch_services), "service watch")
-            self.spawn(self._forever("endpointslice watch", self._watch_slices), "endpointslice watch")
+            self.spawn(
+                self._forever("endpointslice watch", self._watch_slices), "endpointslice watch"
+            )
             self.spawn(self._forever("service sync", self._sync_services_loop), "service sync")
             await stop.wait()
         finally:
@@ -145,7 +158,7 @@ class Agent:
         if not self.config.keep_node:
             try:
                 await self.core.delete_node(self.config.name)
-            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+            except Exception as exc:
                 log.warning("deleting node failed: %s", exc)
         await self.api.close()
         await asyncio.to_thread(network.cleanup, self.prefix, self.config.bridge)
@@ -161,7 +174,14 @@ class Agent:
             ("PIDPressure", "KubeletHasSufficientPID"),
         ]
         conditions = [
-            {"type": t, "status": "False", "reason": r, "message": r, "lastHeartbeatTime": now, "lastTransitionTime": self._since}
+            {
+                "type": t,
+                "status": "False",
+                "reason": r,
+                "message": r,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": self._since,
+            }
             for t, r in pressure
         ]
         conditions.append(
@@ -222,23 +242,34 @@ class Agent:
                 "bootID": "",
             },
         }
-        await self.core.patch_node_status(c.name, {"status": status}, _content_type="application/merge-patch+json")
+        await self.core.patch_node_status(
+            c.name, {"status": status}, _content_type="application/merge-patch+json"
+        )
         await self._renew_lease()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY)
             await self.core.patch_node_status(
-                self.config.name, {"status": {"conditions": self._conditions()}}, _content_type="application/merge-patch+json"
+                self.config.name,
+                {"status": {"conditions": self._conditions()}},
+                _content_type="application/merge-patch+json",
             )
 
     async def _renew_lease(self) -> None:
-        coordination = client.CoordinationV1Api(self.api)
+        coordination: Any = client.CoordinationV1Api(self.api)
         name = self.config.name
-        spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro(_now())}
+        spec = {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": _micro(_now()),
+        }
         try:
             await coordination.patch_namespaced_lease(
-                name, "kube-node-lease", {"spec": spec}, _content_type="application/merge-patch+json"
+                name,
+                "kube-node-lease",
+                {"spec": spec},
+                _content_type="application/merge-patch+json",
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -247,7 +278,11 @@ class Agent:
             lease = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease", "ownerReferences": [owner]},
+                "metadata": {
+                    "name": name,
+                    "namespace": "kube-node-lease",
+                    "ownerReferences": [owner],
+                },
                 "spec": spec,
             }
             await coordination.create_namespaced_lease("kube-node-lease", lease)
@@ -260,14 +295,20 @@ class Agent:
     # --- watches --------------------------------------------------------------------
 
     async def _list_watch(
-        self, list_fn: Callable[..., Any], on_sync: Callable[[list[Json]], None], on_event: Callable[[str, Json], None], **kwargs: Any
+        self,
+        list_fn: Callable[..., Any],
+        on_sync: Callable[[list[Json]], None],
+        on_event: Callable[[str, Json], None],
+        **kwargs: Any,
     ) -> None:
         listed = await list_fn(_preload_content=False, **kwargs)
         body = await listed.json()
         on_sync(list(body.get("items") or []))
         version = body["metadata"]["resourceVersion"]
         async with watch.Watch() as w:
-            async for event in w.stream(list_fn, resource_version=version, timeout_seconds=300, **kwargs):
+            async for event in w.stream(
+                list_fn, resource_version=version, timeout_seconds=300, **kwargs
+            ):
                 on_event(event["type"], event["raw_object"])
 
     async def _watch_pods(self) -> None:
@@ -358,9 +399,16 @@ class Agent:
     def _endpoint(self, namespace: str, service: str, port_name: str) -> tuple[str, int] | None:
         candidates = []
         for (ns, _), sl in self.slices.items():
-            if ns != namespace or (sl["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) != service:
+            if (
+                ns != namespace
+                or (sl["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) != service
+            ):
                 continue
-            ports = [p for p in sl.get("ports") or [] if (p.get("name") or "") == port_name and p.get("port")]
+            ports = [
+                p
+                for p in sl.get("ports") or []
+                if (p.get("name") or "") == port_name and p.get("port")
+            ]
             for endpoint in sl.get("endpoints") or []:
                 if (endpoint.get("conditions") or {}).get("ready") is False:
                     continue
@@ -386,7 +434,9 @@ class Agent:
                 if port.get("protocol", "TCP") == "TCP":
                     wanted[(ip, int(port["port"]))] = (ns, name, port.get("name") or "")
         ips = {ip for ip, _ in wanted}
-        self.bridge_service_ips = await asyncio.to_thread(network.set_service_addresses, self.config.bridge, ips, self.bridge_service_ips)
+        self.bridge_service_ips = await asyncio.to_thread(
+            network.set_service_addresses, self.config.bridge, ips, self.bridge_service_ips
+        )
         for key in list(self.service_forwarders):
             if key not in wanted:
                 await self.service_forwarders.pop(key).close()
@@ -394,7 +444,10 @@ class Agent:
             if key in self.service_forwarders:
                 continue
             forwarder = Forwarder(
-                key[0], key[1], lambda ns=ns, name=name, p=port_name: self._endpoint(ns, name, p), name=f"service {ns}/{name}:{key[1]}"
+                key[0],
+                key[1],
+                functools.partial(self._endpoint, ns, name, port_name),
+                name=f"service {ns}/{name}:{key[1]}",
             )
             try:
                 await forwarder.start()

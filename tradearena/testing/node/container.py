@@ -9,6 +9,7 @@ pod's state dir.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -19,11 +20,16 @@ from typing import Any
 LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
-async def start(plan: dict[str, Any], directory: Path) -> asyncio.subprocess.Process:
-    """Start the container described by `plan`; its logs go to directory/{stdout,stderr}.log."""
+def _write_plan(plan: dict[str, Any], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     plan_path = directory / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1))
+    return plan_path
+
+
+async def start(plan: dict[str, Any], directory: Path) -> asyncio.subprocess.Process:
+    """Start the container described by `plan`; its logs go to directory/{stdout,stderr}.log."""
+    plan_path = _write_plan(plan, directory)
     with (directory / "stdout.log").open("ab") as out, (directory / "stderr.log").open("ab") as err:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -40,25 +46,16 @@ async def start(plan: dict[str, Any], directory: Path) -> asyncio.subprocess.Pro
 
 
 def signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
 
 async def stop(proc: asyncio.subprocess.Process, grace: float) -> int:
     """SIGTERM, up to `grace` seconds, then SIGKILL (the whole process group)."""
     if proc.returncode is None:
         signal_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), grace)
-        except asyncio.TimeoutError:
-            pass
     signal_group(proc, signal.SIGKILL)
     return await proc.wait()
 

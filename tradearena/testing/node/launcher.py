@@ -14,6 +14,7 @@ exec exits 127 with the reason on stderr (the container log).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -43,7 +44,9 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     _check(
         _libc.mount(
             source.encode() if source else None,
@@ -108,9 +111,21 @@ def _dev(root: str) -> None:
         _touch(target)
         mount(f"/dev/{name}", target, None, MS_BIND)
     os.makedirs(os.path.join(dev, "pts"))
-    mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    mount(
+        "devpts",
+        os.path.join(dev, "pts"),
+        "devpts",
+        MS_NOSUID | MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    )
     os.makedirs(os.path.join(dev, "shm"))
-    mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    mount(
+        "shm",
+        os.path.join(dev, "shm"),
+        "tmpfs",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        "mode=1777,size=65536k",
+    )
     os.makedirs(os.path.join(dev, "mqueue"))
     for link, to in (
         ("fd", "/proc/self/fd"),
@@ -143,10 +158,9 @@ def launch(plan: dict) -> None:  # type: ignore[type-arg]
     mount("proc", _inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _dev(root)
     os.makedirs(_inside(root, "/sys"), exist_ok=True)
-    try:
-        mount("sysfs", _inside(root, "/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError:
-        pass
+    sys_flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    with contextlib.suppress(OSError):  # /sys is optional
+        mount("sysfs", _inside(root, "/sys"), "sysfs", sys_flags)
     for m in sorted(plan["mounts"], key=lambda m: m["target"].count("/")):
         _bind(m["source"], _inside(root, m["target"]), m["read_only"])
     for f in plan["files"]:
@@ -176,7 +190,7 @@ def main() -> None:
         plan = json.load(f)
     try:
         launch(plan)
-    except BaseException as exc:  # noqa: BLE001 - reported in the container log
+    except BaseException as exc:
         print(f"container start failed: {exc}", file=sys.stderr, flush=True)
         os._exit(127)
 

@@ -9,6 +9,7 @@ removed (`cleanup`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -146,10 +147,8 @@ def remove_netns(netns: str) -> None:
     if not (NETNS_DIR / netns).exists():
         return
     for pid in netns_pids(netns):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _ip("netns", "del", netns, check=False)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -74,8 +75,13 @@ class PodWorker:
         self.init_specs: list[Json] = list(spec.get("initContainers") or [])
         self.main_specs: list[Json] = list(spec.get("containers") or [])
         initial = "PodInitializing" if self.init_specs else "ContainerCreating"
-        self.init_states = [ContainerState(c["name"], c.get("image", ""), reason="PodInitializing") for c in self.init_specs]
-        self.main_states = [ContainerState(c["name"], c.get("image", ""), reason=initial) for c in self.main_specs]
+        self.init_states = [
+            ContainerState(c["name"], c.get("image", ""), reason="PodInitializing")
+            for c in self.init_specs
+        ]
+        self.main_states = [
+            ContainerState(c["name"], c.get("image", ""), reason=initial) for c in self.main_specs
+        ]
         self.dir = agent.config.state_dir / "pods" / self.uid
         self.start_time = _now()
         self.net: network.PodNetwork | None = None
@@ -144,10 +150,15 @@ class PodWorker:
                 state.reason = "ContainerCreating"
             self.mark()
             await asyncio.gather(
-                *(self._run_main(spec, state) for spec, state in zip(self.main_specs, self.main_states, strict=True))
+                *(
+                    self._run_main(spec, state)
+                    for spec, state in zip(self.main_specs, self.main_states, strict=True)
+                )
             )
             if self.restart_policy != "Always":
-                self.terminal = "Failed" if any(s.exit_code for s in self.main_states) else "Succeeded"
+                self.terminal = (
+                    "Failed" if any(s.exit_code for s in self.main_states) else "Succeeded"
+                )
                 log.info("pod %s: %s", self.key, self.terminal)
                 self.mark()
                 await self._teardown_sandbox()
@@ -175,7 +186,9 @@ class PodWorker:
         etc.mkdir(exist_ok=True)
         self.refresh_hosts()
         search = f"{self.namespace}.svc.cluster.local svc.cluster.local cluster.local"
-        (etc / "resolv.conf").write_text(f"search {search}\nnameserver {self.agent.host_ip}\noptions ndots:5\n")
+        (etc / "resolv.conf").write_text(
+            f"search {search}\nnameserver {self.agent.host_ip}\noptions ndots:5\n"
+        )
         (etc / "hostname").write_text(self._hostname() + "\n")
         log.info("pod %s: sandbox ready ip=%s netns=%s", self.key, self.pod_ip, self.net.netns)
         self.mark()
@@ -188,7 +201,9 @@ class PodWorker:
         if not self.pod_ip:
             return
         path = self.dir / "etc" / "hosts"
-        text = podspec.hosts_file(self.pod_ip, self._hostname(), self.agent.service_ips(self.namespace), self.namespace)
+        text = podspec.hosts_file(
+            self.pod_ip, self._hostname(), self.agent.service_ips(self.namespace), self.namespace
+        )
         if not path.exists() or path.read_text() != text:
             with path.open("w") as f:
                 f.write(text)
@@ -208,7 +223,9 @@ class PodWorker:
             if state.name in names:
                 state.reason = "ErrImagePull"
                 state.message = f'image "{state.image}" not known to this node'
-        log.warning("pod %s: unknown images %s", self.key, sorted({s.get("image") for s in missing}))
+        log.warning(
+            "pod %s: unknown images %s", self.key, sorted({str(s.get("image")) for s in missing})
+        )
         self.mark()
         await asyncio.sleep(2)
         for state in [*self.init_states, *self.main_states]:
@@ -237,16 +254,28 @@ class PodWorker:
     async def _request_token(self, source: podspec.TokenSource) -> str:
         spec: Json = {
             "expirationSeconds": source.expiration_seconds,
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid},
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.name,
+                "uid": self.uid,
+            },
         }
         if source.audience:
             spec["audiences"] = [source.audience]
         sa = self.pod["spec"].get("serviceAccountName") or "default"
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
-        result = await self.agent.core.create_namespaced_service_account_token(sa, self.namespace, body)
+        result = await self.agent.core.create_namespaced_service_account_token(
+            sa, self.namespace, body
+        )
         return str(result.status.token)
 
-    def _context(self, secrets: Mapping[str, Mapping[str, bytes]], cms: Mapping[str, Mapping[str, bytes]], tokens: Mapping[str, str]) -> podspec.PodContext:
+    def _context(
+        self,
+        secrets: Mapping[str, Mapping[str, bytes]],
+        cms: Mapping[str, Mapping[str, bytes]],
+        tokens: Mapping[str, str],
+    ) -> podspec.PodContext:
         return podspec.PodContext(
             node_name=self.agent.config.name,
             host_ip=self.agent.host_ip,
@@ -270,21 +299,33 @@ class PodWorker:
                 sources = podspec.token_sources(self.pod)
                 tokens = {s.key: await self._request_token(s) for s in sources}
                 ctx = self._context(secrets, cms, tokens)
-                volumes = [podspec.volume_plan(self.pod, v, ctx) for v in self.pod["spec"].get("volumes") or []]
+                volumes = [
+                    podspec.volume_plan(self.pod, v, ctx)
+                    for v in self.pod["spec"].get("volumes") or []
+                ]
                 for spec in [*self.init_specs, *self.main_specs]:
                     image = self.images[spec["name"]]
                     plan = podspec.container_plan(self.pod, spec, image.config, ctx)
                     etc = image.rootfs / "etc"
                     passwd = (etc / "passwd").read_text() if (etc / "passwd").is_file() else ""
                     group = (etc / "group").read_text() if (etc / "group").is_file() else ""
-                    uid, gid, extra = podspec.resolve_user(plan.image_user, plan.run_as_user, plan.run_as_group, passwd, group)
+                    uid, gid, extra = podspec.resolve_user(
+                        plan.image_user, plan.run_as_user, plan.run_as_group, passwd, group
+                    )
                     non_root = (spec.get("securityContext") or {}).get(
-                        "runAsNonRoot", (self.pod["spec"].get("securityContext") or {}).get("runAsNonRoot")
+                        "runAsNonRoot",
+                        (self.pod["spec"].get("securityContext") or {}).get("runAsNonRoot"),
                     )
                     if non_root and uid == 0:
-                        raise podspec.ConfigError("container has runAsNonRoot and image will run as root")
+                        raise podspec.ConfigError(
+                            "container has runAsNonRoot and image will run as root"
+                        )
                     self.plans[spec["name"]] = plan
-                    self.users[spec["name"]] = (uid, gid, sorted({*extra, *plan.supplemental_groups}))
+                    self.users[spec["name"]] = (
+                        uid,
+                        gid,
+                        sorted({*extra, *plan.supplemental_groups}),
+                    )
                 self._write_volumes(volumes)
                 for source in sources:
                     self.agent.spawn(self._refresh_token(source), f"token {self.key}")
@@ -300,13 +341,26 @@ class PodWorker:
         for plan in self.plans.values():
             for hp in plan.host_ports:
                 if hp.protocol != "TCP":
-                    log.warning("pod %s: hostPort %d/%s not supported", self.key, hp.host_port, hp.protocol)
+                    log.warning(
+                        "pod %s: hostPort %d/%s not supported", self.key, hp.host_port, hp.protocol
+                    )
                     continue
                 target = (self.pod_ip, hp.container_port)
-                forwarder = Forwarder(self.agent.host_ip, hp.host_port, lambda t=target: t, name=f"hostPort {hp.host_port} -> {self.key}")
+                forwarder = Forwarder(
+                    self.agent.host_ip,
+                    hp.host_port,
+                    functools.partial(lambda t: t, target),
+                    name=f"hostPort {hp.host_port} -> {self.key}",
+                )
                 await forwarder.start()
                 self.forwarders.append(forwarder)
-                log.info("pod %s: hostPort %s:%d -> %s:%d", self.key, self.agent.host_ip, hp.host_port, *target)
+                log.info(
+                    "pod %s: hostPort %s:%d -> %s:%d",
+                    self.key,
+                    self.agent.host_ip,
+                    hp.host_port,
+                    *target,
+                )
 
     def _fs_group(self) -> int | None:
         value = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
@@ -351,7 +405,9 @@ class PodWorker:
                 continue
             for v in self.pod["spec"].get("volumes") or []:
                 if v["name"] == volume:
-                    mode = int((v.get("projected") or {}).get("defaultMode", podspec.DEFAULT_FILE_MODE))
+                    mode = int(
+                        (v.get("projected") or {}).get("defaultMode", podspec.DEFAULT_FILE_MODE)
+                    )
                     self._write_file(self.dir / "volumes" / volume, path, token.encode(), mode)
             log.info("pod %s: refreshed token %s", self.key, source.key)
 
@@ -415,15 +471,25 @@ class PodWorker:
         liveness = podspec.probe_plan(spec, spec.get("livenessProbe")) if main else None
         state.started = startup is None
         state.ready = main and readiness is None
-        log.info("pod %s: container %s started pid=%d argv=%s", self.key, spec["name"], proc.pid, launch["argv"])
+        log.info(
+            "pod %s: container %s started pid=%d argv=%s",
+            self.key,
+            spec["name"],
+            proc.pid,
+            launch["argv"],
+        )
         self.mark()
         probe_tasks: list[asyncio.Task[None]] = []
 
         def start_probes() -> None:
             if readiness:
-                probe_tasks.append(asyncio.create_task(self._probe(spec, "readiness", readiness, proc, state)))
+                probe_tasks.append(
+                    asyncio.create_task(self._probe(spec, "readiness", readiness, proc, state))
+                )
             if liveness:
-                probe_tasks.append(asyncio.create_task(self._probe(spec, "liveness", liveness, proc, state)))
+                probe_tasks.append(
+                    asyncio.create_task(self._probe(spec, "liveness", liveness, proc, state))
+                )
 
         if startup:
 
@@ -449,14 +515,27 @@ class PodWorker:
         state.finished_at = _now()
         state.ready = state.started = False
         if code != 0:
-            log.warning("pod %s: container %s exited %d\n%s", self.key, spec["name"], code, container.log_tail(base))
+            log.warning(
+                "pod %s: container %s exited %d\n%s",
+                self.key,
+                spec["name"],
+                code,
+                container.log_tail(base),
+            )
         else:
             log.info("pod %s: container %s exited 0", self.key, spec["name"])
         self.mark()
         return code
 
     async def _probe(
-        self, spec: Json, kind: str, plan: podspec.ProbePlan, proc: asyncio.subprocess.Process, state: ContainerState, *, until_success: bool = False
+        self,
+        spec: Json,
+        kind: str,
+        plan: podspec.ProbePlan,
+        proc: asyncio.subprocess.Process,
+        state: ContainerState,
+        *,
+        until_success: bool = False,
     ) -> None:
         uid, gid, _ = self.users[spec["name"]]
         env = dict(self.plans[spec["name"]].env)
@@ -469,15 +548,28 @@ class PodWorker:
                 state.ready = ok
                 self.mark()
             elif not ok:
-                log.warning("pod %s: container %s failed its %s probe, restarting", self.key, spec["name"], kind)
+                log.warning(
+                    "pod %s: container %s failed its %s probe, restarting",
+                    self.key,
+                    spec["name"],
+                    kind,
+                )
                 self.agent.spawn(container.stop(proc, self._grace()), f"kill {self.key}")
 
-        await probes.run_probe(f"{self.key}/{spec['name']} {kind}", plan, probes.checker(plan, self.pod_ip, exec_check), on_result, until_success=until_success)
+        await probes.run_probe(
+            f"{self.key}/{spec['name']} {kind}",
+            plan,
+            probes.checker(plan, self.pod_ip, exec_check),
+            on_result,
+            until_success=until_success,
+        )
 
     def _backoff_state(self, state: ContainerState, delay: float) -> None:
         state.last_terminated = state.terminated_json()
         state.state, state.reason = "waiting", "CrashLoopBackOff"
-        state.message = f"back-off {delay:g}s restarting failed container={state.name} pod={self.name}"
+        state.message = (
+            f"back-off {delay:g}s restarting failed container={state.name} pod={self.name}"
+        )
         state.restart_count += 1
         self.mark()
 
@@ -533,7 +625,10 @@ class PodWorker:
             status = self.status()
             try:
                 await self.agent.core.patch_namespaced_pod_status(
-                    self.name, self.namespace, {"status": status}, _content_type="application/merge-patch+json"
+                    self.name,
+                    self.namespace,
+                    {"status": status},
+                    _content_type="application/merge-patch+json",
                 )
             except ApiException as exc:
                 if exc.status == 404:
@@ -543,7 +638,7 @@ class PodWorker:
                 self._dirty.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - keep reporting
+            except Exception as exc:
                 log.warning("pod %s: status update failed: %s", self.key, exc)
                 await asyncio.sleep(1)
                 self._dirty.set()
@@ -563,20 +658,36 @@ class PodWorker:
             await asyncio.sleep(float(hook["sleep"].get("seconds", 0)))
         elif "exec" in hook:
             uid, gid, _ = self.users[spec["name"]]
-            await probes.exec_in(proc.pid, tuple(hook["exec"].get("command") or ()), uid, gid, dict(self.plans[spec["name"]].env), 3600)
+            await probes.exec_in(
+                proc.pid,
+                tuple(hook["exec"].get("command") or ()),
+                uid,
+                gid,
+                dict(self.plans[spec["name"]].env),
+                3600,
+            )
         elif "httpGet" in hook:
             plan = podspec.probe_plan(spec, {"httpGet": hook["httpGet"]})
             if plan:
-                await probes.http_get(plan.host or self.pod_ip, plan.port, plan.path, scheme=plan.scheme, headers=plan.headers, timeout=3600)
+                await probes.http_get(
+                    plan.host or self.pod_ip,
+                    plan.port,
+                    plan.path,
+                    scheme=plan.scheme,
+                    headers=plan.headers,
+                    timeout_s=3600,
+                )
 
-    async def _stop_container(self, spec: Json, proc: asyncio.subprocess.Process, grace: float) -> None:
+    async def _stop_container(
+        self, spec: Json, proc: asyncio.subprocess.Process, grace: float
+    ) -> None:
         deadline = time.monotonic() + grace
         if grace > 0:
             try:
                 await asyncio.wait_for(self._pre_stop(spec, proc), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
-            except Exception as exc:  # noqa: BLE001 - a failing hook still stops the container
+            except Exception as exc:
                 log.warning("pod %s: preStop of %s failed: %s", self.key, spec["name"], exc)
         remaining = max(deadline - time.monotonic(), 2.0 if grace > 0 else 0.0)
         code = await container.stop(proc, remaining)

@@ -155,7 +155,7 @@ def resource_value(container: Json, resource: str, divisor: str | None, allocata
         raw = requests.get(name, limits.get(name, "0"))
     else:
         raise ConfigError(f"unsupported resource {resource!r}")
-    value = parse_quantity(raw)
+    value = parse_quantity(str(raw))
     div = parse_quantity(divisor) if divisor else Decimal(0)
     if div == 0:  # the API server defaults an unset divisor to "0", meaning 1
         div = Decimal(1)
@@ -546,7 +546,9 @@ def decode_secret(data: Mapping[str, str] | None) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (data or {}).items()}
 
 
-def decode_config_map(data: Mapping[str, str] | None, binary: Mapping[str, str] | None) -> dict[str, bytes]:
+def decode_config_map(
+    data: Mapping[str, str] | None, binary: Mapping[str, str] | None
+) -> dict[str, bytes]:
     out = {k: v.encode() for k, v in (data or {}).items()}
     out.update({k: base64.b64decode(v) for k, v in (binary or {}).items()})
     return out
@@ -686,7 +688,10 @@ def probe_plan(container: Json, probe: Json | None) -> ProbePlan | None:
     if "tcpSocket" in probe:
         t = probe["tcpSocket"]
         return ProbePlan(
-            "tcp", port=_port(container, t["port"]), host=t.get("host", ""), **timing  # type: ignore[arg-type]
+            "tcp",
+            port=_port(container, t["port"]),
+            host=t.get("host", ""),
+            **timing,  # type: ignore[arg-type]
         )
     if "exec" in probe:
         return ProbePlan("exec", command=tuple(probe["exec"].get("command") or ()), **timing)  # type: ignore[arg-type]

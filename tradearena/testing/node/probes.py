@@ -14,7 +14,13 @@ log = logging.getLogger(__name__)
 
 
 async def http_get(
-    host: str, port: int, path: str, *, scheme: str, headers: tuple[tuple[str, str], ...], timeout: float
+    host: str,
+    port: int,
+    path: str,
+    *,
+    scheme: str,
+    headers: tuple[tuple[str, str], ...],
+    timeout_s: float,
 ) -> tuple[bool, str]:
     context = None
     if scheme.upper() == "HTTPS":
@@ -22,7 +28,7 @@ async def http_get(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(host, port, ssl=context)
             try:
                 names = {k.lower() for k, _ in headers}
@@ -37,7 +43,7 @@ async def http_get(
                 status = await reader.readline()
             finally:
                 writer.close()
-    except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+    except (TimeoutError, OSError, ssl.SSLError) as exc:
         return False, f"Get {scheme.lower()}://{host}:{port}{path}: {exc or type(exc).__name__}"
     parts = status.decode("latin-1").split()
     code = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
@@ -46,35 +52,44 @@ async def http_get(
     return False, f"HTTP probe failed with statuscode: {code}"
 
 
-async def tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
+async def tcp(host: str, port: int, timeout_s: float) -> tuple[bool, str]:
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             _, writer = await asyncio.open_connection(host, port)
             writer.close()
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return False, f"dial tcp {host}:{port}: {exc or 'timeout'}"
     return True, ""
 
 
 async def exec_in(
-    pid: int, command: tuple[str, ...], uid: int, gid: int, env: Mapping[str, str], timeout: float
+    pid: int, command: tuple[str, ...], uid: int, gid: int, env: Mapping[str, str], timeout_s: float
 ) -> tuple[bool, str]:
     """Run `command` inside the container of `pid` (its mount, network and UTS
     namespaces, root and working directory) as the container's user."""
     argv = [
-        "nsenter", f"--target={pid}", "--mount", "--net", "--uts", "--root", "--wd",
-        f"--setuid={uid}", f"--setgid={gid}", "--", *command,
+        "nsenter",
+        f"--target={pid}",
+        "--mount",
+        "--net",
+        "--uts",
+        "--root",
+        "--wd",
+        f"--setuid={uid}",
+        f"--setgid={gid}",
+        "--",
+        *command,
     ]
     proc = await asyncio.create_subprocess_exec(
         *argv, env=dict(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             out, _ = await proc.communicate()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
-        return False, f"command timed out after {timeout}s"
+        return False, f"command timed out after {timeout_s}s"
     if proc.returncode == 0:
         return True, ""
     return False, f"command exited {proc.returncode}: {out.decode(errors='replace')[-300:]}"
@@ -83,13 +98,20 @@ async def exec_in(
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
 
-def checker(plan: ProbePlan, pod_ip: str, exec_check: Callable[[ProbePlan], Awaitable[tuple[bool, str]]]) -> Check:
+def checker(
+    plan: ProbePlan, pod_ip: str, exec_check: Callable[[ProbePlan], Awaitable[tuple[bool, str]]]
+) -> Check:
     host = plan.host or pod_ip
 
     async def check() -> tuple[bool, str]:
         if plan.kind == "http":
             return await http_get(
-                host, plan.port, plan.path, scheme=plan.scheme, headers=plan.headers, timeout=plan.timeout
+                host,
+                plan.port,
+                plan.path,
+                scheme=plan.scheme,
+                headers=plan.headers,
+                timeout_s=plan.timeout,
             )
         if plan.kind == "tcp":
             return await tcp(host, plan.port, plan.timeout)

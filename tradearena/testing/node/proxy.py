@@ -99,9 +99,7 @@ class Forwarder:
     def _accepted(self) -> _Half:
         half = _Half(self._halves.discard)
         self._halves.add(half)
-        asyncio.get_running_loop().call_soon(
-            lambda: asyncio.ensure_future(self._dial(half))
-        )
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._dial(half)))
         return half
 
     async def _dial(self, client: _Half) -> None:
@@ -117,7 +115,7 @@ class Forwarder:
             _, upstream = await asyncio.wait_for(
                 loop.create_connection(lambda: _Half(self._halves.discard), *target), 5
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.info("proxy %s: dial %s:%s failed: %s", self.name, *target, exc)
             client.transport.close()
             return

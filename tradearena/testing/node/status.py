@@ -76,7 +76,10 @@ def phase(
     main: Sequence[ContainerState],
 ) -> str:
     """The kubelet's getPhase."""
-    if any(c.state == "terminated" and c.exit_code != 0 for c in init) and restart_policy == "Never":
+    if (
+        any(c.state == "terminated" and c.exit_code != 0 for c in init)
+        and restart_policy == "Never"
+    ):
         return "Failed"
     if not all(c.state == "terminated" and c.exit_code == 0 for c in init):
         return "Pending"
@@ -107,12 +110,23 @@ def phase(
 
 
 def _condition(
-    kind: str, status: bool, previous: Mapping[str, Mapping[str, Any]], now: dt.datetime, reason: str = ""
+    kind: str,
+    status: bool,
+    previous: Mapping[str, Mapping[str, Any]],
+    now: dt.datetime,
+    reason: str = "",
 ) -> dict[str, Any]:
     value = "True" if status else "False"
     before = previous.get(kind)
-    since = before["lastTransitionTime"] if before and before.get("status") == value else rfc3339(now)
-    out: dict[str, Any] = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": since}
+    since = (
+        before["lastTransitionTime"] if before and before.get("status") == value else rfc3339(now)
+    )
+    out: dict[str, Any] = {
+        "type": kind,
+        "status": value,
+        "lastProbeTime": None,
+        "lastTransitionTime": since,
+    }
     if reason and not status:
         out["reason"] = reason
     return out
