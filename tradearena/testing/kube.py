@@ -44,6 +44,7 @@ TOOLS = (
 )
 
 DEV_CLUSTER = "tradearena-dev"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"  # value "fake": kwok plays this node's kubelet
 NODE_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
@@ -226,7 +227,7 @@ def node_manifest(name: str, index: int) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/os": "linux",
@@ -329,6 +330,13 @@ def create_cluster(
         f"kube-apiserver=bind-address={apiserver_address}",
         "--extra-args",
         "kube-controller-manager=bind-address=127.0.0.1",
+        # kwok plays the kubelet only for the nodes registered here as fake ones (the
+        # annotation node_manifest sets), never for a real node joining the cluster
+        # (tradearena.testing.node); kwokctl's default is to manage every node.
+        "--extra-args",
+        "kwok-controller=manage-all-nodes=false",
+        "--extra-args",
+        f"kwok-controller=manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
         "--extra-args",
         "kube-scheduler=bind-address=127.0.0.1",
         # Keep ~/.kube/config untouched; the cluster's own kubeconfig is handed out.

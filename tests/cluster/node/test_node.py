@@ -78,6 +78,7 @@ def _main_status(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pid(pod: dict[str, Any]) -> int:
+    assert "containerID" in _main_status(pod), pod["status"]
     return int(_main_status(pod)["containerID"].rsplit("/", 1)[1])
 
 
@@ -242,8 +243,11 @@ request = urllib.request.Request(url, method='POST', data=json.dumps({
     'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'}).encode(),
     headers={'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'})
 review = json.load(urllib.request.urlopen(request, context=context, timeout=10))
+version = urllib.request.Request('https://kubernetes.default.svc/version',
+    headers={'Authorization': 'Bearer ' + token})
+version = json.load(urllib.request.urlopen(version, context=context, timeout=10))
 open('/scratch/probe', 'w').write('x')
-print(json.dumps({'env': dict(os.environ), 'files': files, 'review': review,
+print(json.dumps({'env': dict(os.environ), 'files': files, 'review': review, 'version': version,
                   'groups': os.getgroups(), 'scratch_gid': os.stat('/scratch/probe').st_gid}))
 """
 
@@ -371,6 +375,7 @@ def test_env_volumes_and_token_resolve_as_kubernetes_does(
     user = out["review"]["status"]["userInfo"]
     assert user["username"] == f"system:serviceaccount:{namespace}:default"
     assert user["extra"]["authentication.kubernetes.io/pod-uid"] == [pod["metadata"]["uid"]]
+    assert out["version"]["gitVersion"].startswith("v1.")  # via the Service's ClusterIP
     assert 4242 in out["groups"]
     assert out["scratch_gid"] == 4242
 
@@ -501,6 +506,9 @@ def test_node_is_registered_and_renews_its_lease(node_cluster: NodeCluster) -> N
     addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
     assert addresses["InternalIP"] == addresses["ExternalIP"] == nc.node.address
     assert node["spec"]["podCIDR"] == "10.77.0.0/24"
+    # This node's kubelet is the node process, not kwok's simulation.
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "tradearena://0"
+    assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {})
     first = nc.cluster.kubectl_json("get", "lease", nc.node.name, "-n", "kube-node-lease")
     renewed = nc.cluster.wait_until(
         "the node Lease renewed",
@@ -518,3 +526,15 @@ def test_node_is_registered_and_renews_its_lease(node_cluster: NodeCluster) -> N
         interval=0.5,
     )
     assert renewed["spec"]["holderIdentity"] == nc.node.name
+
+
+def test_scheduler_places_pods_on_the_node(node_cluster: NodeCluster, namespace: str) -> None:
+    nc = node_cluster
+    manifest = _pod(nc, namespace, "scheduled", SLEEP)
+    del manifest["spec"]["nodeName"]
+    manifest["spec"]["nodeSelector"] = {"kubernetes.io/hostname": nc.node.name}
+    nc.cluster.apply(manifest)
+    pod = _wait(nc, namespace, "scheduled", "Running", _phase("Running"))
+    assert pod["spec"]["nodeName"] == nc.node.name
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions["PodScheduled"] == conditions["Ready"] == "True"

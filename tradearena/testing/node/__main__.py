@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,9 @@ async def _main(node_config: NodeConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # Each forwarded connection holds two descriptors: allow as many as permitted.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

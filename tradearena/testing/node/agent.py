@@ -388,12 +388,13 @@ class Agent:
 
     # --- services -------------------------------------------------------------------
 
-    def service_ips(self, namespace: str) -> dict[str, str]:
+    def service_ips(self) -> dict[tuple[str, str], str]:
+        """(namespace, name) -> ClusterIP of every Service that has one."""
         out = {}
-        for (ns, name), s in self.services.items():
+        for key, s in self.services.items():
             ip = (s.get("spec") or {}).get("clusterIP")
-            if ns == namespace and ip and ip != "None":
-                out[name] = ip
+            if ip and ip != "None":
+                out[key] = ip
         return out
 
     def _endpoint(self, namespace: str, service: str, port_name: str) -> tuple[str, int] | None:

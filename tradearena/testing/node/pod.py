@@ -99,6 +99,7 @@ class PodWorker:
         self._conditions: list[Json] = []
         self._attempt = 0
         self.task: asyncio.Task[None] | None = None
+        self._side_tasks: list[asyncio.Task[None]] = []  # token refreshes
 
     # --- events from the agent ----------------------------------------------------
 
@@ -125,8 +126,9 @@ class PodWorker:
         try:
             await self.deleting.wait()
         finally:
-            lifecycle.cancel()
-            await asyncio.gather(lifecycle, return_exceptions=True)
+            for task in [lifecycle, *self._side_tasks]:
+                task.cancel()
+            await asyncio.gather(lifecycle, *self._side_tasks, return_exceptions=True)
             try:
                 await self._terminate()
             finally:
@@ -202,7 +204,7 @@ class PodWorker:
             return
         path = self.dir / "etc" / "hosts"
         text = podspec.hosts_file(
-            self.pod_ip, self._hostname(), self.agent.service_ips(self.namespace), self.namespace
+            self.pod_ip, self._hostname(), self.agent.service_ips(), self.namespace
         )
         if not path.exists() or path.read_text() != text:
             with path.open("w") as f:
@@ -328,7 +330,7 @@ class PodWorker:
                     )
                 self._write_volumes(volumes)
                 for source in sources:
-                    self.agent.spawn(self._refresh_token(source), f"token {self.key}")
+                    self._side_tasks.append(asyncio.create_task(self._refresh_token(source)))
                 return
             except podspec.ConfigError as exc:
                 log.warning("pod %s: %s", self.key, exc)

@@ -698,21 +698,20 @@ def probe_plan(container: Json, probe: Json | None) -> ProbePlan | None:
     raise ConfigError("unsupported probe handler")
 
 
-def hosts_file(pod_ip: str, hostname: str, services: Mapping[str, str], namespace: str) -> str:
-    """/etc/hosts for a pod: itself plus each Service of its namespace by every name
-    the cluster DNS would answer (``services``: name -> ClusterIP)."""
+def hosts_file(
+    pod_ip: str, hostname: str, services: Mapping[tuple[str, str], str], namespace: str
+) -> str:
+    """/etc/hosts for a pod: itself plus every Service by the names cluster DNS would
+    answer from the pod's namespace (``services``: (namespace, name) -> ClusterIP):
+    the bare name only for its own namespace's Services."""
     lines = [
         "# Kubernetes-managed hosts file (tradearena test node).",
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         f"{pod_ip}\t{hostname}",
     ]
-    for name, ip in sorted(services.items()):
-        names = [
-            name,
-            f"{name}.{namespace}",
-            f"{name}.{namespace}.svc",
-            f"{name}.{namespace}.svc.cluster.local",
-        ]
+    for (ns, name), ip in sorted(services.items()):
+        names = [name] if ns == namespace else []
+        names += [f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
         lines.append(f"{ip}\t" + " ".join(names))
     return "\n".join(lines) + "\n"

@@ -292,10 +292,13 @@ def test_probe_named_port_and_defaults() -> None:
         podspec.probe_plan(container, {"tcpSocket": {"port": "admin"}})
 
 
-def test_hosts_file_names_services_of_the_namespace() -> None:
-    text = podspec.hosts_file("10.77.0.9", "p", {"web": "10.96.0.10"}, "ns")
+def test_hosts_file_names_services_bare_only_in_their_namespace() -> None:
+    services = {("ns", "web"): "10.96.0.10", ("default", "kubernetes"): "10.96.0.1"}
+    text = podspec.hosts_file("10.77.0.9", "p", services, "ns")
     assert "10.77.0.9\tp" in text
-    assert "10.96.0.10\tweb web.ns web.ns.svc web.ns.svc.cluster.local" in text
+    assert "10.96.0.10\tweb web.ns web.ns.svc web.ns.svc.cluster.local\n" in text
+    kubernetes = "kubernetes.default kubernetes.default.svc kubernetes.default.svc.cluster.local"
+    assert f"10.96.0.1\t{kubernetes}\n" in text
 
 
 def test_image_config_from_oci_document() -> None:
