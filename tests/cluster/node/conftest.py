@@ -18,7 +18,9 @@ from tradearena.testing.kube import create_cluster
 from tradearena.testing.node import NodeCluster, NodeImage, prepare_bridge, start_node
 from tradearena.testing.node.devimage import ensure_dev_image
 
-CIDR = "10.77.0.0/24"
+# One /24 per test session, so that sessions running side by side on one machine do
+# not route each other's pod addresses.
+CIDR = f"10.77.{os.getpid() % 250}.0/24"
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ pods it is given afresh."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import uuid
@@ -16,7 +17,8 @@ from tradearena.testing.node import NodeCluster, network, start_node
 pytestmark = pytest.mark.k8s
 
 NAME = "real-restart"
-CIDR = "10.76.0.0/24"  # pods here do not call the API server (its certificate names 10.77.0.1)
+# Pods here do not call the API server (its certificate names the session node's address).
+CIDR = f"10.76.{os.getpid() % 250}.0/24"
 
 
 def _pod(nc: NodeCluster, namespace: str) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """The node's Kubernetes loop: register the Node, keep its Lease and Ready
 condition fresh, run the pods bound to it (one `PodWorker` each), and give pods
 Services by name (/etc/hosts) and by ClusterIP (userspace forwarders to ready
-EndpointSlice endpoints).
+EndpointSlice endpoints), and serve container logs to the API server (`logs`).
 
 On stop the node stops its pods' containers (grace capped at 5 s), removes every
 network namespace, forwarder and the bridge, and deletes its Node object (its Lease
@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tradearena.testing.node import network
+from tradearena.testing.node import logs, network
 from tradearena.testing.node.pod import Image, PodWorker
 from tradearena.testing.node.proxy import Forwarder
 
@@ -78,6 +78,7 @@ class Agent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._service_sync = asyncio.Event()
         self.apiserver_port = 443
+        self.kubelet_port = 0
         self.api: client.ApiClient
         # The generated clients are typed for their models; this node speaks plain
         # JSON dicts (and merge patches), so it holds them untyped.
@@ -120,6 +121,9 @@ class Agent:
             config_file=str(c.kubeconfig), client_configuration=configuration
         )
         self.apiserver_port = urlparse(configuration.host).port or 443
+        self._logs, self.kubelet_port = await logs.serve(
+            self.host_ip, 0, self._log_dir, c.state_dir / "pki"
+        )
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         try:
@@ -161,8 +165,16 @@ class Agent:
             except Exception as exc:
                 log.warning("deleting node failed: %s", exc)
         await self.api.close()
+        await self._logs.cleanup()
         await asyncio.to_thread(network.cleanup, self.prefix, self.config.bridge)
         log.info("node %s stopped", self.config.name)
+
+    def _log_dir(self, namespace: str, pod: str, container: str) -> Path | None:
+        for worker in self.workers.values():
+            if (worker.namespace, worker.name) == (namespace, pod):
+                directory = worker.dir / "containers" / container
+                return directory if directory.is_dir() else None
+        return None
 
     # --- Node and Lease -------------------------------------------------------------
 
@@ -223,12 +235,15 @@ class Agent:
             "addresses": [
                 {"type": "InternalIP", "address": self.host_ip},
                 {"type": "ExternalIP", "address": self.host_ip},
-                {"type": "Hostname", "address": c.name},
+                # The API server reaches kubelets (logs) at the first of Hostname,
+                # InternalDNS, InternalIP: the host name here is the address, as with
+                # a kubelet started with --hostname-override=<its IP>.
+                {"type": "Hostname", "address": self.host_ip},
             ],
             "capacity": CAPACITY,
             "allocatable": self.allocatable,
             "conditions": self._conditions(),
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "architecture": "amd64",
                 "operatingSystem": "linux",

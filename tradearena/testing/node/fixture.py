@@ -27,6 +27,7 @@ def prepare_bridge(bridge: str, cidr: str) -> str:
 class RunningNode:
     name: str
     address: str
+    cidr: str
     process: subprocess.Popen[bytes]
     log_path: Path
     state_dir: Path
@@ -98,7 +99,7 @@ def start_node(
         process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
-    node = RunningNode(name, ensure_bridge(bridge, cidr), process, log_path, state_dir)
+    node = RunningNode(name, ensure_bridge(bridge, cidr), cidr, process, log_path, state_dir)
     try:
         deadline = time.monotonic() + timeout
         while not _node_ready(cluster, name):
