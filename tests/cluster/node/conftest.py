@@ -15,7 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from tradearena.testing.kube import create_cluster
-from tradearena.testing.node import NodeCluster, NodeImage, prepare_bridge, start_node
+from tradearena.testing.node import (
+    NodeCluster,
+    NodeImage,
+    prepare_bridge,
+    remove_bridge,
+    start_node,
+)
 from tradearena.testing.node.devimage import ensure_dev_image
 
 # One /24 per test session, so that sessions running side by side on one machine do
@@ -55,6 +61,7 @@ def node_cluster(
             yield NodeCluster(cluster, node, node_image)
     finally:
         cluster.delete()
+        remove_bridge(bridge)
 
 
 @pytest.fixture

@@ -26,7 +26,15 @@ from tradearena.testing.node.fixture import (
     NodeImage,
     RunningNode,
     prepare_bridge,
+    remove_bridge,
     start_node,
 )
 
-__all__ = ["NodeCluster", "NodeImage", "RunningNode", "prepare_bridge", "start_node"]
+__all__ = [
+    "NodeCluster",
+    "NodeImage",
+    "RunningNode",
+    "prepare_bridge",
+    "remove_bridge",
+    "start_node",
+]

@@ -14,13 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradearena.testing.kube import KubeCluster
-from tradearena.testing.node.network import cleanup, ensure_bridge, node_tag
+from tradearena.testing.node.network import cleanup, delete_bridge, ensure_bridge, node_tag
 
 
 def prepare_bridge(bridge: str, cidr: str) -> str:
     """Create the node's bridge now (before `create_cluster`, so that the API server
     certificate lists the node address); returns that address."""
     return ensure_bridge(bridge, cidr)
+
+
+def remove_bridge(bridge: str) -> None:
+    """Undo `prepare_bridge` (a stopped node removes its bridge itself)."""
+    delete_bridge(bridge)
 
 
 @dataclass
