@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster cluster-down iac-tools
+.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster cluster-down iac-tools image
 
 setup:
 	@scripts/bootstrap.sh
@@ -33,6 +33,12 @@ unit: setup
 kube-tools:
 	@scripts/build-kube.sh
 
+# The project's container image, built from the Dockerfile without a container engine
+# (mmdebstrap bases, buildah) and unpacked into ~/.cache/tradearena/image/<key> for the
+# tests that run it (tradearena/testing/image.py). Slow once, instant while the inputs hold.
+image:
+	@scripts/build-image.sh
+
 # A dev cluster on the same binaries; prints the kubeconfig path.
 cluster: setup kube-tools
 	@$(PY) -m tradearena.testing.kube up
@@ -46,7 +52,7 @@ iac-tools:
 	@scripts/install-iac-tools.sh
 
 # The whole suite: lint, types, every test. CI runs exactly this.
-test: lint typecheck kube-tools iac-tools
+test: lint typecheck kube-tools image iac-tools
 	$(PY) -m pytest tests --durations=25
 
 bench: setup
