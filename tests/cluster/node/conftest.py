@@ -1,9 +1,9 @@
 """A control plane plus one real node (tradearena.testing.node) whose pods run.
 
-The image is the small Debian one from `tradearena.testing.node.devimage`; to run the
-same tests on the project image, `node_image` becomes
-``ensure_image()`` (its ``name`` and ``rootfs.parent``) — the tests read the user and
-files they expect from the image itself.
+Pods run the project's own image (`tradearena.testing.image.ensure_image`, built by
+scripts/build-image.sh on a cache miss); the tests read the user, environment and files
+they expect from the image itself, so any image directory (``rootfs/`` +
+``config.json``) with python3 would do.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tradearena.testing.image import ensure_image
 from tradearena.testing.kube import create_cluster
 from tradearena.testing.node import (
     NodeCluster,
@@ -22,7 +23,6 @@ from tradearena.testing.node import (
     remove_bridge,
     start_node,
 )
-from tradearena.testing.node.devimage import ensure_dev_image
 
 # One /24 per test session, so that sessions running side by side on one machine do
 # not route each other's pod addresses.
@@ -31,8 +31,8 @@ CIDR = f"10.77.{os.getpid() % 250}.0/24"
 
 @pytest.fixture(scope="session")
 def node_image() -> NodeImage:
-    image = ensure_dev_image()
-    return NodeImage(image.name, image.directory)
+    image = ensure_image()
+    return NodeImage(image.name, image.rootfs.parent)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tradearena.testing.node import NodeCluster, network, podspec
+from tradearena.testing.paths import REPO
 
 pytestmark = pytest.mark.k8s
 
@@ -550,7 +552,7 @@ def test_read_only_root_keeps_volumes_writable(node_cluster: NodeCluster, namesp
     script = (
         "import errno, os\n"
         "try:\n"
-        "    open(os.path.expanduser('~/x'), 'w')\n"
+        "    open('/var/tmp/x', 'w')\n"  # world-writable in the image
         "    print('root writable')\n"
         "except OSError as e:\n"
         "    print('root', errno.errorcode[e.errno])\n"
@@ -618,3 +620,39 @@ def test_exec_startup_and_readiness_probes(node_cluster: NodeCluster, namespace:
     pod = _wait(nc, namespace, "execprobe", "Ready", _ready)
     assert _main_status(pod)["started"] is True
     assert _main_status(pod)["restartCount"] == 0
+
+
+def test_image_entrypoint_runs_under_the_charts_security_context(
+    node_cluster: NodeCluster, namespace: str
+) -> None:
+    """The image's own Entrypoint/Cmd (no command, no args), with the pod and container
+    security contexts and the /tmp volume every pod of the chart gets."""
+    nc = node_cluster
+    values = yaml.safe_load((REPO / "charts" / "tradearena" / "values.yaml").read_text())
+    manifest = _pod(
+        nc,
+        namespace,
+        "entrypoint",
+        "",
+        restartPolicy="Never",
+        securityContext=values["podSecurityContext"],
+        volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": values["tmpVolume"]["sizeLimit"]}}],
+        container={
+            "securityContext": values["containerSecurityContext"],
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        },
+    )
+    del manifest["spec"]["containers"][0]["command"]
+    nc.cluster.apply(manifest)
+    pod = _wait(
+        nc,
+        namespace,
+        "entrypoint",
+        "finished",
+        lambda p: p["status"].get("phase") in ("Succeeded", "Failed"),
+    )
+    logs = nc.cluster.kubectl("logs", "entrypoint", "-n", namespace).stdout
+    assert pod["status"]["phase"] == "Succeeded", logs
+    config = _image_config(nc)
+    assert config.entrypoint and config.cmd
+    assert logs.strip(), "the image's default command printed nothing"
