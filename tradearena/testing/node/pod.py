@@ -200,15 +200,18 @@ class PodWorker:
 
     def refresh_hosts(self) -> None:
         """(Re)write /etc/hosts in place (the bind mount keeps following the inode)."""
-        if not self.pod_ip:
+        if not self.pod_ip or self.net is None:  # no sandbox (yet, or any more)
             return
         path = self.dir / "etc" / "hosts"
         text = podspec.hosts_file(
             self.pod_ip, self._hostname(), self.agent.service_ips(), self.namespace
         )
-        if not path.exists() or path.read_text() != text:
-            with path.open("w") as f:
-                f.write(text)
+        try:
+            if not path.exists() or path.read_text() != text:
+                with path.open("w") as f:
+                    f.write(text)
+        except OSError as exc:  # the pod is being torn down
+            log.debug("pod %s: hosts not refreshed: %s", self.key, exc)
 
     async def _resolve_images(self) -> bool:
         missing = []
