@@ -281,13 +281,16 @@ def create_cluster(
     nodes: int = 3,
     timeout: float = 120,
     apiserver_address: str = "127.0.0.1",
+    service_cidr: str | None = None,
 ) -> KubeCluster:
     """Start a cluster from the locally built binaries and wait until its nodes are Ready.
 
     `apiserver_address` is where kube-apiserver listens: loopback by default; "0.0.0.0"
     lets pods of a real node (`tradearena.testing.node`) reach it at the node address
     (kwokctl puts the host's addresses in the serving certificate, so create that
-    node's bridge first). The caller owns teardown (`cluster.delete()`); on a failed
+    node's bridge first). `service_cidr` replaces the API server's default Service
+    range (10.0.0.0/24): a real node puts ClusterIPs on the host, so clusters running
+    side by side need ranges of their own. The caller owns teardown (`cluster.delete()`); on a failed
     start this deletes it.
     """
     directory = require_tools()
@@ -340,6 +343,16 @@ def create_cluster(
         "--extra-args",
         "kube-scheduler=bind-address=127.0.0.1",
         # Keep ~/.kube/config untouched; the cluster's own kubeconfig is handed out.
+        *(
+            [
+                "--extra-args",
+                f"kube-apiserver=service-cluster-ip-range={service_cidr}",
+                "--extra-args",
+                f"kube-controller-manager=service-cluster-ip-range={service_cidr}",
+            ]
+            if service_cidr
+            else []
+        ),
         "--kubeconfig=",
         # Ports chosen here, not by kwokctl's sequential scan, so that clusters started
         # at the same time on one machine do not race for the same ones.

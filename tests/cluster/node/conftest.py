@@ -27,6 +27,8 @@ from tradearena.testing.node import (
 # One /24 per test session, so that sessions running side by side on one machine do
 # not route each other's pod addresses.
 CIDR = f"10.77.{os.getpid() % 250}.0/24"
+# Likewise for Services: the node puts their ClusterIPs on this machine.
+SERVICE_CIDR = f"10.96.{os.getpid() % 250}.0/24"
 
 
 @pytest.fixture(scope="session")
