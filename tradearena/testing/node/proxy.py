@@ -91,10 +91,12 @@ class Forwarder:
         self.connections = 0
 
     async def start(self) -> None:
+        """Listen; a port of 0 becomes the one the system chose."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._accepted, self.host, self.port, reuse_address=True, backlog=1024
         )
+        self.port = self._server.sockets[0].getsockname()[1]
 
     def _accepted(self) -> _Half:
         half = _Half(self._halves.discard)
