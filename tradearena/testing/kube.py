@@ -44,6 +44,7 @@ TOOLS = (
 )
 
 DEV_CLUSTER = "tradearena-dev"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"  # value "fake": kwok plays this node's kubelet
 NODE_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
@@ -226,7 +227,7 @@ def node_manifest(name: str, index: int) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/os": "linux",
@@ -279,10 +280,18 @@ def create_cluster(
     workdir: Path,
     nodes: int = 3,
     timeout: float = 120,
+    apiserver_address: str = "127.0.0.1",
+    service_cidr: str | None = None,
 ) -> KubeCluster:
     """Start a cluster from the locally built binaries and wait until its nodes are Ready.
 
-    The caller owns teardown (`cluster.delete()`); on a failed start this deletes it.
+    `apiserver_address` is where kube-apiserver listens: loopback by default; "0.0.0.0"
+    lets pods of a real node (`tradearena.testing.node`) reach it at the node address
+    (kwokctl puts the host's addresses in the serving certificate, so create that
+    node's bridge first). `service_cidr` replaces the API server's default Service
+    range (10.0.0.0/24): a real node puts ClusterIPs on the host, so clusters running
+    side by side need ranges of their own. The caller owns teardown (`cluster.delete()`); on a failed
+    start this deletes it.
     """
     directory = require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -319,14 +328,31 @@ def create_cluster(
         # RBAC and admission on, as in a real cluster (auth can-i must mean something).
         "--kube-authorization=true",
         "--kube-admission=true",
-        # Serve the control plane on loopback only.
+        # Serve the control plane on loopback only (the API server where asked).
         "--extra-args",
-        "kube-apiserver=bind-address=127.0.0.1",
+        f"kube-apiserver=bind-address={apiserver_address}",
         "--extra-args",
         "kube-controller-manager=bind-address=127.0.0.1",
+        # kwok plays the kubelet only for the nodes registered here as fake ones (the
+        # annotation node_manifest sets), never for a real node joining the cluster
+        # (tradearena.testing.node); kwokctl's default is to manage every node.
+        "--extra-args",
+        "kwok-controller=manage-all-nodes=false",
+        "--extra-args",
+        f"kwok-controller=manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
         "--extra-args",
         "kube-scheduler=bind-address=127.0.0.1",
         # Keep ~/.kube/config untouched; the cluster's own kubeconfig is handed out.
+        *(
+            [
+                "--extra-args",
+                f"kube-apiserver=service-cluster-ip-range={service_cidr}",
+                "--extra-args",
+                f"kube-controller-manager=service-cluster-ip-range={service_cidr}",
+            ]
+            if service_cidr
+            else []
+        ),
         "--kubeconfig=",
         # Ports chosen here, not by kwokctl's sequential scan, so that clusters started
         # at the same time on one machine do not race for the same ones.
@@ -353,9 +379,10 @@ def create_cluster(
             cluster.apply(node_manifest(node, i))
             cluster.node_names.append(node)
             cluster.node_external_ips[node] = f"127.0.10.{i + 1}"
-        cluster.kubectl(
-            "wait", "--for=condition=Ready", "node", *cluster.node_names, "--timeout=60s"
-        )
+        if cluster.node_names:
+            cluster.kubectl(
+                "wait", "--for=condition=Ready", "node", *cluster.node_names, "--timeout=60s"
+            )
         # Pods need the "default" ServiceAccount that the controller manager creates.
         cluster.wait_until(
             "the default ServiceAccount",
