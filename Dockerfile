@@ -56,8 +56,12 @@ RUN if python3 -m pip --version >/dev/null 2>&1; then \
         python3 -m pip uninstall -y pip setuptools wheel; \
     fi
 COPY --from=build /opt/tradearena /opt/tradearena
+# The user has a name too: getpass.getuser() (kopf's peering identity, among others)
+# looks the uid up in /etc/passwd when USER is unset, as under Kubernetes.
 RUN python -c "import lobby, matchserver, match_operator, tradearena" \
-    && ! python -m pip --version >/dev/null 2>&1
+    && ! python -m pip --version >/dev/null 2>&1 \
+    && echo "tradearena:x:10001:10001:TradeArena:/tmp:/usr/sbin/nologin" >> /etc/passwd \
+    && echo "tradearena:x:10001:" >> /etc/group
 # Numeric non-root user (runAsNonRoot can verify it); no home directory, no writes
 # outside /tmp, which the chart mounts as an emptyDir under a read-only root.
 USER 10001:10001

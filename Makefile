@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster cluster-down iac-tools image
+.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster kwok-cluster kwok-cluster-down iac-tools image
 
 setup:
 	@scripts/bootstrap.sh
@@ -39,11 +39,18 @@ kube-tools:
 image:
 	@scripts/build-image.sh
 
-# A dev cluster on the same binaries; prints the kubeconfig path.
-cluster: setup kube-tools
+# The Kubernetes path on this machine (as root): the control plane, a node whose pods
+# really run, the image, PostgreSQL and Redis as external endpoints, the chart with
+# TLS. Prints the lobby URL and the kubeconfig; Ctrl-C removes everything.
+cluster: setup kube-tools image
+	@$(PY) -m tradearena.testing.kube_platform up
+
+# A control plane with kwok nodes only (nothing runs; for scale experiments);
+# prints the kubeconfig path.
+kwok-cluster: setup kube-tools
 	@$(PY) -m tradearena.testing.kube up
 
-cluster-down: setup
+kwok-cluster-down: setup
 	@$(PY) -m tradearena.testing.kube down
 
 # Offline infrastructure-as-code checkers used by tests/integration/terraform (hclfmt, checkov),

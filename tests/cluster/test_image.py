@@ -116,6 +116,14 @@ def test_user_is_numeric_and_not_root(image: BuiltImage) -> None:
     assert ran.stdout.split() == [uid, gid, image.workdir]
 
 
+def test_the_user_has_a_name_without_a_user_variable(image: BuiltImage) -> None:
+    """Kubernetes sets no USER; getpass.getuser() (kopf's peering id) then reads passwd."""
+    assert "USER" not in image.env
+    ran = _run(image, ["python", "-c", "import getpass; print(getpass.getuser())"])
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "tradearena"
+
+
 def test_no_compiler_on_path(image: BuiltImage) -> None:
     dirs = _path_dirs(image)
     names = {name for d in dirs for name in os.listdir(d)}

@@ -267,8 +267,10 @@ async function main() {
   const a = new Player("a", await context.newPage());
   const b = new Player("b", await context.newPage());
   try {
-    // The page itself: a strict CSP and no-cache on the index.
-    const resp = await a.page.request.get(baseUrl);
+    // The page itself: a strict CSP and no-cache on the index. Loaded by the browser
+    // (not Playwright's own HTTP client), so the browser's resolver rules and trusted
+    // certificates apply.
+    const resp = await a.page.goto(baseUrl);
     check(resp.status() === 200, "index served");
     const csp = resp.headers()["content-security-policy"] || "";
     check(csp.includes("default-src 'none'") && csp.includes("script-src 'self'"), `strict CSP (${csp})`);

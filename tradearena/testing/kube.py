@@ -8,7 +8,7 @@ downloaded, then registers kwok-simulated nodes that carry InternalIP/ExternalIP
 addresses and capacity. kwok-controller plays the kubelet: pods scheduled onto those
 nodes go Running without any container runtime.
 
-Command line, for humans (``make cluster`` / ``make cluster-down``)::
+Command line, for humans (``make kwok-cluster`` / ``make kwok-cluster-down``)::
 
     python -m tradearena.testing.kube up [--name NAME] [--nodes N]
     python -m tradearena.testing.kube down [--name NAME]

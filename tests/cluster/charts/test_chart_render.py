@@ -402,8 +402,13 @@ def test_match_servers_allow_the_lobbys_origins_only() -> None:
     extra = ["lobby.corsOrigins={https://beta.example.com}"]
     out = render(production, extra, release=REL, namespace=NS)
     assert _match_server_origins(out) == ["https://play.example.com", "https://beta.example.com"]
+    # The lobby accepts the same ones: its own public origin among them, since once a
+    # list is set, Socket.IO checks a browser's Origin against that list alone.
     lobby_env = _env(pod_specs(out)[f"{REL}-lobby"]["containers"][0])
-    assert json.loads(lobby_env["TRADEARENA_CORS_ORIGINS"]["value"]) == ["https://beta.example.com"]
+    assert json.loads(lobby_env["TRADEARENA_CORS_ORIGINS"]["value"]) == [
+        "https://play.example.com",
+        "https://beta.example.com",
+    ]
 
 
 def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:

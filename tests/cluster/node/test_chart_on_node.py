@@ -110,15 +110,7 @@ def chart_on_node(
             "pullPolicy": "Never",
         },
         "redis": {"host": address, "port": int(port)},
-        # The image has no passwd entry for its uid 10001, and kopf's peering identity
-        # asks getpass.getuser(), which fails without one unless USER is set: the
-        # operator crash-loops on a real node as in a real cluster. Until the image
-        # gets the entry, the operator is given USER.
-        "operator": {
-            "replicas": 1,
-            "nodeSelector": real,
-            "extraEnv": [{"name": "USER", "value": "tradearena"}],
-        },
+        "operator": {"replicas": 1, "nodeSelector": real},
         "matchServer": {"nodeSelector": real, "feedSource": "synthetic"},
         "feedRelay": {"source": "synthetic", "nodeSelector": fake},
         "lobby": {"autoscaling": {"enabled": False}, "replicas": 1, "nodeSelector": fake},

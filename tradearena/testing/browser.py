@@ -1,0 +1,57 @@
+"""Two players in headless Chromium play a duel through the web client
+(`tests/js/browser_match.mjs`): the runner both browser tests share."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tradearena.testing.paths import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+JS = REPO / "tests" / "js"
+
+# Every step a played duel must have left a screenshot of.
+STEPS = (
+    "01-lobby-a",
+    "02-queued-a",
+    "03-live-a",
+    "05-position-a",
+    "07-peek-a",
+    "08-results-a",
+    "08-results-b",
+)
+
+
+def run_browser_match(
+    url: str, artifacts: Path, network: Sequence[str] = (), timeout: float = 480
+) -> tuple[dict[str, Any], str]:
+    """The script's summary and its step log; fails the test when the duel failed.
+
+    `network`: chromium.mjs's options (`--host-resolver-rules`, `--spki`)."""
+    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
+    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    proc = subprocess.run(
+        ["node", str(JS / "browser_match.mjs"), url, str(artifacts), *network],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
+    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    assert len(shots) == summary["screenshots"] >= 10, shots
+    for step in STEPS:
+        assert f"{step}.png" in shots, (step, shots)
+    assert "FAILED" not in proc.stderr
+    return summary, proc.stderr
