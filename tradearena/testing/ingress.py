@@ -120,6 +120,12 @@ class IngressStandIn:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            # Open connections (their pipes) end with the stand-in, as with a controller.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._server is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server.wait_closed(), 2)
 
@@ -127,3 +133,5 @@ class IngressStandIn:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+        if not self._loop.is_closed() and not self._loop.is_running():
+            self._loop.close()

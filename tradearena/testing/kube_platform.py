@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -45,7 +46,7 @@ from tradearena.testing.helm_chart import CHART
 from tradearena.testing.image import BuiltImage, ensure_image
 from tradearena.testing.ingress import IngressStandIn
 from tradearena.testing.kube import KubeCluster, KubeCommandError, cache_root, create_cluster
-from tradearena.testing.node.fixture import RunningNode, prepare_bridge, start_node
+from tradearena.testing.node.fixture import RunningNode, prepare_bridge, remove_bridge, start_node
 from tradearena.testing.tls import ServerCertificate, ThrowawayCA, dashed
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -84,6 +85,7 @@ class KubePlatform:
     ingress: IngressStandIn | None = None
     timings: dict[str, float] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _pg_dir: Path | None = None
 
     # ---------------------------------------------------------------- addresses
     @property
@@ -151,6 +153,7 @@ class KubePlatform:
         t = time.monotonic()
         # The bridge first: the API server's certificate then lists the node address.
         prepare_bridge(o.bridge, o.cidr)
+        self._stack.callback(remove_bridge, o.bridge)  # also when the cluster fails to start
         # Pods reach the API server at the node address (any address: kubectl uses loopback).
         self.cluster = create_cluster(
             o.name,
@@ -181,8 +184,12 @@ class KubePlatform:
             o.workdir / "redis", extra_hosts=(self.node_ip,), password=f"r{secret[:16]}"
         )
         self.redis.start()
+        # PostgreSQL runs as `postgres` when we are root: its data in a directory of its
+        # own that it can reach (not under a private home), removed on stop.
+        self._pg_dir = Path(tempfile.mkdtemp(prefix="ta-pg-"))
+        self._pg_dir.chmod(0o755)
         self.postgres = LocalPostgres(
-            _world_searchable(o.workdir / "postgres"),
+            self._pg_dir,
             extra_hosts=(self.node_ip,),
             remote_cidr=o.cidr,
             password=f"p{secret[16:]}",
@@ -204,10 +211,11 @@ class KubePlatform:
         ingress, cluster, redis, postgres = self.ingress, self.cluster, self.redis, self.postgres
         steps: list[tuple[str, Any]] = [
             ("ingress", ingress.stop if ingress else None),
-            ("node", self._stack.close),
+            ("node and its bridge", self._stack.close),
             ("control plane", cluster.delete if cluster else None),
             ("redis", redis.stop if redis else None),
             ("postgres", (lambda: postgres.stop("immediate")) if postgres else None),
+            ("postgres data", self._remove_pg_dir),
         ]
         for what, step in steps:
             if step is None:
@@ -216,6 +224,10 @@ class KubePlatform:
                 step()
             except Exception as exc:  # teardown goes on: each part is independent
                 print(f"kube_platform: stopping the {what} failed: {exc}", file=sys.stderr)
+
+    def _remove_pg_dir(self) -> None:
+        if self._pg_dir is not None:
+            shutil.rmtree(self._pg_dir, ignore_errors=True)
 
     # ---------------------------------------------------------------- chart
     def _secret(self, name: str, items: Mapping[str, str], kind: str = "Opaque") -> None:
@@ -370,21 +382,6 @@ def _seconds(duration: str) -> float:
     return float(duration[:-1]) * unit
 
 
-def _world_searchable(path: Path) -> Path:
-    """PostgreSQL runs as `postgres` when we are root: every parent must let it in."""
-    path.mkdir(parents=True, exist_ok=True)
-    for parent in [path, *path.parents]:
-        if parent == Path("/"):
-            break
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            try:
-                parent.chmod(mode | 0o011)
-            except PermissionError:
-                break
-    return path
-
-
 def dev_workdir() -> Path:
     return cache_root() / "cluster"
 
@@ -440,6 +437,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         platform.stop()
+        shutil.rmtree(args.workdir, ignore_errors=True)  # data, CA key, logs
     return 0
 
 

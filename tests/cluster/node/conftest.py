@@ -31,13 +31,13 @@ CIDR = f"10.77.{os.getpid() % 250}.0/24"
 SERVICE_CIDR = f"10.96.{os.getpid() % 250}.0/24"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_image() -> NodeImage:
     image = ensure_image()
     return NodeImage(image.name, image.rootfs.parent)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_cluster(
     tmp_path_factory: pytest.TempPathFactory, node_image: NodeImage
 ) -> Iterator[NodeCluster]:
@@ -45,12 +45,17 @@ def node_cluster(
         pytest.fail("the real node needs root (network namespaces, mounts, chroot)")
     bridge = f"tan{os.getpid() % 100000}"
     prepare_bridge(bridge, CIDR)  # before the cluster: its certificate names this address
-    cluster = create_cluster(
-        f"tradearena-node-{os.getpid()}",
-        workdir=tmp_path_factory.mktemp("kwok"),
-        nodes=0,
-        apiserver_address="0.0.0.0",
-    )
+    try:
+        cluster = create_cluster(
+            f"tradearena-node-{os.getpid()}",
+            workdir=tmp_path_factory.mktemp("kwok"),
+            nodes=0,
+            apiserver_address="0.0.0.0",
+            service_cidr=SERVICE_CIDR,
+        )
+    except BaseException:
+        remove_bridge(bridge)
+        raise
     try:
         with start_node(
             cluster,

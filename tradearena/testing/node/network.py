@@ -79,7 +79,8 @@ def ensure_bridge(bridge: str, cidr: str) -> str:
         _ip("link", "add", bridge, "type", "bridge")
     _ip("addr", "replace", f"{addresses.gateway}/{addresses.prefix}", "dev", bridge)
     _ip("link", "set", bridge, "up")
-    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+    # No ip_forward: pod-to-pod traffic is switched by the bridge and pod-to-host traffic
+    # (the node address, Service addresses on the bridge) is delivered locally.
     return addresses.gateway
 
 
