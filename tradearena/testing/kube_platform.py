@@ -300,6 +300,13 @@ class KubePlatform:
             "matchServer.tls.secretName": MATCH_TLS_SECRET,
             "matchServer.addressTemplate": "{node_ip_dashed}." + o.domain,
             "catalogue": o.catalogue,
+            # Every player of this machine reaches the lobby from one address, as with
+            # `tradearena up` (tradearena/launcher/up.py): its per-address limits are
+            # raised the same way (per-account limits still apply).
+            "lobby.extraEnv": [
+                {"name": "TRADEARENA_REGISTER_LIMIT_IP", "value": "100000"},
+                {"name": "TRADEARENA_RATE_LIMIT_IP", "value": "1000000"},
+            ],
         }
         sets.update(overrides)
         return sets
