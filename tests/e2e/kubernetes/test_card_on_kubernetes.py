@@ -154,6 +154,27 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
                 text = reply.read().decode()
             assert "tradearena_match_players_connected" in text, text[:500]
 
+        # So does every pod of the release (lobby, operator, relay, worker), on its port `http`.
+        workloads = [
+            p
+            for p in platform.kubectl_json("get", "pods")["items"]
+            if p["status"].get("phase") == "Running"
+            and p["metadata"]["labels"].get("app.kubernetes.io/instance")
+            == platform.options.release
+        ]
+        assert len(workloads) == 8, [p["metadata"]["name"] for p in workloads]
+        for pod in workloads:
+            port = next(
+                p["containerPort"]
+                for c in pod["spec"]["containers"]
+                for p in c.get("ports", [])
+                if p.get("name") == "http"
+            )
+            url = f"http://{pod['status']['podIP']}:{port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                assert reply.status == 200
+                assert "# TYPE " in reply.read().decode(), pod["metadata"]["name"]
+
         # The operator's pods go away mid-match: the matches carry on, no pod is replaced.
         assert platform.cluster is not None
         selector = "app.kubernetes.io/component=operator"
