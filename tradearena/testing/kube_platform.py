@@ -402,6 +402,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start everything, print the lobby URL, run until Ctrl-C")
     up.add_argument("--workdir", type=Path, default=dev_workdir())
+    up.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        choices=range(250),
+        metavar="N",
+        help="addresses of their own for a second installation on this machine (default 0)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("make cluster: the node needs root (network namespaces, mounts)", file=sys.stderr)
@@ -411,11 +419,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     platform = KubePlatform(
         PlatformOptions(
             workdir=args.workdir,
-            name="tradearena-dev",
-            bridge="ta-dev0",
-            cidr="10.75.0.0/24",
-            service_cidr="10.94.0.0/24",
-            ingress_listen=("127.0.75.1", 443),
+            name=f"tradearena-dev{args.index or ''}",
+            bridge=f"ta-dev{args.index}",
+            cidr=f"10.75.{args.index}.0/24",
+            service_cidr=f"10.94.{args.index}.0/24",
+            ingress_listen=(f"127.0.75.{args.index + 1}", 443),
         )
     )
     stop = threading.Event()

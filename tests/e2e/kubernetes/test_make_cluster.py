@@ -4,6 +4,7 @@ command starts the Kubernetes path, prints where to play, and removes it all on 
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import ssl
@@ -26,8 +27,13 @@ def _value(lines: list[str], label: str) -> str:
 
 def test_make_cluster_serves_the_lobby_over_https_and_cleans_up() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ta-dev-")) / "cluster"
+    index = 1 + os.getpid() % 249  # not a developer's own `make cluster` (index 0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradearena.testing.kube_platform", "up", "--workdir", str(workdir)],
+        [
+            sys.executable,
+            *("-m", "tradearena.testing.kube_platform", "up"),
+            *("--workdir", str(workdir), "--index", str(index)),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -64,4 +70,4 @@ def test_make_cluster_serves_the_lobby_over_https_and_cleans_up() -> None:
     bridges = subprocess.run(
         ["ip", "-br", "link"], capture_output=True, text=True, check=True
     ).stdout
-    assert "ta-dev0" not in bridges
+    assert f"ta-dev{index}" not in bridges
