@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,16 +39,24 @@ BOTS = 10
 MATCH_SERVER = dict(resource.SERVER_POD_LABELS)
 
 
-def eventually(what: str, probe: Callable[[], Any], within: float, every: float = 1.0) -> Any:
-    """Cluster state has no event to await from here: poll it, with a deadline."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {within}s waiting for {what}; last: {last!r}")
+def eventually(platform: KubePlatform, what: str, probe: Callable[[], Any], within: float) -> Any:
+    """Cluster state has no event to await from here: the cluster's own poll with a deadline."""
+    assert platform.cluster is not None
+    return platform.cluster.wait_until(what, probe, timeout=within, interval=1.0)
+
+
+def scrape(pod: dict[str, Any], port_name: str) -> str:
+    """GET /metrics on a pod's named container port, as Prometheus does."""
+    port = next(
+        p["containerPort"]
+        for c in pod["spec"]["containers"]
+        for p in c.get("ports", [])
+        if p.get("name") == port_name
+    )
+    url = f"http://{pod['status']['podIP']}:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200, pod["metadata"]["name"]
+        return str(reply.read().decode())
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +132,7 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
     proc = bots(platform, BOTS, "k8s")
     try:
         live = eventually(
+            platform,
             f"{BOTS // 2} live matches",
             lambda: (
                 (ms := matches(platform))
@@ -143,15 +151,7 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
         pods = match_pods(platform)
         assert len(pods) == BOTS // 2
         for pod in pods:
-            admin = next(
-                p["containerPort"]
-                for c in pod["spec"]["containers"]
-                for p in c.get("ports", [])
-                if p.get("name") == "admin"
-            )
-            url = f"http://{pod['status']['podIP']}:{admin}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                text = reply.read().decode()
+            text = scrape(pod, "admin")
             assert "tradearena_match_players_connected" in text, text[:500]
 
         # So does every pod of the release (lobby, operator, relay, worker), on its port `http`.
@@ -164,16 +164,7 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
         ]
         assert len(workloads) == 8, [p["metadata"]["name"] for p in workloads]
         for pod in workloads:
-            port = next(
-                p["containerPort"]
-                for c in pod["spec"]["containers"]
-                for p in c.get("ports", [])
-                if p.get("name") == "http"
-            )
-            url = f"http://{pod['status']['podIP']}:{port}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                assert reply.status == 200
-                assert "# TYPE " in reply.read().decode(), pod["metadata"]["name"]
+            assert "# TYPE " in scrape(pod, "http"), pod["metadata"]["name"]
 
         # The operator's pods go away mid-match: the matches carry on, no pod is replaced.
         assert platform.cluster is not None
@@ -228,6 +219,7 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
         assert first[pod["metadata"]["labels"][resource.MATCH_LABEL]] == pod["metadata"]["uid"]
     # The operator sees each server finish (its /status, then the pod) shortly after.
     done = eventually(
+        platform,
         "every Match Finished",
         lambda: (
             (ms := matches(platform))
@@ -248,7 +240,7 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
             ).fetchone()
             return int(row[0]) if row else 0
 
-        eventually("every result stored", lambda: stored() == len(match_ids), within=120)
+        eventually(platform, "every result stored", lambda: stored() == len(match_ids), within=120)
         rows = conn.execute(
             "SELECT match_id, count(*), count(DISTINCT rank) FROM match_players"
             " WHERE match_id = ANY(%s) GROUP BY match_id",
@@ -293,7 +285,7 @@ def test_two_players_play_a_duel_in_the_browser_over_https(platform: KubePlatfor
             return {r[0]: r[1] for r in rows}
 
         user_a, user_b = summary["players"]
-        stored = eventually("the duel's result", ranks, within=60)
+        stored = eventually(platform, "the duel's result", ranks, within=60)
         assert stored == {user_a: a["rank"], user_b: b["rank"]}
 
 
@@ -310,7 +302,7 @@ def test_uninstall_settles_a_live_match_and_leaves_nothing(platform: KubePlatfor
                 and m.get("status", {}).get("phase") == MatchPhase.LIVE.value
             ]
 
-        live = eventually("a live match", live_now, within=180)
+        live = eventually(platform, "a live match", live_now, within=180)
         platform.uninstall()
     finally:
         if proc.poll() is None:
@@ -340,4 +332,4 @@ def test_uninstall_settles_a_live_match_and_leaves_nothing(platform: KubePlatfor
             row = conn.execute("SELECT phase FROM matches WHERE id = %s", (live[0],)).fetchone()
             return str(row[0]) if row else None
 
-        assert eventually("the settled match stored", phase, within=30) == "cancelled"
+        assert eventually(platform, "the settled match stored", phase, within=30) == "cancelled"
