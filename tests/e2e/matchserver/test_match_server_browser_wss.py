@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 
 from tradearena.launcher.localservices import free_port
+from tradearena.testing.browser import CHROMIUM, JS
 from tradearena.testing.matchserver import MatchServerProcess
-from tradearena.testing.paths import REPO
 from tradearena.testing.tls import ServerCertificate, ThrowawayCA
 
-JS = REPO / "tests" / "js"
-CHROMIUM = Path("/usr/bin/chromium")
 HOST = "127-0-0-1.play.test"
 RULES = "MAP *.play.test 127.0.0.1"
 
