@@ -100,3 +100,34 @@ def queue_player(player: str) -> str:
 def queue_assignment(player: str) -> str:
     """The match a player was last matched into (JSON, with a TTL)."""
     return f"{QUEUE_PREFIX}assigned:{player}"
+
+
+# A pool server: one match-server process that hosts up to `capacity` matches, given
+# to it through Redis (match pods have no Kubernetes API access). Its keys share the
+# hash tag `{srv:<server_id>}`: the allocation script checks the server's capacity,
+# records the match and wakes the server in one step on one slot.
+
+
+def server_matches(server_id: str) -> str:
+    """Hash: match id -> assignment (`contracts.pool.Assignment`, JSON) of every match
+    the server hosts, the source of truth for its count and for a restart's restore.
+    The server removes a match once its result is published."""
+    return f"ta:server:{{srv:{server_id}}}:matches"
+
+
+def server_inbox(server_id: str) -> str:
+    """Stream: one entry (field `match_id`) per new assignment, which the server reads
+    (XREAD BLOCK) to start the match at once."""
+    return f"ta:server:{{srv:{server_id}}}:inbox"
+
+
+def server_state(server_id: str) -> str:
+    """Hash: the server's own report (`contracts.pool.ServerState` fields): capacity,
+    players connected, ready, draining, heartbeat."""
+    return f"ta:server:{{srv:{server_id}}}:state"
+
+
+def match_server(match_id: str) -> str:
+    """The pool server a match is bound to (SET NX): one Match never binds two servers,
+    whichever operator replica or runtime tries."""
+    return f"ta:match:{{{match_id}}}:server"

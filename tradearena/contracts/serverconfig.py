@@ -89,14 +89,34 @@ class ServerDeployment:
 
 
 def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> list[Entry]:
-    """Everything one match server needs, in a stable order."""
-    d = deployment
+    """Everything one dedicated match server needs, in a stable order."""
     entries: list[Entry] = [
         Value("match_id", spec.match_id),
         Value("players", ",".join(spec.players)),
         Value("mode", spec.mode),
         Value("format", spec.format),
         Value("symbol", spec.symbol),
+    ]
+    entries.extend(_deployment_entries(port, deployment))
+    if spec.duration_ms:  # 0: the format's own length
+        entries.append(Value("duration_ms", str(spec.duration_ms)))
+    return entries
+
+
+def pool_server_config(
+    server_id: str, capacity: int, port: int, deployment: ServerDeployment
+) -> list[Entry]:
+    """A pool server: no match of its own; it hosts up to `capacity` matches that an
+    allocator assigns through Redis (`tradearena.contracts.pool`)."""
+    return [
+        Value("server_id", server_id),
+        Value("capacity", str(capacity)),
+        *_deployment_entries(port, deployment),
+    ]
+
+
+def _deployment_entries(port: int, d: ServerDeployment) -> list[Entry]:
+    entries: list[Entry] = [
         Value("host", d.host),
         Value("port", str(port)),
         Value("feed_source", d.feed_source),
@@ -116,6 +136,4 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
         entries.append(SecretRef("redis_url", d.redis.name, d.redis.key))
     else:
         entries.append(Value("redis_url", d.redis))
-    if spec.duration_ms:  # 0: the format's own length
-        entries.append(Value("duration_ms", str(spec.duration_ms)))
     return entries
