@@ -76,7 +76,9 @@ class ServerState:
     STARTED_MS: Final = "started_ms"  # when this process started (a restart changes it)
 
 
-# The inbox stream entry's field.
+# The inbox stream entry's field: a new assignment to start, or a hosted match to cancel
+# (its reason is in `keys.match_cancel` first, as for a dedicated server's SIGTERM).
 INBOX_FIELD: Final = "match_id"
+INBOX_CANCEL_FIELD: Final = "cancel"
 # How often a server rewrites its state hash; a state older than 3x this is stale.
 HEARTBEAT_INTERVAL_MS: Final = 2000

@@ -16,7 +16,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from tradearena.contracts import keys
-from tradearena.contracts.pool import INBOX_FIELD, Assignment, ServerState
+from tradearena.contracts.pool import INBOX_CANCEL_FIELD, INBOX_FIELD, Assignment, ServerState
 
 BINDING_TTL_S = 7 * 24 * 3600
 
@@ -96,3 +96,14 @@ async def hosted(redis: Redis, server_id: str) -> dict[str, Assignment]:
         (k.decode() if isinstance(k, bytes) else str(k)): Assignment.from_json(v)
         for k, v in raw.items()
     }
+
+
+async def request_cancel(redis: Redis, server_id: str, match_id: str, reason: str) -> None:
+    """Cancel one hosted match: the reason where the server reads it, then a wake-up."""
+    await redis.set(keys.match_cancel(match_id), reason, ex=24 * 3600)
+    await redis.xadd(
+        keys.server_inbox(server_id),
+        {INBOX_CANCEL_FIELD: match_id},
+        maxlen=1000,
+        approximate=True,
+    )
