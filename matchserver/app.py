@@ -117,7 +117,7 @@ async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
     session = aiohttp.ClientSession()
     if settings.agones_sdk_port is not None:
-        sdk = AgonesSDK(settings.agones_sdk_port, session)
+        sdk = AgonesSDK(settings.agones_sdk_port, session, registry=metrics.registry)
         tasks.append(asyncio.create_task(_agones(sdk, runner, settings), name="agones"))
     yield
     for task in tasks:
