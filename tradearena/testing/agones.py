@@ -29,8 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
+from tradearena.contracts import agones
+
 SDK_PREFIX = "agones.dev/sdk-"
-LIST_MAX_CAPACITY = 1000
+LIST_MAX_CAPACITY = agones.LIST_MAX_CAPACITY
 _UNKNOWN = 2  # gRPC code Unknown: what the sidecar's errors.Errorf turn into
 
 
