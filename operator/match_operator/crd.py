@@ -235,10 +235,7 @@ def _pool_schema(catalogue: Catalogue) -> dict[str, Any]:
                 "description": "Idle servers kept ready beyond the allocated ones: a count, or"
                 " a percentage of all servers (`25%`), as an Agones FleetAutoscaler's bufferSize.",
                 "default": 1,
-                "anyOf": [
-                    {"type": "integer", "minimum": 0},
-                    {"type": "string", "pattern": "^([1-9]|[1-9][0-9])%$"},
-                ],
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
             },
             "minReplicas": {**count, "default": 0, "description": "Fewest servers."},
             "maxReplicas": {**count, "default": 10, "description": "Most servers."},
@@ -262,9 +259,16 @@ def _pool_schema(catalogue: Catalogue) -> dict[str, Any]:
         },
         "x-kubernetes-validations": [
             {
-                "rule": "self.minReplicas <= self.maxReplicas",
+                "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
+                " || self.minReplicas <= self.maxReplicas",
                 "message": "minReplicas must not exceed maxReplicas",
-            }
+            },
+            {
+                "rule": "!has(self.buffer) || (type(self.buffer) == int ? int(self.buffer) >= 0"
+                " : string(self.buffer).matches('^([1-9]|[1-9][0-9])%$'))",
+                "message": "buffer: a count (0 or more) or a percentage from 1% to 99%",
+                "fieldPath": ".buffer",
+            },
         ],
     }
     status = {

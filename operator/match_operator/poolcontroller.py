@@ -56,6 +56,7 @@ POOL_POD_SELECTOR = (
 )
 NODE_CACHE_S = 30.0
 PATCH_CONCURRENCY = 8
+REBUILD_ATTEMPTS = 60
 RESYNC_S = 60.0  # a pool's pods are listed again this often
 
 
@@ -125,7 +126,15 @@ class PoolController:
     async def rebuild(self) -> None:
         """Pools and their pods (host ports too) before any pool server is created."""
         for namespace in self.settings.namespaces:
-            for body in await self.kube.list_pools(namespace):
+            for attempt in range(REBUILD_ATTEMPTS):
+                try:
+                    listed = await self.kube.list_pools(namespace)
+                    break
+                except ApiException as exc:  # 429 while a fresh CRD's storage starts
+                    if exc.status not in (429, 503) or attempt == REBUILD_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(1.0)
+            for body in listed:
                 self.on_pool(body)
             for pod in await self.kube.list_pods(namespace, POOL_POD_SELECTOR):
                 self.on_pod(pod)
