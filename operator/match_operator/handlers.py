@@ -7,6 +7,7 @@ into a fresh `kopf.OperatorRegistry` per process.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -95,7 +96,16 @@ def build_registry(runtime: Runtime, pools: PoolController | None = None) -> kop
             registry=registry,
         )
         async def pool_rounds(body: kopf.Body, **_: Any) -> None:
-            pools.on_pool(dict(body))
-            await pools.run_pool((body.metadata.namespace or "", body.metadata.name or ""))
+            key = pools.on_pool(dict(body))
+            await pools.run_pool(key, body.metadata.uid or "")
+
+        # kopf blocks a daemon's object from deletion with a finalizer until the daemon
+        # stops. These rounds need none (they end when their pool is gone), and a pool
+        # without a finalizer never hangs when the operator goes first (helm uninstall).
+        spawning = registry._spawning
+        spawning._handlers = [
+            dataclasses.replace(h, requires_finalizer=False) if h.fn is pool_rounds else h
+            for h in spawning._handlers
+        ]
 
     return registry

@@ -266,12 +266,12 @@ class PoolController:
             for pod in listed:
                 self.on_pod(pod)
 
-    async def run_pool(self, key: Key) -> None:
-        """One pool's rounds until cancelled (a kopf daemon: it runs on the leader only and
-        is stopped while the operator is paused): resync now and then; each interval read
-        the servers, mark their pods and reconcile."""
+    async def run_pool(self, key: Key, uid: str) -> None:
+        """One pool's rounds until it is gone or cancelled (a kopf daemon: it runs on the
+        leader only and is stopped while the operator is paused): resync now and then;
+        each interval read the servers, mark their pods and reconcile."""
         resynced = -RESYNC_S
-        while key in self.pools:
+        while (pool := self.pools.get(key)) is not None and pool.uid == uid:
             if self.clock() - resynced >= RESYNC_S:
                 try:
                     await self.resync(key)

@@ -345,3 +345,25 @@ def test_a_pool_serving_some_modes_says_so_and_the_apiserver_refuses_bad_pools(
 
 def ready_count_of(env: OperatorEnv, pool: str, n: int) -> bool:
     return len(servers(env, pool)) == n
+
+
+def test_two_replicas_keep_one_buffer_and_the_standby_takes_over(op_env: OperatorEnv) -> None:
+    replicas = [op_env.start_operator(), op_env.start_operator()]
+    create_pool(op_env, buffer=2, maxReplicas=4)
+    first = eventually(lambda: ready_count(op_env, 2), message="the buffer of 2")
+    key = f'tradearena_operator_pool_servers_created_total{{namespace="{op_env.namespace}",pool="{POOL}"}}'
+    created = [r.metrics().get(key, 0) for r in replicas]
+    assert sorted(created) == [0, 2], created  # one worked, the other stood by
+    leader, standby = (replicas[0], replicas[1]) if created[0] else (replicas[1], replicas[0])
+    pool = op_env.cluster.kubectl_json("get", resource.POOL_PLURAL, POOL, "-n", op_env.namespace)
+    assert not pool["metadata"].get("finalizers")  # nothing holds a pool once the operator is gone
+
+    leader.kill()
+    victim = sorted(first)[0]
+    op_env.cluster.kubectl("delete", "pod", victim, "-n", op_env.namespace, "--wait=false")
+    eventually(
+        lambda: (p := ready_count(op_env, 2)) is not None and victim not in p,
+        timeout=90,  # after the leader's lease ran out
+        message="the standby replaced the pod",
+    )
+    assert standby.metrics().get(key, 0) == 1
