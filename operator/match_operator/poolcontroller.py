@@ -335,7 +335,7 @@ class PoolController:
             for name, reason in plan.remove:
                 await self._delete(namespace, name, pool.name, reason)
             for name, reason in plan.retire:
-                await self._retire(namespace, name, pool.name, reason)
+                await self.retire(namespace, name, pool.name, reason)
             for _ in range(plan.create):
                 if not await self._create(pool, current):
                     break
@@ -393,7 +393,7 @@ class PoolController:
         self.metrics.pool_servers_deleted.labels(namespace, pool, reason).inc()
         log.info("pool server deleted", extra={"pool": pool, "pod": name, "reason": reason})
 
-    async def _retire(self, namespace: str, name: str, pool: str, reason: str) -> bool:
+    async def retire(self, namespace: str, name: str, pool: str, reason: str) -> bool:
         """Drain an idle server, make sure it stayed idle, then delete its pod. False: a
         match was allocated to it meanwhile (it is told to accept matches again)."""
         key = (namespace, name)

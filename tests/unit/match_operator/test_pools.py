@@ -120,10 +120,10 @@ def test_spec_defaults_and_what_a_pool_serves() -> None:
     assert (bare.capacity, bare.buffer, bare.min_replicas, bare.image) == (1, Buffer(1), 0, None)
     assert bare.serves("duel", "blitz") and bare.serves_text == "all"
     duel = pool(modes=["duel"])
-    assert duel.serves("duel", "rapid") and not duel.serves("race", "blitz")
+    assert duel.serves("duel", "marathon") and not duel.serves("race", "blitz")
     assert duel.serves_text == "duel"
     blitz_duel = pool(modes=["duel"], formats=["blitz"])
-    assert blitz_duel.serves_text == "duel/blitz" and not blitz_duel.serves("duel", "rapid")
+    assert blitz_duel.serves_text == "duel/blitz" and not blitz_duel.serves("duel", "marathon")
     assert pool(formats=["blitz"]).serves_text == "*/blitz"
 
 
@@ -133,7 +133,7 @@ def test_a_match_goes_to_the_most_specific_pool_serving_it() -> None:
     blitz_duels = PoolSpec("blitz-duels", "g", "u3", modes=("duel",), formats=("blitz",))
     pools = [catch_all, duels, blitz_duels]
     assert pool_for(pools, "duel", "blitz") is blitz_duels
-    assert pool_for(pools, "duel", "rapid") is duels
+    assert pool_for(pools, "duel", "marathon") is duels
     assert pool_for(pools, "race", "blitz") is catch_all
     assert pool_for([duels], "race", "blitz") is None  # a cold start
     gone = PoolSpec("duels", "g", "u2", modes=("duel",), deleting=True)
