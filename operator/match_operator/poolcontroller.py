@@ -89,6 +89,9 @@ class PoolController:
         self.ledgers: dict[Key, Ledger] = {}
         self.reports: dict[Key, ServerReport] = {}
         self.drain_marked: set[Key] = set()
+        # Pools whose pods were listed by their running rounds: only these are reconciled
+        # (the rounds run on the leader only, so a paused replica does nothing).
+        self.synced: set[Key] = set()
         self._hashes: dict[Key, str] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._nodes = 0
@@ -265,24 +268,30 @@ class PoolController:
                     self._forget(server)
             for pod in listed:
                 self.on_pod(pod)
+            self.synced.add(key)
 
     async def run_pool(self, key: Key, uid: str) -> None:
         """One pool's rounds until it is gone or cancelled (a kopf daemon: it runs on the
         leader only and is stopped while the operator is paused): resync now and then;
         each interval read the servers, mark their pods and reconcile."""
         resynced = -RESYNC_S
-        while (pool := self.pools.get(key)) is not None and pool.uid == uid:
-            if self.clock() - resynced >= RESYNC_S:
+        try:
+            while (pool := self.pools.get(key)) is not None and pool.uid == uid:
+                if self.clock() - resynced >= RESYNC_S:
+                    try:
+                        await self.resync(key)
+                        resynced = self.clock()
+                    except Exception as exc:
+                        log.warning(
+                            "pool resync failed", extra={"pool": key[1], "error": repr(exc)}
+                        )
                 try:
-                    await self.resync(key)
-                    resynced = self.clock()
+                    await self.tick(key)
                 except Exception as exc:
-                    log.warning("pool resync failed", extra={"pool": key[1], "error": repr(exc)})
-            try:
-                await self.tick(key)
-            except Exception as exc:
-                log.exception("pool round failed", extra={"pool": key[1], "error": repr(exc)})
-            await asyncio.sleep(self.settings.pool_state_interval_s)
+                    log.exception("pool round failed", extra={"pool": key[1], "error": repr(exc)})
+                await asyncio.sleep(self.settings.pool_state_interval_s)
+        finally:
+            self.synced.discard(key)  # paused or gone: no reconcile until a fresh resync
 
     async def tick(self, key: Key) -> None:
         servers = self.servers_of(key)
@@ -327,8 +336,8 @@ class PoolController:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             pool = self.pools.get(key)
-            if pool is None:
-                return
+            if pool is None or key not in self.synced:
+                return  # its pods are listed first (start-up, taking over as leader)
             current = self._hashes[key]
             plan = decide_pool(pool, current, self.members(key))
             namespace = key[0]

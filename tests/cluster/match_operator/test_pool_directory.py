@@ -87,6 +87,9 @@ async def test_the_directory_counts_allocations_at_once_and_a_drained_server_is_
     await ctl.rebuild()
     key = (ns, "default")
     await ctl.tick(key)
+    assert ctl.servers_of(key) == []  # nothing before its pods are listed (as leader)
+    await ctl.resync(key)
+    await ctl.tick(key)
     [server] = [name for _, name in ctl.servers_of(key)]
     assert op_env.pod(server) is not None
 
