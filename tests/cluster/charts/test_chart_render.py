@@ -651,7 +651,6 @@ def test_the_operator_manages_pools_and_patches_pods_but_creates_no_pool(
         ("matchserverpools", "get"),
         ("matchserverpools", "list"),
         ("matchserverpools", "watch"),
-        ("matchserverpools", "patch"),
         ("matchserverpools/status", "get"),
         ("matchserverpools/status", "patch"),
         ("matchserverpools/finalizers", "update"),

@@ -290,6 +290,7 @@ def test_rbac_is_least_privilege_and_match_pods_have_no_rights(
         ("create", "matchserverpools.tradearena.io", "-n", ns),
         ("delete", "matchserverpools.tradearena.io", "-n", ns),
         ("update", "matchserverpools.tradearena.io", "-n", ns),
+        ("patch", "matchserverpools.tradearena.io", "-n", ns),
         ("update", "pods", "-n", ns),
         ("create", "pods", "--subresource=exec", "-n", ns),
         ("get", "secrets", "-n", ns),
