@@ -102,7 +102,13 @@ class PoolController:
     def _view(self, key: Key) -> ServerView:
         pod = self.pods[key]
         ledger = self.ledgers.get(key) or Ledger()
-        return server_view(pod, self.reports.get(key), ledger.count, key in self.drain_marked)
+        return server_view(
+            pod,
+            self.reports.get(key),
+            ledger.count,
+            key in self.drain_marked,
+            now_ms=int(time.time() * 1000),
+        )
 
     def candidates(self, namespace: str, spec: MatchSpec) -> list[ServerView]:
         pools = [p for (ns, _), p in self.pools.items() if ns == namespace]

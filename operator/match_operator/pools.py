@@ -29,7 +29,7 @@ from match_operator.servers import ServerView
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
 from tradearena.contracts.orchestration import Scheme
-from tradearena.contracts.pool import ServerState
+from tradearena.contracts.pool import HEARTBEAT_INTERVAL_MS, ServerState
 from tradearena.contracts.serverconfig import env_name, pool_server_config
 from tradearena.orchestration.packing import Candidate, node_load
 
@@ -317,6 +317,9 @@ def _int(raw: object) -> int | None:
         return None
 
 
+# A server whose last report is older than this is not offered for allocation.
+STALE_AFTER_MS = 3 * HEARTBEAT_INTERVAL_MS
+
 # The state hash fields read each round, in this order.
 STATE_FIELDS = (
     ServerState.CAPACITY,
@@ -385,9 +388,20 @@ class Ledger:
 
 
 def server_view(
-    pod: PoolPod, report: ServerReport | None, count: int, drain_marked: bool = False
+    pod: PoolPod,
+    report: ServerReport | None,
+    count: int,
+    drain_marked: bool = False,
+    now_ms: int | None = None,
 ) -> ServerView:
+    """`pod_ready`: its pod is Ready and its server says it accepts matches, with a
+    heartbeat no older than STALE_AFTER_MS (at `now_ms`, when given)."""
     report = report or ServerReport()
+    stale = (
+        now_ms is not None
+        and report.heartbeat_ms is not None
+        and now_ms - report.heartbeat_ms > STALE_AFTER_MS
+    )
     return ServerView(
         name=pod.name,
         namespace=pod.namespace,
@@ -396,7 +410,7 @@ def server_view(
         node=pod.node,
         host_port=pod.host_port,
         scheme=pod.scheme,
-        pod_ready=pod.ready and not pod.terminating and not pod.done,
+        pod_ready=pod.ready and report.ready and not stale and not pod.terminating and not pod.done,
         capacity=report.capacity if report.capacity is not None else pod.capacity,
         count=count,
         draining=drain_marked or report.draining or pod.terminating,

@@ -16,6 +16,7 @@ from match_operator.pools import (
     FAILED,
     OUTDATED,
     SCALE_DOWN,
+    STALE_AFTER_MS,
     Buffer,
     Ledger,
     Member,
@@ -362,6 +363,10 @@ def test_the_server_view_joins_pod_report_and_count() -> None:
     assert view.candidate().free == 1 and view.candidate().allocatable
     unreported = server_view(pod, None, count=0)
     assert unreported.capacity == pod.capacity
+    assert not unreported.pod_ready  # its server has not said it accepts matches
+    fresh = ServerReport(ready=True, heartbeat_ms=100_000)
+    assert server_view(pod, fresh, 0, now_ms=100_000 + STALE_AFTER_MS).pod_ready
+    assert not server_view(pod, fresh, 0, now_ms=100_001 + STALE_AFTER_MS).pod_ready
     assert server_view(pod, None, 0, drain_marked=True).draining
     assert not server_view(pod, None, 0, drain_marked=True).candidate().allocatable
 
