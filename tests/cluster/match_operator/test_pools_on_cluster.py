@@ -367,3 +367,16 @@ def test_two_replicas_keep_one_buffer_and_the_standby_takes_over(op_env: Operato
         message="the standby replaced the pod",
     )
     assert standby.metrics().get(key, 0) == 1
+
+
+def test_a_deleted_pool_takes_its_servers_along_even_with_the_operator_gone(
+    op_env: OperatorEnv,
+) -> None:
+    op = op_env.start_operator(TRADEARENA_OPERATOR_STANDALONE="true")
+    create_pool(op_env, buffer=2, maxReplicas=2)
+    eventually(lambda: ready_count(op_env, 2), message="2 servers")
+    assert op.stop() == 0
+    op_env.cluster.kubectl(
+        "delete", resource.POOL_PLURAL, POOL, "-n", op_env.namespace, "--timeout=30s"
+    )  # no finalizer waits for an operator
+    eventually(lambda: not servers(op_env), message="the servers garbage-collected")
