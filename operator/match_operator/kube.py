@@ -239,7 +239,10 @@ class KubeApi:
         return await self._json(response, ok=(404,))
 
     # ------------------------------------------------------------------ events
-    async def post_event(self, match: Obj, event_type: str, reason: str, message: str) -> None:
+    async def post_event(
+        self, match: Obj, event_type: str, reason: str, message: str, kind: str = resource.KIND
+    ) -> None:
+        """An Event on a Match (or on another kind of ours: `kind`)."""
         meta = match["metadata"]
         now = _now()
         body = {
@@ -248,7 +251,7 @@ class KubeApi:
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": resource.API_VERSION,
-                "kind": resource.KIND,
+                "kind": kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),

@@ -97,6 +97,7 @@ class PoolController:
         self._nodes = 0
         self._nodes_at = -NODE_CACHE_S
         self.last_read_s = 0.0  # the last state read's duration
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ ServerDirectory
     def _view(self, key: Key) -> ServerView:
@@ -367,6 +368,24 @@ class PoolController:
                 if patched is not None:
                     self.status[key] = {**(patched.get("status") or {}), "_rv": _rv(patched)}
 
+    def _event(self, pool: PoolSpec, event_type: str, reason: str, message: str) -> None:
+        """An Event on the pool (`kubectl describe msp`), off the critical path."""
+
+        async def post() -> None:
+            involved = {
+                "metadata": {"name": pool.name, "namespace": pool.namespace, "uid": pool.uid}
+            }
+            try:
+                await self.kube.post_event(
+                    involved, event_type, reason, message, kind=resource.POOL_KIND
+                )
+            except Exception as exc:  # an Event is best effort
+                log.warning("event not posted", extra={"pool": pool.name, "error": repr(exc)})
+
+        task = asyncio.create_task(post())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _create(self, pool: PoolSpec, current: str) -> bool:
         namespace = pool.namespace
         for _ in range(5):  # a taken name: draw another
@@ -379,6 +398,7 @@ class PoolController:
                 port = self.ports.allocate(owner, await self._node_count())
             except PortsExhaustedError:
                 log.warning("no free host port for a pool server", extra={"pool": pool.name})
+                self._event(pool, "Warning", "NoHostPort", "no free host port for a new server")
                 return False
             spec = build_pool_pod_spec(pool, self.settings, name, port, current)
             try:
@@ -392,6 +412,7 @@ class PoolController:
             self.on_pod(created)
             self.metrics.pool_servers_created.labels(namespace, pool.name).inc()
             log.info("pool server created", extra={"pool": pool.name, "pod": name, "port": port})
+            self._event(pool, "Normal", "ServerCreated", f"{name} (host port {port})")
             return True
         return False
 
@@ -407,6 +428,9 @@ class PoolController:
             self.pods[(namespace, name)] = replace(pod, terminating=True)
         self.metrics.pool_servers_deleted.labels(namespace, pool, reason).inc()
         log.info("pool server deleted", extra={"pool": pool, "pod": name, "reason": reason})
+        spec = self.pools.get((namespace, pool))
+        if spec is not None:
+            self._event(spec, "Normal", "ServerDeleted", f"{name} ({reason})")
 
     async def retire(self, namespace: str, name: str, pool: str, reason: str) -> bool:
         """Drain an idle server, make sure it stayed idle, then delete its pod. False: a

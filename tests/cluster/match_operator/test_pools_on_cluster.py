@@ -311,6 +311,22 @@ def test_a_deleted_or_failed_pool_pod_is_replaced(op_env: OperatorEnv) -> None:
     assert metrics[f'tradearena_operator_pool_servers_deleted_total{{{key},reason="failed"}}'] == 1
     assert metrics[f"tradearena_operator_pool_servers_created_total{{{key}}}"] == 4
 
+    def events() -> list[tuple[str, str]] | None:
+        items = op_env.cluster.kubectl_json(
+            "get",
+            "events",
+            "-n",
+            op_env.namespace,
+            "--field-selector",
+            f"involvedObject.kind={resource.POOL_KIND},involvedObject.name={POOL}",
+        )["items"]
+        got = [(e["reason"], e["message"]) for e in items]
+        return got if len(got) >= 5 else None
+
+    posted = eventually(events, message="the pool's Events")  # `kubectl describe msp`
+    assert sum(1 for reason, _ in posted if reason == "ServerCreated") == 4
+    assert ("ServerDeleted", f"{failing} (failed)") in posted
+
 
 def test_a_pool_serving_some_modes_says_so_and_the_apiserver_refuses_bad_pools(
     op_env: OperatorEnv,
