@@ -21,6 +21,7 @@ from redis import Redis
 from tradearena.contracts import keys, resource
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.pool import Assignment, ServerState
+from tradearena.contracts.serverconfig import env_name
 
 from .conftest import OperatorEnv, exited
 
@@ -396,3 +397,24 @@ def test_a_deleted_pool_takes_its_servers_along_even_with_the_operator_gone(
         "delete", resource.POOL_PLURAL, POOL, "-n", op_env.namespace, "--timeout=30s"
     )  # no finalizer waits for an operator
     eventually(lambda: not servers(op_env), message="the servers garbage-collected")
+
+
+def test_a_server_hosting_several_matches_shows_its_share_of_the_capacity(
+    op_env: OperatorEnv, redis: Redis
+) -> None:
+    op_env.start_operator(TRADEARENA_OPERATOR_STANDALONE="true")
+    create_pool(op_env, capacity=4, buffer=1, minReplicas=1, maxReplicas=3)
+    [server] = eventually(lambda: ready_count(op_env, 1), message="1 server")
+    env = {
+        e["name"]: e.get("value") for e in servers(op_env)[server]["spec"]["containers"][0]["env"]
+    }
+    assert env[env_name("server_id")] == server and env[env_name("capacity")] == "4"
+    allocate(redis, server, "m-1", capacity=4)
+    allocate(redis, server, "m-2", capacity=4)
+    eventually(lambda: ready_count(op_env, 2), message="one more idle server")
+    eventually(lambda: table(op_env)["IN USE"] == "2/8", message="IN USE 2/8")
+    pod = servers(op_env)[server]["metadata"]
+    assert pod["annotations"][resource.MATCHES_ANNOTATION] == "2/4"
+    assert pod["annotations"][resource.PLAYERS_ANNOTATION] == "2"
+    assert pod["annotations"][resource.AUTOSCALER_SAFE_TO_EVICT] == "false"
+    assert pod["labels"][resource.ALLOCATED_LABEL] == "true"
