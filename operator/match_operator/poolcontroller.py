@@ -91,7 +91,7 @@ class PoolController:
         self.drain_marked: set[Key] = set()
         # Pools whose pods were listed by their running rounds: only these are reconciled
         # (the rounds run on the leader only, so a paused replica does nothing).
-        self.synced: set[Key] = set()
+        self.synced: dict[Key, str] = {}  # pool -> the uid its rounds listed pods for
         self._hashes: dict[Key, str] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._nodes = 0
@@ -165,10 +165,14 @@ class PoolController:
             log.warning("pool spec refused", extra={"pool": key[1], "error": repr(exc)})
             return key
         old = self.pools.get(key)
-        if old is None or spec.generation >= old.generation:
+        if old is None or old.uid != spec.uid or spec.generation >= old.generation:
             self.pools[key] = spec
             self._hashes[key] = template_hash(spec, self.settings)
-        if _rv(body) >= int(self.status.get(key, {}).get("_rv", 0)):
+        if (
+            old is None
+            or old.uid != spec.uid
+            or _rv(body) >= int(self.status.get(key, {}).get("_rv", 0))
+        ):
             self.status[key] = {**(body.get("status") or {}), "_rv": _rv(body)}
         return key
 
@@ -275,7 +279,8 @@ class PoolController:
                     self._forget(server)
             for pod in listed:
                 self.on_pod(pod)
-            self.synced.add(key)
+            if (pool_spec := self.pools.get(key)) is not None:
+                self.synced[key] = pool_spec.uid
 
     async def run_pool(self, key: Key, uid: str) -> None:
         """One pool's rounds until it is gone or cancelled (a kopf daemon: it runs on the
@@ -298,7 +303,8 @@ class PoolController:
                     log.exception("pool round failed", extra={"pool": key[1], "error": repr(exc)})
                 await asyncio.sleep(self.settings.pool_state_interval_s)
         finally:
-            self.synced.discard(key)  # paused or gone: no reconcile until a fresh resync
+            if self.synced.get(key) == uid:  # paused or gone: no reconcile before a resync
+                del self.synced[key]
 
     async def tick(self, key: Key) -> None:
         servers = self.servers_of(key)
@@ -343,7 +349,7 @@ class PoolController:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             pool = self.pools.get(key)
-            if pool is None or key not in self.synced:
+            if pool is None or self.synced.get(key) != pool.uid:
                 return  # its pods are listed first (start-up, taking over as leader)
             current = self._hashes[key]
             plan = decide_pool(pool, current, self.members(key))
