@@ -226,7 +226,7 @@ def test_a_pool_keeps_its_buffer_grows_with_allocations_and_shrinks_by_idle_serv
     )
 
 
-def test_an_allocated_server_is_kept_while_scaling_down_even_below_desired_max(
+def test_allocated_servers_are_kept_above_max_replicas_until_their_matches_end(
     op_env: OperatorEnv, redis: Redis
 ) -> None:
     op_env.start_operator(TRADEARENA_OPERATOR_STANDALONE="true")
