@@ -183,6 +183,7 @@ def main() -> int:
             "wait",
             "--for=condition=Established",
             f"crd/{resource.CRD_NAME}",
+            f"crd/{resource.POOL_CRD_NAME}",
             "crd/kopfpeerings.kopf.dev",
             "--timeout=60s",
         )

@@ -112,11 +112,15 @@ def _env_var(entry: Entry) -> Obj:
     return {"name": name, "value": entry.value}
 
 
-def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
-    entries = server_config(match_spec(match), port, server_deployment(settings))
+def env_vars(entries: list[Entry], settings: OperatorSettings) -> list[Obj]:
+    """A server's configuration as container env, plus the operator's extra_env."""
     env = [_env_var(e) for e in entries]
     env.extend({"name": k, "value": v} for k, v in sorted(settings.extra_env.items()))
     return env
+
+
+def match_env(match: Obj, settings: OperatorSettings, port: int) -> list[Obj]:
+    return env_vars(server_config(match_spec(match), port, server_deployment(settings)), settings)
 
 
 def owner_reference(match: Obj) -> Obj:
@@ -136,6 +140,35 @@ def build_pod_spec(
 ) -> Obj:
     """The match-server pod: named after the Match (so there is never a second one)."""
     meta = match["metadata"]
+    return server_pod_spec(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        labels={
+            resource.MATCH_LABEL: meta["name"],
+            resource.SAFE_TO_EVICT_LABEL: "false",  # a match runs on it: no eviction
+        },
+        annotations={resource.RESTARTS_ANNOTATION: str(restarts_before)},
+        owner=owner_reference(match),
+        env=match_env(match, settings, host_port),
+        host_port=host_port,
+        settings=settings,
+    )
+
+
+def server_pod_spec(
+    *,
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    owner: Obj,
+    env: list[Obj],
+    host_port: int,
+    settings: OperatorSettings,
+    image: str | None = None,
+) -> Obj:
+    """A match-server pod (a Match's own, or a pool server): the locked-down container,
+    its volumes and probes; `labels` are added to the common ones."""
     deployment = server_deployment(settings)
     http = {"path": "/readyz", "port": "game", "scheme": deployment.scheme.upper()}
     mounts: list[Obj] = [
@@ -175,15 +208,15 @@ def build_pod_spec(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
+            "name": name,
+            "namespace": namespace,
             "labels": {
                 **resource.SERVER_POD_LABELS,
                 resource.MANAGED_BY_LABEL: resource.MANAGED_BY,
-                resource.MATCH_LABEL: meta["name"],
+                **labels,
             },
-            "annotations": {resource.RESTARTS_ANNOTATION: str(restarts_before)},
-            "ownerReferences": [owner_reference(match)],
+            "annotations": annotations,
+            "ownerReferences": [owner],
         },
         "spec": {
             "serviceAccountName": settings.service_account,
@@ -204,7 +237,7 @@ def build_pod_spec(
             "containers": [
                 {
                     "name": CONTAINER,
-                    "image": settings.image,
+                    "image": image or settings.image,
                     "imagePullPolicy": settings.image_pull_policy,
                     "args": ["matchserver"],
                     "ports": [
@@ -221,7 +254,7 @@ def build_pod_spec(
                             "protocol": "TCP",
                         },
                     ],
-                    "env": match_env(match, settings, host_port),
+                    "env": env,
                     "readinessProbe": {
                         "httpGet": http,
                         "periodSeconds": 2,

@@ -1,9 +1,11 @@
-"""The `Match` CustomResourceDefinition, generated from the mode catalogue.
+"""The `Match` and `MatchServerPool` CustomResourceDefinitions, generated from the mode
+catalogue.
 
-`crds/match.yaml` is the source of truth the chart copies; it is written by
-`python -m match_operator.crd > crds/match.yaml` and a test keeps it equal to what
-this module builds from `modes.toml`, so the apiserver refuses exactly the modes
-and formats the catalogue does not know.
+`crds/match.yaml` and `crds/matchserverpool.yaml` are the source of truth the chart
+copies; they are written by `python -m match_operator.crd > crds/match.yaml` and
+`python -m match_operator.crd pool > crds/matchserverpool.yaml`, and a test keeps them
+equal to what this module builds from `modes.toml`, so the apiserver refuses exactly the
+modes and formats the catalogue does not know.
 """
 
 from __future__ import annotations
@@ -215,6 +217,144 @@ def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
     }
 
 
+def _pool_schema(catalogue: Catalogue) -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    spec = {
+        "type": "object",
+        "default": {},  # so every field's default applies to a pool given no spec
+        "properties": {
+            "capacity": {
+                "type": "integer",
+                "description": "Matches one server hosts at once.",
+                "default": 1,
+                "minimum": 1,
+                "maximum": 64,
+            },
+            "buffer": {
+                "x-kubernetes-int-or-string": True,
+                "description": "Idle servers kept ready beyond the allocated ones: a count, or"
+                " a percentage of all servers (`25%`), as an Agones FleetAutoscaler's bufferSize.",
+                "default": 1,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+            },
+            "minReplicas": {**count, "default": 0, "description": "Fewest servers."},
+            "maxReplicas": {**count, "default": 10, "description": "Most servers."},
+            "modes": {
+                "type": "array",
+                "description": "Modes it serves; empty: every mode.",
+                "x-kubernetes-list-type": "set",
+                "items": {"type": "string", "enum": list(catalogue.modes)},
+            },
+            "formats": {
+                "type": "array",
+                "description": "Formats it serves; empty: every format.",
+                "x-kubernetes-list-type": "set",
+                "items": {"type": "string", "enum": list(catalogue.formats)},
+            },
+            "image": {
+                "type": "string",
+                "description": "The servers' image; default: the operator's match-server image.",
+                "minLength": 1,
+            },
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
+                " || self.minReplicas <= self.maxReplicas",
+                "message": "minReplicas must not exceed maxReplicas",
+            },
+            {
+                "rule": "!has(self.buffer) || (type(self.buffer) == int ? int(self.buffer) >= 0"
+                " : string(self.buffer).matches('^([1-9]|[1-9][0-9])%$'))",
+                "message": "buffer: a count (0 or more) or a percentage from 1% to 99%",
+                "fieldPath": ".buffer",
+            },
+        ],
+    }
+    status = {
+        "type": "object",
+        "properties": {
+            "replicas": {**count, "description": "Servers wanted (allocated + buffer)."},
+            "currentReplicas": {**count, "description": "Server pods that are not ending."},
+            "readyReplicas": {**count, "description": "Servers whose pod is Ready."},
+            "allocatedReplicas": {**count, "description": "Servers hosting a match."},
+            "matches": {**count, "description": "Matches hosted over all servers."},
+            "capacity": {**count, "description": "Matches all servers can host."},
+            "inUse": {"type": "string", "description": "`matches/capacity`."},
+            "serves": {"type": "string", "description": "Its modes (and formats), or `all`."},
+            "templateHash": {"type": "string"},
+            "observedGeneration": {"type": "integer"},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Warm match servers kept ready for allocation (as an Agones Fleet"
+        " with a buffer FleetAutoscaler).",
+        "x-kubernetes-validations": [
+            {
+                "rule": f"size(self.metadata.name) <= {resource.POOL_NAME_MAX}",
+                "message": f"a MatchServerPool name is at most {resource.POOL_NAME_MAX}"
+                " characters (its servers are named <pool>-<5 characters>)",
+            }
+        ],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+
+
+def build_pool_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The `MatchServerPool` CRD: its modes and formats are the catalogue's, as a Match's."""
+    catalogue = catalogue or default_catalogue()
+
+    def column(name: str, path: str, kind: str = "integer", **extra: Any) -> dict[str, Any]:
+        return {"name": name, "type": kind, "jsonPath": path, **extra}
+
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": resource.POOL_CRD_NAME},
+        "spec": {
+            "group": resource.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": resource.POOL_PLURAL,
+                "singular": resource.POOL_SINGULAR,
+                "kind": resource.POOL_KIND,
+                "listKind": resource.POOL_LIST_KIND,
+                "shortNames": list(resource.POOL_SHORT_NAMES),
+                "categories": list(resource.CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": resource.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        column("Desired", ".status.replicas"),
+                        column("Current", ".status.currentReplicas"),
+                        column("Ready", ".status.readyReplicas"),
+                        column("Allocated", ".status.allocatedReplicas"),
+                        column("In Use", ".status.inUse", "string"),
+                        column("Modes", ".status.serves", "string"),
+                        column("Capacity", ".spec.capacity", priority=1),
+                        column("Buffer", ".spec.buffer", "string", priority=1),
+                        column("Min", ".spec.minReplicas", priority=1),
+                        column("Max", ".spec.maxReplicas", priority=1),
+                        column("Age", ".metadata.creationTimestamp", "date"),
+                    ],
+                    "schema": {"openAPIV3Schema": _pool_schema(catalogue)},
+                }
+            ],
+        },
+    }
+
+
 def render(catalogue: Catalogue | None = None) -> str:
     header = (
         "# Generated from tradearena/modes.toml by `python -m match_operator.crd`;\n"
@@ -224,5 +364,14 @@ def render(catalogue: Catalogue | None = None) -> str:
     return header + body
 
 
+def render_pool(catalogue: Catalogue | None = None) -> str:
+    header = (
+        "# Generated from tradearena/modes.toml by `python -m match_operator.crd pool`;\n"
+        "# do not edit by hand (a test checks it is in sync with the catalogue).\n"
+    )
+    body: str = yaml.safe_dump(build_pool_crd(catalogue), sort_keys=False, width=100)
+    return header + body
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    sys.stdout.write(render_pool() if sys.argv[1:] == ["pool"] else render())

@@ -171,6 +171,56 @@ class KubeApi:
         items: list[Obj] = (await self._json(response) or {})["items"]
         return items
 
+    async def create_pod_object(self, pod: Obj) -> Obj | None:
+        """Create the pod and return it as created; None when the name is taken."""
+        try:
+            response = await self.core.create_namespaced_pod(
+                pod["metadata"]["namespace"], pod, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+        return await self._json(response, ok=(409,))
+
+    async def patch_pod(self, namespace: str, name: str, patch: Obj) -> Obj | None:
+        """A merge patch (labels, annotations); None when the pod is gone."""
+        try:
+            response = await self.core.patch_namespaced_pod(
+                name, namespace, patch, _content_type=MERGE, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return await self._json(response, ok=(404,))
+
+    # ------------------------------------------------------------------ pools
+    async def list_pools(self, namespace: str) -> list[Obj]:
+        listed: Obj = await self.custom.list_namespaced_custom_object(
+            resource.GROUP, resource.VERSION, namespace, resource.POOL_PLURAL
+        )
+        items: list[Obj] = listed["items"]
+        return items
+
+    async def patch_pool_status(self, namespace: str, name: str, status: Obj) -> Obj | None:
+        """None when the pool is gone."""
+        try:
+            patched: Obj = await self.custom.patch_namespaced_custom_object_status(
+                resource.GROUP,
+                resource.VERSION,
+                namespace,
+                resource.POOL_PLURAL,
+                name,
+                {"status": status},
+                _content_type=MERGE,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return patched
+
     # ------------------------------------------------------------------ nodes
     async def list_nodes(self, label_selector: str | None = None) -> list[Obj]:
         response = await self.core.list_node(
@@ -189,7 +239,10 @@ class KubeApi:
         return await self._json(response, ok=(404,))
 
     # ------------------------------------------------------------------ events
-    async def post_event(self, match: Obj, event_type: str, reason: str, message: str) -> None:
+    async def post_event(
+        self, match: Obj, event_type: str, reason: str, message: str, kind: str = resource.KIND
+    ) -> None:
+        """An Event on a Match (or on another kind of ours: `kind`)."""
         meta = match["metadata"]
         now = _now()
         body = {
@@ -198,7 +251,7 @@ class KubeApi:
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": resource.API_VERSION,
-                "kind": resource.KIND,
+                "kind": kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),

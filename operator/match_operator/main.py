@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from match_operator.handlers import build_registry
 from match_operator.kube import KubeApi
+from match_operator.poolcontroller import PoolController
 from match_operator.runtime import Runtime
 from match_operator.settings import OperatorSettings
 from tradearena.probes import Body, probe_app, serving
@@ -37,7 +38,8 @@ async def serve(settings: OperatorSettings, stop: asyncio.Event) -> int:
     kube = await KubeApi.connect()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     runtime = Runtime(settings, kube, redis)
-    registry = build_registry(runtime)
+    pools = PoolController(settings, kube, redis, runtime.ports, runtime.metrics)
+    registry = build_registry(runtime, pools)
     async with serving(build_app(runtime), settings.metrics_host, settings.metrics_port):
         timers = asyncio.create_task(runtime.run_timers(), name="match-timers")
         priority = settings.priority if settings.priority is not None else random.randint(1, 2**30)  # noqa: S311

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tradearena.contracts.phases import MatchPhase
@@ -32,6 +34,58 @@ class OperatorMetrics:
         )
         for phase in MatchPhase:
             self.matches.labels(str(phase)).set(0)
+        pool = ["namespace", "pool"]
+        self.pool_desired = Gauge(
+            "tradearena_operator_pool_desired_servers",
+            "Servers a MatchServerPool wants (allocated + buffer, within min/max)",
+            pool,
+            registry=self.registry,
+        )
+        self.pool_ready = Gauge(
+            "tradearena_operator_pool_ready_servers",
+            "Pool servers whose pod is Ready",
+            pool,
+            registry=self.registry,
+        )
+        self.pool_allocated = Gauge(
+            "tradearena_operator_pool_allocated_servers",
+            "Pool servers hosting at least one match",
+            pool,
+            registry=self.registry,
+        )
+        self.pool_servers_created = Counter(
+            "tradearena_operator_pool_servers_created",
+            "Pool server pods created",
+            pool,
+            registry=self.registry,
+        )
+        self.pool_servers_deleted = Counter(
+            "tradearena_operator_pool_servers_deleted",
+            "Pool server pods deleted, by reason (scale-down, outdated, failed, drained)",
+            [*pool, "reason"],
+            registry=self.registry,
+        )
+        self.pool_state_read = Histogram(
+            "tradearena_operator_pool_state_read_seconds",
+            "One round of reading every pool server's state from Redis (a pipeline)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry,
+        )
+        self.pool_pod_patches = Counter(
+            "tradearena_operator_pool_pod_patches",
+            "Label/annotation patches of pool server pods (only on change)",
+            registry=self.registry,
+        )
+
+    def set_pool(self, namespace: str, pool: str, desired: int, ready: int, allocated: int) -> None:
+        self.pool_desired.labels(namespace, pool).set(desired)
+        self.pool_ready.labels(namespace, pool).set(ready)
+        self.pool_allocated.labels(namespace, pool).set(allocated)
+
+    def forget_pool(self, namespace: str, pool: str) -> None:
+        for gauge in (self.pool_desired, self.pool_ready, self.pool_allocated):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, pool)
 
     def set_phases(self, counts: dict[str, int]) -> None:
         for phase in MatchPhase:

@@ -77,6 +77,8 @@ class OperatorSettings(BaseSettings):
 
     # The operator's own Redis access (cancel reasons, Live detection); optional.
     redis_url: str | None = None
+    # How often every pool server's state hash and matches are read (one pipeline).
+    pool_state_interval_s: float = Field(default=1.0, gt=0)
 
     # Leader election (kopf peering) and endpoints
     peering: str = "tradearena-operator"

@@ -23,7 +23,11 @@ def test_operator_serves_its_probes_and_stops_on_sigterm(
     kube_cluster.kubectl("create", "namespace", namespace)
     kube_cluster.kubectl("apply", "-f", str(REPO / "crds"))
     kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/matches.tradearena.io", "--timeout=60s"
+        "wait",
+        "--for=condition=Established",
+        "crd/matches.tradearena.io",
+        "crd/matchserverpools.tradearena.io",
+        "--timeout=60s",
     )
     port = free_port()
     env = {

@@ -51,3 +51,27 @@ POOL_LABEL: Final = f"{GROUP}/pool"
 
 # The operator's name on the Events it posts.
 REPORTING_COMPONENT: Final = f"{GROUP}/operator"
+
+# ---------------------------------------------------------------------------- pools
+# `MatchServerPool`: a set of warm pool servers (Agones Fleet + FleetAutoscaler buffer
+# policy), each a pod running `tradearena matchserver` with a server id and a capacity.
+POOL_KIND: Final = "MatchServerPool"
+POOL_LIST_KIND: Final = "MatchServerPoolList"
+POOL_PLURAL: Final = "matchserverpools"
+POOL_SINGULAR: Final = "matchserverpool"
+POOL_SHORT_NAMES: Final = ("msp",)
+POOL_CRD_NAME: Final = f"{POOL_PLURAL}.{GROUP}"
+POOL_NAME_MAX: Final = 57  # a pod is `<pool>-<5 random>`, at most 63 (a DNS label)
+
+# On a pool server pod. The pool's name: not `POOL_LABEL`, which names node pools.
+SERVER_POOL_LABEL: Final = f"{GROUP}/server-pool"
+TEMPLATE_HASH_LABEL: Final = f"{GROUP}/template-hash"  # the pool template it was built from
+ALLOCATED_LABEL: Final = f"{GROUP}/allocated"  # "true" while it hosts a match
+# "false" while a match runs on the pod (pool servers hosting one, and every dedicated
+# match pod): the chart's PodDisruptionBudget (maxUnavailable 0) selects these.
+SAFE_TO_EVICT_LABEL: Final = f"{GROUP}/safe-to-evict"
+CAPACITY_ANNOTATION: Final = f"{GROUP}/capacity"  # matches it may host at once
+MATCHES_ANNOTATION: Final = f"{GROUP}/matches"  # "<hosted>/<capacity>"
+PLAYERS_ANNOTATION: Final = f"{GROUP}/players"  # players connected over its matches
+# The cluster autoscaler's own annotation, kept in step with SAFE_TO_EVICT_LABEL.
+AUTOSCALER_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"

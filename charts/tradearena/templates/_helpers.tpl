@@ -62,6 +62,25 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $crd | toJson -}}
 {{- end -}}
 
+{{/* The MatchServerPool CRD shipped in crds/ (JSON): RBAC and the pools take its names. */}}
+{{- define "tradearena.poolCrd" -}}
+{{- $crd := dict -}}
+{{- range $path, $_ := .Files.Glob "crds/*.yaml" -}}
+{{- $doc := $.Files.Get $path | fromYaml -}}
+{{- if eq (dig "spec" "names" "kind" "" $doc) "MatchServerPool" -}}
+{{- $crd = $doc -}}
+{{- end -}}
+{{- end -}}
+{{- if not $crd -}}
+{{- fail "crds/ holds no CustomResourceDefinition of kind MatchServerPool" -}}
+{{- end -}}
+{{- $crd | toJson -}}
+{{- end -}}
+
+{{- define "tradearena.poolPlural" -}}
+{{- (include "tradearena.poolCrd" . | fromJson).spec.names.plural -}}
+{{- end -}}
+
 {{- define "tradearena.matchGroup" -}}
 {{- (include "tradearena.crd" . | fromJson).spec.group -}}
 {{- end -}}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tradearena.contracts import resource as ta_resource
 from tradearena.testing.helm_chart import (
     CHART,
     REPO,
@@ -63,7 +64,7 @@ def test_helm_lint_strict(values_files: list[Path]) -> None:
 
 def test_chart_crds_are_the_repository_crds_byte_for_byte() -> None:
     chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
-    assert chart_crds == ["kopf-peering.yaml", "match.yaml"]
+    assert chart_crds == ["kopf-peering.yaml", "match.yaml", "matchserverpool.yaml"]
     for name in chart_crds:
         assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), name
 
@@ -605,3 +606,85 @@ def test_a_catalogue_value_reaches_every_process_that_reads_one() -> None:
     assert not [
         c for c in default.of_kind("ConfigMap") if c["metadata"]["name"].endswith("catalogue")
     ]
+
+
+def test_pools_render_as_matchserverpools_of_the_shipped_crd() -> None:
+    crd = yaml.safe_load((CHART / "crds" / "matchserverpool.yaml").read_text())
+    out = render([], release=REL, namespace=NS)
+    (pool,) = out.of_kind(crd["spec"]["names"]["kind"])
+    assert pool["apiVersion"] == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
+    assert pool["metadata"] == {**pool["metadata"], "name": "default", "namespace": NS}
+    assert pool["spec"] == {"capacity": 1, "buffer": 1, "minReplicas": 1, "maxReplicas": 50}
+    custom = render(
+        [],
+        [
+            "pools[0].name=duels",
+            "pools[0].buffer=25%",
+            "pools[0].capacity=4",
+            "pools[0].maxReplicas=8",
+            "pools[0].modes={duel}",
+            "pools[0].formats={blitz}",
+            "pools[0].image=registry.example/tradearena:canary",
+        ],
+        release=REL,
+        namespace=NS,
+    )
+    (duels,) = custom.of_kind("MatchServerPool")
+    assert duels["spec"] == {
+        "capacity": 4,
+        "buffer": "25%",
+        "minReplicas": 0,
+        "maxReplicas": 8,
+        "modes": ["duel"],
+        "formats": ["blitz"],
+        "image": "registry.example/tradearena:canary",
+    }
+    assert not render([], ["pools=null"], release=REL, namespace=NS).of_kind("MatchServerPool")
+
+
+def test_the_operator_manages_pools_and_patches_pods_but_creates_no_pool(
+    rendered: Rendered,
+) -> None:
+    operator = _rules(rendered.get("Role", f"{REL}-operator"))
+    pools = {(r, v) for g, r, v, _ in operator if r.startswith("matchserverpools")}
+    assert pools == {
+        ("matchserverpools", "get"),
+        ("matchserverpools", "list"),
+        ("matchserverpools", "watch"),
+        ("matchserverpools/status", "get"),
+        ("matchserverpools/status", "patch"),
+        ("matchserverpools/finalizers", "update"),
+    }
+    assert ("", "pods", "patch", "") in operator
+    assert ("", "pods", "update", "") not in operator
+    lobby = _rules(rendered.get("Role", f"{REL}-lobby"))
+    assert not any(r.startswith("matchserverpools") for _, r, _, _ in lobby)
+
+
+def test_no_match_server_with_a_match_on_it_may_be_evicted() -> None:
+    out = render([], release=REL, namespace=NS)
+    pdb = out.get("PodDisruptionBudget", f"{REL}-match-server")["spec"]
+    assert pdb["maxUnavailable"] == 0
+    assert pdb["selector"]["matchLabels"] == {
+        **ta_resource.SERVER_POD_LABELS,
+        ta_resource.SAFE_TO_EVICT_LABEL: "false",
+    }
+    off = render([], ["matchServer.podDisruptionBudget.enabled=false"], release=REL, namespace=NS)
+    assert f"{REL}-match-server" not in {
+        p["metadata"]["name"] for p in off.of_kind("PodDisruptionBudget")
+    }
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["pools[0].buffer=100%"], "at '/pools/0/buffer'"),
+        (["pools[0].name=Default"], "at '/pools/0/name'"),
+        (["pools[0].capacity=0"], "at '/pools/0/capacity'"),
+        (["pools[0].color=red"], "additional properties 'color' not allowed"),
+    ],
+)
+def test_schema_refuses_bad_pools(sets: list[str], message: str) -> None:
+    proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr

@@ -243,6 +243,7 @@ def prepare_namespace(cluster: KubeCluster, workdir: Path) -> tuple[str, Path]:
         "wait",
         "--for=condition=Established",
         "crd/matches.tradearena.io",
+        "crd/matchserverpools.tradearena.io",
         "crd/kopfpeerings.kopf.dev",
         "--timeout=60s",
     )

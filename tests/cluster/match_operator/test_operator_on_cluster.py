@@ -281,9 +281,16 @@ def test_rbac_is_least_privilege_and_match_pods_have_no_rights(
         ("list", "nodes"),
         ("create", "events", "-n", ns),
         ("patch", "kopfpeerings.kopf.dev/tradearena-operator", "-n", ns),
+        ("watch", "matchserverpools.tradearena.io", "-n", ns),
+        ("patch", "matchserverpools.tradearena.io", "--subresource=status", "-n", ns),
+        ("patch", "pods", "-n", ns),
     ]
     denied = [
         ("create", "matches.tradearena.io", "-n", ns),
+        ("create", "matchserverpools.tradearena.io", "-n", ns),
+        ("delete", "matchserverpools.tradearena.io", "-n", ns),
+        ("update", "matchserverpools.tradearena.io", "-n", ns),
+        ("patch", "matchserverpools.tradearena.io", "-n", ns),
         ("update", "pods", "-n", ns),
         ("create", "pods", "--subresource=exec", "-n", ns),
         ("get", "secrets", "-n", ns),

@@ -56,6 +56,18 @@ def test_the_crds_name_the_match_resource(path: Path) -> None:
     assert status["properties"]["phase"]["enum"] == [str(p) for p in MatchPhase]
 
 
+@pytest.mark.parametrize(
+    "path", [ROOT / "crds/matchserverpool.yaml", CHART / "crds/matchserverpool.yaml"]
+)
+def test_the_crds_name_the_pool_resource(path: Path) -> None:
+    [crd] = _yaml_documents(path)
+    assert crd["metadata"]["name"] == resource.POOL_CRD_NAME
+    assert crd["spec"]["group"] == resource.GROUP
+    assert crd["spec"]["names"]["plural"] == resource.POOL_PLURAL
+    assert crd["spec"]["names"]["kind"] == resource.POOL_KIND
+    assert [v["name"] for v in crd["spec"]["versions"]] == [resource.VERSION]
+
+
 def test_the_operator_manifests_grant_the_match_resource() -> None:
     rules = [
         r
@@ -66,7 +78,11 @@ def test_the_operator_manifests_grant_the_match_resource() -> None:
     assert ours
     for rule in ours:
         assert rule["apiGroups"] == [resource.GROUP]
-        assert {r.split("/")[0] for r in rule["resources"]} == {resource.PLURAL}
+        assert {r.split("/")[0] for r in rule["resources"]} <= {
+            resource.PLURAL,
+            resource.POOL_PLURAL,
+        }
+    assert {r["resources"][0] for r in ours} >= {resource.PLURAL, resource.POOL_PLURAL}
 
 
 def test_the_chart_rbac_takes_the_group_and_plural_from_the_crd() -> None:
