@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from match_operator.builders import COLD, WARM, Allocated, Observed, PlayerCount, decide, iso
 from match_operator.crd import build_crd
+from match_operator.metrics import OperatorMetrics
 from match_operator.servers import ServerView
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
@@ -209,3 +212,15 @@ def test_the_crd_shows_players_and_server() -> None:
     assert columns["Server"] == ".status.server"
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert status["allocation"]["enum"] == [WARM, COLD]
+
+
+def test_allocation_metrics_are_there_from_the_start() -> None:
+    metrics = OperatorMetrics()
+    metrics.set_phases({"Ready": 2})
+    text = generate_latest(metrics.registry).decode()
+    for outcome in (WARM, COLD):
+        assert f'tradearena_operator_allocations_total{{outcome="{outcome}"}} 0.0' in text
+        assert (
+            f'tradearena_operator_allocation_latency_seconds_count{{outcome="{outcome}"}} 0.0'
+            in text
+        )
