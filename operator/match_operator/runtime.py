@@ -314,6 +314,10 @@ class Runtime:
         outcome: Allocated | Cold | None = None
         if new and not status.get("allocation"):
             outcome = await self._allocate(key, match)
+        elif pod is not None and not status.get("allocation") and not stopping:
+            # Another replica (or a pass cut short by a conflict) started it cold: only a
+            # cold start creates a pod named after the Match.
+            outcome = Cold("its own pod exists")
         warm = isinstance(outcome, Allocated) or status.get("allocation") == WARM
         port = None
         if new and not warm:
