@@ -50,23 +50,31 @@ class AckWaiter:
         )
         self.on_report = on_report
         self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._until: dict[Key, frozenset[str]] = {}
 
     def follow(self, key: Key, match_id: str, until: Collection[str], timeout_s: float) -> None:
         """Reconcile `key` as soon as the server reports one of `until` (ServerPhase)."""
-        if key in self._tasks:
-            self._tasks[key].cancel()
+        wanted = frozenset(until)
+        current = self._tasks.get(key)
+        if current is not None:
+            if self._until.get(key) == wanted and not current.done():
+                return  # already waiting for that
+            current.cancel()
         task = asyncio.create_task(
-            self._wait(key, match_id, frozenset(until), timeout_s), name=f"ack-{match_id}"
+            self._wait(key, match_id, wanted, timeout_s), name=f"ack-{match_id}"
         )
         self._tasks[key] = task
+        self._until[key] = wanted
         task.add_done_callback(lambda t: self._done(key, t))
 
     def _done(self, key: Key, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             self._tasks.pop(key, None)
+            self._until.pop(key, None)
 
     def forget(self, key: Key) -> None:
         task = self._tasks.pop(key, None)
+        self._until.pop(key, None)
         if task is not None:
             task.cancel()
 
