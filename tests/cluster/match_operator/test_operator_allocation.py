@@ -305,3 +305,38 @@ def test_the_table_shows_players_connected_and_the_server(
         "pool-a",
     )
     assert cells["Port"] == 7400
+
+
+def test_a_server_gone_before_live_reallocates_and_once_live_fails_the_match(
+    op_env: OperatorEnv, servers: list[ScriptedPoolServer]
+) -> None:
+    first = pool_server(op_env, servers, "pool-a", capacity=1, host_port=7400)
+    second = pool_server(op_env, servers, "pool-b", capacity=1, host_port=7401)
+    op_env.start_operator(pools=True)
+    op_env.create_match("m-lost")
+    assert op_env.wait_phase("m-lost", "Ready")["status"]["server"] == "pool-a"
+    op_env.cluster.kubectl("delete", "pod", "pool-a", "-n", op_env.namespace, "--wait=true")
+    match = op_env.cluster.wait_until(
+        "the match on the other server",
+        lambda: (
+            (m := op_env.match("m-lost"))["status"].get("server") == "pool-b"
+            and m["status"]["phase"] == "Ready"
+            and m
+        ),
+        timeout=60,
+    )
+    assert match["status"]["retries"] == 1
+    assert "Retrying" in op_env.events("m-lost")
+    assert list(second.hosted()) == ["m-lost"]
+    assert first.hosted() == {}  # given up on: its record of the match is gone
+
+    r = redis.Redis.from_url(op_env.redis_url)
+    try:
+        report(r, "m-lost", ServerPhase.LIVE, connected=2, players=2)
+    finally:
+        r.close()
+    op_env.wait_phase("m-lost", "Live")
+    op_env.cluster.kubectl("delete", "pod", "pool-b", "-n", op_env.namespace, "--wait=true")
+    failed = op_env.wait_phase("m-lost", "Failed")
+    assert failed["status"]["reason"] == "pool server pool-b gone"
+    assert "finalizers" not in failed["metadata"]
