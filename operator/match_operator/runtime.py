@@ -198,6 +198,21 @@ class Runtime:
                 self.pods[key] = view
         return (meta["namespace"], owner)
 
+    def server_changed(self, namespace: str, server: str) -> list[Key]:
+        """For the pool controller: a pool server changed (not ready, draining, gone):
+        the Matches bound to it are looked at on the next timer tick, not the next
+        interval. Returns them."""
+        bound = [
+            key
+            for key, match in self.matches.items()
+            if key[0] == namespace
+            and (match.get("status") or {}).get("allocation") == WARM
+            and (match.get("status") or {}).get("server") == server
+        ]
+        for key in bound:
+            self._due[key] = time.monotonic()
+        return bound
+
     def _count(self) -> None:
         self.metrics.set_phases(dict(Counter(self.phases.values())))
 

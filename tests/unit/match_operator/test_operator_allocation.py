@@ -5,13 +5,15 @@ a lost server, and the players counts written coalesced. Milliseconds, no cluste
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import generate_latest
 
 from match_operator.builders import COLD, WARM, Allocated, Observed, PlayerCount, decide, iso
 from match_operator.crd import build_crd
+from match_operator.kube import KubeApi
 from match_operator.metrics import OperatorMetrics
+from match_operator.runtime import Runtime
 from match_operator.servers import ServerView
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
@@ -224,3 +226,18 @@ def test_allocation_metrics_are_there_from_the_start() -> None:
             f'tradearena_operator_allocation_latency_seconds_count{{outcome="{outcome}"}} 0.0'
             in text
         )
+
+
+def test_a_changed_pool_server_brings_its_matches_forward() -> None:
+    runtime = Runtime(SETTINGS, cast(KubeApi, None))  # no I/O in this path
+    bound = match(warm("Live"))
+    other = match(warm("Live", server="pool-a-2")) | {
+        "metadata": {**bound["metadata"], "name": "m-2"}
+    }
+    cold = match({"phase": "Ready", "allocation": COLD, "server": "pool-a-1"}) | {
+        "metadata": {**bound["metadata"], "name": "m-3"}
+    }
+    for body in (bound, other, cold):
+        runtime.on_match(body)
+    assert runtime.server_changed("games", "pool-a-1") == [("games", "m-1")]
+    assert runtime.server_changed("elsewhere", "pool-a-1") == []
