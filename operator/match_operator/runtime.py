@@ -293,13 +293,6 @@ class Runtime:
         players = PlayerCount(count, _int(expected)) if count is not None else None
         return _text(phase), players
 
-    async def _allocate(self, key: Key, match: Obj) -> Allocated | Cold:
-        try:
-            return await allocate_match(self.redis, self.directory, key[0], match_spec(match))
-        except (RedisError, OSError) as exc:  # Redis is the arbiter: no guess without it
-            log.warning("allocation failed", extra={"match_id": key[1], "error": repr(exc)})
-            raise
-
     async def _bound_server(
         self, namespace: str, name: str | None
     ) -> tuple[ServerView | None, bool]:
@@ -328,7 +321,8 @@ class Runtime:
         new = pod is None and phase in (None, MatchPhase.PENDING) and not stopping
         outcome: Allocated | Cold | None = None
         if new and not status.get("allocation"):
-            outcome = await self._allocate(key, match)
+            # Redis is the arbiter: when it fails, so does this pass (retried), no guess.
+            outcome = await allocate_match(self.redis, self.directory, namespace, match_spec(match))
         elif pod is not None and not status.get("allocation") and not stopping:
             # Another replica (or a pass cut short by a conflict) started it cold: only a
             # cold start creates a pod named after the Match.
