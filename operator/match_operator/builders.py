@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from match_operator.servers import ServerView
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import resource
 from tradearena.contracts.orchestration import MatchSpec, Scheme
@@ -372,6 +373,29 @@ class PodView:
         return self.phase in ("Succeeded", "Failed")
 
 
+# ---------------------------------------------------------------------------- allocation
+WARM = "warm"  # .status.allocation: bound to a running pool server
+COLD = "cold"  # .status.allocation: a pod of its own, created for it
+
+
+@dataclass(frozen=True, slots=True)
+class Allocated:
+    """This pass bound the match to a pool server (or adopted the server it is bound to)."""
+
+    server: str  # the server's pod name, which is its server id
+    view: ServerView | None  # as the pool controller sees it (None: not known to it yet)
+    latency_ms: float  # how long the allocation took (directory + Redis)
+    adopted: bool = False  # bound earlier (another replica, a pass cut short): kept as is
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerCount:
+    """What the match's server reports (its status hash): connected now, expected."""
+
+    connected: int
+    expected: int | None = None  # None: not reported; the spec's player count is used
+
+
 # ---------------------------------------------------------------------------- decisions
 @dataclass
 class Plan:
@@ -388,7 +412,13 @@ class Plan:
     release_port: bool = False
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, msg)
     check_pod: bool = False  # the pod is missing from the cache: confirm with a GET
+    cancel_on_server: tuple[str, str] | None = None  # (server, reason): through its inbox
+    release_server: str | None = None  # a warm attempt given up: unbind, drop its reports
     requeue_after: float | None = None
+
+    def requeue_within(self, seconds: float) -> None:
+        if self.requeue_after is None or seconds < self.requeue_after:
+            self.requeue_after = seconds
 
     @property
     def empty(self) -> bool:
@@ -404,6 +434,12 @@ class Observed:
     server_phase: str | None = None  # the server's own report (a ServerPhase, Redis), if known
     pod_confirmed_missing: bool = False
     port: int | None = None  # the port the allocator would give a new pod
+    allocated: Allocated | None = None  # this pass bound it to a pool server
+    cold_reason: str | None = None  # this pass chose a pod of its own instead, and why
+    server: ServerView | None = None  # the bound pool server, as the pool controller sees it
+    server_gone: bool = False  # the bound pool server's pod is confirmed gone
+    players: PlayerCount | None = None  # the server's report, if read
+    players_patched_at: datetime | None = None  # when this operator last wrote the counts
 
 
 _TIMESTAMP_OF = {
@@ -501,8 +537,13 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
     if not deleting and not st.phase.terminal and resource.FINALIZER not in finalizers:
         plan.add_finalizer = True
 
+    warm = obs.allocated is not None or st.get("allocation") == WARM
+
     # --- cancel: spec.cancel or the Match being deleted
-    if cancel and not st.phase.terminal:
+    if cancel and not st.phase.terminal and warm:
+        reason = spec.get("cancelReason") or ("match deleted" if deleting else "cancelled")
+        _cancel_warm(obs, st, plan, reason)
+    elif cancel and not st.phase.terminal:
         reason = spec.get("cancelReason") or ("match deleted" if deleting else "cancelled")
         if st.phase is not MatchPhase.CANCELLING:
             st.fire(Event.CANCEL, reason)
@@ -516,7 +557,9 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
             else:
                 st.fire(Event.STOPPED, reason)
 
-    # --- the normal life of a match
+    # --- the normal life of a match: on a pool server, or on a pod of its own
+    elif not st.phase.terminal and warm:
+        _advance_warm(obs, settings, st, plan, retries, retries_left)
     elif not st.phase.terminal:
         _advance(obs, settings, st, plan, retries, retries_left)
 
@@ -540,7 +583,126 @@ def decide(obs: Observed, settings: OperatorSettings) -> Plan:
     conditions = _conditions(old_conditions, phase, now, str(phase))
     if conditions != old_conditions:
         plan.status["conditions"] = conditions
+    _players(obs, settings, st, plan)
     return plan
+
+
+def _players(obs: Observed, settings: OperatorSettings, st: _Status, plan: Plan) -> None:
+    """Players connected/expected for `kubectl get matches`, coalesced: written with any
+    other change, else at most every `players_interval_s` (a connect storm is one write)."""
+    report = obs.players
+    expected = int(st.get("playersExpected") or len(obs.match["spec"].get("players") or []))
+    if report is not None and report.expected:
+        expected = report.expected
+    connected = report.connected if report is not None else int(st.get("playersConnected") or 0)
+    wanted = {
+        "playersConnected": connected,
+        "playersExpected": expected,
+        "playersSummary": f"{connected}/{expected}",
+    }
+    if all(st.get(k) == v for k, v in wanted.items()):
+        return
+    last = obs.players_patched_at
+    elapsed = None if last is None else (obs.now - last).total_seconds()
+    if plan.status or elapsed is None or elapsed >= settings.players_interval_s:
+        for k, v in wanted.items():
+            st.set(k, v)
+    else:
+        plan.requeue_within(settings.players_interval_s - elapsed)
+
+
+def _cancel_warm(obs: Observed, st: _Status, plan: Plan, reason: str) -> None:
+    """Cancel a match hosted by a pool server: through the server's inbox; it is over once
+    the server reports it settled (or the server is gone)."""
+    server = st.get("server")
+    if st.phase is not MatchPhase.CANCELLING:
+        st.fire(Event.CANCEL, reason)
+        if server and not obs.server_gone:
+            plan.cancel_on_server = (str(server), reason)
+    if server_event(obs.server_phase) is Event.FINISHED:
+        st.fire(Event.FINISHED, reason)
+    elif obs.server_gone or not server:
+        st.fire(Event.STOPPED, reason)
+
+
+def _advance_warm(
+    obs: Observed,
+    settings: OperatorSettings,
+    st: _Status,
+    plan: Plan,
+    retries: int,
+    retries_left: int,
+) -> None:
+    """A match on a pool server: Ready on the server's acknowledgement (its own Ready
+    report), then Live and the end from its reports."""
+    now = obs.now
+    started = st.phase is MatchPhase.LIVE or bool(st.get("liveAt"))
+    allocated = obs.allocated
+    server = allocated.server if allocated is not None else str(st.get("server") or "")
+    view = allocated.view if allocated is not None else obs.server
+    if allocated is not None:
+        st.set("allocation", WARM)
+        st.set("server", server)
+        st.set("pod", None)
+        pool = f" of pool {view.pool}" if view is not None else ""
+        where = f" on {view.node}" if view is not None and view.node else ""
+        if view is not None:
+            st.set("pool", view.pool)
+        st.fire(Event.CREATED, f"allocated to pool server {server}")
+        how = "adopted its bound server" if allocated.adopted else "warm"
+        plan.events.append(
+            (
+                "Normal",
+                "Allocated",
+                f"{how}: pool server {server}{pool}{where} in {allocated.latency_ms:.0f} ms",
+            )
+        )
+    if view is not None:
+        if view.node:
+            st.set("node", view.node)
+        if view.host_port:
+            st.set("port", view.host_port)
+        st.set("scheme", view.scheme)
+    if obs.node_address:
+        st.set("address", obs.node_address)
+
+    if obs.server_gone:
+        reason = f"pool server {server} gone"
+        if started:  # its matches went with it: nothing to restart in place
+            st.fire(Event.LOST, reason)
+            return
+        decision = st.fire(Event.FAILED, reason, retries_left=retries_left)
+        if decision is not None and decision.retry:
+            _retry_warm(st, plan, retries, server, f"{reason}; allocating again")
+        return
+
+    report = server_event(obs.server_phase)
+    if report in (Event.READY, Event.LIVE, Event.FINISHED) and st.phase is MatchPhase.CREATING:
+        st.fire(Event.READY, f"pool server {server} acknowledged")
+    if report is Event.LIVE and st.phase is MatchPhase.READY:
+        st.fire(Event.LIVE, "match started")
+    if report is Event.FINISHED and st.phase in (MatchPhase.READY, MatchPhase.LIVE):
+        st.fire(Event.FINISHED, f"pool server {server} reported {obs.server_phase}")
+
+    if st.phase is MatchPhase.CREATING:
+        born = parse_time(st.get("createdAt")) or now
+        deadline = born + timedelta(seconds=settings.startup_timeout_s)
+        if now < deadline:
+            plan.requeue_within((deadline - now).total_seconds())
+            return
+        reason = f"pool server {server} did not acknowledge within {settings.startup_timeout_s:g}s"
+        decision = st.fire(Event.STARTUP_TIMEOUT, reason, retries_left=retries_left)
+        if decision is not None and decision.retry:
+            _retry_warm(st, plan, retries, server, f"{reason}; allocating again")
+
+
+def _retry_warm(st: _Status, plan: Plan, retries: int, server: str, message: str) -> None:
+    """Back to Pending with no binding: the next pass allocates afresh."""
+    st.set("retries", retries + 1)
+    for key in ("allocation", "server", "pool", "node", "address", "scheme", "port"):
+        st.set(key, None)
+    plan.release_server = server
+    plan.events.append(("Warning", "Retrying", message))
 
 
 def _advance(
@@ -576,6 +738,10 @@ def _advance(
             plan.delete_pod = True  # the pod of a failed attempt: clear the way first
         return
 
+    if obs.cold_reason is not None:
+        st.set("allocation", COLD)
+        plan.events.append(("Normal", "ColdStart", f"a pod of its own: {obs.cold_reason}"))
+
     if pod is None:
         if st.phase is MatchPhase.PENDING:
             port = st.get("port") if started else obs.port
@@ -586,6 +752,7 @@ def _advance(
             plan.restarts_before = restarts
             st.set("port", int(port))
             st.set("pod", obs.match["metadata"]["name"])
+            st.set("server", obs.match["metadata"]["name"])
             st.fire(Event.CREATED, f"pod created with host port {port}")
         elif not obs.pod_confirmed_missing:
             plan.check_pod = True
@@ -620,6 +787,7 @@ def _advance(
     if st.phase is MatchPhase.PENDING:
         st.fire(Event.CREATED, "pod exists")
     st.set("pod", pod.name)
+    st.set("server", pod.name)
     if pod.host_port:
         st.set("port", pod.host_port)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from match_operator.builders import COLD, WARM
 from tradearena.contracts import resource
 from tradearena.contracts.orchestration import SCHEMES
 from tradearena.contracts.phases import MatchPhase
@@ -133,8 +134,30 @@ def _status_schema() -> dict[str, Any]:
                 " (players use wss://), else http.",
             },
             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "pod": {"type": "string"},
+            "pod": {"type": "string", "description": "The match's own pod (a cold start)."},
+            "server": {
+                "type": "string",
+                "description": "The pod of the server running the match: a pool server's"
+                " (warm) or its own (cold).",
+            },
+            "allocation": {
+                "type": "string",
+                "enum": [WARM, COLD],
+                "description": "warm: bound to a running pool server; cold: a pod created"
+                " for it (no pool serves the match, or none had room).",
+            },
+            "pool": {"type": "string", "description": "The pool of its server (warm)."},
             "node": {"type": "string"},
+            "playersConnected": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Players connected now, as the server reports (coalesced).",
+            },
+            "playersExpected": {"type": "integer", "minimum": 0},
+            "playersSummary": {
+                "type": "string",
+                "description": "connected/expected, for `kubectl get matches`.",
+            },
             "createdAt": time,
             "readyAt": time,
             "liveAt": time,
@@ -182,18 +205,31 @@ def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
                         {
                             "name": "Players",
                             "type": "string",
-                            "jsonPath": ".spec.players",
-                            "priority": 0,
+                            "description": "Players connected/expected",
+                            "jsonPath": ".status.playersSummary",
+                        },
+                        {
+                            "name": "Server",
+                            "type": "string",
+                            "description": "The server pod running the match",
+                            "jsonPath": ".status.server",
                         },
                         {"name": "Address", "type": "string", "jsonPath": ".status.address"},
                         {"name": "Port", "type": "integer", "jsonPath": ".status.port"},
                         {"name": "Scheme", "type": "string", "jsonPath": ".status.scheme"},
+                        {
+                            "name": "Allocation",
+                            "type": "string",
+                            "jsonPath": ".status.allocation",
+                            "priority": 1,
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "One match: the operator runs one match-server pod for it.",
+                            "description": "One match: the operator binds it to a pool"
+                            " server, else runs a match-server pod for it.",
                             "required": ["spec"],
                             "x-kubernetes-validations": [
                                 {

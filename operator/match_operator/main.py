@@ -15,6 +15,7 @@ from match_operator.handlers import build_registry
 from match_operator.kube import KubeApi
 from match_operator.poolcontroller import PoolController
 from match_operator.runtime import Runtime
+from match_operator.servers import ServerDirectory
 from match_operator.settings import OperatorSettings
 from tradearena.probes import Body, probe_app, serving
 from tradearena.process import run_process
@@ -31,14 +32,25 @@ def build_app(runtime: Runtime) -> web.Application:
     return probe_app(runtime.metrics.registry, ready, health=lambda: {"rebuilt": runtime.started})
 
 
-async def serve(settings: OperatorSettings, stop: asyncio.Event) -> int:
-    """Until `stop` (SIGTERM/SIGINT; kopf also stops on them itself)."""
+async def serve(
+    settings: OperatorSettings, stop: asyncio.Event, directory: ServerDirectory | None = None
+) -> int:
+    """Until `stop` (SIGTERM/SIGINT; kopf also stops on them itself). `directory`: the
+    pool servers new Matches are allocated to (None: every Match gets a pod of its own)."""
     if logging.getLogger().level <= logging.INFO:  # a line per handled event is noise
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube = await KubeApi.connect()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     runtime = Runtime(settings, kube, redis)
-    pools = PoolController(settings, kube, redis, runtime.ports, runtime.metrics)
+    pools = PoolController(
+        settings,
+        kube,
+        redis,
+        runtime.ports,
+        runtime.metrics,
+        on_server_changed=runtime.server_changed,
+    )
+    runtime.directory = directory if directory is not None else pools
     registry = build_registry(runtime, pools)
     async with serving(build_app(runtime), settings.metrics_host, settings.metrics_port):
         timers = asyncio.create_task(runtime.run_timers(), name="match-timers")

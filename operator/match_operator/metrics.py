@@ -6,6 +6,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from match_operator.builders import COLD, WARM
 from tradearena.contracts.phases import MatchPhase
 
 
@@ -32,6 +33,22 @@ class OperatorMetrics:
         self.pods_created = Counter(
             "tradearena_operator_pods_created", "Match-server pods created", registry=self.registry
         )
+        self.allocations = Counter(
+            "tradearena_operator_allocations",
+            "New Matches by where they run: warm (a pool server) or cold (a pod of its own)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.allocation_latency = Histogram(
+            "tradearena_operator_allocation_latency_seconds",
+            "From Match creation to Ready, by allocation outcome",
+            ["outcome"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
+            registry=self.registry,
+        )
+        for outcome in (WARM, COLD):
+            self.allocations.labels(outcome)
+            self.allocation_latency.labels(outcome)
         for phase in MatchPhase:
             self.matches.labels(str(phase)).set(0)
         pool = ["namespace", "pool"]

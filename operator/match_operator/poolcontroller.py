@@ -76,8 +76,12 @@ class PoolController:
         ports: PortAllocator,
         metrics: OperatorMetrics,
         clock: Callable[[], float] = time.monotonic,
+        on_server_changed: Callable[[str, str], object] | None = None,
     ) -> None:
         self.settings = settings
+        # Told when a server's pod goes away or stops being Ready, so the Matches bound to
+        # it are looked at now, not on their next interval (Runtime.server_changed).
+        self.on_server_changed = on_server_changed
         self.kube = kube
         self.redis = redis
         self.ports = ports
@@ -187,8 +191,11 @@ class PoolController:
         if deleted:
             if known is not None and known.uid in ("", meta.get("uid")):
                 self._forget(key)
+                self._changed(key)
         else:
             view = PoolPod.of(body)
+            if known is not None and known.ready and not view.ready:
+                self._changed(key)
             if (
                 known is None
                 or known.uid != view.uid
@@ -200,6 +207,10 @@ class PoolController:
                 elif view.done:
                     self.ports.release(f"{key[0]}/{key[1]}")
         return (meta["namespace"], pool)
+
+    def _changed(self, key: Key) -> None:
+        if self.on_server_changed is not None:
+            self.on_server_changed(*key)
 
     def _forget(self, key: Key) -> None:
         self.pods.pop(key, None)

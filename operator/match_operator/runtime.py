@@ -18,23 +18,32 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from match_operator.acks import AckWaiter
+from match_operator.allocator import Cold, allocate_match
 from match_operator.builders import (
+    COLD,
+    WARM,
+    Allocated,
     Obj,
     Observed,
     Plan,
+    PlayerCount,
     PodView,
     advertised_address,
     build_pod_spec,
     decide,
+    match_spec,
     parse_time,
     slim_match,
 )
 from match_operator.kube import ApiException, KubeApi
 from match_operator.metrics import OperatorMetrics
 from match_operator.ports import PortAllocator, PortsExhaustedError
+from match_operator.servers import ServerDirectory, ServerView
 from match_operator.settings import OperatorSettings
 from tradearena.contracts import keys, resource
-from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.phases import MatchPhase, ServerPhase
+from tradearena.orchestration import allocation
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,23 @@ Key = tuple[str, str]  # (namespace, name)
 POD_SELECTOR = f"{resource.MANAGED_BY_LABEL}={resource.MANAGED_BY}"
 NODE_CACHE_S = 30.0
 _FOLLOWED = (MatchPhase.READY, MatchPhase.LIVE)  # phases whose server report is read
+# A pool server's match: its reports are all there is (no pod of its own to watch).
+_FOLLOWED_WARM = (MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE, MatchPhase.CANCELLING)
+_ACKS = (ServerPhase.READY, ServerPhase.LIVE, ServerPhase.FINISHED, ServerPhase.CANCELLED)
+_ENDS = (ServerPhase.FINISHED, ServerPhase.CANCELLED)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value.decode() if isinstance(value, bytes) else str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _rv(obj: Obj | None) -> int:
@@ -61,11 +87,24 @@ def node_address(node: Obj) -> str | None:
 
 class Runtime:
     def __init__(
-        self, settings: OperatorSettings, kube: KubeApi, redis: Redis | None = None
+        self,
+        settings: OperatorSettings,
+        kube: KubeApi,
+        redis: Redis | None = None,
+        directory: ServerDirectory | None = None,
     ) -> None:
+        """`directory`: the pool servers (None: no pools, every Match gets a pod)."""
         self.settings = settings
         self.kube = kube
         self.redis = redis
+        self.directory = directory
+        self.acks = (
+            AckWaiter(redis, settings.ack_connections, self.reconcile_logged)
+            if redis is not None
+            else None
+        )
+        self._players_at: dict[Key, datetime] = {}
+        self._seen: dict[Key, float] = {}  # wall clock of the first watch event of a Match
         self.metrics = OperatorMetrics()
         self.ports = PortAllocator(settings.port_min, settings.port_max)
         self.matches: dict[Key, Obj] = {}
@@ -129,9 +168,14 @@ class Runtime:
             self.ports.release(f"{key[0]}/{key[1]}")
             self._locks.pop(key, None)
             self._due.pop(key, None)
+            self._players_at.pop(key, None)
+            self._seen.pop(key, None)
+            if self.acks is not None:
+                self.acks.forget(key)
             self._count()
         elif _rv(body) >= _rv(self.matches.get(key)):
             self.matches[key] = slim_match(body)
+            self._seen.setdefault(key, time.time())
         return key
 
     def on_pod(self, body: Obj, deleted: bool = False) -> Key | None:
@@ -154,13 +198,30 @@ class Runtime:
                 self.pods[key] = view
         return (meta["namespace"], owner)
 
+    def server_changed(self, namespace: str, server: str) -> list[Key]:
+        """For the pool controller: a pool server changed (not ready, draining, gone):
+        the Matches bound to it are looked at on the next timer tick, not the next
+        interval. Returns them."""
+        bound = [
+            key
+            for key, match in self.matches.items()
+            if key[0] == namespace
+            and (match.get("status") or {}).get("allocation") == WARM
+            and (match.get("status") or {}).get("server") == server
+        ]
+        for key in bound:
+            self._due[key] = time.monotonic()
+        return bound
+
     def _count(self) -> None:
         self.metrics.set_phases(dict(Counter(self.phases.values())))
 
     # ------------------------------------------------------------------ timers
     def _schedule(self, key: Key, after: float | None) -> None:
-        phase = self.phases.get(key) or (self.matches.get(key, {}).get("status") or {}).get("phase")
-        if self.redis is not None and phase in _FOLLOWED:  # follow the server's phase
+        status = self.matches.get(key, {}).get("status") or {}
+        phase = self.phases.get(key) or status.get("phase")
+        followed = _FOLLOWED_WARM if status.get("allocation") == WARM else _FOLLOWED
+        if self.redis is not None and phase in followed:  # follow the server's phase
             after = min(after or self.settings.timer_interval_s, self.settings.timer_interval_s)
         if after is None:
             self._due.pop(key, None)
@@ -178,6 +239,8 @@ class Runtime:
                     await self.reconcile_logged(key)
 
     async def close(self) -> None:
+        if self.acks is not None:
+            await self.acks.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.kube.close()
@@ -215,17 +278,32 @@ class Runtime:
                     raise
         return None
 
-    async def _server_phase(self, match_id: str) -> str | None:
+    async def _server_report(self, match_id: str) -> tuple[str | None, PlayerCount | None]:
+        """The server's phase and player counts from the match's status hash."""
         if self.redis is None:
-            return None
+            return None, None
         try:
-            raw = await self.redis.hget(keys.match_status(match_id), "phase")
+            phase, connected, expected = await self.redis.hmget(
+                keys.match_status(match_id), ["phase", "connected", "players"]
+            )
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable", extra={"match_id": match_id, "error": repr(exc)})
-            return None
-        if raw is None:
-            return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+            return None, None
+        count = _int(connected)
+        players = PlayerCount(count, _int(expected)) if count is not None else None
+        return _text(phase), players
+
+    async def _bound_server(
+        self, namespace: str, name: str | None
+    ) -> tuple[ServerView | None, bool]:
+        """The pool server as the directory sees it, and whether its pod is gone for good
+        (confirmed with a GET: the directory may just not know it yet)."""
+        if not name:
+            return None, False
+        view = self.directory.server(namespace, name) if self.directory is not None else None
+        if view is not None:
+            return view, False
+        return None, await self.kube.get_pod(namespace, name) is None
 
     async def _reconcile(self, key: Key) -> float | None:
         match = self.matches.get(key)
@@ -235,24 +313,50 @@ class Runtime:
         namespace, name = key
         owner = f"{namespace}/{name}"
         pod = self.pods.get(key)
-        phase = (match.get("status") or {}).get("phase")
+        status = match.get("status") or {}
+        phase = status.get("phase")
+        stopping = bool(match["spec"].get("cancel")) or bool(
+            match["metadata"].get("deletionTimestamp")
+        )
+        new = pod is None and phase in (None, MatchPhase.PENDING) and not stopping
+        outcome: Allocated | Cold | None = None
+        if new and not status.get("allocation"):
+            # Redis is the arbiter: when it fails, so does this pass (retried), no guess.
+            outcome = await allocate_match(self.redis, self.directory, namespace, match_spec(match))
+        elif pod is not None and not status.get("allocation") and not stopping:
+            # Another replica (or a pass cut short by a conflict) started it cold: only a
+            # cold start creates a pod named after the Match.
+            outcome = Cold("its own pod exists")
+        warm = isinstance(outcome, Allocated) or status.get("allocation") == WARM
         port = None
-        if pod is None and phase in (None, MatchPhase.PENDING) and not match["spec"].get("cancel"):
+        if new and not warm:
             await self._refresh_nodes()
             try:
                 port = self.ports.allocate(owner, self._pool_nodes)
             except PortsExhaustedError:
                 port = None
-        server_phase = None
-        if phase == MatchPhase.READY and self.redis is not None:
-            server_phase = await self._server_phase(name)
+        server, gone, node = None, False, pod.node if pod else None
+        if isinstance(outcome, Allocated):
+            server, node = outcome.view, outcome.view.node if outcome.view else None
+        elif warm and not (phase and MatchPhase(phase).terminal):
+            server, gone = await self._bound_server(namespace, status.get("server"))
+            node = server.node if server is not None else status.get("node")
+        server_phase, players = None, None
+        if warm or phase in _FOLLOWED:
+            server_phase, players = await self._server_report(name)
         observed = Observed(
             match=match,
             pod=pod,
             now=datetime.now(UTC),
-            node_address=await self._address(pod.node if pod else None),
+            node_address=await self._address(node),
             server_phase=server_phase,
             port=port,
+            allocated=outcome if isinstance(outcome, Allocated) else None,
+            cold_reason=outcome.reason if isinstance(outcome, Cold) else None,
+            server=server,
+            server_gone=gone,
+            players=players,
+            players_patched_at=self._players_at.get(key),
         )
         plan = decide(observed, self.settings)
         if plan.check_pod:
@@ -267,6 +371,9 @@ class Runtime:
                 server_phase=server_phase,
                 port=port,
                 pod_confirmed_missing=fresh_pod is None,
+                cold_reason=observed.cold_reason,
+                players=players,
+                players_patched_at=observed.players_patched_at,
             )
             if fresh_pod is None and port is None and not (match.get("status") or {}).get("liveAt"):
                 await self._refresh_nodes()
@@ -275,11 +382,37 @@ class Runtime:
                     observed = replace(observed, port=port)
             plan = decide(observed, self.settings)
         await self._execute(key, match, plan, pod)
+        self._follow(key)
         if plan.release_port or (port is not None and plan.create_pod != port):
             self.ports.release(owner)
         if plan.create_pod is not None and plan.create_pod != port:
             self.ports.register(owner, plan.create_pod)  # same port as before (restart)
         return plan.requeue_after
+
+    def _since_created(self, key: Key, created: datetime) -> float:
+        """Seconds from the Match's creation to now. creationTimestamp has whole seconds:
+        when this process saw the Match arrive within that second, its arrival is the
+        finer mark."""
+        start = created.timestamp()
+        seen = self._seen.get(key)
+        if seen is not None and start <= seen < start + 1.0:
+            start = seen
+        return max(0.0, time.time() - start)
+
+    def _follow(self, key: Key) -> None:
+        """A pool server's match waiting for its report: wake up on it, not on the timer."""
+        status = (self.matches.get(key) or {}).get("status") or {}
+        if self.acks is None or status.get("allocation") != WARM:
+            return
+        phase = status.get("phase")
+        if phase == MatchPhase.CREATING:
+            until: tuple[str, ...] = _ACKS
+        elif phase == MatchPhase.CANCELLING:
+            until = _ENDS
+        else:
+            return
+        timeout = self.settings.startup_timeout_s + 1
+        self.acks.follow(key, key[1], until, timeout)
 
     async def _post_event(self, match: Obj, event_type: str, reason: str, message: str) -> None:
         try:
@@ -298,6 +431,12 @@ class Runtime:
                 namespace, name, finalizers, match["metadata"].get("resourceVersion")
             )
             self.matches[key] = match = slim_match(match)
+        if plan.release_server is not None and self.redis is not None:
+            await self._release(namespace, name, plan.release_server)
+        if plan.cancel_on_server is not None and self.redis is not None:
+            server, reason = plan.cancel_on_server
+            await allocation.request_cancel(self.redis, server, name, reason)
+            log.info("cancel sent", extra={"match_id": name, "server": server})
         if plan.write_cancel is not None and self.redis is not None:
             try:
                 await self.redis.set(keys.match_cancel(name), plan.write_cancel, ex=24 * 3600)
@@ -315,11 +454,25 @@ class Runtime:
                 self.metrics.pods_created.inc()
                 log.info("pod created", extra={"match_id": name, "port": plan.create_pod})
         if plan.status:
-            old_phase = (match.get("status") or {}).get("phase")
+            old = match.get("status") or {}
+            old_phase = old.get("phase")
             match = await self.kube.patch_match_status(
                 namespace, name, plan.status, match["metadata"].get("resourceVersion")
             )
             self.matches[key] = match = slim_match(match)
+            if "playersSummary" in plan.status:
+                self._players_at[key] = datetime.now(UTC)
+            kind = match.get("status", {}).get("allocation")
+            if kind in (WARM, COLD) and old.get("allocation") != kind:
+                self.metrics.allocations.labels(kind).inc()
+                log.info(
+                    "allocated",
+                    extra={
+                        "match_id": name,
+                        "allocation": kind,
+                        "server": match["status"].get("server"),
+                    },
+                )
             new_phase = match.get("status", {}).get("phase")
             if new_phase:
                 self.phases[key] = new_phase
@@ -329,6 +482,9 @@ class Runtime:
                 ready = parse_time(match["status"].get("readyAt"))
                 if created and ready:
                     self.metrics.time_to_ready.observe((ready - created).total_seconds())
+                    if kind in (WARM, COLD):
+                        seconds = self._since_created(key, created)
+                        self.metrics.allocation_latency.labels(kind).observe(seconds)
             if new_phase != old_phase:
                 log.info(
                     "match phase",
@@ -356,3 +512,13 @@ class Runtime:
                     raise
         if plan.delete_match:
             await self.kube.delete_match(namespace, name, match["metadata"]["uid"])
+
+    async def _release(self, namespace: str, match_id: str, server: str) -> None:
+        """A pool server given up on (gone, or no acknowledgement): its binding, its record
+        of the match and its reports go, so a fresh allocation starts clean."""
+        assert self.redis is not None
+        await allocation.unbind(self.redis, match_id, server)
+        await self.redis.hdel(keys.server_matches(server), match_id)
+        await self.redis.delete(keys.match_status(match_id), keys.match_phases(match_id))
+        if self.directory is not None:
+            self.directory.note_released(namespace, server, match_id)

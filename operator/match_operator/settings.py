@@ -74,6 +74,10 @@ class OperatorSettings(BaseSettings):
     max_retries: int = Field(default=2, ge=0)  # fresh pods for failures before Ready
     ttl_s: float = Field(default=3600, ge=0)  # finished Matches are deleted after this
     timer_interval_s: float = Field(default=5, gt=0)
+    # Players connected/expected in a Match's status: written at most this often per Match.
+    players_interval_s: float = Field(default=3, ge=0)
+    # Redis connections that wait (XREAD BLOCK) for pool servers' acknowledgements.
+    ack_connections: int = Field(default=8, ge=1)
 
     # The operator's own Redis access (cancel reasons, Live detection); optional.
     redis_url: str | None = None

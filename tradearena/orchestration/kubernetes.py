@@ -34,7 +34,7 @@ def match_status(obj: dict[str, Any]) -> MatchStatus:
     reachable = phase.reachable
     detail = {
         k: str(status[k])
-        for k in ("pod", "node", "readyAt", "liveAt", "finishedAt")
+        for k in ("pod", "server", "node", "readyAt", "liveAt", "finishedAt")
         if status.get(k)
     }
     scheme = status.get("scheme") or "http"  # written by operators that know of TLS

@@ -27,6 +27,7 @@ class Event(StrEnum):
     STARTUP_TIMEOUT = "startup_timeout"
     CANCEL = "cancel"
     STOPPED = "stopped"  # the server is gone after a cancel
+    LOST = "lost"  # a shared server gone for good: nothing restarts the match in place
 
 
 class TransitionError(ValueError):
@@ -70,6 +71,8 @@ _TABLE: dict[tuple[MatchPhase, Event], MatchPhase] = {
 for _phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE):
     _TABLE[(_phase, Event.CANCEL)] = MatchPhase.CANCELLING
     _TABLE[(_phase, Event.FAILED)] = MatchPhase.FAILED
+    _TABLE[(_phase, Event.LOST)] = MatchPhase.FAILED
+_TABLE[(MatchPhase.CANCELLING, Event.LOST)] = MatchPhase.CANCELLED
 for _phase in (MatchPhase.PENDING, MatchPhase.CREATING):
     _TABLE[(_phase, Event.STARTUP_TIMEOUT)] = MatchPhase.FAILED
 

@@ -27,6 +27,7 @@ import yaml
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.kube import KubeCluster
 from tradearena.testing.paths import REPO
+from tradearena.testing.pool_directory import POOL_LABEL, SERVES_ANNOTATION
 
 TRADEARENA = Path(sys.executable).parent / "tradearena"
 
@@ -114,7 +115,9 @@ class OperatorEnv:
     redis_url: str
     processes: list[OperatorProcess] = field(default_factory=list)
 
-    def start_operator(self, **env: str) -> OperatorProcess:
+    def start_operator(self, *, pools: bool = False, **env: str) -> OperatorProcess:
+        """`tradearena operator`; with `pools`, the same operator allocating to the pool
+        servers of `tradearena.testing.pool_directory` (pods the test creates)."""
         port = free_port()
         log = self.workdir / f"operator-{len(self.processes)}.log"
         full = {
@@ -133,9 +136,12 @@ class OperatorEnv:
             **env,
         }
         with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [str(TRADEARENA), "operator"], env=full, stdout=out, stderr=subprocess.STDOUT
+            command = (
+                [sys.executable, "-m", "tradearena.testing.pool_directory"]
+                if pools
+                else [str(TRADEARENA), "operator"]
             )
+            proc = subprocess.Popen(command, env=full, stdout=out, stderr=subprocess.STDOUT)
         op = OperatorProcess(proc, log, port)
         self.processes.append(op)
         deadline = time.monotonic() + 60
@@ -199,6 +205,46 @@ class OperatorEnv:
             "-p",
             json.dumps({"status": status}),
         )
+
+    def create_pool_server(self, name: str, pool: str, host_port: int, serves: str) -> None:
+        """A pool server's pod (it runs nothing: kwok marks it Running and Ready)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {POOL_LABEL: pool},
+                "annotations": {SERVES_ANNOTATION: serves},
+            },
+            "spec": {
+                "nodeSelector": {"tradearena.io/pool": "game"},
+                "containers": [
+                    {
+                        "name": "matchserver",
+                        "image": "registry.invalid/tradearena:test",
+                        "ports": [
+                            {"name": "game", "containerPort": host_port, "hostPort": host_port}
+                        ],
+                    }
+                ],
+            },
+        }
+        self.cluster.kubectl("create", "-f", "-", input=json.dumps(body))
+        self.cluster.kubectl(
+            "wait", "--for=condition=Ready", f"pod/{name}", "-n", self.namespace, "--timeout=60s"
+        )
+
+    def event_messages(self, name: str) -> dict[str, str]:
+        items = self.cluster.kubectl_json(
+            "get",
+            "events",
+            "-n",
+            self.namespace,
+            "--field-selector",
+            f"involvedObject.kind=Match,involvedObject.name={name}",
+        )["items"]
+        return {e["reason"]: e["message"] for e in items}
 
     def events(self, name: str) -> list[str]:
         items = self.cluster.kubectl_json(

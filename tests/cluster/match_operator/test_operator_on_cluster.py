@@ -52,17 +52,19 @@ def test_a_match_gets_one_locked_down_pod_and_becomes_ready_at_the_node_address(
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["Ready"] == "True" and conditions["Ended"] == "False"
     assert status["observedGeneration"] == match["metadata"]["generation"]
-    assert {"Creating", "Ready"} <= set(op_env.events("m-ready"))
+    assert {"ColdStart", "Creating", "Ready"} <= set(op_env.events("m-ready"))
+    assert status["allocation"] == "cold" and status["server"] == "m-ready"
 
     table = op_env.cluster.kubectl("get", "mt", "-n", op_env.namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split()[:6] == ["NAME", "PHASE", "MODE", "PLAYERS", "ADDRESS", "PORT"]
+    assert header.split()[:7] == ["NAME", "PHASE", "MODE", "PLAYERS", "SERVER", "ADDRESS", "PORT"]
     assert header.split()[-1] == "AGE"
-    assert row.split()[:6] == [
+    assert row.split()[:7] == [
         "m-ready",
         "Ready",
         "duel",
-        '["alice","bob"]',
+        "0/2",  # connected/expected
+        "m-ready",  # its own pod
         status["address"],
         str(status["port"]),
     ]
@@ -71,6 +73,7 @@ def test_a_match_gets_one_locked_down_pod_and_becomes_ready_at_the_node_address(
     assert metrics['tradearena_operator_matches{phase="Ready"}'] == 1
     assert metrics["tradearena_operator_time_to_ready_seconds_count"] == 1
     assert metrics["tradearena_operator_pods_created_total"] == 1
+    assert metrics['tradearena_operator_allocations_total{outcome="cold"}'] == 1
 
 
 def test_exit_zero_finishes_and_the_ttl_deletes_the_match_and_its_pod(op_env: OperatorEnv) -> None:

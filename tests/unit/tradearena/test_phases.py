@@ -38,6 +38,12 @@ def test_failure_once_live_restarts_in_place() -> None:
     assert (decision.phase, decision.restart_in_place) == (MatchPhase.LIVE, True)
 
 
+def test_a_lost_shared_server_fails_the_match_even_once_live() -> None:
+    decision = transition(MatchPhase.LIVE, Event.LOST, retries_left=2, started=True)
+    assert (decision.phase, decision.restart_in_place) == (MatchPhase.FAILED, False)
+    assert transition(MatchPhase.CANCELLING, Event.LOST).phase is MatchPhase.CANCELLED
+
+
 def test_cancel_from_any_active_phase_and_terminal_phases_absorb() -> None:
     for phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE):
         assert transition(phase, Event.CANCEL).phase is MatchPhase.CANCELLING
