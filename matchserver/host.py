@@ -199,8 +199,7 @@ class MatchHost:
         restored = await self.redis.hgetall(keys.server_matches(self._sid))
         for mid, raw in restored.items():
             await self._take(_text(mid), raw, "restored")
-        # Start-up is over: modules, schemas and the restored matches leave the collector's
-        # sight once (matchserver.heap: a pool server freezes nothing else).
+        # Start-up is over: modules, schemas and the restored matches (matchserver.heap).
         self.metrics.gc_frozen.set(heap.freeze())
         self._tasks.append(asyncio.create_task(self._accept_when_warm(), name="warm"))
         self._tasks.append(asyncio.create_task(self._inbox(last_id), name="inbox"))
@@ -258,7 +257,7 @@ class MatchHost:
             leaderboard_interval_ms=s.leaderboard_interval_ms,
             leaderboard_size=s.leaderboard_size,
             snapshot_every_entries=s.snapshot_every_entries,
-            freeze_heap=not self.pooled,  # see matchserver.heap
+            freeze_heap=True,  # see matchserver.heap
             engine_budget_ms=s.engine_budget_ms,
         )
 
@@ -337,6 +336,11 @@ class MatchHost:
         with contextlib.suppress(Exception):  # the last counts, straight away
             await runner.store.set_presence(runner.connected(), hosted.players)
         self.matches.pop(hosted.match_id, None)
+        # No cycle may outlive the match: what was frozen of it is then freed by
+        # reference counting (matchserver.heap).
+        runner.on_presence = runner.on_ready = None
+        runner.loops.clear()
+        hosted.ticks = hosted.supervisor = None
         if self.pooled:
             await self._release(hosted)
         self._state_changed()

@@ -4,8 +4,10 @@ settled alone; their neighbour keeps ticking, and every log replay-verifies."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -87,6 +89,7 @@ async def pool(tmp_path: Path, redis_url: str) -> AsyncIterator[InProcessPool]:
     finally:
         await app[HOST].drain()
         await runner.cleanup()
+        gc.unfreeze()  # the host froze this test process's heap (matchserver.heap)
 
 
 @pytest.fixture
@@ -165,6 +168,8 @@ async def test_a_failing_and_an_overrunning_match_are_settled_alone(
     assert sample("tradearena_match_matches_ended_total", {"outcome": "failed"}) == 2
     assert sample("tradearena_match_hosted", {}) == 1
 
+    ok_match = weakref.ref(pool.host.matches["m-ok"].runner.match)
+    gc.disable()  # from here only reference counting frees anything
     await pool.host.drain()  # settles m-ok as a shutdown
     rows = await redis.xrange(keys.RESULTS_STREAM)
     results = {
@@ -182,3 +187,13 @@ async def test_a_failing_and_an_overrunning_match_are_settled_alone(
     for cs in clients.values():
         for c in cs:
             await c.close()
+
+    # A match that left leaves no reference cycle: it is freed by reference counting, so
+    # nothing of it stays behind in the frozen generation (matchserver.heap).
+    async def freed() -> bool:
+        return ok_match() is None
+
+    try:
+        await eventually(freed, within=5)
+    finally:
+        gc.enable()
