@@ -275,7 +275,7 @@ class MatchHost:
         hosted = HostedMatch(a, runner, emitter, presence, players=len(a.players))
         self.matches[a.match_id] = hosted
         runner.on_presence = lambda: self._presence(hosted)
-        if a.assigned_at_ms:
+        if a.assigned_at_ms and how == "new":  # a restored match's Ready is not an ack
             runner.on_ready = lambda: self.metrics.allocation_ack.observe(
                 max(0, self.clock() - a.assigned_at_ms) / 1000
             )
