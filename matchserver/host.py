@@ -150,6 +150,7 @@ class MatchHost:
         self.on_count: Callable[[int], None] | None = None  # hosted matches changed
         self._tasks: list[asyncio.Task[None]] = []
         self._state_dirty = False
+        self._reported_count = -1
         self._flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
         self._gauges()
 
@@ -420,8 +421,9 @@ class MatchHost:
     # ----------------------------------------------------------------- state
     def _state_changed(self) -> None:
         self._state_dirty = True
-        if self.on_count is not None:
-            self.on_count(len(self.matches))
+        if self.on_count is not None and len(self.matches) != self._reported_count:
+            self._reported_count = len(self.matches)
+            self.on_count(self._reported_count)
 
     def state(self) -> dict[str, str | int]:
         return {

@@ -190,6 +190,10 @@ async def test_a_token_opens_its_own_match_only_and_an_unknown_match_is_refused(
     with pytest.raises(socketio.exceptions.ConnectionError):
         await stranger.connect()
     assert stranger.refused["data"]["code"] == "unknown_match"
+    garbage = MatchClient(pool.seat("m-a"), "alice")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await garbage.connect("not-a-jwt")
+    assert garbage.refused["data"]["code"] == "token_malformed"
     for c in (alice_a, bob, carol):
         await c.close()
 
