@@ -14,6 +14,7 @@ from tradearena.contracts.serverconfig import (
     TlsFiles,
     Value,
     env_name,
+    pool_server_config,
     server_config,
 )
 
@@ -46,7 +47,7 @@ def test_the_server_reads_back_what_it_is_given(monkeypatch: pytest.MonkeyPatch)
         assert not isinstance(entry, SecretRef)
         value = entry.path if isinstance(entry, FilePath) else entry.value
         monkeypatch.setenv(env_name(entry.field), value)
-    settings = MatchServerSettings()  # type: ignore[call-arg]
+    settings = MatchServerSettings()
     assert settings.match_id == "m-1"
     assert settings.players == ("alice", "bob")
     assert settings.duration_ms == 90_000
@@ -60,7 +61,7 @@ def test_the_lobbys_origins_reach_the_server(monkeypatch: pytest.MonkeyPatch) ->
         if isinstance(entry, Value):
             monkeypatch.setenv(env_name(entry.field), entry.value)
     monkeypatch.setenv(env_name("public_key_file"), "/k/public.pem")
-    settings = MatchServerSettings()  # type: ignore[call-arg]
+    settings = MatchServerSettings()
     assert settings.cors_origins == ("https://play.example.com", "http://127.0.0.1:8080")
 
 
@@ -108,3 +109,22 @@ def test_a_certificate_without_its_key_is_a_bad_setting(
     monkeypatch.setenv(env_name(only), "/etc/tradearena/tls/x")
     with pytest.raises(ValueError, match="tls_cert_file and tls_key_file"):
         MatchServerSettings(match_id="m-1", players=("alice",))
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_every_pool_entry_is_a_match_server_setting(deployment: ServerDeployment) -> None:
+    fields = [e.field for e in pool_server_config("pool-1", 8, 7123, deployment)]
+    assert len(set(fields)) == len(fields)
+    assert set(fields) <= set(MatchServerSettings.model_fields)
+    assert not {"match_id", "players"} & set(fields)
+
+
+def test_a_pool_server_reads_back_its_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for entry in pool_server_config("pool-1", 8, 7123, DEPLOYMENTS[0]):
+        assert not isinstance(entry, SecretRef)
+        value = entry.path if isinstance(entry, FilePath) else entry.value
+        monkeypatch.setenv(env_name(entry.field), value)
+    settings = MatchServerSettings()
+    assert settings.pooled
+    assert (settings.server_id, settings.capacity, settings.match_id) == ("pool-1", 8, None)
+    assert settings.port == 7123
