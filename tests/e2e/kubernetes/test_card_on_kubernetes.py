@@ -1,12 +1,14 @@
 """The card's path on Kubernetes, for real: a Helm install where players queue, the
-lobby writes Match resources, the operator creates match pods, the node runs them from
-the image built from the Dockerfile, and players play over TLS.
+lobby writes Match resources, the operator binds each to a warm pool server (or, with
+none free, creates a pod of its own), the node runs them from the image built from the
+Dockerfile, and players play over TLS.
 
 One release (tradearena.testing.kube_platform) serves the whole module, in order:
 `helm test`; Node bots playing duels to the end over `wss://` while the operator's pods
 are deleted and the release is upgraded to another image tag; a browser playing a duel
-through the HTTPS ingress; then `helm uninstall` with a live match, which must leave
-nothing behind.
+through the HTTPS ingress; a dense pool server (several matches in one pod) killed and
+restoring every match it hosts; then `helm uninstall` with a live match, which must
+leave nothing behind.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import urllib.request
@@ -23,9 +26,12 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 
-from tradearena.contracts import resource
+from tradearena.contracts import keys, resource
+from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
+from tradearena.orchestration.kubernetes import match_resource
 from tradearena.testing.browser import run_browser_match
 from tradearena.testing.kube_platform import KubePlatform, PlatformOptions
 from tradearena.testing.paths import REPO
@@ -93,9 +99,16 @@ def matches(platform: KubePlatform) -> list[dict[str, Any]]:
 
 
 def match_pods(platform: KubePlatform) -> list[dict[str, Any]]:
+    """Every match-server pod: pool servers and Matches' own pods."""
     selector = ",".join(f"{k}={v}" for k, v in MATCH_SERVER.items())
     listed: list[dict[str, Any]] = platform.kubectl_json("get", "pods", "-l", selector)["items"]
     return listed
+
+
+def serving_pods(platform: KubePlatform, ms: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Match id -> the pod its status names as its server (a pool server or its own)."""
+    pods = {p["metadata"]["name"]: p for p in match_pods(platform)}
+    return {m["metadata"]["name"]: pods[m["status"]["server"]] for m in ms}
 
 
 def bots(platform: KubePlatform, count: int, prefix: str) -> subprocess.Popen[str]:
@@ -147,12 +160,16 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
             assert match["status"]["address"] == platform.match_host
             assert match["status"]["scheme"] == "https"
 
-        # Each match pod serves /metrics on its admin port (as Prometheus scrapes it).
-        pods = match_pods(platform)
-        assert len(pods) == BOTS // 2
-        for pod in pods:
+        # Each match runs on a server named in its status (the chart's default pool: one
+        # match per server, kept warm), which serves /metrics on its admin port.
+        first = serving_pods(platform, live)
+        assert len({p["metadata"]["uid"] for p in first.values()}) == BOTS // 2
+        for pod in first.values():
             text = scrape(pod, "admin")
             assert "tradearena_match_players_connected" in text, text[:500]
+        allocations = {m["metadata"]["name"]: m["status"]["allocation"] for m in live}
+        assert set(allocations.values()) <= {"warm", "cold"}, allocations
+        assert "warm" in allocations.values(), allocations  # the pool's buffer was used
 
         # So does every pod of the release (lobby, operator, relay, worker), on its port `http`.
         workloads = [
@@ -195,12 +212,32 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
         assert {p["spec"]["containers"][0]["image"] for p in serving} == {
             f"{platform.image.repository}:{platform.alt_image_tag}"  # type: ignore[union-attr]
         }
-        # Through both, every match stayed live on the pod it started with.
-        still = {m["metadata"]["name"]: m["status"]["phase"] for m in matches(platform)}
+        # Through both, every match stayed live on the server it started on, which kept
+        # its image; idle pool servers were replaced by servers of the new image.
+        now = matches(platform)
+        still = {m["metadata"]["name"]: m["status"]["phase"] for m in now}
         assert set(still.values()) == {MatchPhase.LIVE.value}, still
-        assert {p["metadata"]["uid"] for p in match_pods(platform)} == {
-            p["metadata"]["uid"] for p in pods
+        assert {k: p["metadata"]["uid"] for k, p in serving_pods(platform, now).items()} == {
+            k: p["metadata"]["uid"] for k, p in first.items()
         }
+        new_image = f"{platform.image.repository}:{platform.alt_image_tag}"  # type: ignore[union-attr]
+        serving = {p["metadata"]["uid"] for p in first.values()}
+
+        def idle_servers_renewed() -> bool:
+            idle = [
+                p
+                for p in match_pods(platform)
+                if p["metadata"]["uid"] not in serving
+                and not p["metadata"].get("deletionTimestamp")
+                and p["metadata"]["labels"].get(resource.SERVER_POOL_LABEL)
+            ]
+            return bool(idle) and all(
+                p["spec"]["containers"][0]["image"] == new_image for p in idle
+            )
+
+        eventually(platform, "idle pool servers on the new image", idle_servers_renewed, 120)
+        for pod in first.values():
+            assert pod["spec"]["containers"][0]["image"] != new_image
         summary = finish(proc, within=420)
     finally:
         if proc.poll() is None:
@@ -212,11 +249,10 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
     assert summary["error_count"] == 0, summary["errors"]
     match_ids: list[str] = summary["match_ids"]
     assert len(match_ids) == BOTS // 2
-    # One pod per match, ever: each Match still names the pod it started with.
-    first = {p["metadata"]["labels"][resource.MATCH_LABEL]: p["metadata"]["uid"] for p in pods}
+    # One server per match, ever: each Match still names the server it started on.
     assert set(first) == set(match_ids)
-    for pod in match_pods(platform):  # finished pods linger until the Match's TTL
-        assert first[pod["metadata"]["labels"][resource.MATCH_LABEL]] == pod["metadata"]["uid"]
+    for match in matches(platform):
+        assert match["status"]["server"] == first[match["metadata"]["name"]]["metadata"]["name"]
     # The operator sees each server finish (its /status, then the pod) shortly after.
     done = eventually(
         platform,
@@ -262,6 +298,9 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
             match_id,
             reasons,
         )
+        # ...and how it got its server: from the pool, or a cold start.
+        expected = "Allocated" if allocations[match_id] == "warm" else "ColdStart"
+        assert expected in reasons, (match_id, reasons)
 
 
 def test_two_players_play_a_duel_in_the_browser_over_https(platform: KubePlatform) -> None:
@@ -287,6 +326,118 @@ def test_two_players_play_a_duel_in_the_browser_over_https(platform: KubePlatfor
         user_a, user_b = summary["players"]
         stored = eventually(platform, "the duel's result", ranks, within=60)
         assert stored == {user_a: a["rank"], user_b: b["rank"]}
+
+
+def container_pid(pod: dict[str, Any]) -> int | None:
+    """The running container's process on the test node (its containerID is `<scheme>://<pid>`)."""
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    if not statuses or "running" not in (statuses[0].get("state") or {}):
+        return None
+    return int(statuses[0]["containerID"].rsplit("/", 1)[1])
+
+
+def test_a_dense_pool_server_restores_every_match_it_hosts_after_kill_9(
+    platform: KubePlatform,
+) -> None:
+    """A pool a value away (capacity 4 for `standard` matches): Matches as the lobby writes
+    them are packed onto one server; its process is killed; the pod restarts in place and
+    the server restores every match, which then settles (cancelled) with its result stored."""
+    assert platform.cluster is not None
+    default_pool = {"name": "default", "capacity": 1, "buffer": 1, "minReplicas": 1}
+    dense_pool = {
+        "name": "dense",
+        "capacity": 4,
+        "buffer": 1,
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "modes": ["standard"],
+    }
+    platform.install(
+        command="upgrade",
+        **{"image.tag": platform.alt_image_tag, "pools": [default_pool, dense_pool]},
+    )
+
+    def dense_ready() -> bool:
+        pool = platform.kubectl_json("get", resource.POOL_PLURAL, "dense")
+        return int(pool.get("status", {}).get("readyReplicas") or 0) >= 1
+
+    eventually(platform, "the dense pool's first server", dense_ready, within=180)
+    ids = [f"dense-{i}" for i in range(3)]
+    for match_id in ids:
+        spec = MatchSpec(match_id, "standard", "blitz", 0, (f"{match_id}-a", f"{match_id}-b"))
+        platform.cluster.apply(match_resource(spec, platform.options.namespace))
+
+    def bound() -> list[dict[str, Any]] | None:
+        ms = [m for m in matches(platform) if m["metadata"]["name"] in ids]
+        ready = [m for m in ms if m.get("status", {}).get("phase") == MatchPhase.READY.value]
+        return ready if len(ready) == len(ids) else None
+
+    ready = eventually(platform, "three Matches Ready", bound, within=120)
+    assert {m["status"]["allocation"] for m in ready} == {"warm"}
+    (server,) = {m["status"]["server"] for m in ready}  # packed onto one server
+    pod = platform.kubectl_json("get", "pod", server)
+    assert pod["metadata"]["labels"][resource.SERVER_POOL_LABEL] == "dense"
+    table = platform.cluster.kubectl("get", resource.PLURAL, *ids).stdout
+    assert table.count(server) == len(ids) and "0/2" in table, table
+
+    pid = container_pid(pod)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        now = platform.kubectl_json("get", "pod", server)
+        statuses = now.get("status", {}).get("containerStatuses") or [{}]
+        ok = statuses[0].get("restartCount", 0) >= 1 and statuses[0].get("ready")
+        return now if ok and container_pid(now) not in (None, pid) else None
+
+    again = eventually(platform, "the server restarted in place", restarted, within=120)
+    assert again["metadata"]["uid"] == pod["metadata"]["uid"]
+    status = json.loads(
+        urllib.request.urlopen(
+            f"http://{again['status']['podIP']}:{admin_port(again)}/status", timeout=10
+        ).read()
+    )
+    assert sorted(h["match_id"] for h in status["matches"]) == ids, status
+    phases = {m["metadata"]["name"]: m["status"]["phase"] for m in matches(platform)}
+    # Restored, not failed (with no player they start on their join timeout, 60 s).
+    assert all(phases[i] in (MatchPhase.READY.value, MatchPhase.LIVE.value) for i in ids), phases
+
+    for match_id in ids:
+        platform.cluster.kubectl(
+            "patch",
+            resource.PLURAL,
+            match_id,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"cancel": True, "cancelReason": "test"}}),
+        )
+
+    def cancelled() -> bool:
+        ms = [m for m in matches(platform) if m["metadata"]["name"] in ids]
+        return len(ms) == len(ids) and all(
+            m["status"]["phase"] == MatchPhase.CANCELLED.value for m in ms
+        )
+
+    eventually(platform, "the restored matches cancelled", cancelled, within=120)
+    # Each settled and published its result once (its marker, beside the results stream).
+    assert platform.redis is not None
+    client = redis.Redis.from_url(platform.redis.url)
+    try:
+        assert all(client.exists(keys.result_published(i)) for i in ids)
+        assert client.hlen(keys.server_matches(server)) == 0  # every slot freed
+    finally:
+        client.close()
+
+
+def admin_port(pod: dict[str, Any]) -> int:
+    return int(
+        next(
+            p["containerPort"]
+            for c in pod["spec"]["containers"]
+            for p in c.get("ports", [])
+            if p.get("name") == "admin"
+        )
+    )
 
 
 def test_uninstall_settles_a_live_match_and_leaves_nothing(platform: KubePlatform) -> None:
