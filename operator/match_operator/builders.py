@@ -666,6 +666,12 @@ def _advance_warm(
     if obs.node_address:
         st.set("address", obs.node_address)
 
+    report = server_event(obs.server_phase)
+    if obs.server_gone and report is Event.FINISHED and st.phase is not MatchPhase.CREATING:
+        # Its server reported the end and then went (an idle server scaled down or
+        # replaced): the match is over, not lost.
+        st.fire(Event.FINISHED, f"pool server {server} reported {obs.server_phase}")
+        return
     if obs.server_gone:
         reason = f"pool server {server} gone"
         if started:  # its matches went with it: nothing to restart in place
@@ -676,7 +682,6 @@ def _advance_warm(
             _retry_warm(st, plan, retries, server, f"{reason}; allocating again")
         return
 
-    report = server_event(obs.server_phase)
     if report in (Event.READY, Event.LIVE, Event.FINISHED) and st.phase is MatchPhase.CREATING:
         st.fire(Event.READY, f"pool server {server} acknowledged")
     if report is Event.LIVE and st.phase is MatchPhase.READY:

@@ -253,17 +253,24 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
     assert set(first) == set(match_ids)
     for match in matches(platform):
         assert match["status"]["server"] == first[match["metadata"]["name"]]["metadata"]["name"]
-    # The operator sees each server finish (its /status, then the pod) shortly after.
-    done = eventually(
-        platform,
-        "every Match Finished",
-        lambda: (
-            (ms := matches(platform))
-            and all(m["status"]["phase"] == MatchPhase.FINISHED.value for m in ms)
-            and ms
-        ),
-        within=90,
-    )
+    # The operator sees each server report the end shortly after.
+    try:
+        done = eventually(
+            platform,
+            "every Match Finished",
+            lambda: (
+                (ms := matches(platform))
+                and all(m["status"]["phase"] == MatchPhase.FINISHED.value for m in ms)
+                and ms
+            ),
+            within=90,
+        )
+    except TimeoutError as exc:
+        seen = {
+            m["metadata"]["name"]: (m["status"].get("phase"), m["status"].get("reason"))
+            for m in matches(platform)
+        }
+        raise AssertionError(f"{exc}: {seen}\n{platform.diagnose()}") from exc
     assert {m["metadata"]["name"] for m in done} == set(match_ids)
     assert all(m["status"].get("restarts", 0) == 0 for m in done)
 

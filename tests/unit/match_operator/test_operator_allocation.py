@@ -146,6 +146,15 @@ def test_a_server_gone_before_live_retries_and_once_live_fails_the_match() -> No
     assert "phase" not in kept.status and kept.release_server is None
 
 
+def test_a_server_gone_after_reporting_the_end_finishes_the_match() -> None:
+    """An idle server is scaled down or replaced as soon as its last match leaves; the
+    operator may see the pod gone before it reads the end: the match is over, not lost."""
+    live = match(warm("Live", liveAt=iso(NOW)))
+    plan = decide(Observed(live, None, NOW, server_gone=True, server_phase="Finished"), SETTINGS)
+    assert plan.status["phase"] == "Finished"
+    assert plan.release_server is None
+
+
 def test_cancel_goes_through_the_servers_inbox_and_ends_on_its_report() -> None:
     m = match(warm("Live", liveAt=iso(NOW)), cancel=True, cancelReason="ops")
     plan = decide(Observed(m, None, NOW, server=server(), server_phase="Live"), SETTINGS)
