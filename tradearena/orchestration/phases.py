@@ -7,7 +7,8 @@
 
 A failure before the match is live may be retried (back to Pending) while
 retries remain; after that, or once live, the runtime restarts the same server
-in place (it restores from Redis) and the phase does not change.
+in place (it restores from Redis) and the phase does not change, until its
+restarts are spent (`gave_up`: Failed, or Cancelled when it was cancelling).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Event(StrEnum):
     STARTUP_TIMEOUT = "startup_timeout"
     CANCEL = "cancel"
     STOPPED = "stopped"  # the server is gone after a cancel
+    GAVE_UP = "gave_up"  # its server keeps failing: restarts in place are spent
 
 
 class TransitionError(ValueError):
@@ -70,6 +72,8 @@ _TABLE: dict[tuple[MatchPhase, Event], MatchPhase] = {
 for _phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE):
     _TABLE[(_phase, Event.CANCEL)] = MatchPhase.CANCELLING
     _TABLE[(_phase, Event.FAILED)] = MatchPhase.FAILED
+    _TABLE[(_phase, Event.GAVE_UP)] = MatchPhase.FAILED
+_TABLE[(MatchPhase.CANCELLING, Event.GAVE_UP)] = MatchPhase.CANCELLED
 for _phase in (MatchPhase.PENDING, MatchPhase.CREATING):
     _TABLE[(_phase, Event.STARTUP_TIMEOUT)] = MatchPhase.FAILED
 
