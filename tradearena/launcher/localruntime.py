@@ -27,6 +27,7 @@ from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import (
+    Entry,
     FilePath,
     SecretRef,
     ServerDeployment,
@@ -58,6 +59,56 @@ class LocalRuntimeConfig:
     # so advertise_host must be a name the certificate covers); None: plaintext.
     tls: TlsFiles | None = None
     command: tuple[str, ...] = (str(Path(sys.executable).parent / "tradearena"), "matchserver")
+
+
+def deployment(config: LocalRuntimeConfig, admin_port: int) -> ServerDeployment:
+    """What every local match server is given, dedicated or pool."""
+    return ServerDeployment(
+        host=config.bind_host,
+        redis=config.redis_url,
+        verify_key=str(config.public_key_file),
+        feed_source=config.feed_source,
+        cors_origins=config.cors_origins,
+        admin_port=admin_port,
+        tls=config.tls,
+    )
+
+
+def placement_of(
+    config: LocalRuntimeConfig, port: int, admin_port: int, **detail: str
+) -> Placement:
+    """Where players reach a local server, and its admin address."""
+    return Placement(
+        config.advertise_host,
+        port,
+        deployment(config, admin_port).scheme,
+        {"admin": f"http://{config.bind_host}:{admin_port}", **detail},
+    )
+
+
+def server_env(config: LocalRuntimeConfig, entries: list[Entry]) -> dict[str, str]:
+    """A server's settings entries as the environment of a local process."""
+    env = dict(os.environ)
+    for entry in entries:
+        if isinstance(entry, SecretRef):  # a local process has no secret store
+            raise TypeError(f"{entry.field}: a secret reference cannot run locally")
+        env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
+    env.update(config.extra_env)
+    return env
+
+
+async def spawn_server(
+    config: LocalRuntimeConfig, entries: list[Entry], log_name: str
+) -> asyncio.subprocess.Process:
+    """Start `tradearena matchserver` with these settings, its output to `<log_name>.log`."""
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    out = (config.log_dir / f"{log_name}.log").open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            *config.command, env=server_env(config, entries), stdout=out, stderr=out
+        )
+    finally:
+        out.close()
 
 
 @dataclass
@@ -135,46 +186,13 @@ class LocalProcessOrchestrator:
 
     # ------------------------------------------------------------------ internals
     async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
-        deployment = self._deployment(managed)
-        placement = Placement(
-            self.config.advertise_host,
-            managed.port,
-            deployment.scheme,
-            {"admin": f"http://{self.config.bind_host}:{managed.admin_port}"},
-        )
+        placement = placement_of(self.config, managed.port, managed.admin_port)
         await self._book.apply(managed, event, placement, reason)
 
-    def _deployment(self, managed: _Managed) -> ServerDeployment:
-        cfg = self.config
-        return ServerDeployment(
-            host=cfg.bind_host,
-            redis=cfg.redis_url,
-            verify_key=str(cfg.public_key_file),
-            feed_source=cfg.feed_source,
-            cors_origins=cfg.cors_origins,
-            admin_port=managed.admin_port,
-            tls=cfg.tls,
-        )
-
-    def _env(self, managed: _Managed) -> dict[str, str]:
-        cfg = self.config
-        env = dict(os.environ)
-        for entry in server_config(managed.spec, managed.port, self._deployment(managed)):
-            if isinstance(entry, SecretRef):  # a local process has no secret store
-                raise TypeError(f"{entry.field}: a secret reference cannot run locally")
-            env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
-        env.update(cfg.extra_env)
-        return env
-
     async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
-        self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.config.log_dir / f"{managed.spec.match_id}.log").open("ab")
-        try:
-            return await asyncio.create_subprocess_exec(
-                *self.config.command, env=self._env(managed), stdout=out, stderr=out
-            )
-        finally:
-            out.close()
+        cfg = self.config
+        entries = server_config(managed.spec, managed.port, deployment(cfg, managed.admin_port))
+        return await spawn_server(cfg, entries, managed.spec.match_id)
 
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id
