@@ -1,8 +1,9 @@
-"""The match-server process: aiohttp + python-socketio around one MatchRunner.
+"""The match-server process: aiohttp + python-socketio around a `MatchHost`.
 
 `create_app(settings)` builds everything from settings (connections live in
-`cleanup_ctx`, state in typed AppKeys); `serve(settings)` runs it until the
-match is over and its result is published, then exits.
+`cleanup_ctx`, state in typed AppKeys); `serve(settings)` runs it: a dedicated
+server until its match is over and its result published, a pool server until
+SIGTERM has settled every match it hosts.
 """
 
 from __future__ import annotations
@@ -21,20 +22,15 @@ from redis.asyncio import Redis
 
 from matchserver import heap
 from matchserver.agones import AgonesSDK
-from matchserver.broadcast import FlowConfig, FrameWriter
-from matchserver.engine.match import Match
-from matchserver.feed.relay_source import RelaySource
-from matchserver.feed.sources import FeedTick, sleep_until
-from matchserver.feed.synthetic import SyntheticPrices
-from matchserver.handlers import MatchNamespace, SocketEmitter
+from matchserver.agones_pool import PoolReport
+from matchserver.handlers import MatchNamespace
+from matchserver.host import MatchHost
 from matchserver.metrics import MatchMetrics
 from matchserver.origins import origin_guard
-from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
+from matchserver.runner import cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
-from matchserver.store import MatchStore
 from matchserver.tls import CertificateReloader, LoadedCertificate
 from tradearena.badinput import BadInputLog, socketio_loggers
-from tradearena.modes import load_catalogue
 from tradearena.probes import probe_app, serving
 from tradearena.sockets import GuardedServer
 from tradearena.tokens import Verifier
@@ -45,7 +41,7 @@ SETTINGS = web.AppKey("settings", MatchServerSettings)
 METRICS = web.AppKey("metrics", MatchMetrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", Redis)
-RUNNER = web.AppKey("runner", MatchRunner)
+HOST = web.AppKey("host", MatchHost)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
 EXIT_BAD_CERTIFICATE = 2  # like a bad setting: the pod restarts until the Secret is right
 
@@ -58,17 +54,6 @@ def load_verifier(settings: MatchServerSettings) -> Verifier:
     if settings.public_key_file is not None:
         return Verifier.from_public_pem(settings.public_key_file.read_bytes())
     raise ValueError("set TRADEARENA_PUBLIC_KEY_FILE or TRADEARENA_JWKS_FILE to verify tokens")
-
-
-def new_match(settings: MatchServerSettings, now: int) -> Match:
-    catalogue = load_catalogue(settings.catalogue)
-    mode = catalogue.mode(settings.mode)
-    duration = settings.duration_ms or catalogue.duration_ms(settings.format)
-    if len(settings.players) > mode.players.max:
-        raise ValueError(f"mode {settings.mode} allows at most {mode.players.max} players")
-    # Created a delay window in the past, so a feed history can warm the delay line.
-    created = now - mode.rules.price_delay_ms - 1000
-    return Match(settings.match_id, settings.mode, mode.rules, settings.players, duration, created)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -84,86 +69,55 @@ async def _gc_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _match_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings, clock, metrics = app[SETTINGS], app[CLOCK], app[METRICS]
-    sio = app[SIO]
-    emitter = SocketEmitter(sio)
-    flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
-    emitter.writer = FrameWriter(flow, metrics)
-    store = MatchStore(app[REDIS], settings.match_id)
-    config = RunnerConfig(
-        format=settings.format,
-        symbol=settings.symbol,
-        join_timeout_ms=settings.join_timeout_ms,
-        clock_interval_ms=settings.clock_interval_ms,
-        leaderboard_interval_ms=settings.leaderboard_interval_ms,
-        leaderboard_size=settings.leaderboard_size,
-        snapshot_every_entries=settings.snapshot_every_entries,
-        freeze_heap=True,
-    )
-    fresh = new_match(settings, clock())
-    runner = await MatchRunner.open(fresh, store, emitter, metrics, config, clock)
-    app[RUNNER] = runner
-    namespace = MatchNamespace(runner, emitter, load_verifier(settings), metrics)
+async def _host_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics, sio = app[SETTINGS], app[METRICS], app[SIO]
+    host = MatchHost(settings, app[REDIS], sio, metrics, clock=app[CLOCK])
+    app[HOST] = host
+    namespace = MatchNamespace(host, load_verifier(settings), metrics)
+    host.namespace = namespace
     sio.register_namespace(namespace)
     sio.fast_event(namespace.namespace, "tick_ack", "seq", namespace.fast_tick_ack)
+    await host.start()
     tasks: list[asyncio.Task[Any]] = []
-    if runner.match.phase.over:
-        # Restarted after the end: make sure the result went out, then finish.
-        tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
-    else:
-        ticks = _ticks(settings, app[REDIS], fresh.rules.price_delay_ms, clock)
-        tasks.append(asyncio.create_task(runner.run_feed(ticks), name="feed"))
-        tasks.append(asyncio.create_task(runner.run_clock(), name="clock"))
     session = aiohttp.ClientSession()
+    sdk = None
     if settings.agones_sdk_port is not None:
         sdk = AgonesSDK(settings.agones_sdk_port, session)
-        tasks.append(asyncio.create_task(_agones(sdk, runner, settings), name="agones"))
+        agones = _agones_pool(sdk, host) if host.pooled else _agones_dedicated(sdk, host)
+        tasks.append(asyncio.create_task(agones, name="agones"))
     yield
     for task in tasks:
         await cancel_quietly(task)
+    await host.close()
+    if sdk is not None and host.pooled:
+        await sdk.shutdown()
     await session.close()
 
 
-def _ticks(
-    settings: MatchServerSettings, redis: Redis, delay_ms: int, clock: Callable[[], int]
-) -> AsyncIterator[FeedTick]:
-    if settings.feed_source == "relay":
-        # The relay's history covers the delay window: a (re)started server is ready at once.
-        source = RelaySource(redis, settings.symbol, history_ms=delay_ms + 2000, clock=clock)
-        return source.ticks()
-    return _synthetic_with_history(settings, delay_ms, clock)
-
-
-async def _synthetic_with_history(
-    settings: MatchServerSettings, delay_ms: int, clock: Callable[[], int]
-) -> AsyncIterator[FeedTick]:
-    """In-process prices (no relay): a delay window of history first, then one tick per
-    interval on the wall-clock grid, identified by its slot like the relay's."""
-    interval = settings.synthetic_interval_ms
-    prices = SyntheticPrices(seed=settings.synthetic_seed, step_ms=interval)
-    slot = clock() // interval
-    for k in range(slot - delay_ms // interval - 1, slot + 1):
-        yield FeedTick(
-            settings.symbol, prices.next_price(), k * interval, k * interval, "synthetic", k
-        )
-    while True:
-        slot += 1
-        await sleep_until(clock, slot * interval)
-        yield FeedTick(
-            settings.symbol, prices.next_price(), slot * interval, clock(), "synthetic", slot
-        )
-
-
-async def _agones(sdk: AgonesSDK, runner: MatchRunner, settings: MatchServerSettings) -> None:
+async def _agones_dedicated(sdk: AgonesSDK, host: MatchHost) -> None:
+    runner = next(iter(host.matches.values())).runner  # started before this task
     await runner.ready.wait()
     await sdk.ready()
-    health = asyncio.create_task(sdk.health_loop(settings.agones_health_interval_ms / 1000))
+    interval = host.settings.agones_health_interval_ms / 1000
+    health = asyncio.create_task(sdk.health_loop(interval))
     try:
-        await runner.finished.wait()
+        await host.done.wait()
     finally:
         await cancel_quietly(health)
     await sdk.shutdown()
+
+
+async def _agones_pool(sdk: AgonesSDK, host: MatchHost) -> None:
+    """Ready once the server accepts matches; Counter `matches` and List `players` kept
+    current until the process stops (then Shutdown, from the host's cleanup)."""
+    report = PoolReport(sdk, host.capacity)
+    host.on_count = report.matches
+    host.on_seated = report.player
+    await host.accepting.wait()
+    await sdk.ready()
+    report.matches(len(host.matches))
+    interval = host.settings.agones_health_interval_ms / 1000
+    await asyncio.gather(sdk.health_loop(interval), report.run())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -171,8 +125,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def _ready(app: web.Application) -> bool:
-    runner = app.get(RUNNER)
-    return runner is not None and runner.ready.is_set() and not runner.match.phase.over
+    host = app.get(HOST)
+    return host is not None and host.ready()
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -189,7 +143,7 @@ def admin_app(app: web.Application) -> web.Application:
         return ready, {"ready": ready}
 
     async def status_view(_: web.Request) -> web.Response:
-        return web.json_response(app[RUNNER].status())
+        return web.json_response(app[HOST].status())
 
     admin = probe_app(app[METRICS].registry, ready)
     admin.router.add_get("/status", status_view)
@@ -246,7 +200,7 @@ def create_app(
     app.cleanup_ctx.append(bad_input_ctx)
     app.cleanup_ctx.append(_gc_ctx)
     app.cleanup_ctx.append(_redis_ctx)
-    app.cleanup_ctx.append(_match_ctx)
+    app.cleanup_ctx.append(_host_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
@@ -271,8 +225,9 @@ def certificate_reloader(
 
 
 async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
-    """Run until the match is over and published; `stop` (SIGTERM/SIGINT) ends the match
-    first (cancelled if the lobby asked for it, else settled as a shutdown)."""
+    """Run until the match is over and published (a pool server: until stopped); `stop`
+    (SIGTERM/SIGINT) ends every hosted match first (cancelled if its cancel key says so,
+    else settled as a shutdown)."""
     app = create_app(settings)
     try:
         reloader = certificate_reloader(settings, app[METRICS])
@@ -296,34 +251,40 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
         watcher = asyncio.create_task(
             reloader.watch(settings.tls_reload_interval_s), name="tls-reload"
         )
-    runner = app[RUNNER]
+    host = app[HOST]
     admin = contextlib.AsyncExitStack()
     if settings.admin_port is not None:
         await admin.enter_async_context(serving(admin_app(app), settings.host, settings.admin_port))
-
-    async def on_stop() -> None:
-        await stop.wait()
-        reason = await runner.store.cancel_reason()
-        runner.request_stop(cancelled=reason is not None, reason=reason or "shutdown")
-
-    stopper = asyncio.create_task(on_stop(), name="stop")
-    log.info(
-        "match server listening",
-        extra={"match_id": settings.match_id, "port": settings.port, "tls": settings.tls},
-    )
+    name = {"server_id": settings.server_id} if host.pooled else {"match_id": settings.match_id}
+    log.info("match server listening", extra={**name, "port": settings.port, "tls": settings.tls})
     try:
-        await runner.finished.wait()
-        await asyncio.sleep(settings.linger_ms / 1000)  # let clients read match_end
+        await _until_over(host, stop)
         if app[SIO].eio.sockets:
             await app[SIO].eio.disconnect()  # close every socket so the HTTP server can stop
-        log.info("sockets closed", extra={"match_id": settings.match_id})
+        log.info("sockets closed", extra=name)
     finally:
-        await cancel_quietly(stopper)
         if watcher is not None:
             await cancel_quietly(watcher)
         with contextlib.suppress(Exception):
             await admin.aclose()
         with contextlib.suppress(Exception):
             await web_runner.cleanup()
-    log.info("match server stopped", extra={"match_id": settings.match_id})
+    log.info("match server stopped", extra=name)
     return 0
+
+
+async def _until_over(host: MatchHost, stop: asyncio.Event) -> None:
+    """A dedicated server: until its match is over and gone, or `stop` settles it first.
+    A pool server: until `stop`, which drains it (every match settled and published)."""
+    if not host.pooled:
+        stopped = asyncio.create_task(stop.wait())
+        done = asyncio.create_task(host.done.wait())
+        await asyncio.wait({stopped, done}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        done.cancel()
+        if host.done.is_set():
+            return
+    else:
+        await stop.wait()
+    log.info("stopping: settling every hosted match", extra={"hosted": len(host.matches)})
+    await host.drain()

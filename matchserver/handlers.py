@@ -1,16 +1,22 @@
-"""The `/match` Socket.IO namespace: thin handlers over the runner.
+"""The `/match` Socket.IO namespace: thin handlers over the runners of the matches this
+process hosts.
 
-Connect with `auth: {token}` (a match token for this match); every action is
-answered through the Socket.IO acknowledgement with `{ok, code, message}`, an
-action sent with more than one argument too (`invalid_action`).
-One socket per player: a newer connection replaces the older one.
+Connect with `auth: {token}` (a match token): the token's `mid` claim, read
+unverified, only picks the match, whose verifier then checks the token for that
+match (a dedicated server routes every connect to its one match, so a token for
+another match is refused by the verifier as before; a pool server refuses an
+unknown match with `unknown_match`). Every action is answered through the
+Socket.IO acknowledgement with `{ok, code, message}`, an action sent with more
+than one argument too (`invalid_action`). One socket per player: a newer
+connection replaces the older one. Each match has its own emitter (its players'
+sockets only) and frame writer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 
@@ -18,20 +24,21 @@ from matchserver.broadcast import FrameWriter
 from matchserver.engine.codes import Code
 from matchserver.engine.events import reject
 from matchserver.metrics import MatchMetrics
-from matchserver.runner import MatchRunner
-from tradearena.tokens import TokenError, Verifier
+from matchserver.runner import SERVER_ERROR, MatchRunner
+from tradearena.tokens import TokenError, Verifier, claimed_match
 
 NAMESPACE = "/match"
+UNKNOWN_MATCH = "unknown_match"
 log = logging.getLogger(__name__)
 
 
 class SocketEmitter:
-    """Routes engine events to everyone or to one player, through the frame writer."""
+    """Routes one match's engine events to its players, through its frame writer."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, writer: FrameWriter | None = None) -> None:
         self.sio = sio
         self.sids: dict[str, str] = {}  # player -> sid
-        self.writer = FrameWriter()
+        self.writer = writer or FrameWriter()
 
     async def broadcast(self, kind: str, data: dict[str, Any]) -> None:
         self.writer.send(list(self.sids.values()), NAMESPACE, kind, data)
@@ -42,20 +49,31 @@ class SocketEmitter:
             self.writer.send([sid], NAMESPACE, kind, data)
 
 
+class Seat(Protocol):
+    """One hosted match as the namespace sees it."""
+
+    @property
+    def runner(self) -> MatchRunner: ...
+
+    @property
+    def emitter(self) -> SocketEmitter: ...
+
+
+class Router(Protocol):
+    def route(self, match_id: str | None) -> Seat | None:
+        """The hosted match a token claiming `match_id` is checked against (None: none)."""
+
+    def seated(self, seat: Seat, player: str, connected: bool) -> None:
+        """A player's socket joined (True) or left (False) a hosted match."""
+
+
 class MatchNamespace(socketio.AsyncNamespace):
-    def __init__(
-        self,
-        runner: MatchRunner,
-        emitter: SocketEmitter,
-        verifier: Verifier,
-        metrics: MatchMetrics,
-    ) -> None:
+    def __init__(self, router: Router, verifier: Verifier, metrics: MatchMetrics) -> None:
         super().__init__(NAMESPACE)
-        self.runner = runner
-        self.emitter = emitter
+        self.router = router
         self.verifier = verifier
         self.metrics = metrics
-        self.players: dict[str, str] = {}  # sid -> player
+        self.players: dict[str, tuple[Seat, str]] = {}  # sid -> (match, player)
         self._tasks: set[asyncio.Task[None]] = set()
         self._fast_acks = metrics.tick_acks.labels("fast")
         self._dispatched_acks = metrics.tick_acks.labels("dispatch")
@@ -71,27 +89,37 @@ class MatchNamespace(socketio.AsyncNamespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise self._refuse("token_missing", "connect with auth: {token: <match token>}")
-        match_id = self.runner.match.match_id
+        seat = self.router.route(claimed_match(token))
+        if seat is None:
+            raise self._refuse(UNKNOWN_MATCH, "this server does not host that match")
+        runner, emitter = seat.runner, seat.emitter
+        match_id = runner.match.match_id
         try:
             claims = self.verifier.verify_match(token, match_id)
         except TokenError as exc:
             raise self._refuse(exc.code, exc.message) from None
         player = str(claims["sub"])
-        if player not in self.runner.match.players:
+        if player not in runner.match.players:
             raise self._refuse("unknown_player", "this player is not in the match")
-        previous = self.emitter.sids.get(player)
+        previous = emitter.sids.get(player)
         if previous is not None and previous != sid:
             # Latest connection wins; the old socket is told why and closed. The player
             # never left, so the engine sees neither a disconnect nor a reconnect.
             self.players.pop(previous, None)
-            del self.emitter.sids[player]
+            emitter.writer.remove(previous)
+            del emitter.sids[player]
             await self.emit("replaced", {"message": "connected from elsewhere"}, to=previous)
             await self.disconnect(previous)
-        ack = await self.runner.connect(player)
+        try:
+            ack = await runner.connect(player)
+        except Exception as exc:  # this match's fault, not the process's
+            runner.report_fault(SERVER_ERROR, exc)
+            raise self._refuse(SERVER_ERROR, "the match failed") from None
         if not ack.ok:
             raise self._refuse(str(ack.code), ack.message)
-        self.players[sid] = player
-        self.emitter.sids[player] = sid
+        self.players[sid] = (seat, player)
+        emitter.sids[player] = sid
+        self.router.seated(seat, player, True)
         log.info("player connected", extra={"match_id": match_id, "player": player})
         # Runs once this handler has returned and Socket.IO has queued its CONNECT packet:
         # from then on events for this socket are ordered after it.
@@ -100,44 +128,69 @@ class MatchNamespace(socketio.AsyncNamespace):
         task.add_done_callback(self._tasks.discard)
 
     async def _connected(self, sid: str, environ: dict[str, Any]) -> None:
-        if self.players.get(sid) is None:
+        entry = self.players.get(sid)
+        if entry is None:
             return  # already gone
+        seat = entry[0]
         eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         eio_socket = self.server.eio.sockets.get(eio_sid)
         if eio_socket is None:
             return
-        self.emitter.writer.add(sid, eio_socket, environ)
-        await self.runner.start_if_everyone_is_here()
+        seat.emitter.writer.add(sid, eio_socket, environ)
+        try:
+            await seat.runner.start_if_everyone_is_here()
+        except Exception as exc:  # this match's fault, not the process's
+            seat.runner.report_fault(SERVER_ERROR, exc)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        self.emitter.writer.remove(sid)
-        player = self.players.pop(sid, None)
-        if player is None:
+        entry = self.players.pop(sid, None)
+        if entry is None:
             return
-        if self.emitter.sids.get(player) == sid:
-            del self.emitter.sids[player]
-            await self.runner.disconnect(player)
+        seat, player = entry
+        seat.emitter.writer.remove(sid)
+        if seat.emitter.sids.get(player) == sid:
+            del seat.emitter.sids[player]
+            self.router.seated(seat, player, False)
+            try:
+                await seat.runner.disconnect(player)
+            except Exception as exc:  # this match's fault, not the process's
+                seat.runner.report_fault(SERVER_ERROR, exc)
         log.info(
             "player disconnected",
-            extra={"match_id": self.runner.match.match_id, "player": player, "reason": str(reason)},
+            extra={
+                "match_id": seat.runner.match.match_id,
+                "player": player,
+                "reason": str(reason),
+            },
         )
 
     async def on_action(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
-        player = self.players.get(sid)
-        if player is None:
+        entry = self.players.get(sid)
+        if entry is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
+        seat, player = entry
         if extra:  # answered like any malformed action, never a TypeError without an ack
             self.metrics.actions.labels(str(Code.INVALID_ACTION)).inc()
             return reject(Code.INVALID_ACTION, "an action is one argument: {type, ...}").to_wire()
-        ack = await self.runner.submit(player, data if data is not None else {})
+        try:
+            ack = await seat.runner.submit(player, data if data is not None else {})
+        except Exception as exc:  # this match's fault, not the process's
+            seat.runner.report_fault(SERVER_ERROR, exc)
+            return {"ok": False, "code": SERVER_ERROR, "message": "the match failed"}
         return ack.to_wire()
 
     async def on_sync(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         """Full state for (re)drawing the client: position, balance, effects, board."""
-        player = self.players.get(sid)
-        if player is None:
+        entry = self.players.get(sid)
+        if entry is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
-        return {"ok": True, "code": "ok", "message": "state", "state": self.runner.state(player)}
+        seat, player = entry
+        try:
+            state = seat.runner.state(player)
+        except Exception as exc:  # this match's fault, not the process's
+            seat.runner.report_fault(SERVER_ERROR, exc)
+            return {"ok": False, "code": SERVER_ERROR, "message": "the match failed"}
+        return {"ok": True, "code": "ok", "message": "state", "state": state}
 
     async def on_tick_ack(self, sid: str, data: Any = None) -> dict[str, Any]:
         """Flow control: this client has handled every tick up to `seq` (docs/matchserver.md).
@@ -150,7 +203,7 @@ class MatchNamespace(socketio.AsyncNamespace):
                 "message": "send tick_ack {seq: <tick seq>}",
             }
         self._dispatched_acks.inc()
-        self.emitter.writer.ack(sid, seq)
+        self._ack(sid, seq)
         return {"ok": True, "code": "ok", "message": "acknowledged"}
 
     def fast_tick_ack(self, sid: str, seq: int) -> None:
@@ -158,4 +211,12 @@ class MatchNamespace(socketio.AsyncNamespace):
         Socket.IO's dispatch (`GuardedServer.fast_event`): no task, no decode. Any other
         form (a callback, a malformed seq) comes through `on_tick_ack`."""
         self._fast_acks.inc()
-        self.emitter.writer.ack(sid, seq)
+        self._ack(sid, seq)
+
+    def _ack(self, sid: str, seq: int) -> None:
+        entry = self.players.get(sid)
+        if entry is not None:
+            entry[0].emitter.writer.ack(sid, seq)
+
+    def sids_of(self, seat: Seat) -> list[str]:
+        return [sid for sid, (s, _) in self.players.items() if s is seat]

@@ -1,4 +1,8 @@
-"""Prometheus metrics of one match server (own registry: no global state)."""
+"""Prometheus metrics of one match-server process (own registry: no global state).
+
+A pool server hosts many matches: every counter and histogram adds over them, the
+gauges `players_connected` and `phase` count over them (a dedicated server: its one
+match), and no metric has a per-match label."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ class MatchMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.players_connected = Gauge(
-            "tradearena_match_players_connected", "Players with a live socket", registry=r
+            "tradearena_match_players_connected",
+            "Players with a live socket (over every hosted match)",
+            registry=r,
         )
         self.tick_to_emit = Histogram(
             "tradearena_match_tick_to_emit_seconds",
@@ -40,7 +46,39 @@ class MatchMetrics:
             registry=r,
         )
         self.phase = Gauge(
-            "tradearena_match_phase", "1 for the current phase", ["phase"], registry=r
+            "tradearena_match_phase",
+            "Hosted matches in each phase (a dedicated server: 1 for its match's phase)",
+            ["phase"],
+            registry=r,
+        )
+        self.hosted = Gauge("tradearena_match_hosted", "Matches this process hosts now", registry=r)
+        self.capacity = Gauge(
+            "tradearena_match_capacity", "Matches this process may host at once", registry=r
+        )
+        self.matches_started = Counter(
+            "tradearena_match_matches_started_total",
+            "Matches taken on, by how: new (assigned or configured) or restored (after a restart)",
+            ["how"],
+            registry=r,
+        )
+        self.matches_ended = Counter(
+            "tradearena_match_matches_ended_total",
+            "Matches over and published, by outcome: finished, cancelled, or failed (settled"
+            " alone after an error or an engine overrun)",
+            ["outcome"],
+            registry=r,
+        )
+        self.match_faults = Counter(
+            "tradearena_match_faults_total",
+            "Matches settled alone, by fault: server_error or engine_overrun",
+            ["fault"],
+            registry=r,
+        )
+        self.allocation_ack = Histogram(
+            "tradearena_match_allocation_ack_seconds",
+            "From a match's assignment (assigned_at_ms) to its Ready written by this server",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
         )
         self.gc_pause = Histogram(
             "tradearena_match_gc_pause_seconds",

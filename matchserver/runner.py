@@ -3,6 +3,11 @@
 Every engine call happens under one lock and its new log entries reach Redis
 before any event or acknowledgement leaves the process, so what a client was
 told is always recoverable by replaying the log.
+
+Isolation: an exception escaping the runner's own loops or an engine call, and an
+engine call that takes more CPU than `engine_budget_ms`, are a *fault* of this
+match alone (`report_fault`); whoever hosts the runner settles it (`settle_now`:
+cancelled, the fault as reason) while other matches in the process carry on.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from matchserver import heap
 from matchserver.engine import snapshot
@@ -28,6 +33,11 @@ from tradearena.contracts.phases import GamePhase, ServerPhase
 from tradearena.contracts.results import MatchResult
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SERVER_ERROR = "server_error"  # cancel reason of a match whose handling raised
+ENGINE_OVERRUN = "engine_overrun"  # ... whose engine call overran its CPU budget
 
 
 def wall_ms() -> int:
@@ -50,6 +60,7 @@ class RunnerConfig:
     leaderboard_size: int
     snapshot_every_entries: int = 5000
     freeze_heap: bool = False  # the server process sets it: see matchserver.heap
+    engine_budget_ms: int = 0  # CPU per engine call before the match is faulted; 0: none
 
 
 class MatchRunner:
@@ -76,6 +87,12 @@ class MatchRunner:
         self.last_feed_ms: int | None = None
         self._ready_at: int | None = None
         self._stop_request: tuple[bool, str] | None = None
+        self.fault: str | None = None  # SERVER_ERROR or ENGINE_OVERRUN once faulted
+        self.faulted = asyncio.Event()
+        self.loops: list[asyncio.Task[None]] = []
+        # Hooks for the host: READY written for a new match; players connected changed.
+        self.on_ready: Callable[[], None] | None = None
+        self.on_presence: Callable[[], None] | None = None
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -107,7 +124,7 @@ class MatchRunner:
             )
             if match.phase is GamePhase.LIVE:
                 async with runner._lock:
-                    await runner._commit(match.restarted(clock()))
+                    await runner._commit(runner._engine(match.restarted, clock()))
         else:
             runner = cls(fresh, store, emitter, metrics, config, clock)
         runner._freeze_heap()  # modules, schemas and the match so far
@@ -139,8 +156,6 @@ class MatchRunner:
             await self.emitter.broadcast("tick", event.data)
             self.metrics.tick_to_emit.observe(lag)
             return
-        if event.kind == "phase":
-            self._set_phase_metric(str(event.data["phase"]))
         if event.kind == "match_end":
             await self.emitter.broadcast("match_end", _public_result(event.data))
             return
@@ -149,14 +164,10 @@ class MatchRunner:
         else:
             await self.emitter.to_player(event.to, event.kind, event.data)
 
-    def _set_phase_metric(self, phase: str) -> None:
-        for p in GamePhase:
-            self.metrics.phase.labels(str(p)).set(1 if str(p) == phase else 0)
-
     # ----------------------------------------------------------------- inputs
     async def submit(self, player: str, payload: Any) -> Ack:
         async with self._lock:
-            ack, events = self.match.submit(player, payload, self.clock())
+            ack, events = self._engine(self.match.submit, player, payload, self.clock())
             await self._commit(events)
         self.metrics.actions.labels(str(ack.code)).inc()
         return ack
@@ -165,7 +176,7 @@ class MatchRunner:
         async with self._lock:
             before = self.match.players.get(player)
             was_seen = before is not None and before.ever_connected and not before.connected
-            ack, events = self.match.connect(player, self.clock())
+            ack, events = self._engine(self.match.connect, player, self.clock())
             await self._commit(events)
         if ack.ok:
             if was_seen:
@@ -181,11 +192,15 @@ class MatchRunner:
 
     async def disconnect(self, player: str) -> None:
         async with self._lock:
-            await self._commit(self.match.disconnect(player, self.clock()))
+            await self._commit(self._engine(self.match.disconnect, player, self.clock()))
         self._update_connected()
 
     def _update_connected(self) -> None:
-        self.metrics.players_connected.set(sum(p.connected for p in self.match.players.values()))
+        if self.on_presence is not None:
+            self.on_presence()
+
+    def connected(self) -> int:
+        return sum(p.connected for p in self.match.players.values())
 
     def last_tick_key(self) -> tuple[int, int] | None:
         """Identity of the newest tick already in the log (a restart skips up to it)."""
@@ -198,7 +213,9 @@ class MatchRunner:
     async def on_price(self, price: Decimal, recv_ms: int, ref: str | None = None) -> None:
         self.last_feed_ms = recv_ms
         async with self._lock:
-            await self._commit(self.match.feed(price, recv_ms, ref))
+            if self.match.phase.over:
+                return
+            await self._commit(self._engine(self.match.feed, price, recv_ms, ref))
         if not self.ready.is_set() and self.match.official is not None:
             await self._become_ready()
 
@@ -206,7 +223,7 @@ class MatchRunner:
         async with self._lock:
             if self.match.phase is not GamePhase.WAITING or self.match.official is None:
                 return
-            await self._commit(self.match.start(self.clock()))
+            await self._commit(self._engine(self.match.start, self.clock()))
         await self.store.set_status(ServerPhase.LIVE, started_at=self.match.started_at or 0)
         log.info(
             "match live",
@@ -216,6 +233,73 @@ class MatchRunner:
     def request_stop(self, *, cancelled: bool, reason: str) -> None:
         """From a signal handler: the clock loop settles the match on its next turn."""
         self._stop_request = (cancelled, reason)
+
+    # ----------------------------------------------------------------- isolation
+    def _engine(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One engine call, its CPU time checked against the budget (the call completes
+        either way and its entries are committed: the log stays the truth)."""
+        started = time.thread_time()
+        result = call(*args, **kwargs)
+        spent_ms = (time.thread_time() - started) * 1000
+        budget = self.config.engine_budget_ms
+        if budget and spent_ms > budget:
+            self.report_fault(
+                ENGINE_OVERRUN, f"{getattr(call, '__name__', 'engine call')} took {spent_ms:.0f} ms"
+            )
+        return result
+
+    def report_fault(self, reason: str, detail: str | BaseException) -> None:
+        """This match cannot be trusted to go on: its host settles it (the first fault wins)."""
+        if self.fault is not None:
+            return
+        self.fault = reason
+        log.error(
+            "match faulted",
+            exc_info=detail if isinstance(detail, BaseException) else None,
+            extra={"match_id": self.match.match_id, "fault": reason, "detail": str(detail)},
+        )
+        self.faulted.set()
+
+    async def guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one of the match's loops; an exception escaping it faults this match only."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any bug in one match must not reach the others
+            self.report_fault(SERVER_ERROR, exc)
+
+    def start_loops(self, ticks: AsyncIterator[FeedTick] | None) -> None:
+        """The clock, and the feed unless the match is over already (a restart after its
+        end only makes sure the result went out)."""
+        mid = self.match.match_id
+        if ticks is not None and not self.match.phase.over:
+            feed = asyncio.create_task(self.guarded(self.run_feed(ticks)), name=f"feed:{mid}")
+            self.loops.append(feed)
+        self.loops.append(asyncio.create_task(self.guarded(self.run_clock()), name=f"clock:{mid}"))
+
+    async def stop_loops(self) -> None:
+        for task in self.loops:
+            await cancel_quietly(task)
+
+    async def settle_now(self, *, cancelled: bool, reason: str) -> None:
+        """End the match at once without its loops (a fault): stop it in the engine under
+        the lock (so no loop is mid-commit when it is cancelled), then publish."""
+        async with self._lock:
+            for task in self.loops:
+                task.cancel()
+            if not self.match.phase.over:
+                try:
+                    events = self.match.stop(self.clock(), cancelled=cancelled, reason=reason)
+                    await self._commit(events)
+                except Exception:  # still publish what can be published
+                    log.exception("match stop failed", extra={"match_id": self.match.match_id})
+        await self.stop_loops()
+        try:
+            await self._publish()
+        except Exception:  # the host frees the slot regardless
+            log.exception("match result not published", extra={"match_id": self.match.match_id})
+            self.finished.set()
 
     # ----------------------------------------------------------------- queries
     def state(self, player: str) -> dict[str, Any]:
@@ -240,11 +324,15 @@ class MatchRunner:
         self.ready.set()
         if self.match.phase is GamePhase.WAITING:  # a restart of a live match is not news
             await self.store.set_status(ServerPhase.READY)
+            if self.on_ready is not None:
+                self.on_ready()
         log.info("match server ready", extra={"match_id": self.match.match_id})
 
     async def run_feed(self, ticks: AsyncIterator[FeedTick]) -> None:
         seen = self.last_tick_key()
         async for tick in ticks:
+            if self.fault is not None:
+                break
             if self.match.phase.over:
                 break
             if seen is not None and tick.key() <= seen:
@@ -257,11 +345,14 @@ class MatchRunner:
         next_board = 0
         interval = cfg.clock_interval_ms / 1000
         while not self.match.phase.over:
+            if self.fault is not None:
+                return  # the host settles a faulted match (settle_now)
             now = self.clock()
             if self._stop_request is not None:
                 cancelled, reason = self._stop_request
                 async with self._lock:
-                    await self._commit(self.match.stop(now, cancelled=cancelled, reason=reason))
+                    events = self._engine(self.match.stop, now, cancelled=cancelled, reason=reason)
+                    await self._commit(events)
                 break
             if (
                 self.match.phase is GamePhase.WAITING
@@ -270,7 +361,7 @@ class MatchRunner:
             ):
                 await self.start()
             async with self._lock:
-                await self._commit(self.match.advance(now))
+                await self._commit(self._engine(self.match.advance, now))
             if self.last_feed_ms is not None:
                 self.metrics.feed_staleness.set(max(0, now - self.last_feed_ms) / 1000)
             if self.match.phase is GamePhase.LIVE and now >= next_board:

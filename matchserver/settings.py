@@ -1,4 +1,6 @@
-"""Match-server settings: one process runs one match, described entirely here."""
+"""Match-server settings: a dedicated server (one match, described entirely here) or a
+pool server (`server_id` and `capacity`: matches are assigned to it through Redis,
+`tradearena.contracts.pool`). Exactly one of the two must be given."""
 
 from __future__ import annotations
 
@@ -13,9 +15,17 @@ from tradearena.settings import BaseAppSettings
 Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
 
 
+MatchId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
 class MatchServerSettings(BaseAppSettings):
-    match_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    players: Annotated[tuple[str, ...], NoDecode, Field(min_length=1)]
+    # A dedicated server: its one match.
+    match_id: MatchId | None = None
+    players: Annotated[tuple[str, ...], NoDecode] = ()
+    # A pool server: its identity (the keys `ta:server:{srv:<id>}:*`) and how many matches
+    # it hosts at once (declared in its state hash; the allocator never exceeds it).
+    server_id: MatchId | None = None
+    capacity: int | None = Field(default=None, ge=1, le=10_000)
     mode: str = "standard"
     format: str = "blitz"
     duration_ms: int | None = Field(default=None, gt=0)  # overrides the format's length
@@ -57,12 +67,37 @@ class MatchServerSettings(BaseAppSettings):
     # 4); one that stays behind this long is disconnected.
     tick_ack_window: int = Field(default=8, ge=8)
     stuck_client_ms: int = Field(default=10_000, gt=0)
+    # Isolation: one engine call (an action, a price, a clock step) that takes more CPU
+    # than this settles its match (cancelled, `engine_overrun`); 0: no limit.
+    engine_budget_ms: int = Field(default=250, ge=0)
 
     agones_sdk_port: int | None = Field(
         default=None,
         validation_alias=AliasChoices("AGONES_SDK_HTTP_PORT", "TRADEARENA_AGONES_SDK_PORT"),
     )
     agones_health_interval_ms: int = Field(default=5000, gt=0)
+
+    @model_validator(mode="after")
+    def _one_role(self) -> MatchServerSettings:
+        pool = self.server_id is not None or self.capacity is not None
+        if pool:
+            if self.server_id is None or self.capacity is None:
+                raise ValueError("a pool server needs both server_id and capacity")
+            if self.match_id is not None or self.players:
+                raise ValueError(
+                    "a pool server (server_id, capacity) takes no match_id or players:"
+                    " its matches are assigned through Redis"
+                )
+        elif self.match_id is None or not self.players:
+            raise ValueError(
+                "set match_id and players (a dedicated server), or server_id and capacity"
+                " (a pool server)"
+            )
+        return self
+
+    @property
+    def pooled(self) -> bool:
+        return self.server_id is not None
 
     @model_validator(mode="after")
     def _ports(self) -> MatchServerSettings:

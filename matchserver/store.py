@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
+from tradearena.contracts.pool import MatchPresence
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
@@ -71,6 +72,11 @@ class MatchStore:
             pipe.hset(self._status, mapping=data)
             pipe.xadd(self._phases, data, maxlen=1000, approximate=True)
             await pipe.execute()
+
+    async def set_presence(self, connected: int, players: int) -> None:
+        """Players connected now and expected (no phase change: the stream is untouched)."""
+        mapping = {MatchPresence.CONNECTED: connected, MatchPresence.PLAYERS: players}
+        await self.redis.hset(self._status, mapping=mapping)  # type: ignore[arg-type]
 
     async def publish_result(self, result_json: str) -> bool:
         """XADD the result exactly once per match, atomically with its marker, so a

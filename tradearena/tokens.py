@@ -131,6 +131,17 @@ class Verifier:
         return claims
 
 
+def claimed_match(token: str) -> str | None:
+    """The `mid` claim read WITHOUT verification: only to pick which match verifies the
+    token (a server hosting many matches); never trust anything else from it."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    mid = claims.get("mid") if isinstance(claims, dict) else None
+    return mid if isinstance(mid, str) and mid else None
+
+
 @dataclass
 class Signer:
     """The lobby's signing key (plus older public keys still accepted by verifiers)."""

@@ -108,6 +108,24 @@ class SyntheticSource:
             slot += 1
 
 
+async def synthetic_with_history(
+    symbol: str, seed: int, interval_ms: int, history_ms: int, clock: Clock
+) -> AsyncGenerator[FeedTick, None]:
+    """In-process prices for a match server without a relay: `history_ms` of history at
+    once, then one tick per interval on the wall-clock grid, identified by its slot like
+    the relay's."""
+    prices = SyntheticPrices(seed=seed, step_ms=interval_ms)
+    slot = clock() // interval_ms
+    for k in range(slot - history_ms // interval_ms - 1, slot + 1):
+        yield FeedTick(
+            symbol, prices.next_price(), k * interval_ms, k * interval_ms, "synthetic", k
+        )
+    while True:
+        slot += 1
+        await sleep_until(clock, slot * interval_ms)
+        yield FeedTick(symbol, prices.next_price(), slot * interval_ms, clock(), "synthetic", slot)
+
+
 # --------------------------------------------------------------------- replay
 def archive_kind(path: Path) -> str:
     """`klines` or `trades`, from the column count of the first data row."""

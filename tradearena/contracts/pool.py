@@ -82,3 +82,12 @@ INBOX_FIELD: Final = "match_id"
 INBOX_CANCEL_FIELD: Final = "cancel"
 # How often a server rewrites its state hash; a state older than 3x this is stale.
 HEARTBEAT_INTERVAL_MS: Final = 2000
+
+
+class MatchPresence:
+    """Fields a match server adds to each match's status hash (`keys.match_status`),
+    rewritten at most once a second per match (coalesced)."""
+
+    CONNECTED: Final = "connected"  # players with a live socket now
+    PLAYERS: Final = "players"  # players expected in the match
+    INTERVAL_MS: Final = 1000

@@ -118,13 +118,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_matchserver(args: argparse.Namespace) -> int:
-    """One match per process; everything comes from TRADEARENA_* environment variables."""
+    """One match (TRADEARENA_MATCH_ID) or a pool of them (TRADEARENA_SERVER_ID); settings
+    from TRADEARENA_* environment variables."""
     from matchserver.app import serve
     from matchserver.settings import MatchServerSettings
     from tradearena.process import run_process
 
     def settings() -> MatchServerSettings:
-        return MatchServerSettings()  # type: ignore[call-arg]  # from the environment
+        return MatchServerSettings()  # from the environment
 
     return run_process("matchserver", settings, serve)
 

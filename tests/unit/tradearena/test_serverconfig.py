@@ -46,7 +46,7 @@ def test_the_server_reads_back_what_it_is_given(monkeypatch: pytest.MonkeyPatch)
         assert not isinstance(entry, SecretRef)
         value = entry.path if isinstance(entry, FilePath) else entry.value
         monkeypatch.setenv(env_name(entry.field), value)
-    settings = MatchServerSettings()  # type: ignore[call-arg]
+    settings = MatchServerSettings()
     assert settings.match_id == "m-1"
     assert settings.players == ("alice", "bob")
     assert settings.duration_ms == 90_000
@@ -60,7 +60,7 @@ def test_the_lobbys_origins_reach_the_server(monkeypatch: pytest.MonkeyPatch) ->
         if isinstance(entry, Value):
             monkeypatch.setenv(env_name(entry.field), entry.value)
     monkeypatch.setenv(env_name("public_key_file"), "/k/public.pem")
-    settings = MatchServerSettings()  # type: ignore[call-arg]
+    settings = MatchServerSettings()
     assert settings.cors_origins == ("https://play.example.com", "http://127.0.0.1:8080")
 
 
