@@ -60,7 +60,8 @@ from tradearena.modes import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 
-HISTORY_MARGIN_MS = 2000  # feed history kept beyond the longest price delay
+HISTORY_MARGIN_MS = 2000
+STATE_POLL_S = 0.1  # a change reaches the state hash within this  # feed history kept beyond the longest price delay
 SHUTDOWN = "shutdown"
 CANCELLED = "cancelled"  # a cancel entry whose reason key is gone
 
@@ -148,7 +149,7 @@ class MatchHost:
         self.on_seated: Callable[[str, str, bool], None] | None = None  # (mid, player, in)
         self.on_count: Callable[[int], None] | None = None  # hosted matches changed
         self._tasks: list[asyncio.Task[None]] = []
-        self._state_dirty = asyncio.Event()
+        self._state_dirty = False
         self._flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
         self._gauges()
 
@@ -414,7 +415,7 @@ class MatchHost:
 
     # ----------------------------------------------------------------- state
     def _state_changed(self) -> None:
-        self._state_dirty.set()
+        self._state_dirty = True
         if self.on_count is not None:
             self.on_count(len(self.matches))
 
@@ -432,16 +433,20 @@ class MatchHost:
         await self.redis.hset(keys.server_state(self._sid), mapping=self.state())  # type: ignore[arg-type]
 
     async def _heartbeat(self) -> None:
-        """The state hash on every change (coalesced) and at least every interval."""
+        """The state hash on a change (at most every STATE_POLL_S) and at least every
+        HEARTBEAT_INTERVAL_MS."""
+        written = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_dirty.wait(), HEARTBEAT_INTERVAL_MS / 1000)
-            self._state_dirty.clear()
-            try:
-                await self._write_state()
-            except RedisError as exc:
-                log.warning("server state not written", extra={"error": repr(exc)})
-                await asyncio.sleep(0.5)
+            due = written + HEARTBEAT_INTERVAL_MS / 1000
+            if self._state_dirty or loop.time() >= due:
+                self._state_dirty = False
+                written = loop.time()
+                try:
+                    await self._write_state()
+                except RedisError as exc:
+                    log.warning("server state not written", extra={"error": repr(exc)})
+            await asyncio.sleep(STATE_POLL_S)
 
     def ready(self) -> bool:
         """/readyz: a pool server accepting; a dedicated one's match ready and not over."""

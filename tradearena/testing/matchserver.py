@@ -127,3 +127,59 @@ class MatchServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+@dataclass
+class PoolServerProcess(MatchServerProcess):
+    """A pool server (`TRADEARENA_SERVER_ID`, `TRADEARENA_CAPACITY`): build it with
+    `pool_server(...)`; its matches come from `assign(...)`."""
+
+    server_id: str = "pool-1"
+    capacity: int = 4
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        del env["TRADEARENA_MATCH_ID"], env["TRADEARENA_PLAYERS"]
+        return {
+            **env,
+            "TRADEARENA_SERVER_ID": self.server_id,
+            "TRADEARENA_CAPACITY": str(self.capacity),
+            **self.env_extra,
+        }
+
+    def seat(self, match_id: str) -> HostedSeat:
+        return HostedSeat(self, match_id)
+
+
+def pool_server(
+    workdir: Path,
+    redis_url: str,
+    server_id: str = "pool-1",
+    capacity: int = 4,
+    env_extra: dict[str, str] | None = None,
+) -> PoolServerProcess:
+    return PoolServerProcess(
+        workdir,
+        redis_url,
+        "",
+        (),
+        env_extra=env_extra or {},
+        server_id=server_id,
+        capacity=capacity,
+    )
+
+
+@dataclass(frozen=True)
+class HostedSeat:
+    """One match of a pool server, as a `MatchClient` dials it: the server's one port,
+    a token for this match."""
+
+    server: MatchServerProcess
+    match_id: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def token(self, player: str) -> str:
+        return self.server.token(player, self.match_id)
