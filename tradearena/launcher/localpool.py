@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 StartReason = Literal["minimum", "buffer", "no_room"]
 _READY_POLL_S = 0.05  # how often a starting server's state hash is read
 _SETTLE_S = 30.0  # close(): how long servers get to settle their matches
+_EMPTY_GRACE_S = 2.0  # close(): how long a server that hosts nothing may take to exit
+_EXIT_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -237,16 +239,7 @@ class LocalPoolOrchestrator:
             server.stopping = True
             if server.proc is not None and server.proc.returncode is None:
                 server.proc.send_signal(signal.SIGTERM)
-        for server in servers:
-            if server.proc is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(server.proc.wait(), _SETTLE_S)
-                if server.proc.returncode is None:
-                    log.warning(
-                        "pool server did not stop in time", extra={"server": server.server_id}
-                    )
-                    server.proc.kill()
-                    await server.proc.wait()
+        await asyncio.gather(*(self._await_exit(server) for server in servers))
         # Their last reports (Finished / Cancelled) are on the streams already.
         tasks = [m.task for m in self._book.matches.values() if m.task is not None]
         if tasks:
@@ -255,6 +248,33 @@ class LocalPoolOrchestrator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def _await_exit(self, server: _Server) -> None:
+        """Until a stopping server exits. One that hosts nothing any more (every match
+        settled and published) but lingers past a grace period, or that is still there
+        after `_SETTLE_S`, is killed: nothing is lost by then."""
+        proc = server.proc
+        if proc is None:
+            return
+        deadline = time.monotonic() + _SETTLE_S
+        empty_since: float | None = None
+        while proc.returncode is None and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _EXIT_POLL_S)
+            if proc.returncode is not None:
+                break
+            with contextlib.suppress(RedisError, OSError):
+                if await self.redis.hlen(keys.server_matches(server.server_id)) == 0:
+                    empty_since = empty_since or time.monotonic()
+            if empty_since is not None and time.monotonic() - empty_since > _EMPTY_GRACE_S:
+                break
+        if proc.returncode is None:
+            log.warning(
+                "pool server did not exit after settling; killed",
+                extra={"server": server.server_id},
+            )
+            proc.kill()
+            await proc.wait()
 
     # ------------------------------------------------------------------ contract
     async def start(self, spec: MatchSpec) -> None:
@@ -311,7 +331,12 @@ class LocalPoolOrchestrator:
     async def _run_match(self, match: _PoolMatch) -> None:
         match_id = match.spec.match_id
         phases = asyncio.create_task(
-            follow_phases(self.redis, match_id, lambda event: self._set(match, event))
+            follow_phases(
+                self.redis,
+                match_id,
+                lambda event: self._set(match, event),
+                until=lambda: match.status.phase.terminal,
+            )
         )
         phases.add_done_callback(log_failure)
         try:

@@ -197,7 +197,12 @@ class LocalProcessOrchestrator:
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id
         phases_task = asyncio.create_task(
-            follow_phases(self.redis, match_id, partial(self._set, managed))
+            follow_phases(
+                self.redis,
+                match_id,
+                partial(self._set, managed),
+                until=lambda: managed.status.phase.terminal,
+            )
         )
         phases_task.add_done_callback(log_failure)
         try:

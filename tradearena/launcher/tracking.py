@@ -27,6 +27,8 @@ from tradearena.orchestration.phases import Event, TransitionError, server_event
 
 log = logging.getLogger(__name__)
 
+_BLOCK_MS = 1000  # one blocking read of a phase stream
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -161,16 +163,21 @@ class MatchBook(Generic[T]):
 
 
 async def follow_phases(
-    redis: Redis, match_id: str, on_event: Callable[[Event], Awaitable[None]]
+    redis: Redis,
+    match_id: str,
+    on_event: Callable[[Event], Awaitable[None]],
+    until: Callable[[], bool] = lambda: False,
 ) -> None:
     """Every phase the match's server reports on its Redis stream (XREAD BLOCK, from the
-    start), as phase-machine events; runs until cancelled. Redis blips are logged and
-    reading resumes where it stopped."""
+    start), as phase-machine events, until `until()` holds (checked after every read,
+    at least every second) or it is cancelled. Redis blips are logged and reading
+    resumes where it stopped. (`until` also ends it when a cancel is lost inside the
+    Redis client's blocking read.)"""
     stream = keys.match_phases(match_id)
     last = "0-0"
-    while True:
+    while not until():
         try:
-            reply: Any = await redis.xread({stream: last}, block=1000, count=100)
+            reply: Any = await redis.xread({stream: last}, block=_BLOCK_MS, count=100)
         except (RedisError, OSError) as exc:
             log.warning(
                 "phase stream read failed", extra={"match_id": match_id, "error": repr(exc)}
