@@ -71,9 +71,7 @@ _EXIT_POLL_S = 0.2
 @dataclass(frozen=True)
 class LocalPoolConfig:
     runtime: LocalRuntimeConfig  # what every server is given (Redis, key, hosts, TLS...)
-    policy: BufferPolicy = field(
-        default_factory=lambda: BufferPolicy(capacity=50, buffer=10, max_servers=20)
-    )
+    policy: BufferPolicy = field(default_factory=BufferPolicy)
     server_prefix: str = "local"  # server ids are <prefix>-1, <prefix>-2...
     refresh_s: float = 1.0  # how often the servers' Redis records and the policy are checked
     restart_initial_s: float = 0.2  # backoff of a server restarted in place

@@ -13,13 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# The defaults of a local pool (`tradearena up`): one server hosts 50 matches, 10 free
+# slots are kept warm, at most 20 servers (1,000 matches) run.
+DEFAULT_CAPACITY = 50
+DEFAULT_BUFFER = 10
+DEFAULT_MAX_SERVERS = 20
+
 
 @dataclass(frozen=True)
 class BufferPolicy:
-    capacity: int  # matches one server hosts at once
-    buffer: int  # free slots kept ready for the next matches
+    capacity: int = DEFAULT_CAPACITY  # matches one server hosts at once
+    buffer: int = DEFAULT_BUFFER  # free slots kept ready for the next matches
     min_servers: int = 1
-    max_servers: int = 20
+    max_servers: int = DEFAULT_MAX_SERVERS
     idle_stop_s: float = 60.0  # a surplus server is stopped after idling this long
 
     def __post_init__(self) -> None:
