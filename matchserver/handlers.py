@@ -89,7 +89,10 @@ class MatchNamespace(socketio.AsyncNamespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise self._refuse("token_missing", "connect with auth: {token: <match token>}")
-        seat = self.router.route(claimed_match(token))
+        claimed = claimed_match(token)
+        seat = self.router.route(claimed)
+        if seat is None and claimed is None:
+            raise self._refuse("token_malformed", "not a match token")
         if seat is None:
             raise self._refuse(UNKNOWN_MATCH, "this server does not host that match")
         runner, emitter = seat.runner, seat.emitter

@@ -150,6 +150,7 @@ class MatchHost:
         self.on_count: Callable[[int], None] | None = None  # hosted matches changed
         self._tasks: list[asyncio.Task[None]] = []
         self._state_dirty = False
+        self._reported_count = -1
         self._flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
         self._gauges()
 
@@ -199,8 +200,7 @@ class MatchHost:
         restored = await self.redis.hgetall(keys.server_matches(self._sid))
         for mid, raw in restored.items():
             await self._take(_text(mid), raw, "restored")
-        # Start-up is over: modules, schemas and the restored matches leave the collector's
-        # sight once (matchserver.heap: a pool server freezes nothing else).
+        # Start-up is over: modules, schemas and the restored matches (matchserver.heap).
         self.metrics.gc_frozen.set(heap.freeze())
         self._tasks.append(asyncio.create_task(self._accept_when_warm(), name="warm"))
         self._tasks.append(asyncio.create_task(self._inbox(last_id), name="inbox"))
@@ -258,7 +258,7 @@ class MatchHost:
             leaderboard_interval_ms=s.leaderboard_interval_ms,
             leaderboard_size=s.leaderboard_size,
             snapshot_every_entries=s.snapshot_every_entries,
-            freeze_heap=not self.pooled,  # see matchserver.heap
+            freeze_heap=True,  # see matchserver.heap
             engine_budget_ms=s.engine_budget_ms,
         )
 
@@ -276,7 +276,7 @@ class MatchHost:
         hosted = HostedMatch(a, runner, emitter, presence, players=len(a.players))
         self.matches[a.match_id] = hosted
         runner.on_presence = lambda: self._presence(hosted)
-        if a.assigned_at_ms:
+        if a.assigned_at_ms and how == "new":  # a restored match's Ready is not an ack
             runner.on_ready = lambda: self.metrics.allocation_ack.observe(
                 max(0, self.clock() - a.assigned_at_ms) / 1000
             )
@@ -337,6 +337,11 @@ class MatchHost:
         with contextlib.suppress(Exception):  # the last counts, straight away
             await runner.store.set_presence(runner.connected(), hosted.players)
         self.matches.pop(hosted.match_id, None)
+        # No cycle may outlive the match: what was frozen of it is then freed by
+        # reference counting (matchserver.heap).
+        runner.on_presence = runner.on_ready = None
+        runner.loops.clear()
+        hosted.ticks = hosted.supervisor = None
         if self.pooled:
             await self._release(hosted)
         self._state_changed()
@@ -416,8 +421,9 @@ class MatchHost:
     # ----------------------------------------------------------------- state
     def _state_changed(self) -> None:
         self._state_dirty = True
-        if self.on_count is not None:
-            self.on_count(len(self.matches))
+        if self.on_count is not None and len(self.matches) != self._reported_count:
+            self._reported_count = len(self.matches)
+            self.on_count(self._reported_count)
 
     def state(self) -> dict[str, str | int]:
         return {

@@ -16,9 +16,11 @@ import redis
 import socketio
 
 from tradearena.contracts import keys
+from tradearena.contracts.pool import MatchPresence
 from tradearena.contracts.results import MatchResult
 from tradearena.testing.match_client import MatchClient
 from tradearena.testing.matchserver import MatchServerProcess
+from tradearena.testing.waiting import eventually
 
 PLAYERS = ("alice", "bob")
 
@@ -281,6 +283,17 @@ async def test_health_readiness_status_and_metrics(
         async with http.get(f"{server.admin_url}/metrics") as resp:
             metrics = await resp.text()
     assert (status["phase"], status["connected"], status["players"]) == ("live", 2, 2)
+    # the status hash carries the players connected and expected (coalesced, 1/s at most)
+    client = redis.Redis.from_url(server.redis_url)
+
+    async def presence() -> dict[bytes, bytes] | None:
+        fields: dict[bytes, bytes] = client.hgetall(keys.match_status("m-test"))
+        return fields if fields.get(MatchPresence.CONNECTED.encode()) == b"2" else None
+
+    fields = await eventually(presence)
+    client.close()
+    assert fields[b"phase"] == b"Live"
+    assert fields[MatchPresence.PLAYERS.encode()] == b"2"
     assert 'tradearena_match_actions_total{code="no_position"} 1.0' in metrics
     assert "tradearena_match_players_connected 2.0" in metrics
     assert 'tradearena_match_phase{phase="live"} 1.0' in metrics

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from redis.asyncio import Redis
@@ -104,6 +105,26 @@ async def test_one_port_hosts_three_matches_to_their_end_and_frees_every_slot(
     await eventually(presence)
     status = await redis.hgetall(keys.match_status("m-three"))
     assert status[MatchPresence.PLAYERS.encode()] == b"3"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{pool.url}/readyz") as resp:
+            assert resp.status == 200
+        async with http.get(f"{pool.admin_url}/status") as resp:
+            admin = await resp.json()
+        async with http.get(f"{pool.admin_url}/metrics") as resp:
+            metrics = await resp.text()
+    assert (admin["server_id"], admin["capacity"], admin["hosted"]) == (SERVER, 4, 3)
+    assert {m["match_id"]: m["connected"] for m in admin["matches"]} == {
+        "m-duel": 2,
+        "m-three": 3,
+        "m-two": 2,
+    }
+    assert "tradearena_match_hosted 3.0" in metrics
+    assert "tradearena_match_capacity 4.0" in metrics
+    assert "tradearena_match_players_connected 7.0" in metrics
+    assert 'tradearena_match_phase{phase="live"} 3.0' in metrics
+    assert 'tradearena_match_matches_started_total{how="new"} 3.0' in metrics
+    assert "tradearena_match_allocation_ack_seconds_count 3.0" in metrics
+    assert (await state(redis))[ServerState.PLAYERS] == "7"
     ends = {mid: await cs[-1].wait_for("match_end") for mid, cs in clients.items()}
     assert {e["match_id"] for e in ends.values()} == set(specs)
     assert {e["phase"] for e in ends.values()} == {"finished"}
@@ -169,6 +190,10 @@ async def test_a_token_opens_its_own_match_only_and_an_unknown_match_is_refused(
     with pytest.raises(socketio.exceptions.ConnectionError):
         await stranger.connect()
     assert stranger.refused["data"]["code"] == "unknown_match"
+    garbage = MatchClient(pool.seat("m-a"), "alice")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await garbage.connect("not-a-jwt")
+    assert garbage.refused["data"]["code"] == "token_malformed"
     for c in (alice_a, bob, carol):
         await c.close()
 

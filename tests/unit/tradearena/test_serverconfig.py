@@ -14,6 +14,7 @@ from tradearena.contracts.serverconfig import (
     TlsFiles,
     Value,
     env_name,
+    pool_server_config,
     server_config,
 )
 
@@ -108,3 +109,22 @@ def test_a_certificate_without_its_key_is_a_bad_setting(
     monkeypatch.setenv(env_name(only), "/etc/tradearena/tls/x")
     with pytest.raises(ValueError, match="tls_cert_file and tls_key_file"):
         MatchServerSettings(match_id="m-1", players=("alice",))
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_every_pool_entry_is_a_match_server_setting(deployment: ServerDeployment) -> None:
+    fields = [e.field for e in pool_server_config("pool-1", 8, 7123, deployment)]
+    assert len(set(fields)) == len(fields)
+    assert set(fields) <= set(MatchServerSettings.model_fields)
+    assert not {"match_id", "players"} & set(fields)
+
+
+def test_a_pool_server_reads_back_its_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for entry in pool_server_config("pool-1", 8, 7123, DEPLOYMENTS[0]):
+        assert not isinstance(entry, SecretRef)
+        value = entry.path if isinstance(entry, FilePath) else entry.value
+        monkeypatch.setenv(env_name(entry.field), value)
+    settings = MatchServerSettings()
+    assert settings.pooled
+    assert (settings.server_id, settings.capacity, settings.match_id) == ("pool-1", 8, None)
+    assert settings.port == 7123
