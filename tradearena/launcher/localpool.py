@@ -238,6 +238,9 @@ class LocalPoolOrchestrator:
             if server.proc is not None and server.proc.returncode is None:
                 server.proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*(self._await_exit(server) for server in servers))
+        running = [s.task for s in servers if s.task is not None and not s.task.done()]
+        if running:  # a server being spawned just now stops itself once it exists
+            await asyncio.wait(running, timeout=_SETTLE_S)
         # Their last reports (Finished / Cancelled) are on the streams already.
         tasks = [m.task for m in self._book.matches.values() if m.task is not None]
         if tasks:
@@ -509,6 +512,10 @@ class LocalPoolOrchestrator:
             server.proc = await spawn_server(
                 self.config.runtime, entries, f"server-{server.server_id}"
             )
+            if self._closing or server.stopping:  # told to go while it was being spawned
+                server.proc.send_signal(signal.SIGTERM)
+                await self._await_exit(server)
+                break
             if await self._await_ready(server, spawned_ms):
                 server.ready = True
                 if not server.matches:

@@ -152,6 +152,24 @@ async def test_no_free_slot_starts_a_server_and_the_match_waits_for_it(
         assert len(pool.servers) == 2
 
 
+async def test_a_surplus_server_that_idles_is_stopped(tmp_path: Path, redis_url: str) -> None:
+    policy = BufferPolicy(capacity=1, buffer=0, min_servers=1, max_servers=2, idle_stop_s=0.5)
+    async with local_pool(tmp_path, redis_url, SIGNER, policy) as pool:
+        for name in ("m-stay", "m-go"):
+            await pool.start(spec(name))
+        await phases_until(pool, "m-stay", MatchPhase.READY)
+        gone = (await phases_until(pool, "m-go", MatchPhase.READY))[-1].detail["server"]
+        assert len(pool.servers) == 2
+        await pool.cancel("m-go", "admin: test")
+        await phases_until(pool, "m-go", MatchPhase.CANCELLED)
+        # Its server hosts nothing, the other holds every match: stopped after idling.
+        await eventually(holds(lambda: pool.servers[gone].gone))
+        proc = pool.servers[gone].proc
+        assert proc is not None and proc.returncode == 0
+        status = await pool.status("m-stay")
+        assert status is not None and status.phase is MatchPhase.READY
+
+
 async def test_cancelling_one_match_leaves_its_neighbours_alone(
     pool: LocalPoolOrchestrator, redis_url: str
 ) -> None:
