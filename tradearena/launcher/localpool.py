@@ -32,6 +32,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -50,7 +51,13 @@ from tradearena.launcher.localruntime import (
     spawn_server,
 )
 from tradearena.launcher.localservices import free_port
-from tradearena.launcher.tracking import MatchBook, Placement, Tracked, follow_phases, log_failure
+from tradearena.launcher.tracking import (
+    MatchBook,
+    PhaseFollower,
+    Placement,
+    Tracked,
+    log_failure,
+)
 from tradearena.orchestration import allocation
 from tradearena.orchestration.buffer import BufferPolicy, PoolMember, desired, plan
 from tradearena.orchestration.packing import Candidate, choose
@@ -182,6 +189,7 @@ class LocalPoolOrchestrator:
         self.say = say
         self.metrics = PoolMetrics()
         self._book: MatchBook[_PoolMatch] = MatchBook(on_change)
+        self._phases = PhaseFollower(redis)
         self._servers: dict[str, _Server] = {}
         self._next = 0
         self._lock = asyncio.Lock()  # choice + allocation, and changes to the server set
@@ -249,6 +257,7 @@ class LocalPoolOrchestrator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._phases.close()
 
     async def _await_exit(self, server: _Server) -> None:
         """Until a stopping server exits. One that hosts nothing any more (every match
@@ -331,15 +340,7 @@ class LocalPoolOrchestrator:
 
     async def _run_match(self, match: _PoolMatch) -> None:
         match_id = match.spec.match_id
-        phases = asyncio.create_task(
-            follow_phases(
-                self.redis,
-                match_id,
-                lambda event: self._set(match, event),
-                until=lambda: match.status.phase.terminal,
-            )
-        )
-        phases.add_done_callback(log_failure)
+        await self._phases.follow(match_id, partial(self._set, match))
         try:
             server = await self._allocate(match)
             if server is None:
@@ -361,9 +362,7 @@ class LocalPoolOrchestrator:
             async with match.changed:
                 await match.changed.wait_for(lambda: match.status.phase.terminal)
         finally:
-            phases.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await phases
+            self._phases.unfollow(match_id)
             self._release(match)
 
     def _release(self, match: _PoolMatch) -> None:

@@ -36,7 +36,7 @@ from tradearena.contracts.serverconfig import (
     server_config,
 )
 from tradearena.launcher.localservices import free_port
-from tradearena.launcher.tracking import MatchBook, Placement, Tracked, follow_phases, log_failure
+from tradearena.launcher.tracking import MatchBook, PhaseFollower, Placement, Tracked
 from tradearena.orchestration.phases import Event
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class LocalProcessOrchestrator:
         self.config = config
         self.redis = redis
         self._book: MatchBook[_Managed] = MatchBook(on_change)
+        self._phases = PhaseFollower(redis)
         self._closing = False
 
     @property
@@ -183,6 +184,7 @@ class LocalProcessOrchestrator:
                 managed.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await managed.task
+        await self._phases.close()
 
     # ------------------------------------------------------------------ internals
     async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
@@ -196,15 +198,7 @@ class LocalProcessOrchestrator:
 
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id
-        phases_task = asyncio.create_task(
-            follow_phases(
-                self.redis,
-                match_id,
-                partial(self._set, managed),
-                until=lambda: managed.status.phase.terminal,
-            )
-        )
-        phases_task.add_done_callback(log_failure)
+        await self._phases.follow(match_id, partial(self._set, managed))
         try:
             while not managed.status.phase.terminal:
                 managed.proc = await self._spawn(managed)
@@ -237,9 +231,7 @@ class LocalProcessOrchestrator:
                 if managed.status.phase is MatchPhase.PENDING:  # retry with a fresh process
                     managed.retries_left -= 1
         finally:
-            phases_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await phases_task
+            self._phases.unfollow(match_id)
 
     async def _wait_exit(self, managed: _Managed) -> int | None:
         """The exit code; None if it was not Ready in time (the process is then killed)."""
