@@ -170,7 +170,8 @@ class _RefusedError(Exception):
 
 @dataclass
 class _PoolMatch(Tracked):
-    server: _Server | None = None
+    server: _Server | None = None  # where it is (being) allocated
+    assigned: bool = False  # the server has recorded it
     requested_at: float = 0.0
     cancel_sent: bool = False
     task: asyncio.Task[None] | None = None
@@ -191,6 +192,7 @@ class LocalPoolOrchestrator:
         self._book: MatchBook[_PoolMatch] = MatchBook(on_change)
         self._phases = PhaseFollower(redis)
         self._servers: dict[str, _Server] = {}
+        self._waiting: set[str] = set()  # matches that found no free slot yet
         self._next = 0
         self._lock = asyncio.Lock()  # choice + allocation, and changes to the server set
         self._change = asyncio.Event()  # set (and replaced) when a server or slot changes
@@ -309,7 +311,7 @@ class LocalPoolOrchestrator:
             return
         match.cancel_reason = reason
         await self._set(match, Event.CANCEL, reason=reason)
-        if match.server is not None:
+        if match.assigned:
             await self._send_cancel(match)
         else:  # not allocated yet: the allocation stops; wake it
             self._changed()
@@ -378,6 +380,12 @@ class LocalPoolOrchestrator:
     async def _allocate(self, match: _PoolMatch) -> _Server | None:
         """Bind the match to a server with a free slot, starting one if none has; None if
         it was cancelled first or no slot came in time (it is then settled here)."""
+        try:
+            return await self._allocate_waiting(match)
+        finally:
+            self._waiting.discard(match.spec.match_id)
+
+    async def _allocate_waiting(self, match: _PoolMatch) -> _Server | None:
         deadline = time.monotonic() + self.config.runtime.startup_timeout_s
         cold = False
         while True:
@@ -395,11 +403,17 @@ class LocalPoolOrchestrator:
                     self.metrics.allocations.labels("cold" if cold else "warm").inc()
                     self._poke.set()  # the buffer may need a server now
                     return server
-                starting = any(s.member and not s.ready for s in self._servers.values())
-                if not starting and self._members() < self.policy.max_servers:
+                # No free slot: this match waits, with every other one that found none,
+                # for the slots of servers starting now; start one more if they are short.
+                self._waiting.add(match.spec.match_id)
+                coming = sum(
+                    max(0, self.policy.capacity - s.count)
+                    for s in self._servers.values()
+                    if s.member and not s.ready
+                )
+                if len(self._waiting) > coming and self._members() < self.policy.max_servers:
                     self._add_server("no_room")
-                    starting = True
-                cold = cold or starting
+                cold = True
             left = deadline - time.monotonic()
             if left <= 0:
                 reason = f"no free slot on {self._members()} pool server(s) in time"
@@ -419,8 +433,10 @@ class LocalPoolOrchestrator:
             if chosen is None:
                 return None
             server = self._servers[chosen.server_id]
+            # Set before the assignment: its server may report Ready at once.
+            match.server = server
             if match.status.phase is MatchPhase.PENDING:  # a server exists: Creating
-                await self._book.apply(match, Event.CREATED, self._placement_on(server))
+                await self._set(match, Event.CREATED)
             assignment = Assignment.of(match.spec, int(time.time() * 1000))
             outcome = await allocation.allocate(self.redis, server.server_id, assignment)
             if outcome == allocation.BOUND_ELSEWHERE:
@@ -432,7 +448,7 @@ class LocalPoolOrchestrator:
                     raise _RefusedError(f"the match is bound to another server ({bound})")
                 server, outcome = self._servers[str(bound)], allocation.ASSIGNED
             if outcome == allocation.ASSIGNED:
-                match.server = server
+                match.server, match.assigned = server, True
                 server.matches.add(match.spec.match_id)
                 server.idle_since = None
                 log.info(
@@ -440,6 +456,7 @@ class LocalPoolOrchestrator:
                     extra={"match_id": match.spec.match_id, "server": server.server_id},
                 )
                 return server
+            match.server = None
             refused.add(server.server_id)
             if outcome == allocation.FULL:
                 server.reported = max(server.reported, self.policy.capacity)
@@ -629,7 +646,7 @@ class LocalPoolOrchestrator:
             for s in self._servers.values()
             if s.member
         ]
-        decision = plan(self.policy, members, time.monotonic())
+        decision = plan(self.policy, members, time.monotonic(), pending=len(self._waiting))
         minimum = len(members) < self.policy.min_servers
         for _ in range(decision.start):
             self._add_server("minimum" if minimum else "buffer")

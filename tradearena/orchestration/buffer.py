@@ -63,8 +63,10 @@ def free_slots(policy: BufferPolicy, servers: Sequence[PoolMember]) -> int:
     return sum(max(0, policy.capacity - s.count) for s in servers)
 
 
-def plan(policy: BufferPolicy, servers: Sequence[PoolMember], now: float) -> Plan:
-    want = desired(policy, sum(s.count for s in servers))
+def plan(policy: BufferPolicy, servers: Sequence[PoolMember], now: float, pending: int = 0) -> Plan:
+    """`pending`: matches waiting for a slot (a burst bigger than the buffer), which need
+    servers as much as hosted ones."""
+    want = desired(policy, sum(s.count for s in servers) + pending)
     if want > len(servers):
         return Plan(start=want - len(servers))
     surplus = len(servers) - want

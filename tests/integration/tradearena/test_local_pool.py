@@ -152,6 +152,23 @@ async def test_no_free_slot_starts_a_server_and_the_match_waits_for_it(
         assert len(pool.servers) == 2
 
 
+async def test_a_burst_beyond_the_free_slots_starts_servers_together(
+    tmp_path: Path, redis_url: str
+) -> None:
+    policy = BufferPolicy(capacity=2, buffer=0, min_servers=1, max_servers=4)
+    async with local_pool(tmp_path, redis_url, SIGNER, policy) as pool:
+        names = [f"m-burst-{n}" for n in range(6)]
+        for name in names:  # 6 matches, 2 free slots: 2 more servers, started at once
+            await pool.start(spec(name))
+        readies = [(await phases_until(pool, name, MatchPhase.READY))[-1] for name in names]
+        assert {r.detail["server"] for r in readies} == {"local-1", "local-2", "local-3"}
+        # Started for the waiting matches (by them, or by the buffer counting them).
+        started = pool.metrics.servers_started
+        assert started.labels("no_room")._value.get() >= 1
+        assert started.labels("no_room")._value.get() + started.labels("buffer")._value.get() == 2
+        assert pool.metrics.allocations.labels("cold")._value.get() == 4
+
+
 async def test_a_surplus_server_that_idles_is_stopped(tmp_path: Path, redis_url: str) -> None:
     policy = BufferPolicy(capacity=1, buffer=0, min_servers=1, max_servers=2, idle_stop_s=0.5)
     async with local_pool(tmp_path, redis_url, SIGNER, policy) as pool:

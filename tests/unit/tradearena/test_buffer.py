@@ -34,6 +34,13 @@ def test_a_server_is_started_once_free_slots_drop_below_the_buffer() -> None:
     assert plan(POLICY, [*busier, PoolMember("s2", 0, ready=False)], now=0) == Plan()
 
 
+def test_matches_waiting_for_a_slot_count_as_demand() -> None:
+    full = [PoolMember("s1", count=50), PoolMember("s2", 0, ready=False)]
+    # 120 matches waiting: with the 50 hosted, 180 slots are needed, 4 servers.
+    assert plan(POLICY, full, now=0, pending=120) == Plan(start=2)
+    assert plan(POLICY, full, now=0, pending=1000) == Plan(start=2)  # max_servers
+
+
 def test_only_surplus_servers_idle_long_enough_are_stopped_newest_first() -> None:
     servers = [
         PoolMember("s1", 3),
