@@ -43,6 +43,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 REDIS = web.AppKey("redis", Redis)
 HOST = web.AppKey("host", MatchHost)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
+CLOSE_SOCKETS_S = 2.0
 EXIT_BAD_CERTIFICATE = 2  # like a bad setting: the pod restarts until the Secret is right
 
 
@@ -259,8 +260,7 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
     log.info("match server listening", extra={**name, "port": settings.port, "tls": settings.tls})
     try:
         await _until_over(host, stop)
-        if app[SIO].eio.sockets:
-            await app[SIO].eio.disconnect()  # close every socket so the HTTP server can stop
+        await _close_every_socket(app[SIO])
         log.info("sockets closed", extra=name)
     finally:
         if watcher is not None:
@@ -271,6 +271,19 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
             await web_runner.cleanup()
     log.info("match server stopped", extra=name)
     return 0
+
+
+async def _close_every_socket(sio: socketio.AsyncServer) -> None:
+    """Close every socket so the HTTP server can stop, each after what is queued for it.
+    Bounded: Engine.IO waits for a socket's queue to drain, which never happens for a
+    client that is closing its end at that moment."""
+    if not sio.eio.sockets:
+        return
+    closing = asyncio.create_task(sio.eio.disconnect())
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_SOCKETS_S)
+    if not done:
+        log.warning("sockets not closed in time", extra={"sockets": len(sio.eio.sockets)})
+        await cancel_quietly(closing)
 
 
 async def _until_over(host: MatchHost, stop: asyncio.Event) -> None:

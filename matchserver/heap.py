@@ -14,8 +14,11 @@ policy (docs/matchserver.md, "Heap"):
 - freeze as a dedicated server does (after start-up, each match built, each
   snapshot): with 100 ten-player matches hosted a full collection of their records
   takes about 70 ms unfrozen and nothing frozen;
-- before each freeze, collect the young generations (cheap), so fresh cyclic garbage
-  is freed rather than frozen;
+- what is frozen by mistake is only the cyclic garbage no automatic collection has
+  reached yet at the moment of a freeze (generations 0 and 1: some thousands of
+  objects at most); no explicit collection is run
+  before freezing, since under uvloop one was seen to delay a wake-up of the loop
+  until its next timer;
 - a match that leaves leaves no cycle behind (the host drops its hooks, tasks and
   routes), so its records, frozen or not, are freed by reference counting (tested);
 - never unfreeze: `gc.unfreeze()` + a full collection + `gc.freeze()` costs about
@@ -31,9 +34,7 @@ from typing import Any
 
 
 def freeze() -> int:
-    """Hide every object alive now from future collections (after freeing young cyclic
-    garbage, which would otherwise be kept for ever); returns how many are hidden."""
-    gc.collect(1)
+    """Hide every object alive now from future collections; returns how many are hidden."""
     gc.freeze()
     return gc.get_freeze_count()
 

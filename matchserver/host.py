@@ -321,7 +321,9 @@ class MatchHost:
         await self._remove(hosted)
 
     async def _close_sockets(self, hosted: HostedMatch) -> None:
-        if self.namespace is None:
+        """A pool server closes a leaving match's sockets; a dedicated server closes every
+        socket as it stops (`app.serve`)."""
+        if self.namespace is None or not self.pooled:
             return
         for sid in self.namespace.sids_of(hosted):
             with contextlib.suppress(Exception):

@@ -1,9 +1,10 @@
-"""Isolation inside one pool server (in-process, so one runner can be made to fail):
+"""Isolation inside one match-server process (in-process, so one runner can be made to fail):
 a match whose handling raises and one whose engine call overruns its budget are each
 settled alone; their neighbour keeps ticking, and every log replay-verifies."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -197,3 +198,45 @@ async def test_a_failing_and_an_overrunning_match_are_settled_alone(
         await eventually(freed, within=5)
     finally:
         gc.enable()
+
+
+async def test_a_dedicated_server_settles_its_faulted_match_and_is_done(
+    tmp_path: Path, redis_url: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = Signer.from_pem(generate_private_key_pem())
+    key = tmp_path / "public.pem"
+    key.write_bytes(signer.public_pem())
+    settings = MatchServerSettings(
+        match_id="m-solo",
+        players=("alice", "bob"),
+        redis_url=redis_url,
+        host="127.0.0.1",
+        port=free_port(),
+        public_key_file=key,
+        feed_source="synthetic",
+        synthetic_interval_ms=100,
+        linger_ms=0,
+    )
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    try:
+        host = app[HOST]
+        solo = host.matches["m-solo"].runner
+        await asyncio.wait_for(solo.ready.wait(), 20)
+
+        def broken(now: int) -> list[Event]:
+            raise RuntimeError("injected failure")
+
+        monkeypatch.setattr(solo.match, "advance", broken)
+        await asyncio.wait_for(host.done.wait(), 20)  # what ends a dedicated server
+        (row,) = await redis.xrange(keys.RESULTS_STREAM)
+        result = MatchResult.model_validate_json(row[1][b"result"])
+        assert (result.match_id, result.phase, result.reason) == (
+            "m-solo",
+            "cancelled",
+            SERVER_ERROR,
+        )
+    finally:
+        await runner.cleanup()
+        gc.unfreeze()

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from matchserver.engine.replay import verify
 from matchserver.store import MatchStore
 from tradearena.contracts import keys
+from tradearena.contracts.phases import ServerPhase
 from tradearena.contracts.pool import MatchPresence, ServerState
 from tradearena.contracts.results import MatchResult
 from tradearena.orchestration import allocation
@@ -298,3 +299,34 @@ async def test_cancel_through_the_inbox_settles_one_match_and_sigterm_settles_th
     assert (by_id["m-c1"].phase, by_id["m-c1"].reason) == ("cancelled", "lobby_cancelled")
     for c in (*c1, *c2):
         await c.close()
+
+
+async def test_a_cancel_sent_while_the_server_was_down_is_honoured_on_restore(
+    pool: PoolServerProcess, redis: Redis
+) -> None:
+    await wait_accepting(redis, SERVER)
+    for mid in ("m-d1", "m-d2"):
+        await assign(redis, SERVER, mid, ("alice", "bob"), mode="duel", now_ms=now_ms())
+        await wait_ready(redis, mid)
+    pool.signal(signal.SIGKILL)
+    assert pool.wait() == -signal.SIGKILL
+    await allocation.request_cancel(redis, SERVER, "m-d1", "lobby_cancelled")
+    pool.start()
+
+    async def only_m_d2() -> bool:
+        return await hosted(redis) == {"m-d2"}
+
+    await eventually(only_m_d2)
+    (result,) = await results(redis)
+    assert (result.match_id, result.phase, result.reason) == (
+        "m-d1",
+        "cancelled",
+        "lobby_cancelled",
+    )
+    status = await redis.hget(keys.match_status("m-d1"), "phase")
+    assert status == str(ServerPhase.CANCELLED).encode()
+    # the other match was restored and still takes its players
+    alice, bob = await connect(pool, "m-d2", "alice", "bob")
+    await alice.wait_for("phase", lambda d: d["phase"] == "live")
+    await alice.close()
+    await bob.close()
