@@ -192,7 +192,10 @@ class PhaseFollower:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="phase-follower")
             self._task.add_done_callback(log_failure)
-        await self._wake()
+        try:
+            await self._wake()
+        except (RedisError, OSError) as exc:  # the next read (within a second) has it
+            log.warning("phase reader not woken", extra={"match_id": match_id, "error": repr(exc)})
 
     def unfollow(self, match_id: str) -> None:
         stream = keys.match_phases(match_id)
