@@ -3,7 +3,8 @@
     .venv/bin/python bench/platform_load.py --players 1000
 
 Starts `tradearena up` in a fresh data directory, then the bot players in
-`arena` matches (up to 100 players per match by default), and while they play
+`arena` matches (up to 100 players per match by default; `--mode duel`: two per
+match), and while they play
 samples the CPU and RSS of every process of the platform (up, Redis,
 PostgreSQL, feed relay, results worker, match servers) and of the load
 generator. Reports players, matches, errors, tick latency (p50/p99, from the
@@ -16,6 +17,10 @@ players sign in first (argon2id hashing paces that), then queue together, so
 everyone plays at the same time. `--generator python` runs `tradearena bots`
 processes instead (each decodes every tick of its players: four processes
 saturate two cores around 1,000 players).
+
+Matches run on `up`'s pool of warm match servers (`--pool-capacity`, `--pool-buffer`
+passed on); `--dedicated` runs one match-server process per match instead. The
+report counts the match-server processes at their peak.
 """
 
 from __future__ import annotations
@@ -99,6 +104,19 @@ def short_countdown(path: Path, mode: str, seconds: int) -> Path:
     return path
 
 
+def match_servers(pids: set[int]) -> set[int]:
+    """The `tradearena matchserver` processes among pids."""
+    found = set()
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"matchserver" in argv:
+            found.add(pid)
+    return found
+
+
 def log_errors(logs: Path) -> dict[str, int]:
     """ERROR lines and tracebacks in the platform's logs, per file (none is the goal)."""
     out: dict[str, int] = {}
@@ -146,6 +164,13 @@ def main() -> int:
         help="the mode's matchmaking countdown in this run's catalogue (0: the packaged one)",
     )
     parser.add_argument(
+        "--dedicated",
+        action="store_true",
+        help="up runs one match-server process per match (default: its pool)",
+    )
+    parser.add_argument("--pool-capacity", type=int, default=None, help="up's, if given")
+    parser.add_argument("--pool-buffer", type=int, default=None, help="up's, if given")
+    parser.add_argument(
         "--procs",
         type=int,
         default=None,
@@ -169,6 +194,13 @@ def main() -> int:
             "--catalogue",
             str(short_countdown(base / "modes.toml", args.mode, args.countdown_s)),
         ]
+    runtime = ["--dedicated"] if args.dedicated else []
+    for flag, value in (
+        ("--pool-capacity", args.pool_capacity),
+        ("--pool-buffer", args.pool_buffer),
+    ):
+        if value is not None:
+            runtime += [flag, str(value)]
     up = subprocess.Popen(
         [
             CLI,
@@ -180,6 +212,7 @@ def main() -> int:
             str(port),
             "--log-level",
             "WARNING",
+            *runtime,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -203,10 +236,12 @@ def main() -> int:
         for i in range(args.procs)
     ]
     samples: list[dict[str, float]] = []
+    servers_peak = 0
     prev: tuple[float, float, float] | None = None
     while any(b.poll() is None for b in procs):
         time.sleep(5)  # a sampling period, not a synchronisation
         platform = descendants(up.pid) | postgres_pids()
+        servers_peak = max(servers_peak, len(match_servers(platform)))
         cpu, rss = usage(platform)
         bcpu, brss = usage(set().union(*(descendants(b.pid) for b in procs)))
         now = time.monotonic()
@@ -260,6 +295,8 @@ def main() -> int:
         "players": per * args.procs,
         "bot_processes": args.procs,
         "matches": matches,
+        "runtime": "dedicated" if args.dedicated else "pool",
+        "match_server_processes_peak": servers_peak,
         "players_live_at_once": sum(p.get("live_players_max", 0) for p in parts) or None,
         "players_played_to_the_end": summary["matches_ended"],
         "errors": summary["error_count"],

@@ -1,6 +1,6 @@
 """The embedded platform end to end: `tradearena up` plus 20 bots playing blitz matches.
 
-Every match finishes; results are in PostgreSQL exactly once; ratings and the
+The matches run on `up`'s warm pool server; every match finishes; results are in PostgreSQL exactly once; ratings and the
 leaderboard move; every match replays to its recorded result from Redis (which
 also re-checks its ledger); and stopping `up` leaves nothing running.
 """
@@ -68,6 +68,11 @@ async def test_twenty_bots_play_blitz_matches_end_to_end(tmp_path: Path, data_di
         assert summary["actions"].get("ok", 0) > 0
         for match_id in match_ids:
             up.wait_for_line(rf"match {match_id} finished")
+        # The ten duels ran on the one warm pool server `up` started before READY.
+        up.wait_for_line(r"pool server local-1 starting")
+        assert not any("pool server local-2" in line for line in up.lines)
+        logs = sorted(p.name for p in (data_dir / "var" / "logs" / "matches").iterdir())
+        assert logs == ["server-local-1.log"]
 
         await wait_for_results(up.dsn, match_ids)
         conn = await asyncpg.connect(up.dsn)

@@ -131,3 +131,13 @@ def match_server(match_id: str) -> str:
     """The pool server a match is bound to (SET NX): one Match never binds two servers,
     whichever operator replica or runtime tries."""
     return f"ta:match:{{{match_id}}}:server"
+
+
+# A local runtime (`tradearena up`, tests: one Redis, no cluster) follows the phase
+# streams of all its matches with one blocking XREAD over every stream; an entry on
+# its wake stream ends that read at once when a match is added.
+
+
+def runtime_wake(runtime: str) -> str:
+    """Stream: wakes one local runtime's phase reader (its entries carry nothing)."""
+    return f"ta:runtime:{{{runtime}}}:wake"

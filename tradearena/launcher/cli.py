@@ -198,7 +198,18 @@ def _cmd_up(args: argparse.Namespace) -> int:
         replay_files=tuple(args.replay_file),
         catalogue=args.catalogue,
         log_level=args.log_level,
+        dedicated=args.dedicated,
+        pool_capacity=args.pool_capacity,
+        pool_buffer=args.pool_buffer,
+        pool_max_servers=args.pool_max_servers,
     )
+    from tradearena.orchestration.buffer import BufferPolicy
+
+    try:  # before anything starts
+        BufferPolicy(options.pool_capacity, options.pool_buffer, 1, options.pool_max_servers)
+    except ValueError as exc:
+        print(f"up: pool: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if options.feed == "replay" and not options.replay_files:
         print("up: --feed replay needs at least one --replay-file", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -383,6 +394,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument(
         "--no-browser", action="store_true", help="accepted for scripts; up never opens one"
+    )
+    from tradearena.orchestration import buffer  # pure and small: its defaults
+
+    p.add_argument(
+        "--dedicated",
+        action="store_true",
+        help="one match server process per match, started when it is formed (instead of"
+        " the pool of warm servers)",
+    )
+    p.add_argument(
+        "--pool-capacity",
+        type=int,
+        default=buffer.DEFAULT_CAPACITY,
+        metavar="N",
+        help="matches one pool server hosts at once (default %(default)s)",
+    )
+    p.add_argument(
+        "--pool-buffer",
+        type=int,
+        default=buffer.DEFAULT_BUFFER,
+        metavar="N",
+        help="free match slots kept warm; a server starts when fewer are free"
+        " (default %(default)s)",
+    )
+    p.add_argument(
+        "--pool-max-servers",
+        type=int,
+        default=buffer.DEFAULT_MAX_SERVERS,
+        metavar="N",
+        help="at most this many pool servers (default %(default)s)",
     )
     p.set_defaults(func=_cmd_up)
 

@@ -17,18 +17,17 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import (
+    Entry,
     FilePath,
     SecretRef,
     ServerDeployment,
@@ -37,7 +36,8 @@ from tradearena.contracts.serverconfig import (
     server_config,
 )
 from tradearena.launcher.localservices import free_port
-from tradearena.orchestration.phases import Event, TransitionError, server_event, transition
+from tradearena.launcher.tracking import MatchBook, PhaseFollower, Placement, Tracked
+from tradearena.orchestration.phases import Event
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +61,62 @@ class LocalRuntimeConfig:
     command: tuple[str, ...] = (str(Path(sys.executable).parent / "tradearena"), "matchserver")
 
 
+def deployment(config: LocalRuntimeConfig, admin_port: int) -> ServerDeployment:
+    """What every local match server is given, dedicated or pool."""
+    return ServerDeployment(
+        host=config.bind_host,
+        redis=config.redis_url,
+        verify_key=str(config.public_key_file),
+        feed_source=config.feed_source,
+        cors_origins=config.cors_origins,
+        admin_port=admin_port,
+        tls=config.tls,
+    )
+
+
+def placement_of(
+    config: LocalRuntimeConfig, port: int, admin_port: int, **detail: str
+) -> Placement:
+    """Where players reach a local server, and its admin address."""
+    return Placement(
+        config.advertise_host,
+        port,
+        deployment(config, admin_port).scheme,
+        {"admin": f"http://{config.bind_host}:{admin_port}", **detail},
+    )
+
+
+def server_env(config: LocalRuntimeConfig, entries: list[Entry]) -> dict[str, str]:
+    """A server's settings entries as the environment of a local process."""
+    env = dict(os.environ)
+    for entry in entries:
+        if isinstance(entry, SecretRef):  # a local process has no secret store
+            raise TypeError(f"{entry.field}: a secret reference cannot run locally")
+        env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
+    env.update(config.extra_env)
+    return env
+
+
+async def spawn_server(
+    config: LocalRuntimeConfig, entries: list[Entry], log_name: str
+) -> asyncio.subprocess.Process:
+    """Start `tradearena matchserver` with these settings, its output to `<log_name>.log`."""
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    out = (config.log_dir / f"{log_name}.log").open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            *config.command, env=server_env(config, entries), stdout=out, stderr=out
+        )
+    finally:
+        out.close()
+
+
 @dataclass
-class _Managed:
-    spec: MatchSpec
-    port: int
-    status: MatchStatus
+class _Managed(Tracked):
+    port: int = 0
     admin_port: int = field(default_factory=free_port)  # /status and /metrics, not players'
     proc: asyncio.subprocess.Process | None = None
-    retries_left: int = 0
-    restarts: int = 0
-    cancel_reason: str | None = None
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    history: list[MatchStatus] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("phase watcher failed", exc_info=task.exception())
-
-
-def _longer_than(history: list[MatchStatus], n: int) -> bool:
-    return len(history) > n
 
 
 class LocalProcessOrchestrator:
@@ -94,9 +128,13 @@ class LocalProcessOrchestrator:
     ) -> None:
         self.config = config
         self.redis = redis
-        self.on_change = on_change
-        self._matches: dict[str, _Managed] = {}
+        self._book: MatchBook[_Managed] = MatchBook(on_change)
+        self._phases = PhaseFollower(redis)
         self._closing = False
+
+    @property
+    def _matches(self) -> dict[str, _Managed]:
+        return self._book.matches
 
     # ------------------------------------------------------------------ contract
     async def start(self, spec: MatchSpec) -> None:
@@ -104,32 +142,18 @@ class LocalProcessOrchestrator:
             return  # idempotent: one server per match, never two
         managed = _Managed(
             spec,
-            free_port(),
             MatchStatus(spec.match_id, MatchPhase.PENDING),
             retries_left=self.config.max_retries,
+            port=free_port(),
         )
-        managed.history.append(managed.status)
-        self._matches[spec.match_id] = managed
+        self._book.add(managed)
         managed.task = asyncio.create_task(self._supervise(managed), name=f"match-{spec.match_id}")
 
     async def status(self, match_id: str) -> MatchStatus | None:
-        managed = self._matches.get(match_id)
-        return None if managed is None else managed.status
+        return self._book.status(match_id)
 
-    async def watch(self, match_id: str) -> AsyncIterator[MatchStatus]:
-        managed = self._matches.get(match_id)
-        if managed is None:
-            return
-        seen = 0
-        while True:
-            async with managed.changed:
-                await managed.changed.wait_for(partial(_longer_than, managed.history, seen))
-                fresh = managed.history[seen:]
-            seen += len(fresh)
-            for status in fresh:
-                yield status
-                if status.phase.terminal:
-                    return
+    def watch(self, match_id: str) -> AsyncIterator[MatchStatus]:
+        return self._book.watch(match_id)
 
     async def cancel(self, match_id: str, reason: str) -> None:
         managed = self._matches.get(match_id)
@@ -142,7 +166,7 @@ class LocalProcessOrchestrator:
             managed.proc.send_signal(signal.SIGTERM)
 
     async def list_active(self) -> list[MatchStatus]:
-        return [m.status for m in self._matches.values() if not m.status.phase.terminal]
+        return self._book.active()
 
     async def close(self) -> None:
         """Stop every server (SIGTERM: they settle and publish), then the supervisors."""
@@ -160,91 +184,21 @@ class LocalProcessOrchestrator:
                 managed.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await managed.task
+        await self._phases.close()
 
     # ------------------------------------------------------------------ internals
     async def _set(self, managed: _Managed, event: Event, reason: str | None = None) -> None:
-        try:
-            decision = transition(
-                managed.status.phase,
-                event,
-                retries_left=managed.retries_left,
-                started=managed.status.phase is MatchPhase.LIVE,
-            )
-        except TransitionError:
-            log.warning(
-                "ignored event",
-                extra={
-                    "match_id": managed.spec.match_id,
-                    "phase": str(managed.status.phase),
-                    "event": str(event),
-                },
-            )
-            return
-        address = port = None
-        if decision.phase.reachable:
-            address, port = self.config.advertise_host, managed.port
-        status = replace(
-            managed.status,
-            phase=decision.phase,
-            address=address,
-            port=port,
-            scheme=self._deployment(managed).scheme,
-            reason=reason,
-            restarts=managed.restarts,
-            detail={"admin": f"http://{self.config.bind_host}:{managed.admin_port}"},
-        )
-        if status == managed.status:
-            return
-        await self._publish(managed, status)
-        log.info(
-            "match phase",
-            extra={"match_id": managed.spec.match_id, "phase": str(status.phase), "reason": reason},
-        )
-
-    async def _publish(self, managed: _Managed, status: MatchStatus) -> None:
-        if self.on_change is not None:
-            self.on_change(managed.spec, status)
-        managed.status = status
-        async with managed.changed:
-            managed.history.append(status)
-            managed.changed.notify_all()
-
-    def _deployment(self, managed: _Managed) -> ServerDeployment:
-        cfg = self.config
-        return ServerDeployment(
-            host=cfg.bind_host,
-            redis=cfg.redis_url,
-            verify_key=str(cfg.public_key_file),
-            feed_source=cfg.feed_source,
-            cors_origins=cfg.cors_origins,
-            admin_port=managed.admin_port,
-            tls=cfg.tls,
-        )
-
-    def _env(self, managed: _Managed) -> dict[str, str]:
-        cfg = self.config
-        env = dict(os.environ)
-        for entry in server_config(managed.spec, managed.port, self._deployment(managed)):
-            if isinstance(entry, SecretRef):  # a local process has no secret store
-                raise TypeError(f"{entry.field}: a secret reference cannot run locally")
-            env[env_name(entry.field)] = entry.path if isinstance(entry, FilePath) else entry.value
-        env.update(cfg.extra_env)
-        return env
+        placement = placement_of(self.config, managed.port, managed.admin_port)
+        await self._book.apply(managed, event, placement, reason)
 
     async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
-        self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.config.log_dir / f"{managed.spec.match_id}.log").open("ab")
-        try:
-            return await asyncio.create_subprocess_exec(
-                *self.config.command, env=self._env(managed), stdout=out, stderr=out
-            )
-        finally:
-            out.close()
+        cfg = self.config
+        entries = server_config(managed.spec, managed.port, deployment(cfg, managed.admin_port))
+        return await spawn_server(cfg, entries, managed.spec.match_id)
 
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id
-        phases_task = asyncio.create_task(self._follow_phases(managed))
-        phases_task.add_done_callback(_log_failure)
+        await self._phases.follow(match_id, partial(self._set, managed))
         try:
             while not managed.status.phase.terminal:
                 managed.proc = await self._spawn(managed)
@@ -263,21 +217,21 @@ class LocalProcessOrchestrator:
                 if self._closing:
                     break
                 if live and managed.restarts < self.config.max_restarts:
-                    managed.restarts += 1  # restart in place: it restores from Redis
-                    await self._publish(managed, replace(managed.status, restarts=managed.restarts))
+                    await self._book.restarted(managed)  # in place: it restores from Redis
                     log.warning(
                         "match server crashed, restarting",
                         extra={"match_id": match_id, "reason": reason},
                     )
                     continue
-                event = Event.STARTUP_TIMEOUT if code is None else Event.FAILED
+                if live:  # restarts in place spent
+                    event = Event.LOST
+                else:
+                    event = Event.STARTUP_TIMEOUT if code is None else Event.FAILED
                 await self._set(managed, event, reason=reason)
                 if managed.status.phase is MatchPhase.PENDING:  # retry with a fresh process
                     managed.retries_left -= 1
         finally:
-            phases_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await phases_task
+            self._phases.unfollow(match_id)
 
     async def _wait_exit(self, managed: _Managed) -> int | None:
         """The exit code; None if it was not Ready in time (the process is then killed)."""
@@ -285,7 +239,9 @@ class LocalProcessOrchestrator:
         assert proc is not None
         exited = asyncio.create_task(proc.wait())
         if managed.status.phase in (MatchPhase.PENDING, MatchPhase.CREATING):
-            started = asyncio.create_task(self._started(managed))
+            started = asyncio.create_task(
+                self._book.left(managed, MatchPhase.PENDING, MatchPhase.CREATING)
+            )
             done, _ = await asyncio.wait(
                 {exited, started},
                 timeout=self.config.startup_timeout_s,
@@ -297,33 +253,3 @@ class LocalProcessOrchestrator:
                 await exited
                 return None
         return await exited
-
-    @staticmethod
-    async def _started(managed: _Managed) -> None:
-        async with managed.changed:
-            await managed.changed.wait_for(
-                lambda: managed.status.phase not in (MatchPhase.PENDING, MatchPhase.CREATING)
-            )
-
-    async def _follow_phases(self, managed: _Managed) -> None:
-        """The match server's own phase reports, from its Redis stream."""
-        stream = keys.match_phases(managed.spec.match_id)
-        last = "0-0"
-        while True:
-            try:
-                reply: Any = await self.redis.xread({stream: last}, block=1000, count=100)
-            except (RedisError, OSError) as exc:  # Redis blips: keep following from `last`
-                log.warning(
-                    "phase stream read failed",
-                    extra={"match_id": managed.spec.match_id, "error": repr(exc)},
-                )
-                await asyncio.sleep(0.5)
-                continue
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    raw = fields.get(b"phase") or fields.get("phase")
-                    phase = raw.decode() if isinstance(raw, bytes) else raw
-                    event = server_event(phase)
-                    if event is not None:
-                        await self._set(managed, event)

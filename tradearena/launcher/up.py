@@ -2,9 +2,12 @@
 
 Local Redis and PostgreSQL (data under the data directory), migrations, the
 feed relay, the results worker, and the lobby (REST, Socket.IO, web client)
-with the local-process runtime spawning one match server per match. Ctrl-C
-(or SIGTERM) stops everything it started, match servers first (they settle
-and publish), and nothing is left running.
+with its match runtime. By default matches start at once on a pool of warm
+match servers, each hosting many matches (`localpool.py`: capacity, a buffer of
+free slots, a maximum of servers); `--dedicated` spawns one server process per
+match instead (`localruntime.py`). Ctrl-C (or SIGTERM) stops everything it
+started, match servers first (they settle and publish), and nothing is left
+running.
 
 Redis, PostgreSQL, the relay and the worker are supervised (`supervisor.py`): one
 that dies is restarted with a backoff and a console line; one that fails five
@@ -31,6 +34,12 @@ from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
 from tradearena.launcher.supervisor import PostgresChild, ProcessChild, RedisChild, Supervisor
+from tradearena.orchestration.buffer import (
+    DEFAULT_BUFFER,
+    DEFAULT_CAPACITY,
+    DEFAULT_MAX_SERVERS,
+    BufferPolicy,
+)
 from tradearena.tokens import Signer, generate_private_key_pem
 
 CLI = str(Path(sys.executable).parent / "tradearena")
@@ -50,6 +59,13 @@ class UpOptions:
     log_level: str = "INFO"
     restart_initial_s: float = 0.5  # backoff of a supervised child: 0.5, 1, 2, 4 s...
     restart_max_s: float = 15.0
+    # Matches run on a pool of warm servers, each hosting up to pool_capacity matches,
+    # keeping pool_buffer free slots, at most pool_max_servers; dedicated: one server
+    # process per match (started when the match is formed).
+    dedicated: bool = False
+    pool_capacity: int = DEFAULT_CAPACITY
+    pool_buffer: int = DEFAULT_BUFFER
+    pool_max_servers: int = DEFAULT_MAX_SERVERS
 
 
 @dataclass
@@ -156,6 +172,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
     from lobby.state import METRICS
+    from tradearena.launcher.localpool import LocalPoolConfig, LocalPoolOrchestrator
     from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
     from tradearena.modes import load_catalogue
 
@@ -190,7 +207,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         loop.add_signal_handler(sig, stop.set)
     web_runner: web.AppRunner | None = None
     redis_client: Redis | None = None
-    orchestrator: LocalProcessOrchestrator | None = None
+    orchestrator: LocalProcessOrchestrator | LocalPoolOrchestrator | None = None
     try:
         t = platform.step("starting Redis")
         platform.redis = LocalRedis(data / "redis")
@@ -237,7 +254,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         probe = await platform.spawn("results-worker", worker_args, worker_env, worker_port)
         platform.done(t, f"probes {probe}")
 
-        t = platform.step("starting the lobby and the match-server runtime")
+        t = platform.step("starting the lobby and the match servers")
         settings = LobbySettings(
             host=options.host,
             port=options.lobby_port,
@@ -258,14 +275,37 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             cors_origins=lobby_origins(options.host, options.lobby_port, settings.cors_origins),
             extra_env={k: v for k, v in env.items() if k == "TRADEARENA_CATALOGUE"},
         )
-        orchestrator = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
+        if options.dedicated:
+            orchestrator = LocalProcessOrchestrator(runtime, redis_client, _match_line(say))
+            servers = "one match server process per match"
+        else:
+            policy = BufferPolicy(
+                capacity=options.pool_capacity,
+                buffer=options.pool_buffer,
+                max_servers=options.pool_max_servers,
+            )
+            pool = LocalPoolOrchestrator(
+                LocalPoolConfig(runtime, policy),
+                redis_client,
+                _match_line(say),
+                say=lambda line: say(f"    {line}"),
+            )
+            orchestrator = pool
+            ready = await pool.open()
+            servers = (
+                f"{ready} warm match server(s) x {policy.capacity} matches, buffer "
+                f"{policy.buffer} free, at most {policy.max_servers} servers"
+            )
         catalogue = load_catalogue(options.catalogue.resolve()) if options.catalogue else None
         app = create_app(settings, orchestrator=orchestrator, catalogue=catalogue)
         app[METRICS].registry.register(restarts)
+        if isinstance(orchestrator, LocalPoolOrchestrator):
+            for collector in orchestrator.metrics.collectors():
+                app[METRICS].registry.register(collector)
         web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await web_runner.setup()
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
-        platform.done(t)
+        platform.done(t, servers)
 
         supervisor.set_state("ready")
         say(f"READY http://{options.host}:{options.lobby_port}/")

@@ -7,7 +7,9 @@
 
 A failure before the match is live may be retried (back to Pending) while
 retries remain; after that, or once live, the runtime restarts the same server
-in place (it restores from Redis) and the phase does not change.
+in place (it restores from Redis) and the phase does not change, until its
+restarts are spent or its shared server is gone for good (`lost`: Failed, or
+Cancelled when it was cancelling).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Event(StrEnum):
     STARTUP_TIMEOUT = "startup_timeout"
     CANCEL = "cancel"
     STOPPED = "stopped"  # the server is gone after a cancel
-    LOST = "lost"  # a shared server gone for good: nothing restarts the match in place
+    LOST = "lost"  # its server is gone for good, or keeps failing: no restart in place
 
 
 class TransitionError(ValueError):

@@ -43,6 +43,7 @@ def short_catalogue(path: Path, blitz_minutes: int = 1) -> Path:
 class UpProcess:
     data_dir: Path
     catalogue: Path | None = None
+    up_args: tuple[str, ...] = ()  # more options of `up` (e.g. --dedicated)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
@@ -81,6 +82,7 @@ class UpProcess:
         if self.catalogue is not None:
             args += ["--catalogue", str(self.catalogue)]
         args += ["up", "--data-dir", str(self.data_dir), "--lobby-port", str(self.port)]
+        args += self.up_args
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

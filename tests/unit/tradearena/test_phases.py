@@ -76,3 +76,9 @@ def test_every_server_phase_has_an_event() -> None:
 def test_an_ended_game_reports_finished_or_cancelled() -> None:
     assert ServerPhase.ended(GamePhase.FINISHED) is ServerPhase.FINISHED
     assert ServerPhase.ended(GamePhase.CANCELLED) is ServerPhase.CANCELLED
+
+
+def test_a_server_that_keeps_failing_fails_its_match_even_once_live() -> None:
+    for phase in (MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE):
+        assert transition(phase, Event.LOST).phase is MatchPhase.FAILED
+    assert transition(MatchPhase.CANCELLING, Event.LOST).phase is MatchPhase.CANCELLED

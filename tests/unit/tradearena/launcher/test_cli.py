@@ -125,3 +125,10 @@ def test_bots_refuse_a_malformed_resolve_entry() -> None:
     done = run("bots", "--count", "1", "--resolve", "play.test")
     assert done.returncode == 2
     assert "--resolve: expected NAME=ADDRESS" in done.stderr
+
+
+def test_up_refuses_a_pool_that_cannot_hold_before_starting_anything(tmp_path: Path) -> None:
+    done = run("up", "--data-dir", str(tmp_path / "var"), "--pool-capacity", "0")
+    assert done.returncode == 2
+    assert "up: pool: capacity must be at least 1" in done.stderr
+    assert not (tmp_path / "var").exists()
