@@ -283,9 +283,10 @@ class MatchHost:
             runner.on_ready = lambda: self.metrics.allocation_ack.observe(
                 max(0, self.clock() - a.assigned_at_ms) / 1000
             )
+        history: list[FeedTick] = []
         if not runner.match.phase.over:
-            hosted.ticks = self._hub(a.symbol).ticks()
-        runner.start_loops(hosted.ticks)
+            history, hosted.ticks = self._hub(a.symbol).subscribe()
+        runner.start_loops(hosted.ticks, history)
         hosted.supervisor = asyncio.create_task(self._supervise(hosted), name=f"host:{a.match_id}")
         self._presence(hosted)
         self.metrics.matches_started.labels(how).inc()

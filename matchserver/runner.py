@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -269,13 +269,28 @@ class MatchRunner:
         except Exception as exc:  # any bug in one match must not reach the others
             self.report_fault(SERVER_ERROR, exc)
 
-    def start_loops(self, ticks: AsyncIterator[FeedTick] | None) -> None:
+    def start_loops(
+        self, ticks: AsyncIterator[FeedTick] | None, history: Sequence[FeedTick] = ()
+    ) -> None:
         """The clock, and the feed unless the match is over already (a restart after its
-        end only makes sure the result went out)."""
+        end only makes sure the result went out). The feed's `history` goes in before the
+        clock first runs: the clock moves the engine's time to now, and a history tick
+        taken after that would count as received now, holding every official price back
+        by a whole delay window (the feed would look stale meanwhile)."""
         mid = self.match.match_id
-        if ticks is not None and not self.match.phase.over:
-            feed = asyncio.create_task(self.guarded(self.run_feed(ticks)), name=f"feed:{mid}")
-            self.loops.append(feed)
+        if ticks is None or self.match.phase.over:
+            self._start_clock()
+            return
+
+        async def feed() -> None:
+            await self.run_feed(_each(history))
+            self._start_clock()
+            await self.run_feed(ticks)
+
+        self.loops.append(asyncio.create_task(self.guarded(feed()), name=f"feed:{mid}"))
+
+    def _start_clock(self) -> None:
+        mid = self.match.match_id
         self.loops.append(asyncio.create_task(self.guarded(self.run_clock()), name=f"clock:{mid}"))
 
     async def stop_loops(self) -> None:
@@ -466,6 +481,11 @@ def build_result(match: Match, fmt: str, symbol: str) -> MatchResult:
             "ledger_digest": summary["ledger_digest"],
         }
     )
+
+
+async def _each(ticks: Sequence[FeedTick]) -> AsyncIterator[FeedTick]:
+    for tick in ticks:
+        yield tick
 
 
 async def cancel_quietly(task: asyncio.Task[Any]) -> None:

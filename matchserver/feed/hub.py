@@ -85,14 +85,24 @@ class FeedHub:
         self.warm.set()
 
     async def ticks(self) -> AsyncGenerator[FeedTick, None]:
-        """The history, then every new tick. The history is copied and the subscriber
-        registered in one step (no await between), so nothing is missed or repeated."""
+        """The history, then every new tick."""
+        history, live = self.subscribe()
+        for tick in history:
+            yield tick
+        async for tick in live:
+            yield tick
+
+    def subscribe(self) -> tuple[list[FeedTick], AsyncGenerator[FeedTick, None]]:
+        """The history now, and every tick after it. Copied and registered in one step
+        (no await between), so nothing is missed or repeated. Apart, so that a match can
+        take in its whole history before its clock first runs (`MatchRunner.start_loops`)."""
         queue: asyncio.Queue[FeedTick] = asyncio.Queue()
         backlog = list(self.history)
         self.subscribers.add(queue)
+        return backlog, self._live(queue)
+
+    async def _live(self, queue: asyncio.Queue[FeedTick]) -> AsyncGenerator[FeedTick, None]:
         try:
-            for tick in backlog:
-                yield tick
             while True:
                 yield await queue.get()
         finally:

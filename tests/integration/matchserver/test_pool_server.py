@@ -351,3 +351,23 @@ async def test_a_controllers_drain_mark_outlives_the_servers_heartbeats(
     spec = MatchSpec("m-late", "duel", "blitz", 0, ("a", "b"))
     refused = await allocation.allocate(redis, SERVER, Assignment.of(spec, now_ms()))
     assert refused == allocation.NOT_ACCEPTING
+
+
+async def test_a_match_on_a_warm_server_takes_its_history_at_its_own_times(
+    pool: PoolServerProcess, redis: Redis
+) -> None:
+    """A warm server's feed history reaches a new match before the match's clock first
+    runs: each tick is logged at the time it was received, so official prices flow at
+    once. Taken after the clock, a history tick would count as received now and the
+    official prices would stop for a delay window (the match frozen as stale)."""
+    await wait_accepting(redis, SERVER)
+    await assign(redis, SERVER, "m-warm", ("alice", "bob"), mode="duel", now_ms=now_ms())
+    await wait_ready(redis, "m-warm")
+    rows = [json.loads(r) for r in await redis.lrange(keys.match_log("m-warm"), 0, -1)]
+    times = [r["at"] for r in rows if r["kind"] == "price"]
+    assert len(times) >= 5 and times == sorted(times)
+    # Ticks older than the match itself count from its creation (a delay window plus a
+    # second ago); none is moved to the moment it was taken in.
+    after_creation = times[times.count(times[0]) :]
+    assert len(set(after_creation)) == len(after_creation), times
+    assert times[-1] - times[0] >= 4000, times  # the duel's delay window
