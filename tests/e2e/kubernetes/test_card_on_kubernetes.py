@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+import yaml
 
 from tradearena.contracts import keys, resource
 from tradearena.contracts.orchestration import MatchSpec
@@ -350,8 +351,9 @@ def test_a_dense_pool_server_restores_every_match_it_hosts_after_kill_9(
     them are packed onto one server; its process is killed; the pod restarts in place and
     the server restores every match, which then settles (cancelled) with its result stored."""
     assert platform.cluster is not None
-    default_pool = {"name": "default", "capacity": 1, "buffer": 1, "minReplicas": 1}
+    (default_pool,) = yaml.safe_load((REPO / "charts/tradearena/values.yaml").read_text())["pools"]
     dense_pool = {
+        **default_pool,
         "name": "dense",
         "capacity": 4,
         "buffer": 1,
@@ -384,7 +386,8 @@ def test_a_dense_pool_server_restores_every_match_it_hosts_after_kill_9(
     (server,) = {m["status"]["server"] for m in ready}  # packed onto one server
     pod = platform.kubectl_json("get", "pod", server)
     assert pod["metadata"]["labels"][resource.SERVER_POOL_LABEL] == "dense"
-    table = platform.cluster.kubectl("get", resource.PLURAL, *ids).stdout
+    ns = platform.options.namespace
+    table = platform.cluster.kubectl("-n", ns, "get", resource.PLURAL, *ids).stdout
     assert table.count(server) == len(ids) and "0/2" in table, table
 
     pid = container_pid(pod)
@@ -411,6 +414,8 @@ def test_a_dense_pool_server_restores_every_match_it_hosts_after_kill_9(
 
     for match_id in ids:
         platform.cluster.kubectl(
+            "-n",
+            ns,
             "patch",
             resource.PLURAL,
             match_id,
@@ -431,7 +436,8 @@ def test_a_dense_pool_server_restores_every_match_it_hosts_after_kill_9(
     client = redis.Redis.from_url(platform.redis.url)
     try:
         assert all(client.exists(keys.result_published(i)) for i in ids)
-        assert client.hlen(keys.server_matches(server)) == 0  # every slot freed
+        slots = keys.server_matches(server)
+        eventually(platform, "every slot freed", lambda: client.hlen(slots) == 0, within=30)
     finally:
         client.close()
 
