@@ -210,6 +210,26 @@ class MatchRunner:
                 return int(event_ms), int(seq or 0)
         return None
 
+    async def take_history(self, ticks: Sequence[FeedTick]) -> None:
+        """The feed's history in one commit (one log write, not one per tick): no client
+        is connected yet, so nothing waits on each tick's events."""
+        seen = self.last_tick_key()
+        fresh = [t for t in ticks if seen is None or t.key() > seen]
+        if not fresh:
+            return
+        async with self._lock:
+            events: list[Event] = []
+            for tick in fresh:
+                if self.match.phase.over:
+                    break
+                self.last_feed_ms = tick.recv_ms
+                events.extend(
+                    self._engine(self.match.feed, tick.price, tick.recv_ms, tick.stream_id)
+                )
+            await self._commit(events)
+        if not self.ready.is_set() and self.match.official is not None:
+            await self._become_ready()
+
     async def on_price(self, price: Decimal, recv_ms: int, ref: str | None = None) -> None:
         self.last_feed_ms = recv_ms
         async with self._lock:
@@ -283,7 +303,7 @@ class MatchRunner:
             return
 
         async def feed() -> None:
-            await self.run_feed(_each(history))
+            await self.take_history(history)
             self._start_clock()
             await self.run_feed(ticks)
 
@@ -481,11 +501,6 @@ def build_result(match: Match, fmt: str, symbol: str) -> MatchResult:
             "ledger_digest": summary["ledger_digest"],
         }
     )
-
-
-async def _each(ticks: Sequence[FeedTick]) -> AsyncIterator[FeedTick]:
-    for tick in ticks:
-        yield tick
 
 
 async def cancel_quietly(task: asyncio.Task[Any]) -> None:

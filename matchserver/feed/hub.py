@@ -87,10 +87,13 @@ class FeedHub:
     async def ticks(self) -> AsyncGenerator[FeedTick, None]:
         """The history, then every new tick."""
         history, live = self.subscribe()
-        for tick in history:
-            yield tick
-        async for tick in live:
-            yield tick
+        try:
+            for tick in history:
+                yield tick
+            async for tick in live:
+                yield tick
+        finally:
+            await live.aclose()
 
     def subscribe(self) -> tuple[list[FeedTick], AsyncGenerator[FeedTick, None]]:
         """The history now, and every tick after it. Copied and registered in one step

@@ -76,7 +76,7 @@ class OperatorSettings(BaseSettings):
     timer_interval_s: float = Field(default=5, gt=0)
     # Players connected/expected in a Match's status: written at most this often per Match.
     players_interval_s: float = Field(default=3, ge=0)
-    # Redis connections that wait (XREAD BLOCK) for pool servers' acknowledgements.
+    # Redis connections of the acknowledgement reader (one blocking XREAD for every wait).
     ack_connections: int = Field(default=8, ge=1)
 
     # The operator's own Redis access (cancel reasons, Live detection); optional.

@@ -145,6 +145,12 @@ async def test_a_newer_tab_replaces_the_older_without_using_a_reconnect(
     await bob.next_ticks(2)
     assert bob.player_events("alice") == []
     assert ("disconnect", "alice") not in log_kinds(server)
+    # The trade cooldown after the open's fill runs on the server's clock: its ticks say
+    # when it is over.
+    cooldown_until = int(opened["cooldown_until"])
+    await older.until(
+        lambda events: any(e == "tick" and int(d["at"]) > cooldown_until for e, d in events)
+    )
     closed = await older.call("action", {"type": "close", "client_order_id": "t-2"})
     assert closed["ok"], closed
     _, metrics = await http_get(f"{server.admin_url}/metrics")
