@@ -176,81 +176,93 @@ def _status_schema() -> dict[str, Any]:
     }
 
 
-def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
-    catalogue = catalogue or default_catalogue()
+def _column(
+    name: str,
+    path: str,
+    kind: str = "string",
+    *,
+    description: str | None = None,
+    priority: int | None = None,
+) -> dict[str, Any]:
+    """A printer column (priority 1: shown with `-o wide` only)."""
+    column: dict[str, Any] = {"name": name, "type": kind}
+    if description is not None:
+        column["description"] = description
+    column["jsonPath"] = path
+    if priority is not None:
+        column["priority"] = priority
+    return column
+
+
+def _definition(
+    crd_name: str,
+    names: dict[str, Any],
+    columns: list[dict[str, Any]],
+    schema: dict[str, Any],
+) -> dict[str, Any]:
+    """The envelope both CRDs share: one served, stored version with a status subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": resource.CRD_NAME},
+        "metadata": {"name": crd_name},
         "spec": {
             "group": resource.GROUP,
             "scope": "Namespaced",
-            "names": {
-                "plural": resource.PLURAL,
-                "singular": resource.SINGULAR,
-                "kind": resource.KIND,
-                "listKind": resource.LIST_KIND,
-                "shortNames": list(resource.SHORT_NAMES),
-                "categories": list(resource.CATEGORIES),
-            },
+            "names": {**names, "categories": list(resource.CATEGORIES)},
             "versions": [
                 {
                     "name": resource.VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
-                        {
-                            "name": "Players",
-                            "type": "string",
-                            "description": "Players connected/expected",
-                            "jsonPath": ".status.playersSummary",
-                        },
-                        {
-                            "name": "Server",
-                            "type": "string",
-                            "description": "The server pod running the match",
-                            "jsonPath": ".status.server",
-                        },
-                        {"name": "Address", "type": "string", "jsonPath": ".status.address"},
-                        {"name": "Port", "type": "integer", "jsonPath": ".status.port"},
-                        {"name": "Scheme", "type": "string", "jsonPath": ".status.scheme"},
-                        {
-                            "name": "Allocation",
-                            "type": "string",
-                            "jsonPath": ".status.allocation",
-                            "priority": 1,
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "One match: the operator binds it to a pool"
-                            " server, else runs a match-server pod for it.",
-                            "required": ["spec"],
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": "size(self.metadata.name) <= 63",
-                                    "message": "a Match name is at most 63 characters "
-                                    "(it names the pod and labels it)",
-                                }
-                            ],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": _spec_schema(catalogue),
-                                "status": _status_schema(),
-                            },
-                        }
-                    },
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": schema},
                 }
             ],
         },
     }
+
+
+def build_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    catalogue = catalogue or default_catalogue()
+    names = {
+        "plural": resource.PLURAL,
+        "singular": resource.SINGULAR,
+        "kind": resource.KIND,
+        "listKind": resource.LIST_KIND,
+        "shortNames": list(resource.SHORT_NAMES),
+    }
+    columns = [
+        _column("Phase", ".status.phase"),
+        _column("Mode", ".spec.mode"),
+        _column("Players", ".status.playersSummary", description="Players connected/expected"),
+        _column("Server", ".status.server", description="The server pod running the match"),
+        _column("Address", ".status.address"),
+        _column("Port", ".status.port", "integer"),
+        _column("Scheme", ".status.scheme"),
+        _column("Allocation", ".status.allocation", priority=1),
+        _column("Age", ".metadata.creationTimestamp", "date"),
+    ]
+    schema = {
+        "type": "object",
+        "description": "One match: the operator binds it to a pool"
+        " server, else runs a match-server pod for it.",
+        "required": ["spec"],
+        "x-kubernetes-validations": [
+            {
+                "rule": "size(self.metadata.name) <= 63",
+                "message": "a Match name is at most 63 characters (it names the pod and labels it)",
+            }
+        ],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": _spec_schema(catalogue),
+            "status": _status_schema(),
+        },
+    }
+    return _definition(resource.CRD_NAME, names, columns, schema)
 
 
 def _pool_schema(catalogue: Catalogue) -> dict[str, Any]:
@@ -346,49 +358,27 @@ def _pool_schema(catalogue: Catalogue) -> dict[str, Any]:
 def build_pool_crd(catalogue: Catalogue | None = None) -> dict[str, Any]:
     """The `MatchServerPool` CRD: its modes and formats are the catalogue's, as a Match's."""
     catalogue = catalogue or default_catalogue()
-
-    def column(name: str, path: str, kind: str = "integer", **extra: Any) -> dict[str, Any]:
-        return {"name": name, "type": kind, "jsonPath": path, **extra}
-
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": resource.POOL_CRD_NAME},
-        "spec": {
-            "group": resource.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "plural": resource.POOL_PLURAL,
-                "singular": resource.POOL_SINGULAR,
-                "kind": resource.POOL_KIND,
-                "listKind": resource.POOL_LIST_KIND,
-                "shortNames": list(resource.POOL_SHORT_NAMES),
-                "categories": list(resource.CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": resource.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        column("Desired", ".status.replicas"),
-                        column("Current", ".status.currentReplicas"),
-                        column("Ready", ".status.readyReplicas"),
-                        column("Allocated", ".status.allocatedReplicas"),
-                        column("In Use", ".status.inUse", "string"),
-                        column("Modes", ".status.serves", "string"),
-                        column("Capacity", ".spec.capacity", priority=1),
-                        column("Buffer", ".spec.buffer", "string", priority=1),
-                        column("Min", ".spec.minReplicas", priority=1),
-                        column("Max", ".spec.maxReplicas", priority=1),
-                        column("Age", ".metadata.creationTimestamp", "date"),
-                    ],
-                    "schema": {"openAPIV3Schema": _pool_schema(catalogue)},
-                }
-            ],
-        },
+    names = {
+        "plural": resource.POOL_PLURAL,
+        "singular": resource.POOL_SINGULAR,
+        "kind": resource.POOL_KIND,
+        "listKind": resource.POOL_LIST_KIND,
+        "shortNames": list(resource.POOL_SHORT_NAMES),
     }
+    columns = [
+        _column("Desired", ".status.replicas", "integer"),
+        _column("Current", ".status.currentReplicas", "integer"),
+        _column("Ready", ".status.readyReplicas", "integer"),
+        _column("Allocated", ".status.allocatedReplicas", "integer"),
+        _column("In Use", ".status.inUse"),
+        _column("Modes", ".status.serves"),
+        _column("Capacity", ".spec.capacity", "integer", priority=1),
+        _column("Buffer", ".spec.buffer", priority=1),
+        _column("Min", ".spec.minReplicas", "integer", priority=1),
+        _column("Max", ".spec.maxReplicas", "integer", priority=1),
+        _column("Age", ".metadata.creationTimestamp", "date"),
+    ]
+    return _definition(resource.POOL_CRD_NAME, names, columns, _pool_schema(catalogue))
 
 
 def render(catalogue: Catalogue | None = None) -> str:
