@@ -30,13 +30,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio import client, config
 
 from tradearena.contracts import resource
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
 from tradearena.orchestration.kubernetes import match_resource
 from tradearena.testing.kube_platform import KubePlatform, PlatformOptions
+from tradearena.testing.match_watch import follow_matches
 
 POOL = "bench"
 
@@ -84,27 +85,7 @@ async def offered_load(
                 done.set()
 
     async def follow() -> None:
-        while not done.is_set():
-            try:
-                listed = await custom.list_namespaced_custom_object(
-                    resource.GROUP, resource.VERSION, namespace, resource.PLURAL
-                )
-                for obj in listed["items"]:
-                    seen(obj)
-                w = watch.Watch()
-                async for event in w.stream(
-                    custom.list_namespaced_custom_object,
-                    resource.GROUP,
-                    resource.VERSION,
-                    namespace,
-                    resource.PLURAL,
-                    resource_version=listed["metadata"]["resourceVersion"],
-                    timeout_seconds=60,
-                ):
-                    seen(event["object"])
-            except Exception as exc:
-                print(f"watch restarted: {exc!r}"[:200], file=sys.stderr)
-                await asyncio.sleep(0.5)
+        await follow_matches(custom, namespace, seen, done)
 
     async def create(i: int) -> None:
         name = f"{prefix}{i:04d}"

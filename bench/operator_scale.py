@@ -28,12 +28,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio import client, config
 
 from tradearena.contracts import resource
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localservices import free_port
 from tradearena.testing.kube import create_cluster
+from tradearena.testing.match_watch import follow_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,29 +77,7 @@ async def run_matches(
     done = asyncio.Event()
 
     async def follow() -> None:
-        """List, then watch from there; on any error (e.g. 429 while a fresh CRD's
-        storage initialises) list and watch again."""
-        while not done.is_set():
-            try:
-                listed = await custom.list_namespaced_custom_object(
-                    resource.GROUP, resource.VERSION, namespace, resource.PLURAL
-                )
-                for obj in listed["items"]:
-                    seen(obj)
-                w = watch.Watch()
-                async for event in w.stream(
-                    custom.list_namespaced_custom_object,
-                    resource.GROUP,
-                    resource.VERSION,
-                    namespace,
-                    resource.PLURAL,
-                    resource_version=listed["metadata"]["resourceVersion"],
-                    timeout_seconds=60,
-                ):
-                    seen(event["object"])
-            except Exception as exc:
-                print(f"watch restarted: {exc!r}"[:200], file=sys.stderr)
-                await asyncio.sleep(0.5)
+        await follow_matches(custom, namespace, seen, done)
 
     def seen(obj: dict[str, Any]) -> None:
         if (obj.get("status") or {}).get("phase") == MatchPhase.READY:
