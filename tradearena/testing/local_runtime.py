@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tradearena.contracts.orchestration import MatchStatus, Orchestrator
+from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.serverconfig import TlsFiles
 from tradearena.launcher.localpool import LocalPoolConfig, LocalPoolOrchestrator
 from tradearena.launcher.localruntime import LocalProcessOrchestrator, LocalRuntimeConfig
@@ -86,3 +89,17 @@ async def local_pool(
     finally:
         await orchestrator.close()
         await redis.aclose()
+
+
+async def phases_until(
+    orchestrator: Orchestrator, match_id: str, last: MatchPhase, within: float = 60
+) -> list[MatchStatus]:
+    """Every status the orchestrator reports for the match, up to `last` (which must come)."""
+    seen: list[MatchStatus] = []
+    async with asyncio.timeout(within):
+        async for status in orchestrator.watch(match_id):
+            seen.append(status)
+            if status.phase is last:
+                break
+    assert seen and seen[-1].phase is last, seen
+    return seen

@@ -15,7 +15,7 @@ import socketio
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localruntime import LocalProcessOrchestrator
-from tradearena.testing.local_runtime import local_runtime
+from tradearena.testing.local_runtime import local_runtime, phases_until
 from tradearena.tokens import Signer, generate_private_key_pem
 
 SIGNER = Signer.from_pem(generate_private_key_pem())
@@ -31,18 +31,6 @@ def spec(
     match_id: str, duration_ms: int = 600_000, players: tuple[str, ...] = ("alice",)
 ) -> MatchSpec:
     return MatchSpec(match_id, "standard", "blitz", duration_ms, players)
-
-
-async def phases_until(
-    orch: LocalProcessOrchestrator, match_id: str, last: MatchPhase
-) -> list[MatchStatus]:
-    seen: list[MatchStatus] = []
-    async with asyncio.timeout(60):
-        async for status in orch.watch(match_id):
-            seen.append(status)
-            if status.phase is last:
-                break
-    return seen
 
 
 async def until_ready(status: MatchStatus) -> None:

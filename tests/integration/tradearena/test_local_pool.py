@@ -20,7 +20,7 @@ from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localpool import LocalPoolOrchestrator
 from tradearena.orchestration.buffer import BufferPolicy
-from tradearena.testing.local_runtime import local_pool
+from tradearena.testing.local_runtime import local_pool, phases_until
 from tradearena.testing.waiting import eventually
 from tradearena.tokens import Signer, generate_private_key_pem
 
@@ -29,19 +29,6 @@ SIGNER = Signer.from_pem(generate_private_key_pem())
 
 def spec(match_id: str, duration_ms: int = 600_000) -> MatchSpec:
     return MatchSpec(match_id, "standard", "blitz", duration_ms, ("alice",))
-
-
-async def phases_until(
-    pool: LocalPoolOrchestrator, match_id: str, last: MatchPhase
-) -> list[MatchStatus]:
-    seen: list[MatchStatus] = []
-    async with asyncio.timeout(60):
-        async for status in pool.watch(match_id):
-            seen.append(status)
-            if status.phase is last:
-                break
-    assert seen and seen[-1].phase is last, seen
-    return seen
 
 
 async def connect(status: MatchStatus, match_id: str) -> socketio.AsyncClient:
