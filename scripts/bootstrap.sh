@@ -6,12 +6,15 @@ cd "$(dirname "$0")/.."
 
 # System packages: Redis and PostgreSQL servers (started by `up` and by the tests
 # themselves, never as system services), Node.js's npm for the JS client tests,
-# Chromium for the browser test (driven by playwright-core; no browser is downloaded).
+# Chromium for the browser test (driven by playwright-core; no browser is downloaded),
+# Prometheus (promtool checks and unit-tests the alert rules; the server scrapes `up` in
+# the alerting tests).
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing system packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
@@ -22,7 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # The packages start system-wide services; the project runs its own instances.
-    for svc in redis-server postgresql; do
+    for svc in redis-server postgresql prometheus prometheus-node-exporter; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi
