@@ -443,6 +443,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results-worker", help="store match results from Redis into PostgreSQL")
     p.set_defaults(func=_cmd_results_worker)
 
+    from tradearena.launcher import dlq
+
+    dlq.add_parser(sub)
+
     p = sub.add_parser(
         "drain-matches", help="delete every Match of a namespace, wait until each has settled"
     )

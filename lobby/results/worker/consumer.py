@@ -19,6 +19,7 @@ from lobby.results.worker.parsing import PoisonError, is_transient, parse_entry
 from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.results.worker.store import StoredNotification, store_result
 from tradearena.contracts import keys
+from tradearena.contracts.deadletter import Reason, dead_letter_fields, entry_ms
 from tradearena.contracts.results import MatchResult
 from tradearena.modes import Catalogue
 from tradearena.retry import call_with_retries
@@ -79,14 +80,11 @@ class ResultsWorker:
         await self.redis.xack(keys.RESULTS_STREAM, keys.RESULTS_GROUP, entry_id)
 
     async def dead_letter(
-        self, entry_id: str, fields: Mapping[Any, Any], reason: str, error: str
+        self, entry_id: str, fields: Mapping[Any, Any], reason: Reason, error: str
     ) -> None:
-        raw = fields.get(b"result", fields.get("result", b""))
+        dead: dict[Any, Any] = dead_letter_fields(entry_id, fields, reason, error)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                keys.RESULTS_DEAD_LETTER,
-                {"id": entry_id, "reason": reason, "error": error[:2000], "result": raw},
-            )
+            pipe.xadd(keys.RESULTS_DEAD_LETTER, dead)
             pipe.xack(keys.RESULTS_STREAM, keys.RESULTS_GROUP, entry_id)
             await pipe.execute()
         self.metrics.dead_lettered.labels(reason).inc()
@@ -144,7 +142,7 @@ class ResultsWorker:
         except Exception as exc:
             if is_transient(exc):  # stopping while PostgreSQL is away: stays pending
                 return "deferred"
-            await self.dead_letter(entry_id, fields, "store_failed", repr(exc))
+            await self.dead_letter(entry_id, fields, Reason.STORE_FAILED, repr(exc))
             return "dead"
         await self._ack(entry_id)
         if notes is None:
@@ -194,7 +192,7 @@ class ResultsWorker:
         delivered = int(info[0]["times_delivered"]) if info else 0
         if delivered > self.settings.results_max_deliveries:
             await self.dead_letter(
-                entry_id, fields, "too_many_deliveries", f"delivered {delivered} times"
+                entry_id, fields, Reason.TOO_MANY_DELIVERIES, f"delivered {delivered} times"
             )
             return "dead"
         return await self.handle(entry_id, fields)
@@ -220,6 +218,7 @@ class ResultsWorker:
                 if self.stopping.is_set():
                     return handled
         await self.update_lag()
+        await self.update_dead_letter()
         return handled
 
     async def update_lag(self) -> None:
@@ -227,6 +226,16 @@ class ResultsWorker:
             if _text(group["name"]) == keys.RESULTS_GROUP:
                 self.metrics.lag.set(float(group.get("lag") or 0))
                 self.metrics.pending.set(float(group.get("pending") or 0))
+
+    async def update_dead_letter(self) -> None:
+        """The dead letter's length and the age of its oldest entry (0 when empty)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(keys.RESULTS_DEAD_LETTER)
+            pipe.xrange(keys.RESULTS_DEAD_LETTER, count=1)
+            length, oldest = await pipe.execute()
+        self.metrics.dead_letter_entries.set(float(length))
+        age = time.time() - entry_ms(_text(oldest[0][0])) / 1000 if oldest else 0.0
+        self.metrics.dead_letter_oldest_age.set(max(age, 0.0))
 
     async def _resume_own_pending(self) -> None:
         """The group (Redis may have come back without it) and our own entries left pending

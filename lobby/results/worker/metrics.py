@@ -41,3 +41,13 @@ class ResultsMetrics:
         self.pending = Gauge(
             "tradearena_results_pending", "Entries delivered but not acknowledged", registry=r
         )
+        self.dead_letter_entries = Gauge(
+            "tradearena_results_dead_letter_entries",
+            "Entries in the dead letter (its stream length)",
+            registry=r,
+        )
+        self.dead_letter_oldest_age = Gauge(
+            "tradearena_results_dead_letter_oldest_age_seconds",
+            "Time the oldest dead-letter entry has waited (0 when there is none)",
+            registry=r,
+        )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import asyncpg
 from pydantic import ValidationError
 
+from tradearena.contracts.deadletter import RESULT_FIELD, Reason
 from tradearena.contracts.results import RESULT_SCHEMA_VERSION, MatchResult
 from tradearena.modes import Catalogue
 
@@ -17,7 +18,7 @@ from tradearena.modes import Catalogue
 class PoisonError(Exception):
     """The message can never be stored: dead-letter it at once."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Reason, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -40,29 +41,31 @@ def is_transient(exc: BaseException | None) -> bool:
 
 def parse_entry(fields: Mapping[bytes | str, bytes | str], catalogue: Catalogue) -> MatchResult:
     """The MatchResult of one stream entry, or PoisonError with a stable code."""
-    raw = fields.get(b"result", fields.get("result"))
+    raw = fields.get(RESULT_FIELD.encode(), fields.get(RESULT_FIELD))
     if raw is None:
-        raise PoisonError("missing_result", "the entry has no `result` field")
+        raise PoisonError(Reason.MISSING_RESULT, "the entry has no `result` field")
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise PoisonError("bad_json", f"`result` is not JSON: {exc}") from None
+        raise PoisonError(Reason.BAD_JSON, f"`result` is not JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise PoisonError("bad_json", "`result` is not a JSON object")
+        raise PoisonError(Reason.BAD_JSON, "`result` is not a JSON object")
     if doc.get("schema_version") != RESULT_SCHEMA_VERSION:
         raise PoisonError(
-            "unknown_schema_version",
+            Reason.UNKNOWN_SCHEMA_VERSION,
             f"schema_version {doc.get('schema_version')!r} is not {RESULT_SCHEMA_VERSION}",
         )
     try:
         result = MatchResult.model_validate(doc)
     except ValidationError as exc:
-        raise PoisonError("invalid_result", str(exc)[:2000]) from None
+        raise PoisonError(Reason.INVALID_RESULT, str(exc)[:2000]) from None
     if result.mode not in catalogue.modes:
-        raise PoisonError("unknown_mode", f"unknown mode {result.mode!r}")
+        raise PoisonError(Reason.UNKNOWN_MODE, f"unknown mode {result.mode!r}")
     for player in {*result.players, *(s.player for s in result.standings)}:
         try:
             uuid.UUID(player)
         except ValueError:
-            raise PoisonError("invalid_player", f"player {player!r} is not a user id") from None
+            raise PoisonError(
+                Reason.INVALID_PLAYER, f"player {player!r} is not a user id"
+            ) from None
     return result
