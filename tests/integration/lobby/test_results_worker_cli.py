@@ -77,6 +77,7 @@ async def test_cli_worker_stores_and_pushes_results_live(
                         assert time.monotonic() < deadline
                         await asyncio.sleep(0.1)
                 assert "tradearena_results_processed_total 1.0" in metrics
+                assert "tradearena_results_dead_letter_entries 0.0" in metrics
                 async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
                     assert resp.status == 200
             proc.send_signal(signal.SIGTERM)
