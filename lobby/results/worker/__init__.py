@@ -23,8 +23,11 @@ This worker reads them with a consumer group (`keys.RESULTS_GROUP`):
   messages at once (no `result` field, bad JSON, unknown `schema_version`,
   validation errors, unknown mode, player ids that are not user ids), entries
   delivered more than `max_deliveries` times, and repeated non-transient failures.
+  Codes and fields: `tradearena.contracts.deadletter`; `tradearena dlq` (with
+  `lobby.results.deadletter`) redrives or drops them.
 * **Metrics** (Prometheus): processed, duplicates, dead-lettered by reason,
-  store retries, store latency, and the group's lag and pending count.
+  store retries, store latency, the group's lag and pending count, and the dead
+  letter's length and oldest age.
 
 Modules: `settings`, `parsing` (what is poison, what is transient), `store` (the
 PostgreSQL transaction), `metrics`, `consumer` (the consumer-group loop), `main`
