@@ -4,6 +4,7 @@ another consumer left pending, dead-letter what can never be stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -236,6 +237,19 @@ class ResultsWorker:
         self.metrics.dead_letter_entries.set(float(length))
         age = time.time() - entry_ms(_text(oldest[0][0])) / 1000 if oldest else 0.0
         self.metrics.dead_letter_oldest_age.set(max(age, 0.0))
+
+    async def watch_dead_letter(self) -> None:
+        """Refresh the dead-letter gauges every `results_dead_letter_refresh_s` until
+        stopped, even while the loop waits on PostgreSQL or Redis."""
+        while not self.stopping.is_set():
+            try:
+                await self.update_dead_letter()
+            except (RedisError, OSError) as exc:  # Redis away: the loop reports and retries
+                log.debug("dead-letter gauges not refreshed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.stopping.wait(), self.settings.results_dead_letter_refresh_s
+                )
 
     async def _resume_own_pending(self) -> None:
         """The group (Redis may have come back without it) and our own entries left pending

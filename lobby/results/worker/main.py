@@ -67,6 +67,7 @@ async def serve(settings: ResultsWorkerSettings, catalogue: Catalogue, stop: asy
         worker.stop()
 
     stopper = asyncio.create_task(stop_worker(), name="stop")
+    gauges = asyncio.create_task(worker.watch_dead_letter(), name="dead-letter-gauges")
     try:
         async with contextlib.AsyncExitStack() as probes:
             if settings.results_metrics_port:  # 0: no probe server
@@ -78,6 +79,7 @@ async def serve(settings: ResultsWorkerSettings, catalogue: Catalogue, stop: asy
             await worker.run()
     finally:
         stopper.cancel()
+        gauges.cancel()
         await worker.close()
         await client.aclose()
     log.info("results worker stopped")

@@ -24,6 +24,8 @@ class ResultsWorkerSettings(BaseAppSettings):
     results_max_deliveries: int = Field(default=10, ge=1)
     results_backoff_initial_s: float = Field(default=0.1, gt=0)
     results_backoff_max_s: float = Field(default=5.0, gt=0)
+    # The dead-letter gauges, also refreshed after every read of the stream.
+    results_dead_letter_refresh_s: float = Field(default=5.0, gt=0, le=15)
     results_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no HTTP server
     results_metrics_host: str = "127.0.0.1"
     # Push stored notifications live through the lobby's Socket.IO Redis manager.

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,11 +19,18 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from lobby.results.deadletter import DeadLetters
 from lobby.results.worker.consumer import ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
 from tradearena.contracts import keys
-from tradearena.contracts.deadletter import REDRIVEN_FROM_FIELD
+from tradearena.contracts.deadletter import (
+    REDRIVEN_FROM_FIELD,
+    DeadLetter,
+    Reason,
+    dead_letter_fields,
+)
 from tradearena.launcher.cli import main as cli_main
 from tradearena.launcher.localservices import free_port
 from tradearena.modes import default_catalogue
@@ -265,3 +273,41 @@ def test_the_console_script_reports_an_unknown_entry_without_a_traceback(
     )
     assert done.returncode == 2
     assert done.stderr == "dlq: drop: not in the dead letter: 1-0 (nothing was changed)\n"
+
+
+async def test_the_gauges_follow_the_dead_letter_while_the_loop_is_elsewhere(
+    lobby_dsn: str, rds: aioredis.Redis
+) -> None:
+    settings = ResultsWorkerSettings(
+        database_url=lobby_dsn, results_metrics_port=0, results_dead_letter_refresh_s=0.05
+    )
+    w = ResultsWorker(rds, default_catalogue(), settings)
+    watcher = asyncio.create_task(w.watch_dead_letter())
+    try:
+        fields: dict[Any, Any] = dead_letter_fields("1-0", {"result": "{"}, Reason.BAD_JSON, "x")
+        entry = await rds.xadd(keys.RESULTS_DEAD_LETTER, fields)
+        for want in (1.0, 0.0):
+            deadline = time.monotonic() + 10
+            while metric(w, "tradearena_results_dead_letter_entries") != want:
+                assert time.monotonic() < deadline, f"gauge never {want}"
+                await asyncio.sleep(0.02)
+            await rds.xdel(keys.RESULTS_DEAD_LETTER, entry)
+    finally:
+        w.stop()
+        await asyncio.wait_for(watcher, 5)
+
+
+async def test_an_action_redis_refuses_is_still_audited_as_failed(lobby_dsn: str) -> None:
+    down = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    store = DeadLetters(down, lobby_dsn)
+    raw = dead_letter_fields("9-0", {"result": '{"match_id": "m-x"}'}, Reason.STORE_FAILED, "e")
+    letter = DeadLetter.from_stream(b"10-0", raw)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await store.act("redrive", letter, "ops", "try")
+    finally:
+        await store.close()
+        await down.aclose()
+    [audit] = await rows(lobby_dsn, "SELECT * FROM dead_letter_audit")
+    assert (audit["action"], audit["entry_id"], audit["match_id"]) == ("redrive", "10-0", "m-x")
+    assert audit["outcome"] == "failed" and audit["completed_at"] is not None
