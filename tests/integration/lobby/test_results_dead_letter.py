@@ -311,3 +311,22 @@ async def test_an_action_redis_refuses_is_still_audited_as_failed(lobby_dsn: str
     [audit] = await rows(lobby_dsn, "SELECT * FROM dead_letter_audit")
     assert (audit["action"], audit["entry_id"], audit["match_id"]) == ("redrive", "10-0", "m-x")
     assert audit["outcome"] == "failed" and audit["completed_at"] is not None
+
+
+async def test_two_redrives_of_one_entry_put_it_back_once(
+    rds: aioredis.Redis, lobby_dsn: str
+) -> None:
+    raw: dict[Any, Any] = dead_letter_fields("9-0", {"result": "{}"}, Reason.BAD_JSON, "e")
+    letter = DeadLetter.from_stream(await rds.xadd(keys.RESULTS_DEAD_LETTER, raw), raw)
+    first, second = DeadLetters(rds, lobby_dsn), DeadLetters(rds, lobby_dsn)
+    try:
+        done = await asyncio.gather(
+            first.act("redrive", letter, "ann", "a"), second.act("redrive", letter, "bob", "b")
+        )
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(d.outcome for d in done) == ["done", "gone"]
+    assert await rds.xlen(keys.RESULTS_STREAM) == 1 and await dead_ids(rds) == []
+    audit = await rows(lobby_dsn, "SELECT outcome FROM dead_letter_audit ORDER BY outcome")
+    assert [r["outcome"] for r in audit] == ["done", "gone"]
