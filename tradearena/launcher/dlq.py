@@ -28,6 +28,7 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 
 PROG = "dlq"
+CODES = ", ".join(REASONS)
 
 
 def _err(message: str) -> None:
@@ -189,8 +190,12 @@ def add_parser(sub: Any) -> None:
     dlq = p.add_subparsers(dest="dlq_command", required=True)
 
     c = dlq.add_parser("list", help="the entries, oldest first")
-    c.add_argument("--reason", choices=REASONS, help="only entries with this reason code")
-    c.add_argument("--limit", type=_positive, default=100, help="at most N (default 100)")
+    c.add_argument(
+        "--reason", choices=REASONS, metavar="CODE", help=f"only entries with this code: {CODES}"
+    )
+    c.add_argument(
+        "--limit", type=_positive, default=100, metavar="N", help="at most N (default 100)"
+    )
     c.add_argument("--json", action="store_true", help="machine-readable output")
 
     c = dlq.add_parser("show", help="one entry, with its original payload")
@@ -203,7 +208,9 @@ def add_parser(sub: Any) -> None:
     ):
         c = dlq.add_parser(name, help=text)
         c.add_argument("entry_ids", nargs="*", metavar="ENTRY_ID")
-        c.add_argument("--reason", choices=REASONS, help="every entry with this reason code")
+        c.add_argument(
+            "--reason", choices=REASONS, metavar="CODE", help=f"every entry with this code: {CODES}"
+        )
         if every:
             c.add_argument("--all", action="store_true", help="every entry")
         c.add_argument("--actor", required=True, help="who acts (audited)")
