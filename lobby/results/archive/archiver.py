@@ -37,6 +37,8 @@ class Archiver:
         codec: Codec,
         sweep_window_s: float,
         sweep_batch: int = 50,
+        concurrency: int = 2,
+        max_pending: int = 1000,
     ) -> None:
         self.redis = redis
         self.pool = pool
@@ -46,6 +48,45 @@ class Archiver:
         self.sweep_window_s = sweep_window_s
         self.sweep_batch = sweep_batch
         self._cursor: datetime | None = None
+        self.max_pending = max_pending
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeping: asyncio.Task[int] | None = None
+
+    # -- in the background: the results path never waits for an archive ----------
+
+    def schedule(self, match_id: str) -> None:
+        """Archive in the background. Beyond `max_pending` waiting, nothing is started:
+        the sweep finds the match in PostgreSQL later."""
+        if len(self._tasks) >= self.max_pending:
+            log.info("archive deferred to the sweep", extra={"match_id": match_id})
+            return
+        self._track(asyncio.create_task(self._archive_in_slot(match_id)))
+
+    def schedule_sweep(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self.sweep())
+            self._track(self._sweeping)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _archive_in_slot(self, match_id: str) -> Outcome:
+        async with self._slots:
+            return await self.archive(match_id)
+
+    async def idle(self) -> None:
+        """Until every scheduled archive and sweep is done."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel what is under way (an archive cut short is finished by a later sweep:
+        the keys get their expiry only after the row is committed)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def archive(self, match_id: str) -> Outcome:
         """Archive the match unless done, then expire its keys; never raises (a failure
@@ -152,5 +193,5 @@ class Archiver:
             return 0
         self._cursor = todo[-1][1] if len(todo) == self.sweep_batch else None
         for match_id, _stored_at in todo:
-            await self.archive(match_id)
+            await self._archive_in_slot(match_id)
         return len(todo)

@@ -73,6 +73,7 @@ class ResultsWorker:
         return self._pool
 
     async def close(self) -> None:
+        await self.archiver.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -161,7 +162,7 @@ class ResultsWorker:
         if notes is None:
             self.metrics.duplicates.inc()
             log.info("duplicate result ignored", extra={"match_id": result.match_id})
-            await self.archiver.archive(result.match_id)  # finishes an interrupted follow-up
+            self.archiver.schedule(result.match_id)  # finishes an interrupted follow-up
             return "duplicate"
         self.metrics.processed.inc()
         log.info("result stored", extra={"match_id": result.match_id, "entry": entry_id})
@@ -170,7 +171,7 @@ class ResultsWorker:
                 await self.publish(notes)
             except Exception:  # live delivery is best effort: the rows are stored
                 log.exception("live notification failed", extra={"match_id": result.match_id})
-        await self.archiver.archive(result.match_id)  # the follow-up; never raises
+        self.archiver.schedule(result.match_id)  # the follow-up, in the background
         return "stored"
 
     # -- the loop --------------------------------------------------------------
@@ -221,7 +222,7 @@ class ResultsWorker:
             handled += await self.reclaim()
         if now - self._last_sweep >= self.settings.results_archive_sweep_s:
             self._last_sweep = now
-            await self.archiver.sweep()
+            self.archiver.schedule_sweep()
         reply: Any = await self.redis.xreadgroup(
             keys.RESULTS_GROUP,
             self.settings.results_consumer,
