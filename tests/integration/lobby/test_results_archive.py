@@ -208,3 +208,13 @@ async def test_a_match_whose_archive_fails_never_expires(
     left = await ttls(rds, "m-bad")
     assert left[keys.match_log("m-bad")] == -1 and left[keys.match_meta("m-bad")] == -1
     assert all(t == -1 for t in left.values() if t != -2)
+    # a match that keeps failing does not hold up the next one: the sweep moves on
+    await play_and_publish(rds, "m-next", players, seed=8)
+    raw = (await rds.xrange(keys.RESULTS_STREAM))[-1][1][b"result"]
+    bankroll = default_catalogue().mode("standard").rules.bankroll
+    assert await store_result(pg, MatchResult.model_validate_json(raw), "0-3", bankroll)
+    worker.archiver.sweep_batch = 1
+    assert await worker.archiver.sweep() == 1  # m-bad, first in line
+    assert await pg.fetchval("SELECT count(*) FROM match_archive") == 0
+    assert await worker.archiver.sweep() == 1  # then m-next
+    assert await pg.fetchval("SELECT match_id FROM match_archive") == "m-next"
