@@ -25,6 +25,7 @@ class SimulationSpec:
     seed: int = 1
     step_ms: int = 1000
     match_id: str = "sim-1"
+    player_ids: tuple[str, ...] = ()  # default: player-1, player-2, ...
 
 
 class ScriptedPlayer:
@@ -82,7 +83,7 @@ def simulate(catalogue: Catalogue, spec: SimulationSpec) -> MatchRecord:
     rules = mode.rules
     duration = catalogue.duration_ms(spec.format)
     rng = random.Random(spec.seed)  # noqa: S311 - simulated players, not secrets
-    pids = [f"player-{i + 1}" for i in range(spec.players)]
+    pids = list(spec.player_ids) or [f"player-{i + 1}" for i in range(spec.players)]
     match = Match(spec.match_id, spec.mode, rules, pids, duration, created_at=0)
     bots = [ScriptedPlayer(pid, random.Random(rng.random())) for pid in pids]  # noqa: S311
     prices = SyntheticPrices(seed=spec.seed, step_ms=spec.step_ms, annual_vol=2.0)

@@ -78,6 +78,23 @@ def match_result(match_id: str) -> str:
     return f"ta:match:{{{match_id}}}:result"
 
 
+def match_keys(match_id: str) -> tuple[str, ...]:
+    """Every key a match leaves behind, for its retention once it is archived: the
+    `{<match_id>}` keys above, its pool binding and its result-published marker (the
+    results stream entry itself stays: the stream is the worker's, not the match's)."""
+    return (
+        match_log(match_id),
+        match_meta(match_id),
+        match_snapshot(match_id),
+        match_status(match_id),
+        match_phases(match_id),
+        match_cancel(match_id),
+        match_result(match_id),
+        match_server(match_id),
+        result_published(match_id),
+    )
+
+
 # Matchmaking queues. Every key shares the hash tag `{q}` so the atomic scripts that
 # touch several of them stay on one shard.
 QUEUE_PREFIX = "ta:{q}:"

@@ -25,17 +25,26 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from matchserver.engine.replay import verify
 
     path: Path | None = args.log
-    source = str(path) if path is not None else f"match {args.match_id} in {args.redis_url}"
+    store = args.database_url or args.redis_url
+    source = str(path) if path is not None else f"match {args.match_id} in {store}"
     try:
         if path is not None:
             record = MatchRecord.read(path)
+        elif args.match_id and args.database_url:
+            loaded = _record_from_archive(args.database_url, args.match_id)
+            if loaded is None:
+                raise ValueError("no such match in the archive")
+            record = loaded
         elif args.match_id and args.redis_url:
             loaded = _record_from_redis(args.redis_url, args.match_id)
             if loaded is None:
                 raise ValueError("no such match")
             record = loaded
         else:
-            print("replay: give a LOG file, or --redis-url and --match-id", file=sys.stderr)
+            print(
+                "replay: give a LOG file, or --match-id with --redis-url or --database-url",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
         verification = verify(record)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -83,6 +92,28 @@ def _record_from_redis(redis_url: str, match_id: str) -> MatchRecordType | None:
             await redis.aclose()
 
     return asyncio.run(load())
+
+
+def _record_from_archive(database_url: str, match_id: str) -> MatchRecordType | None:
+    import asyncio
+
+    import asyncpg
+
+    from lobby.results.archive import db
+    from matchserver.engine.log import MatchRecord
+    from tradearena.contracts.archive import decode
+
+    async def load() -> db.ArchiveRow | None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await db.load(conn, match_id)
+        finally:
+            await conn.close()
+
+    row = asyncio.run(load())
+    if row is None:
+        return None
+    return MatchRecord.parse(decode(row.data, row.codec, row.format))
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -336,7 +367,11 @@ def _parser() -> argparse.ArgumentParser:
         "log", type=Path, nargs="?", help="match log (JSON lines: header, entries, result)"
     )
     p.add_argument("--redis-url", help="read the match from Redis instead of a file")
-    p.add_argument("--match-id", help="with --redis-url: the match to verify")
+    p.add_argument(
+        "--database-url",
+        help="read the match from its archive in PostgreSQL (after its Redis keys expired)",
+    )
+    p.add_argument("--match-id", help="with --redis-url or --database-url: the match to verify")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_replay)
 

@@ -6,9 +6,16 @@ import random
 from decimal import Decimal
 
 import asyncpg
+from redis.asyncio import Redis
 
 from lobby.accounts.usernames import canonical_username
+from matchserver.engine.log import MatchRecord, dumps
+from matchserver.engine.match import replay_entries
+from matchserver.runner import build_result
+from matchserver.simulate import SimulationSpec, simulate
+from matchserver.store import MatchStore
 from tradearena.contracts.results import Fill, LedgerLine, MatchResult, Standing
+from tradearena.modes import default_catalogue
 
 T0 = 1_790_000_000_000
 
@@ -98,3 +105,32 @@ def make_result(
         log_digest="d" * 64,
         ledger_digest="e" * 64,
     )
+
+
+async def play_and_publish(
+    redis: Redis, match_id: str, players: list[str], seed: int = 1, fmt: str = "blitz"
+) -> MatchRecord:
+    """A real match, played by the engine with scripted players (`simulate`), written to
+    Redis by the match server's own store as a match server does (header, log, engine
+    result, then the result message published once on the results stream)."""
+    record = simulate(
+        default_catalogue(),
+        SimulationSpec(
+            players=len(players),
+            seed=seed,
+            match_id=match_id,
+            format=fmt,
+            player_ids=tuple(players),
+        ),
+    )
+    assert record.result is not None
+    match, mismatches = replay_entries(
+        record.header, record.entries, until=record.result["ended_at"]
+    )
+    assert not mismatches and match.result() == record.result
+    store = MatchStore(redis, match_id)
+    await store.claim_header(record.header)
+    await store.append(record.entries)
+    await store.save_summary(dumps(record.result))
+    assert await store.publish_result(build_result(match, fmt, "BTCUSDT").model_dump_json())
+    return record

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 from tenacity import RetryCallState
 
+from lobby.results.archive.archiver import Archiver
+from lobby.results.archive.metrics import ArchiveMetrics
 from lobby.results.worker.metrics import ResultsMetrics
 from lobby.results.worker.parsing import PoisonError, is_transient, parse_entry
 from lobby.results.worker.settings import ResultsWorkerSettings
@@ -51,6 +53,15 @@ class ResultsWorker:
         self._pool: asyncpg.Pool | None = None
         self._last_reclaim = 0.0
         self._resume = True  # read our own pending entries first (at start, after an outage)
+        self.archiver = Archiver(
+            redis,
+            self.pool,
+            ArchiveMetrics(self.metrics.registry),
+            grace_s=settings.results_archive_grace_s,
+            codec=settings.results_archive_codec,
+            sweep_window_s=settings.results_archive_sweep_window_s,
+        )
+        self._last_sweep = 0.0
 
     # -- plumbing --------------------------------------------------------------
 
@@ -64,6 +75,7 @@ class ResultsWorker:
         return self._pool
 
     async def close(self) -> None:
+        await self.archiver.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -149,6 +161,7 @@ class ResultsWorker:
         if notes is None:
             self.metrics.duplicates.inc()
             log.info("duplicate result ignored", extra={"match_id": result.match_id})
+            self.archiver.schedule(result.match_id)  # finishes an interrupted follow-up
             return "duplicate"
         self.metrics.processed.inc()
         log.info("result stored", extra={"match_id": result.match_id, "entry": entry_id})
@@ -157,6 +170,7 @@ class ResultsWorker:
                 await self.publish(notes)
             except Exception:  # live delivery is best effort: the rows are stored
                 log.exception("live notification failed", extra={"match_id": result.match_id})
+        self.archiver.schedule(result.match_id)  # the follow-up, in the background
         return "stored"
 
     # -- the loop --------------------------------------------------------------
@@ -205,6 +219,9 @@ class ResultsWorker:
         if now - self._last_reclaim >= self.settings.results_claim_idle_ms / 2000:
             self._last_reclaim = now
             handled += await self.reclaim()
+        if now - self._last_sweep >= self.settings.results_archive_sweep_s:
+            self._last_sweep = now
+            self.archiver.schedule_sweep()
         reply: Any = await self.redis.xreadgroup(
             keys.RESULTS_GROUP,
             self.settings.results_consumer,

@@ -7,6 +7,7 @@ import socket
 
 from pydantic import Field
 
+from tradearena.contracts.archive import DEFAULT_CODEC, Codec
 from tradearena.settings import BaseAppSettings
 
 
@@ -28,5 +29,11 @@ class ResultsWorkerSettings(BaseAppSettings):
     results_dead_letter_refresh_s: float = Field(default=5.0, gt=0, le=15)
     results_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no HTTP server
     results_metrics_host: str = "127.0.0.1"
+    # The match archive (lobby.results.archive, docs/archive.md): a match's Redis keys
+    # expire this long after its archive is committed; the sweep retries what failed.
+    results_archive_grace_s: int = Field(default=3600, ge=0)
+    results_archive_codec: Codec = DEFAULT_CODEC
+    results_archive_sweep_s: float = Field(default=60.0, gt=0)
+    results_archive_sweep_window_s: float = Field(default=7 * 24 * 3600, gt=0)
     # Push stored notifications live through the lobby's Socket.IO Redis manager.
     socketio_redis: bool = False

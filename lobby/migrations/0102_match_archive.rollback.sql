@@ -1,0 +1,2 @@
+DROP INDEX match_results_stored;
+DROP TABLE match_archive;
