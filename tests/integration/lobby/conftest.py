@@ -1,11 +1,12 @@
-"""Fixtures of the lobby tests that run matchmaking: a lobby app with an orchestrator
-whose match servers are stand-in processes (tradearena.testing.proc_orchestrator)."""
+"""Fixtures of the lobby tests: a lobby app with an orchestrator whose match servers
+are stand-in processes (tradearena.testing.proc_orchestrator), and a Redis client."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from lobby.app import create_app
@@ -28,3 +29,10 @@ async def client(
     app = create_app(lobby_settings, orchestrator=orchestrator)
     async with TestClient(TestServer(app)) as c:
         yield c
+
+
+@pytest.fixture
+async def rds(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

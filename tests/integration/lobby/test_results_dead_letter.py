@@ -41,13 +41,6 @@ GHOSTS = [str(uuid.UUID(int=i + 1, version=4)) for i in range(2)]
 
 
 @pytest.fixture
-async def rds(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def worker(
     rds: aioredis.Redis, lobby_dsn: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[ResultsWorker]:

@@ -35,13 +35,6 @@ def settings(dsn: str, **over: object) -> ResultsWorkerSettings:
 
 
 @pytest.fixture
-async def rds(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def worker(rds: aioredis.Redis, lobby_dsn: str) -> AsyncIterator[ResultsWorker]:
     w = ResultsWorker(rds, CAT, settings(lobby_dsn))
     await w.ensure_group()
