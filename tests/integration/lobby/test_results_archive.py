@@ -110,7 +110,8 @@ async def test_a_played_match_is_archived_expires_and_replays_from_the_archive(
 
     # a tampered archive is a mismatch, reported by the same verification
     await pg.execute(
-        "UPDATE match_archive SET data = $1 WHERE match_id = 'm-arc'",
+        "UPDATE match_archive SET data = $1::bytea, compressed_bytes = octet_length($1::bytea)"
+        " WHERE match_id = 'm-arc'",
         await tampered(pg, "m-arc"),
     )
     bad = replay("--database-url", lobby_dsn, "--match-id", "m-arc")
