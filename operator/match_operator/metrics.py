@@ -104,29 +104,26 @@ class OperatorMetrics:
     ) -> None:
         """Figures computed when scraped, from the runtime's own bookkeeping."""
         r = self.registry
-        for name, doc, read in (
-            (
-                "tradearena_operator_host_ports_allocated",
-                "Host ports handed out to match-server pods",
-                ports_allocated,
-            ),
-            (
-                "tradearena_operator_host_ports_capacity",
-                "Host ports the operator may hand out: the port range times the game nodes",
-                ports_capacity,
-            ),
-            (
-                "tradearena_operator_reconcile_backlog",
-                "Matches whose reconcile is due and not yet done",
-                backlog,
-            ),
-            (
-                "tradearena_operator_oldest_unstarted_match_seconds",
-                "Age of the oldest Match not yet Live (Pending, Creating or Ready); 0 if none",
-                oldest_unstarted,
-            ),
-        ):
-            Gauge(name, doc, registry=r).set_function(read)
+        Gauge(
+            "tradearena_operator_host_ports_allocated",
+            "Host ports handed out to match-server pods",
+            registry=r,
+        ).set_function(ports_allocated)
+        Gauge(
+            "tradearena_operator_host_ports_capacity",
+            "Host ports the operator may hand out: the port range times the game nodes",
+            registry=r,
+        ).set_function(ports_capacity)
+        Gauge(
+            "tradearena_operator_reconcile_backlog",
+            "Matches whose reconcile is due and not yet done",
+            registry=r,
+        ).set_function(backlog)
+        Gauge(
+            "tradearena_operator_oldest_unstarted_match_seconds",
+            "Age of the oldest Match not yet Live (Pending, Creating or Ready); 0 if none",
+            registry=r,
+        ).set_function(oldest_unstarted)
 
     def set_pool(self, namespace: str, pool: str, desired: int, ready: int, allocated: int) -> None:
         self.pool_desired.labels(namespace, pool).set(desired)
