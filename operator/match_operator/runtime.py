@@ -404,7 +404,12 @@ class Runtime:
         ages = [
             self._since_created(key, created)
             for key, match in list(self.matches.items())
-            if self.phases.get(key, MatchPhase.PENDING) in _UNSTARTED
+            if (
+                self.phases.get(key)
+                or (match.get("status") or {}).get("phase")
+                or MatchPhase.PENDING
+            )
+            in _UNSTARTED
             and (created := parse_time(match["metadata"].get("creationTimestamp"))) is not None
         ]
         return max(ages, default=0.0)
