@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tradearena.testing.helm_chart import CHART, helm, render
+from tradearena.testing.helm_chart import CHART, VALUES_DIR, helm, render
 from tradearena.testing.prometheus import RULES, alert_names, promtool
 
 REL = "tradearena"
@@ -71,3 +71,19 @@ def test_the_runbook_base_url_is_validated() -> None:
     )
     assert bad.returncode != 0
     assert "runbookBaseUrl" in bad.stderr
+
+
+def test_production_values_ship_the_rules_to_kube_prometheus_stack() -> None:
+    out = render([VALUES_DIR / "production.yaml"], release=REL, namespace=NS)
+    rule = out.get("PrometheusRule", f"{REL}-alerts")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    urls = {
+        r["annotations"]["runbook_url"]
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    assert urls == {
+        f"https://git.example.com/tradearena/blob/v1.0.0/docs/runbooks/{n}.md"
+        for n in alert_names()
+    }
