@@ -29,6 +29,7 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from lobby import watch
 from lobby.accounts import admin, notifications
 from lobby.accounts import routes as accounts
 from lobby.accounts.passwords import Argon2Params, Hasher
@@ -87,6 +88,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     match_admin,
     leaderboards,
     webclient,
+    watch,
 )
 
 

@@ -75,6 +75,9 @@ class LobbySettings(BaseAppSettings, QueueSettings, FormationSettings, Leaderboa
     db_pool_max: int = Field(default=20, ge=1)
     redis_max_connections: int = Field(default=200, ge=1)
     migrate_on_start: bool = False
+    # How often the platform watch (lobby.watch) looks at the feed, the results stream,
+    # Redis and PostgreSQL for the metrics the alerts use.
+    watch_interval_s: float = Field(default=5.0, gt=0)
 
     signing_key_file: Path | None = None
     signing_key_pem: SecretStr | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -93,6 +94,36 @@ class OperatorMetrics:
             "Label/annotation patches of pool server pods (only on change)",
             registry=self.registry,
         )
+
+    def watch(
+        self,
+        ports_allocated: Callable[[], float],
+        ports_capacity: Callable[[], float],
+        backlog: Callable[[], float],
+        oldest_unstarted: Callable[[], float],
+    ) -> None:
+        """Figures computed when scraped, from the runtime's own bookkeeping."""
+        r = self.registry
+        Gauge(
+            "tradearena_operator_host_ports_allocated",
+            "Host ports handed out to match-server pods",
+            registry=r,
+        ).set_function(ports_allocated)
+        Gauge(
+            "tradearena_operator_host_ports_capacity",
+            "Host ports the operator may hand out: the port range times the game nodes",
+            registry=r,
+        ).set_function(ports_capacity)
+        Gauge(
+            "tradearena_operator_reconcile_backlog",
+            "Matches whose reconcile is due and not yet done",
+            registry=r,
+        ).set_function(backlog)
+        Gauge(
+            "tradearena_operator_oldest_unstarted_match_seconds",
+            "Age of the oldest Match not yet Live (Pending, Creating or Ready); 0 if none",
+            registry=r,
+        ).set_function(oldest_unstarted)
 
     def set_pool(self, namespace: str, pool: str, desired: int, ready: int, allocated: int) -> None:
         self.pool_desired.labels(namespace, pool).set(desired)

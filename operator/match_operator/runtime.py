@@ -53,6 +53,7 @@ NODE_CACHE_S = 30.0
 _FOLLOWED = (MatchPhase.READY, MatchPhase.LIVE)  # phases whose server report is read
 # A pool server's match: its reports are all there is (no pod of its own to watch).
 _FOLLOWED_WARM = (MatchPhase.CREATING, MatchPhase.READY, MatchPhase.LIVE, MatchPhase.CANCELLING)
+_UNSTARTED = frozenset({MatchPhase.PENDING, MatchPhase.CREATING, MatchPhase.READY})  # before Live
 _ACKS = (ServerPhase.READY, ServerPhase.LIVE, ServerPhase.FINISHED, ServerPhase.CANCELLED)
 _ENDS = (ServerPhase.FINISHED, ServerPhase.CANCELLED)
 
@@ -117,6 +118,12 @@ class Runtime:
         self._due: dict[Key, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
+        self.metrics.watch(
+            lambda: len(self.ports),
+            lambda: self.ports.size * max(self._pool_nodes, 1),
+            self._backlog,
+            self._oldest_unstarted,
+        )
 
     # ------------------------------------------------------------------ start-up
     async def rebuild(self) -> None:
@@ -388,6 +395,24 @@ class Runtime:
         if plan.create_pod is not None and plan.create_pod != port:
             self.ports.register(owner, plan.create_pod)  # same port as before (restart)
         return plan.requeue_after
+
+    def _backlog(self) -> int:
+        now = time.monotonic()
+        return sum(1 for due in self._due.values() if due <= now)
+
+    def _oldest_unstarted(self) -> float:
+        ages = [
+            self._since_created(key, created)
+            for key, match in list(self.matches.items())
+            if (
+                self.phases.get(key)
+                or (match.get("status") or {}).get("phase")
+                or MatchPhase.PENDING
+            )
+            in _UNSTARTED
+            and (created := parse_time(match["metadata"].get("creationTimestamp"))) is not None
+        ]
+        return max(ages, default=0.0)
 
     def _since_created(self, key: Key, created: datetime) -> float:
         """Seconds from the Match's creation to now. creationTimestamp has whole seconds:

@@ -51,6 +51,7 @@ from tradearena.launcher.localruntime import (
     spawn_server,
 )
 from tradearena.launcher.localservices import free_port
+from tradearena.launcher.scrape_targets import scrape_address
 from tradearena.launcher.tracking import (
     MatchBook,
     PhaseFollower,
@@ -210,6 +211,11 @@ class LocalPoolOrchestrator:
         return self._servers
 
     # ------------------------------------------------------------------ lifecycle
+    def metrics_addresses(self) -> list[str]:
+        """host:port of each running pool server's admin port (/metrics)."""
+        host = self.config.runtime.bind_host
+        return [scrape_address(host, s.admin_port) for s in self._servers.values() if not s.gone]
+
     async def open(self, timeout_s: float | None = None) -> int:
         """Start the first servers (the minimum and the buffer) and wait until they are
         ready; returns how many are. Raises if none came up."""

@@ -36,6 +36,7 @@ from tradearena.contracts.serverconfig import (
     server_config,
 )
 from tradearena.launcher.localservices import free_port
+from tradearena.launcher.scrape_targets import scrape_address
 from tradearena.launcher.tracking import MatchBook, PhaseFollower, Placement, Tracked
 from tradearena.orchestration.phases import Event
 
@@ -135,6 +136,14 @@ class LocalProcessOrchestrator:
     @property
     def _matches(self) -> dict[str, _Managed]:
         return self._book.matches
+
+    def metrics_addresses(self) -> list[str]:
+        """host:port of each running match server's admin port (/metrics)."""
+        return [
+            scrape_address(self.config.bind_host, m.admin_port)
+            for m in self._matches.values()
+            if m.proc is not None and m.proc.returncode is None
+        ]
 
     # ------------------------------------------------------------------ contract
     async def start(self, spec: MatchSpec) -> None:

@@ -13,6 +13,9 @@ Redis, PostgreSQL, the relay and the worker are supervised (`supervisor.py`): on
 that dies is restarted with a backoff and a console line; one that fails five
 times within a minute stops everything, and `up` exits 1. `status.json` in the
 data directory has each child's pid, restarts and probe address.
+
+`prometheus-targets.json` in the data directory lists every /metrics endpoint it runs,
+for Prometheus' file-based discovery (`scrape_targets.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from prometheus_client import Counter
 
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
+from tradearena.launcher import scrape_targets
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
 from tradearena.launcher.supervisor import PostgresChild, ProcessChild, RedisChild, Supervisor
 from tradearena.orchestration.buffer import (
@@ -208,6 +212,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     web_runner: web.AppRunner | None = None
     redis_client: Redis | None = None
     orchestrator: LocalProcessOrchestrator | LocalPoolOrchestrator | None = None
+    targets_task: asyncio.Task[None] | None = None
     try:
         t = platform.step("starting Redis")
         platform.redis = LocalRedis(data / "redis")
@@ -307,6 +312,20 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
         platform.done(t, servers)
 
+        t = platform.step("writing the Prometheus scrape targets")
+        targets_file = data / scrape_targets.FILE_NAME
+        fixed = {
+            scrape_targets.LOBBY: [scrape_targets.scrape_address(options.host, options.lobby_port)],
+            scrape_targets.FEED_RELAY: [scrape_targets.scrape_address("127.0.0.1", relay_port)],
+            scrape_targets.RESULTS_WORKER: [
+                scrape_targets.scrape_address("127.0.0.1", worker_port)
+            ],
+        }
+        targets_task = asyncio.create_task(
+            scrape_targets.keep_targets(targets_file, fixed, orchestrator.metrics_addresses, stop)
+        )
+        platform.done(t, str(targets_file))
+
         supervisor.set_state("ready")
         say(f"READY http://{options.host}:{options.lobby_port}/")
         say("open that address in a browser; Ctrl-C stops everything")
@@ -318,6 +337,10 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         say("==> stopping")
         return EXIT_CHILD_FAILED if supervisor.failed.is_set() else EXIT_OK
     finally:
+        if targets_task is not None:
+            targets_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await targets_task
         if orchestrator is not None:
             await orchestrator.close()  # match servers settle and publish first
         if web_runner is not None:

@@ -53,7 +53,7 @@ def test_rendered_manifests_pass_server_side_dry_run(
                     kept.append(doc)
             expected_skips = {
                 "default": set(),
-                "production": {"ServiceMonitor", "PodMonitor", "Certificate"},
+                "production": {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate"},
                 "terraform": {"SecretStore", "ExternalSecret", "Certificate"},
             }[label]
             assert skipped == expected_skips, label

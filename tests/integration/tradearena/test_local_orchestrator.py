@@ -16,6 +16,7 @@ from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.launcher.localruntime import LocalProcessOrchestrator
 from tradearena.testing.local_runtime import local_runtime, phases_until
+from tradearena.testing.waiting import eventually
 from tradearena.tokens import Signer, generate_private_key_pem
 
 SIGNER = Signer.from_pem(generate_private_key_pem())
@@ -70,6 +71,8 @@ async def test_a_match_goes_ready_live_finished(runtime: LocalProcessOrchestrato
             assert resp.status == 200 and "tradearena_match_phase" in await resp.text()
         async with http.get(f"http://127.0.0.1:{ready.port}/metrics") as resp:
             assert resp.status == 404
+    # The admin port is what `up` lists for Prometheus while the server runs.
+    assert runtime.metrics_addresses() == [ready.detail["admin"].removeprefix("http://")]
     client = await connect(ready, "m-local", "alice")
     try:
         rest = await phases_until(runtime, "m-local", MatchPhase.FINISHED)
@@ -77,6 +80,11 @@ async def test_a_match_goes_ready_live_finished(runtime: LocalProcessOrchestrato
     finally:
         await client.disconnect()
     assert await runtime.list_active() == []
+
+    async def no_target() -> bool:  # its process ended
+        return runtime.metrics_addresses() == []
+
+    await eventually(no_target)
 
 
 async def test_cancel_settles_as_cancelled(runtime: LocalProcessOrchestrator) -> None:

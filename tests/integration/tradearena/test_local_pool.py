@@ -168,6 +168,9 @@ async def test_a_surplus_server_that_idles_is_stopped(tmp_path: Path, redis_url:
         await phases_until(pool, "m-go", MatchPhase.CANCELLED)
         # Its server hosts nothing, the other holds every match: stopped after idling.
         await eventually(holds(lambda: pool.servers[gone].gone))
+        # Prometheus' targets (`up`) follow: only the server that stays.
+        stays = next(s for s in pool.servers.values() if not s.gone)
+        assert pool.metrics_addresses() == [f"127.0.0.1:{stays.admin_port}"]
         proc = pool.servers[gone].proc
         assert proc is not None and proc.returncode == 0
         status = await pool.status("m-stay")
