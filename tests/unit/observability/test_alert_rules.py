@@ -19,8 +19,7 @@ from tradearena.testing.prometheus import (
     rule_groups,
 )
 
-# Defined on other branches of the same release (the dead-letter gauge of the results
-# worker); the alerts use them by their agreed names.
+
 def _promtool_files() -> list[Path]:
     return sorted(PROMTOOL_TESTS.glob("*.test.yaml"))
 
