@@ -24,6 +24,7 @@ import socketio
 
 from matchserver.broadcast import ACK_EVERY
 from matchserver.simulate import ScriptedPlayer
+from tradearena.contracts.tracing import NOTIFICATION_FIELD, SOCKET_AUTH_FIELD
 from tradearena.launcher.dial import DialOptions
 
 
@@ -184,9 +185,11 @@ class Bot:
 
         async def join() -> socketio.AsyncClient:
             sio = client()
-            await sio.connect(
-                url, namespaces=["/match"], transports=["websocket"], auth={"token": token}
-            )
+            auth = {"token": token}
+            journey = ready.get(NOTIFICATION_FIELD)  # the lobby's trace of this player's journey
+            if isinstance(journey, str) and journey:
+                auth[SOCKET_AUTH_FIELD] = journey
+            await sio.connect(url, namespaces=["/match"], transports=["websocket"], auth=auth)
             reply = await sio.call("sync", {}, namespace="/match", timeout=20)
             state.update(reply["state"])
             if reply["state"]["phase"] in ("finished", "cancelled"):

@@ -124,15 +124,12 @@ class Platform:
 
 def _log_to_file(path: Path, level: str) -> None:
     """The in-process lobby logs JSON to a file; the console keeps the progress lines."""
-    from pythonjsonlogger.json import JsonFormatter
+    from tradearena.telemetry import TraceContextFilter, json_formatter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s", static_fields={"component": "lobby"}
-        )
-    )
+    handler.setFormatter(json_formatter("lobby"))
+    handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
