@@ -89,6 +89,7 @@ def dedicated_assignment(settings: MatchServerSettings) -> Assignment:
         settings.players,
         settings.symbol,
         0,
+        settings.traceparent,
     )
 
 

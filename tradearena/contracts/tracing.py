@@ -26,7 +26,6 @@ ASSIGNMENT_FIELD: Final = "traceparent"
 RESULT_FIELD: Final = "traceparent"
 
 
-
 def service_name(process: str) -> str:
     """A process's default `service.name` (`tradearena-lobby`, ...); OTEL_SERVICE_NAME
     overrides it."""
