@@ -28,6 +28,8 @@ BOTS = 2
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
     out = []
     for line in path.read_text().splitlines():
         if line.startswith("{"):
@@ -35,13 +37,14 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-async def wait_for_log(path: Path, message: str, match_id: str, within: float = 60) -> dict[str, Any]:
+async def wait_for_log(
+    path: Path, message: str, match_id: str, within: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if path.exists():
-            for line in json_lines(path):
-                if line.get("message") == message and line.get("match_id") == match_id:
-                    return line
+        for line in await asyncio.to_thread(json_lines, path):
+            if line.get("message") == message and line.get("match_id") == match_id:
+                return line
         await asyncio.sleep(0.25)  # another process writes it: poll with a deadline
     raise AssertionError(f"no {message!r} line for {match_id} in {path}")
 

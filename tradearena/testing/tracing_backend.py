@@ -202,7 +202,7 @@ def start_jaeger(workdir: Path, timeout: float = 30) -> Jaeger:
         if proc.poll() is not None:
             raise RuntimeError(f"jaeger exited ({proc.returncode}):\n{log_path.read_text()}")
         try:
-            with urllib.request.urlopen(f"{jaeger.query_url}/api/services", timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"{jaeger.query_url}/api/services", timeout=1):
                 return jaeger
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)  # starting: poll with a deadline
