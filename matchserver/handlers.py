@@ -42,6 +42,20 @@ log = logging.getLogger(__name__)
 _tracer = tracing.tracer("matchserver.handlers")
 
 
+def action_span(
+    sample: tracing.ActionSampler, connection: Span | None, payload: Any
+) -> Span | None:
+    """A `match.action` span (under the player's connection span) for a sampled share
+    of actions; None for the others, at the cost of one sampling call."""
+    if not sample():
+        return None
+    context = trace.set_span_in_context(connection) if connection is not None else None
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return _tracer.start_span(
+        "match.action", context=context, attributes={"action.type": str(kind)}
+    )
+
+
 class SocketEmitter:
     """Routes one match's engine events to its players, through its frame writer."""
 
@@ -214,13 +228,10 @@ class MatchNamespace(socketio.AsyncNamespace):
             self.metrics.actions.labels(str(Code.INVALID_ACTION)).inc()
             return reject(Code.INVALID_ACTION, "an action is one argument: {type, ...}").to_wire()
         payload = data if data is not None else {}
-        if not self.sample_action():
+        span = action_span(self.sample_action, self.spans.get(sid), payload)
+        if span is None:
             return await self._submit(seat, player, payload)
-        parent = self.spans.get(sid)
-        context = trace.set_span_in_context(parent) if parent is not None else None
-        with _tracer.start_as_current_span("match.action", context=context) as span:
-            kind = payload.get("type") if isinstance(payload, dict) else None
-            span.set_attribute("action.type", str(kind))
+        with trace.use_span(span, end_on_exit=True):
             reply = await self._submit(seat, player, payload)
             span.set_attribute("action.code", str(reply.get("code")))
             return reply

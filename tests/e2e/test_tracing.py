@@ -1,8 +1,9 @@
-"""Tracing end to end: `tradearena up` exporting to a real Jaeger while two bots play a
-one-minute duel; the query API then returns the match's trace (formation to stored
-result) with spans from the lobby, the local runtime, the match server and the results
-worker, linked both ways to each player's journey trace (queue to the start of play);
-and the JSON log lines carry the trace ids."""
+"""Tracing end to end: `tradearena up` and two bots exporting to a real Jaeger while the
+bots play a one-minute duel; the query API then returns the match's trace (formation to
+stored result) with spans from the lobby, the local runtime, the match server and the
+results worker, linked both ways to each player's journey trace (the bot's round, over
+HTTP to the lobby's queue join, to the start of play in the match server); and the JSON
+log lines carry the trace ids."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tradearena.contracts.tracing import (
+    SERVICE_BOTS,
     SERVICE_LOBBY,
     SERVICE_LOCAL_RUNTIME,
     SERVICE_MATCHSERVER,
@@ -57,11 +59,8 @@ async def test_a_match_trace_links_the_players_journeys(
     tmp_path: Path, data_dir: Path, jaeger: Jaeger
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    up = UpProcess(
-        data_dir / "var",
-        short_catalogue(tmp_path / "modes.toml"),
-        env={**env, **jaeger.otel_env(actions_ratio=1.0)},
-    )
+    traced = {**env, **jaeger.otel_env(actions_ratio=1.0)}
+    up = UpProcess(data_dir / "var", short_catalogue(tmp_path / "modes.toml"), env=traced)
     up.start()
     try:
         bots = await asyncio.create_subprocess_exec(
@@ -70,7 +69,7 @@ async def test_a_match_trace_links_the_players_journeys(
             *("--format", "blitz", "--prefix", "trace", "--json"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,  # the bots themselves export nothing; they carry the traceparent
+            env=traced,  # each bot's round is the root of its player's journey
         )
         out, err = await asyncio.wait_for(bots.communicate(), 300)
         summary: dict[str, Any] = json.loads(out)
@@ -126,11 +125,16 @@ async def test_a_match_trace_links_the_players_journeys(
         for journey_trace in journeys:
             journey = await jaeger.wait_for_trace(
                 journey_trace,
-                lambda s: {"queue.wait", "player.connect"} <= {x.name for x in s},
+                lambda s: {"bot.round", "queue.wait", "player.connect"} <= {x.name for x in s},
             )
+            journey_ids = {s.span_id: s for s in journey}
+            (root,) = named(journey, "bot.round")  # the client's trace, over HTTP
+            assert (root.service, root.parent_span_id) == (SERVICE_BOTS, "")
             (join,) = [s for s in journey if s.name == "POST /api/v1/queue"]
             assert join.service == SERVICE_LOBBY
+            assert journey_ids[join.parent_span_id] is root
             (wait,) = named(journey, "queue.wait")
+            assert journey_ids[wait.parent_span_id] is join
             assert wait.links == ((match_trace, formation.span_id),)
             connects = named(journey, "player.connect")
             assert {c.service for c in connects} == {SERVICE_MATCHSERVER}
