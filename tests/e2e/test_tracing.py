@@ -18,6 +18,7 @@ from typing import Any
 
 from tradearena.contracts.tracing import (
     SERVICE_BOTS,
+    SERVICE_FEED_RELAY,
     SERVICE_LOBBY,
     SERVICE_LOCAL_RUNTIME,
     SERVICE_MATCHSERVER,
@@ -144,3 +145,8 @@ async def test_a_match_trace_links_the_players_journeys(
             assert any((journey_trace, c.span_id) in linked for c in connects)
     finally:
         assert up.stop() == 0
+    # The feed relay's leadership term ends when `up` stops it; its span is flushed on exit.
+    deadline = time.monotonic() + 20
+    while SERVICE_FEED_RELAY not in await jaeger.services():
+        assert time.monotonic() < deadline, await jaeger.services()
+        await asyncio.sleep(0.25)  # the exporter flushes as the process exits: poll
