@@ -170,11 +170,13 @@ def shutdown() -> None:
 
 
 def traceparent_of(span: Span | None = None) -> str | None:
-    """The W3C `traceparent` of a span (default: the current one); None if not recording
-    or not valid (tracing off, or not sampled)."""
+    """The W3C `traceparent` of a span (default: the current one); None when there is
+    none (tracing off). An unsampled span has one too (flags 00), so that the processes
+    after it keep the sampler's decision (the `parentbased_*` samplers) instead of
+    starting a trace of their own."""
     span = trace.get_current_span() if span is None else span
     sc = span.get_span_context()
-    if not sc.is_valid or not sc.trace_flags.sampled:
+    if not sc.is_valid:
         return None
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, trace.set_span_in_context(span))

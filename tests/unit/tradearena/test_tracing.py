@@ -102,8 +102,12 @@ def test_a_span_becomes_a_traceparent_and_back() -> None:
     assert (parent.trace_id, parent.span_id) == (TRACE_ID, SPAN_ID)
 
 
-def test_an_unsampled_or_invalid_span_has_no_traceparent() -> None:
-    assert tracing.traceparent_of(remote_span(sampled=False)) is None
+def test_an_unsampled_span_passes_its_decision_on_and_an_invalid_one_nothing() -> None:
+    unsampled = tracing.traceparent_of(remote_span(sampled=False))
+    assert unsampled == TRACEPARENT[:-2] + "00"
+    sc = tracing.span_context_of(unsampled)
+    assert sc is not None
+    assert not sc.trace_flags.sampled
     assert tracing.traceparent_of(trace.INVALID_SPAN) is None
     assert tracing.current_traceparent() is None  # no span here
 
