@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup up test lint typecheck unit bench clean kube-tools cluster kwok-cluster kwok-cluster-down iac-tools image
+.PHONY: setup up test lint typecheck unit bench clean kube-tools jaeger cluster kwok-cluster kwok-cluster-down iac-tools image
 
 setup:
 	@scripts/bootstrap.sh
@@ -33,6 +33,11 @@ unit: setup
 kube-tools:
 	@scripts/build-kube.sh
 
+# The trace backend of the tracing tests (Jaeger v2, OTLP in, query API out), built from the
+# Go module pinned in hack/jaeger and cached in ~/.cache/tradearena (about 4 minutes once).
+jaeger:
+	@scripts/build-jaeger.sh
+
 # The project's container image, built from the Dockerfile without a container engine
 # (mmdebstrap bases, buildah) and unpacked into ~/.cache/tradearena/image/<key> for the
 # tests that run it (tradearena/testing/image.py). Slow once, instant while the inputs hold.
@@ -59,7 +64,7 @@ iac-tools:
 	@scripts/install-iac-tools.sh
 
 # The whole suite: lint, types, every test. CI runs exactly this.
-test: lint typecheck kube-tools image iac-tools
+test: lint typecheck kube-tools jaeger image iac-tools
 	$(PY) -m pytest tests --durations=25
 
 bench: setup

@@ -47,10 +47,12 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from matchserver import heap
+from matchserver.engine.events import Ack, Event
 from matchserver.engine.match import Match
 from matchserver.runner import RunnerConfig
 from tradearena.contracts.phases import GamePhase
@@ -265,13 +267,25 @@ def bench_ticks_triggering(
     return _summary(samples, wall, fired, open_counts)
 
 
-def bench_actions(players: int, actions: int, gc_policy: str, seed: int = 3) -> dict[str, Any]:
-    """Mixed wire actions round-robin over every player, each acting every >= 3.2 s."""
+Submit = Callable[[str, dict[str, Any], int], tuple[Ack, list[Event]]]
+
+
+def bench_actions(
+    players: int,
+    actions: int,
+    gc_policy: str,
+    seed: int = 3,
+    wrap: Callable[[Match, Submit], Submit] | None = None,
+) -> dict[str, Any]:
+    """Mixed wire actions round-robin over every player, each acting every >= 3.2 s.
+    `wrap`: what the timed call goes through instead of `Match.submit` alone (the
+    tracing cost bench, bench/tracing_cost.py, puts the handler's action tracing there)."""
     rng = random.Random(seed)
     dt = max(1, -(-3200 // players))  # ms of game time per action
     sim_ms = actions * dt + 60_000
     d = Driver(players, sim_ms // TICK_MS, seed, gc_policy)
     m = d.m
+    submit = m.submit if wrap is None else wrap(m, m.submit)
     cents = P0_CENTS
     _go_live(d, cents)
     cycle = ("open", "set_stops", "peek", "partial", "shield", "close")
@@ -339,7 +353,7 @@ def bench_actions(players: int, actions: int, gc_policy: str, seed: int = 3) -> 
         pid = ids[i % n_ids]
         wire = make(pid)
         c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
-        ack, _ = m.submit(pid, wire, now)
+        ack, _ = submit(pid, wire, now)
         w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
         cpu_ns = max(0.0, c1 - c0 - CLOCK_CPU_NS)
         elapsed_ns += cpu_ns

@@ -40,6 +40,7 @@ from lobby.http.middleware import (
     error_middleware,
     metrics_middleware,
     rate_limit_middleware,
+    tracing_middleware,
 )
 from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
@@ -169,7 +170,12 @@ def create_app(
     it; without one this replica only serves). `catalogue`: the modes and formats
     (by default the one `settings.catalogue` names, else the packaged one)."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, rate_limit_middleware],
+        middlewares=[
+            tracing_middleware,
+            metrics_middleware,
+            error_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_line_size": PARSER_LINE_LIMIT},
     )

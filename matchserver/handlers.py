@@ -10,6 +10,11 @@ Socket.IO acknowledgement with `{ok, code, message}`, an action sent with more
 than one argument too (`invalid_action`). One socket per player: a newer
 connection replaces the older one. Each match has its own emitter (its players'
 sockets only) and frame writer.
+
+Traced (tradearena.tracing): a connect may carry the player's journey in
+`auth: {token, traceparent}`; the journey gets `player.connect` (the start of play), the
+match's trace a `player.connection` span from connect to disconnect (linked to the
+journey), and a sampled share of actions a `match.action` span under it.
 """
 
 from __future__ import annotations
@@ -19,17 +24,36 @@ import logging
 from typing import Any, Protocol
 
 import socketio
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
 
 from matchserver.broadcast import FrameWriter
 from matchserver.engine.codes import Code
 from matchserver.engine.events import reject
 from matchserver.metrics import MatchMetrics
 from matchserver.runner import SERVER_ERROR, MatchRunner
+from tradearena import tracing
+from tradearena.contracts.tracing import SOCKET_AUTH_FIELD
 from tradearena.tokens import TokenError, Verifier, claimed_match
 
 NAMESPACE = "/match"
 UNKNOWN_MATCH = "unknown_match"
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("matchserver.handlers")
+
+
+def action_span(
+    sample: tracing.ActionSampler, connection: Span | None, payload: Any
+) -> Span | None:
+    """A `match.action` span (under the player's connection span) for a sampled share
+    of actions; None for the others, at the cost of one sampling call."""
+    if not sample():
+        return None
+    context = trace.set_span_in_context(connection) if connection is not None else None
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return _tracer.start_span(
+        "match.action", context=context, attributes={"action.type": str(kind)}
+    )
 
 
 class SocketEmitter:
@@ -74,6 +98,8 @@ class MatchNamespace(socketio.AsyncNamespace):
         self.verifier = verifier
         self.metrics = metrics
         self.players: dict[str, tuple[Seat, str]] = {}  # sid -> (match, player)
+        self.spans: dict[str, Span] = {}  # sid -> its `player.connection` span (traced)
+        self.sample_action = tracing.ActionSampler()
         self._tasks: set[asyncio.Task[None]] = set()
         self._fast_acks = metrics.tick_acks.labels("fast")
         self._dispatched_acks = metrics.tick_acks.labels("dispatch")
@@ -86,6 +112,28 @@ class MatchNamespace(socketio.AsyncNamespace):
         )
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not tracing.enabled():
+            return await self._connect(sid, environ, auth)
+        journey = auth.get(SOCKET_AUTH_FIELD) if isinstance(auth, dict) else None
+        with _tracer.start_as_current_span(
+            "player.connect", context=tracing.context_of(journey)
+        ) as span:
+            await self._connect(sid, environ, auth)
+            seat, player = self.players[sid]
+            match_tp = seat.runner.traceparent
+            span.set_attributes({"match.id": seat.runner.match.match_id, "player": player})
+            link = tracing.link_to(match_tp)
+            if link is not None:
+                span.add_link(link.context)
+            self.spans[sid] = _tracer.start_span(
+                "player.connection",
+                context=tracing.context_of(match_tp),
+                links=[Link(span.get_span_context())],
+                attributes={"match.id": seat.runner.match.match_id, "player": player},
+            )
+        return None
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise self._refuse("token_missing", "connect with auth: {token: <match token>}")
@@ -146,6 +194,10 @@ class MatchNamespace(socketio.AsyncNamespace):
             seat.runner.report_fault(SERVER_ERROR, exc)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        span = self.spans.pop(sid, None)
+        if span is not None:
+            span.set_attribute("disconnect.reason", str(reason))
+            span.end()
         entry = self.players.pop(sid, None)
         if entry is None:
             return
@@ -175,8 +227,18 @@ class MatchNamespace(socketio.AsyncNamespace):
         if extra:  # answered like any malformed action, never a TypeError without an ack
             self.metrics.actions.labels(str(Code.INVALID_ACTION)).inc()
             return reject(Code.INVALID_ACTION, "an action is one argument: {type, ...}").to_wire()
+        payload = data if data is not None else {}
+        span = action_span(self.sample_action, self.spans.get(sid), payload)
+        if span is None:
+            return await self._submit(seat, player, payload)
+        with trace.use_span(span, end_on_exit=True):
+            reply = await self._submit(seat, player, payload)
+            span.set_attribute("action.code", str(reply.get("code")))
+            return reply
+
+    async def _submit(self, seat: Seat, player: str, payload: Any) -> dict[str, Any]:
         try:
-            ack = await seat.runner.submit(player, data if data is not None else {})
+            ack = await seat.runner.submit(player, payload)
         except Exception as exc:  # this match's fault, not the process's
             seat.runner.report_fault(SERVER_ERROR, exc)
             return {"ok": False, "code": SERVER_ERROR, "message": "the match failed"}

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -46,6 +48,7 @@ from matchserver.presence import Presence
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.store import MatchStore
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.phases import GamePhase
 from tradearena.contracts.pool import (
@@ -59,6 +62,7 @@ from tradearena.contracts.pool import (
 from tradearena.modes import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("matchserver.host")
 
 HISTORY_MARGIN_MS = 2000
 STATE_POLL_S = 0.1  # a change reaches the state hash within this  # feed history kept beyond the longest price delay
@@ -89,6 +93,7 @@ def dedicated_assignment(settings: MatchServerSettings) -> Assignment:
         settings.players,
         settings.symbol,
         0,
+        settings.traceparent,
     )
 
 
@@ -113,6 +118,7 @@ class HostedMatch:
     ticks: AsyncGenerator[FeedTick, None] | None = None
     supervisor: asyncio.Task[None] | None = None
     players: int = field(default=0)
+    span: Span | None = None  # `match`: from hosting to the match's end (its trace)
 
     @property
     def match_id(self) -> str:
@@ -276,7 +282,19 @@ class MatchHost:
         if how == "new" and runner.match.log:
             how = "restored"  # a dedicated server restarted
         presence = Presence(store.set_presence, MatchPresence.INTERVAL_MS, label=a.match_id)
-        hosted = HostedMatch(a, runner, emitter, presence, players=len(a.players))
+        span = _tracer.start_span(
+            "match",
+            context=tracing.context_of(a.traceparent),
+            attributes={
+                "match.id": a.match_id,
+                "match.mode": a.mode,
+                "match.format": a.format,
+                "match.players": len(a.players),
+                "match.hosted_as": how,
+            },
+        )
+        runner.traceparent = tracing.traceparent_of(span)
+        hosted = HostedMatch(a, runner, emitter, presence, players=len(a.players), span=span)
         self.matches[a.match_id] = hosted
         runner.on_presence = lambda: self._presence(hosted)
         if a.assigned_at_ms and how == "new":  # a restored match's Ready is not an ack
@@ -286,8 +304,11 @@ class MatchHost:
         history: list[FeedTick] = []
         if not runner.match.phase.over:
             history, hosted.ticks = self._hub(a.symbol).subscribe()
-        runner.start_loops(hosted.ticks, history)
-        hosted.supervisor = asyncio.create_task(self._supervise(hosted), name=f"host:{a.match_id}")
+        with trace.use_span(span, end_on_exit=False):  # the loops log in the match's trace
+            runner.start_loops(hosted.ticks, history)
+            hosted.supervisor = asyncio.create_task(
+                self._supervise(hosted), name=f"host:{a.match_id}"
+            )
         self._presence(hosted)
         self.metrics.matches_started.labels(how).inc()
         self._state_changed()
@@ -320,6 +341,9 @@ class MatchHost:
             await runner.settle_now(cancelled=True, reason=fault)
         outcome = "failed" if fault is not None else str(runner.match.phase)
         self.metrics.matches_ended.labels(outcome).inc()
+        if hosted.span is not None:  # the result is out: the match's span ends
+            hosted.span.set_attribute("match.outcome", outcome)
+            hosted.span.end()
         await asyncio.sleep(self.settings.linger_ms / 1000)  # let clients read match_end
         await self._close_sockets(hosted)
         await self._remove(hosted)

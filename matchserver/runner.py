@@ -93,6 +93,9 @@ class MatchRunner:
         # Hooks for the host: READY written for a new match; players connected changed.
         self.on_ready: Callable[[], None] | None = None
         self.on_presence: Callable[[], None] | None = None
+        # The match's span (W3C traceparent), set by the host when traced: the parent of
+        # the players' connection spans, and sent on with the result.
+        self.traceparent: str | None = None
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -416,7 +419,7 @@ class MatchRunner:
     async def _publish(self) -> None:
         result = build_result(self.match, self.config.format, self.config.symbol)
         await self.store.save_summary(dumps(self.match.result()))
-        published = await self.store.publish_result(result.model_dump_json())
+        published = await self.store.publish_result(result.model_dump_json(), self.traceparent)
         phase = ServerPhase.ended(self.match.phase)
         await self.store.set_status(phase, ended_at=self.match.ended_at or 0)
         log.info(

@@ -30,6 +30,8 @@ class MatchServerSettings(BaseAppSettings):
     format: str = "blitz"
     duration_ms: int | None = Field(default=None, gt=0)  # overrides the format's length
     symbol: str = "BTCUSDT"
+    # A dedicated server's match trace (W3C traceparent, from its runtime); None: untraced.
+    traceparent: str | None = Field(default=None, max_length=128)
 
     host: str = "0.0.0.0"  # noqa: S104 - a match server is reached by players from outside
     port: int = Field(default=7000, ge=0, le=65535)

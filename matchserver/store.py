@@ -15,10 +15,15 @@ from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
 from tradearena.contracts.pool import MatchPresence
+from tradearena.contracts.tracing import RESULT_FIELD
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
-  redis.call('XADD', KEYS[2], '*', 'result', ARGV[1])
+  if ARGV[2] ~= '' then
+    redis.call('XADD', KEYS[2], '*', 'result', ARGV[1], ARGV[3], ARGV[2])
+  else
+    redis.call('XADD', KEYS[2], '*', 'result', ARGV[1])
+  end
   return 1
 end
 return 0
@@ -78,12 +83,19 @@ class MatchStore:
         mapping = {MatchPresence.CONNECTED: connected, MatchPresence.PLAYERS: players}
         await self.redis.hset(self._status, mapping=mapping)  # type: ignore[arg-type]
 
-    async def publish_result(self, result_json: str) -> bool:
+    async def publish_result(self, result_json: str, traceparent: str | None = None) -> bool:
         """XADD the result exactly once per match, atomically with its marker, so a
         restart after publishing neither loses nor repeats it. The marker sits in the
-        stream's slot (`keys.result_published`), so the script is cluster-safe."""
+        stream's slot (`keys.result_published`), so the script is cluster-safe.
+        `traceparent`: the match's trace, in the entry's `traceparent` field."""
         done = await self.redis.eval(
-            _PUBLISH_ONCE, 2, self._published, keys.RESULTS_STREAM, result_json
+            _PUBLISH_ONCE,
+            2,
+            self._published,
+            keys.RESULTS_STREAM,
+            result_json,
+            traceparent or "",
+            RESULT_FIELD,
         )
         return bool(done)
 

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tradearena.testing.services",
     "tradearena.testing.platform",
     "tradearena.testing.lobbydb",
+    "tradearena.testing.tracing_backend",
 ]
 
 

@@ -3,7 +3,8 @@ worker, operator), so they all fail, log, loop and stop the same way.
 
 `run_process` builds the settings (an invalid value is one line on stderr naming the
 process and the environment variable, exit code 2, never a traceback), configures
-JSON logging, runs the component's async main on uvloop when it is installed, and
+JSON logging, sets up tracing from the OTEL_* environment (off unless asked for;
+`tradearena.tracing`), runs the component's async main on uvloop when it is installed, and
 turns SIGTERM/SIGINT into an `asyncio.Event` the main watches: each component keeps
 its own graceful stop (the match server settles and publishes its match, aiohttp
 apps run their cleanups). The shell imports no component: each passes in its
@@ -21,8 +22,10 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from tradearena.contracts.tracing import service_name
 from tradearena.settings import ENV_PREFIX
 from tradearena.telemetry import configure_logging
+from tradearena.tracing import TracingSettingsError, init_tracing
 
 EXIT_OK = 0
 EXIT_BAD_SETTINGS = 2
@@ -70,6 +73,11 @@ def run_process(process: str, factory: Callable[[], S], main: Main[S]) -> int:
     if settings is None:
         return EXIT_BAD_SETTINGS
     configure_logging(process, settings.log_level, settings.log_format)
+    try:
+        init_tracing(service_name(process))
+    except TracingSettingsError as exc:
+        print(f"{process}: invalid setting {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_SETTINGS
 
     async def shell() -> int:
         stop = asyncio.Event()

@@ -1,4 +1,5 @@
-"""Middlewares, outermost first: metrics, errors (everything becomes a problem), rate limit."""
+"""Middlewares, outermost first: tracing, metrics, errors (everything becomes a problem),
+rate limit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 import asyncpg
 from aiohttp import web
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -23,6 +25,8 @@ from lobby.http.problems import (
     too_many,
 )
 from lobby.state import BAD_INPUT, LIMITER, METRICS, SETTINGS
+from tradearena import tracing
+from tradearena.contracts.tracing import TRACEPARENT_HEADER
 
 log = logging.getLogger("lobby.http")
 
@@ -52,6 +56,30 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+# Not traced: probes, metrics and Socket.IO's transport requests.
+_UNTRACED_PREFIXES = ("/healthz", "/readyz", "/metrics", SOCKETIO_PATH)
+_tracer = tracing.tracer("lobby.http")
+
+
+@web.middleware
+async def tracing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A server span per request, continuing the caller's `traceparent` if it sent one."""
+    if not tracing.enabled() or request.path.startswith(_UNTRACED_PREFIXES):
+        return await handler(request)
+    route = _route(request)
+    with _tracer.start_as_current_span(
+        f"{request.method} {route}",
+        context=tracing.context_of(request.headers.get(TRACEPARENT_HEADER)),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route},
+    ) as span:
+        response = await handler(request)
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        return response
 
 
 @web.middleware

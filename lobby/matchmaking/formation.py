@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,19 +30,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis
 
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
 from lobby.settings import FormationSettings
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.feed import MalformedTickError, decode_tick
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus, Orchestrator
 from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.tracing import NOTIFICATION_FIELD
 from tradearena.modes import Catalogue
 from tradearena.tokens import Signer
 
 log = logging.getLogger("lobby.matchmaking.formation")
+_tracer = tracing.tracer("lobby.matchmaking.formation")
 
 READY_PHASES = (MatchPhase.READY, MatchPhase.LIVE)
 MOVE_WINDOW_MS = 60 * 60 * 1000
@@ -122,7 +128,48 @@ class Formation:
             raise FormationFailedError("startup_timeout") from None
 
     async def form(self, claim: Claim) -> FormationOutcome:
+        """Form one claimed match. Traced: the match's trace starts here (`match.formation`,
+        linked to each player's journey), and each player's journey gets `queue.wait`
+        (from the join to the match's outcome, linked to the match)."""
         spec = match_spec(claim, self.catalogue, self.settings.symbol)
+        attributes = {"match.id": spec.match_id, "match.mode": spec.mode}
+        span = _tracer.start_span(
+            "match.formation",
+            context=tracing.ROOT,
+            links=tracing.links_to(
+                (t.traceparent, {"player": t.player}) for t in claim.proposal.tickets
+            ),
+            attributes={
+                **attributes,
+                "match.format": spec.format,
+                "match.players": len(spec.players),
+            },
+        )
+        spec = dataclasses.replace(spec, traceparent=tracing.traceparent_of(span))
+        journeys = {
+            t.player: _tracer.start_span(
+                "queue.wait",
+                context=tracing.context_of(t.traceparent),
+                start_time=t.enqueued_at_ms * 1_000_000,
+                links=[Link(span.get_span_context(), {"match.id": spec.match_id})],
+                attributes={**attributes, "player": t.player},
+            )
+            for t in claim.proposal.tickets
+            if t.traceparent
+        }
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                outcome = await self._form(spec, journeys)
+            span.set_attribute("formation.outcome", outcome.state)
+            for journey in journeys.values():
+                journey.set_attribute("formation.outcome", outcome.state)
+            return outcome
+        finally:
+            span.end()
+            for journey in journeys.values():
+                journey.end()
+
+    async def _form(self, spec: MatchSpec, journeys: dict[str, Span]) -> FormationOutcome:
         match_id, players = spec.match_id, spec.players
         base = {"match_id": match_id, "mode": spec.mode, "format": spec.format}
         await self._notify_all(players, "match_found", {**base, "players": list(players)})
@@ -159,6 +206,10 @@ class Formation:
                 "url": status.url,
                 "token": self.signer.match_token(match_id, player, ttl),
                 "token_expires_at": expires_at,
+                # The journey goes on in the match server's connect (Socket.IO auth).
+                NOTIFICATION_FIELD: tracing.traceparent_of(journeys[player])
+                if player in journeys
+                else None,
             }
 
         await self._notify_all(players, "match_ready", ready)

@@ -52,6 +52,7 @@ class Ticket:
     rating: float
     enqueued_at_ms: int
     priority: bool = False  # requeued after a failed formation: served first
+    traceparent: str | None = None  # the player's journey trace (W3C), when traced
 
     def waited_ms(self, now_ms: int) -> int:
         return max(0, now_ms - self.enqueued_at_ms)

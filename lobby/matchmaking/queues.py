@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 from lobby.matchmaking.planner import Proposal, SkillWindow, Ticket, plan
 from lobby.settings import QueueSettings
 from tradearena.contracts import keys
+from tradearena.contracts.tracing import TICKET_FIELD
 from tradearena.modes import AUTO_FORMAT, Catalogue
 
 
@@ -65,18 +66,18 @@ def now_ms() -> int:
 
 
 def encode_ticket(t: Ticket) -> str:
-    return json.dumps(
-        {
-            "tid": t.ticket_id,
-            "player": t.player,
-            "mode": t.mode,
-            "format": t.format,
-            "rating": t.rating,
-            "at": t.enqueued_at_ms,
-            "prio": t.priority,
-        },
-        separators=(",", ":"),
-    )
+    doc: dict[str, Any] = {
+        "tid": t.ticket_id,
+        "player": t.player,
+        "mode": t.mode,
+        "format": t.format,
+        "rating": t.rating,
+        "at": t.enqueued_at_ms,
+        "prio": t.priority,
+    }
+    if t.traceparent:
+        doc[TICKET_FIELD] = t.traceparent
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
@@ -89,6 +90,7 @@ def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
         rating=float(d["rating"]),
         enqueued_at_ms=int(d["at"]),
         priority=bool(d.get("prio", False)),
+        traceparent=str(d[TICKET_FIELD]) if d.get(TICKET_FIELD) else None,
     )
 
 
@@ -315,16 +317,20 @@ class Queues:
         now: int | None = None,
         *,
         refuse_if_assigned: bool = False,
+        traceparent: str | None = None,
     ) -> JoinResult:
         """A new ticket, or the refusal: already waiting in the mode (the ticket), or,
         with `refuse_if_assigned`, already assigned to a match (atomically with the
-        claims, so a claim cannot slip in between the check and the ticket)."""
+        claims, so a claim cannot slip in between the check and the ticket).
+        `traceparent`: the player's journey trace, kept on the ticket."""
         if mode not in self.catalogue.modes:
             raise QueueError("unknown_mode", f"unknown mode {mode!r}")
         if fmt != AUTO_FORMAT and fmt not in self.catalogue.formats:
             raise QueueError("unknown_format", f"unknown format {fmt!r}")
         now = now_ms() if now is None else now
-        ticket = Ticket(secrets.token_hex(8), player, mode, fmt, float(rating), now)
+        ticket = Ticket(
+            secrets.token_hex(8), player, mode, fmt, float(rating), now, traceparent=traceparent
+        )
         expires = self._expires(now)
         refuse = "1" if refuse_if_assigned else "0"
         created, raw = await self._join(

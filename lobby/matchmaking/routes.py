@@ -56,6 +56,7 @@ from lobby.state import (
     SIGNER,
     SIO,
 )
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
 
@@ -146,7 +147,12 @@ async def join(request: web.Request) -> web.Response:
     await _release_if_over(app, user_id)
     try:
         result = await queues.join(
-            user_id, body.mode, body.format, await _rating(app, user_id), refuse_if_assigned=True
+            user_id,
+            body.mode,
+            body.format,
+            await _rating(app, user_id),
+            refuse_if_assigned=True,
+            traceparent=tracing.current_traceparent(),  # the journey: this request's trace
         )
     except QueueError as exc:
         raise problem(422, exc.code, exc.message) from None

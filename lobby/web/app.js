@@ -258,8 +258,11 @@ function playMatch(ready) {
   setError("match-rejection", null);
   $("match-notice").textContent = "";
   show("screen-match");
+  const auth = { token: ready.token };
+  // The lobby's trace of this player's journey goes on in the match server (when traced).
+  if (ready.traceparent) auth.traceparent = ready.traceparent;
   const socket = io(`${ready.url}/match`, {
-    auth: { token: ready.token },
+    auth,
     transports: ["websocket", "polling"],
     reconnectionDelay: 500,
     reconnectionDelayMax: 3000,

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from redis.exceptions import RedisError
 
 from matchserver.feed.binance import BinanceConfig, BinanceSource
@@ -25,9 +27,11 @@ from matchserver.relay.leadership import Change, Leadership
 from matchserver.relay.lease import FeedLease, Published
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.settings import RelaySettings
+from tradearena import tracing
 from tradearena.retry import RestartBudget
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("matchserver.relay")
 
 
 SourceFactory = Callable[[str, FeedTick | None], PriceSource]
@@ -94,6 +98,7 @@ class SymbolRelay:
     _restarts: RestartBudget | None = None
     _restart_at: int = 0
     _failing: bool = False  # five failures within a minute and no tick since
+    _term: Span | None = None  # `relay.leadership`: this replica's term as leader (traced)
 
     def __post_init__(self) -> None:
         m, symbol = self.metrics, self.symbol
@@ -139,6 +144,7 @@ class SymbolRelay:
                     log.info("lease released", extra={"symbol": self.symbol})
             self.leadership.leader = False
             self.metrics.leader.labels(self.symbol).set(0)
+            self._end_term("stopped")
 
     async def _check(self) -> None:
         task = self._publisher
@@ -171,7 +177,11 @@ class SymbolRelay:
             and not self._exhausted
             and self.clock() >= self._restart_at
         ):
-            self._publisher = asyncio.create_task(self._publish(), name=f"publish-{self.symbol}")
+            # The publisher logs in the leadership term's trace.
+            with trace.use_span(self._term or trace.INVALID_SPAN, end_on_exit=False):
+                self._publisher = asyncio.create_task(
+                    self._publish(), name=f"publish-{self.symbol}"
+                )
 
     def _publisher_failed(self, error: BaseException) -> None:
         """Restart later, not at the next check: a source that fails at once (a file broken
@@ -202,12 +212,28 @@ class SymbolRelay:
         self._exhausted = False
         self.metrics.leader_changes.labels(self.symbol, change.value).inc()
         self.metrics.leader.labels(self.symbol).set(1 if change is Change.ELECTED else 0)
-        log.info(
-            "leader " + change.value,
-            extra={"symbol": self.symbol, "relay": self.replica},
-        )
-        if change is Change.DEPOSED and self._publisher is not None:
-            self._publisher.cancel()
+        if change is Change.ELECTED:
+            self._end_term("superseded")
+            self._term = _tracer.start_span(
+                "relay.leadership",
+                context=tracing.ROOT,
+                attributes={"feed.symbol": self.symbol, "relay.replica": self.replica},
+            )
+        with trace.use_span(self._term or trace.INVALID_SPAN, end_on_exit=False):
+            log.info(
+                "leader " + change.value,
+                extra={"symbol": self.symbol, "relay": self.replica},
+            )
+        if change is Change.DEPOSED:
+            self._end_term("deposed")
+            if self._publisher is not None:
+                self._publisher.cancel()
+
+    def _end_term(self, how: str) -> None:
+        term, self._term = self._term, None
+        if term is not None:
+            term.set_attribute("relay.term_end", how)
+            term.end()
 
     async def _stop_publishing(self) -> None:
         task, self._publisher = self._publisher, None

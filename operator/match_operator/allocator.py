@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from match_operator.builders import Allocated
 from match_operator.servers import ServerDirectory, ServerView
+from tradearena import tracing
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.pool import Assignment
 from tradearena.orchestration import allocation
@@ -59,7 +60,8 @@ async def allocate_match(
     def elapsed_ms() -> float:
         return (time.monotonic() - started) * 1000
 
-    assignment = Assignment.of(spec, int(time.time() * 1000))
+    # The assignment carries the current span (`operator.allocate`) of the match's trace.
+    assignment = Assignment.of(spec, int(time.time() * 1000), tracing.current_traceparent())
     mid = spec.match_id
     tried: set[str] = set()
     views = directory.candidates(namespace, spec)

@@ -26,6 +26,7 @@ from tradearena.contracts.serverconfig import (
     env_name,
     server_config,
 )
+from tradearena.contracts.tracing import MATCH_ANNOTATION
 from tradearena.orchestration.phases import (
     Decision,
     Event,
@@ -65,6 +66,7 @@ def match_spec(match: Obj) -> MatchSpec:
         duration_ms=int(spec.get("durationMs") or 0),
         players=tuple(spec["players"]),
         symbol=spec.get("symbol") or MatchSpec.symbol,
+        traceparent=(match["metadata"].get("annotations") or {}).get(MATCH_ANNOTATION),
     )
 
 

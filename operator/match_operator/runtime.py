@@ -41,11 +41,13 @@ from match_operator.metrics import OperatorMetrics
 from match_operator.ports import PortAllocator, PortsExhaustedError
 from match_operator.servers import ServerDirectory, ServerView
 from match_operator.settings import OperatorSettings
+from tradearena import tracing
 from tradearena.contracts import keys, resource
 from tradearena.contracts.phases import MatchPhase, ServerPhase
 from tradearena.orchestration import allocation
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 POD_SELECTOR = f"{resource.MANAGED_BY_LABEL}={resource.MANAGED_BY}"
@@ -329,7 +331,14 @@ class Runtime:
         outcome: Allocated | Cold | None = None
         if new and not status.get("allocation"):
             # Redis is the arbiter: when it fails, so does this pass (retried), no guess.
-            outcome = await allocate_match(self.redis, self.directory, namespace, match_spec(match))
+            spec = match_spec(match)
+            with _tracer.start_as_current_span(
+                "operator.allocate",
+                context=tracing.context_of(spec.traceparent),
+                attributes={"match.id": spec.match_id},
+            ) as span:
+                outcome = await allocate_match(self.redis, self.directory, namespace, spec)
+                span.set_attribute("allocation.outcome", type(outcome).__name__.lower())
         elif pod is not None and not status.get("allocation") and not stopping:
             # Another replica (or a pass cut short by a conflict) started it cold: only a
             # cold start creates a pod named after the Match.

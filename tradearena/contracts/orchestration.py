@@ -17,6 +17,7 @@ class MatchSpec:
     duration_ms: int
     players: tuple[str, ...]
     symbol: str = "BTCUSDT"
+    traceparent: str | None = None  # the match's trace (W3C), from its formation
 
 
 # How players reach a match server: http (Socket.IO over ws://) or https (over wss://,

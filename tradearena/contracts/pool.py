@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from tradearena.contracts.orchestration import MatchSpec
+from tradearena.contracts.tracing import ASSIGNMENT_FIELD
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class Assignment:
     players: tuple[str, ...]
     symbol: str
     assigned_at_ms: int  # when the allocator bound it (allocation latency is measured from it)
+    traceparent: str | None = None  # the match's trace (W3C), when traced
 
     @classmethod
-    def of(cls, spec: MatchSpec, assigned_at_ms: int) -> Assignment:
+    def of(cls, spec: MatchSpec, assigned_at_ms: int, traceparent: str | None = None) -> Assignment:
+        """`traceparent`: the allocator's span of the match's trace (default: the spec's)."""
         return cls(
             spec.match_id,
             spec.mode,
@@ -41,15 +44,25 @@ class Assignment:
             tuple(spec.players),
             spec.symbol,
             assigned_at_ms,
+            traceparent or spec.traceparent,
         )
 
     def spec(self) -> MatchSpec:
         return MatchSpec(
-            self.match_id, self.mode, self.format, self.duration_ms, self.players, self.symbol
+            self.match_id,
+            self.mode,
+            self.format,
+            self.duration_ms,
+            self.players,
+            self.symbol,
+            self.traceparent,
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        doc = asdict(self)
+        if not self.traceparent:
+            del doc[ASSIGNMENT_FIELD]
+        return json.dumps(doc, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Assignment:
@@ -62,6 +75,7 @@ class Assignment:
             players=tuple(str(p) for p in data["players"]),
             symbol=str(data.get("symbol") or MatchSpec.symbol),
             assigned_at_ms=int(data.get("assigned_at_ms") or 0),
+            traceparent=str(data[ASSIGNMENT_FIELD]) if data.get(ASSIGNMENT_FIELD) else None,
         )
 
 

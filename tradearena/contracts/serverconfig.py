@@ -100,6 +100,8 @@ def server_config(spec: MatchSpec, port: int, deployment: ServerDeployment) -> l
     entries.extend(_deployment_entries(port, deployment))
     if spec.duration_ms:  # 0: the format's own length
         entries.append(Value("duration_ms", str(spec.duration_ms)))
+    if spec.traceparent:  # the match's trace (W3C), when traced
+        entries.append(Value("traceparent", spec.traceparent))
     return entries
 
 

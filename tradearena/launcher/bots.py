@@ -24,7 +24,11 @@ import socketio
 
 from matchserver.broadcast import ACK_EVERY
 from matchserver.simulate import ScriptedPlayer
+from tradearena import tracing
+from tradearena.contracts.tracing import NOTIFICATION_FIELD, SERVICE_BOTS, SOCKET_AUTH_FIELD
 from tradearena.launcher.dial import DialOptions
+
+_tracer = tracing.tracer("tradearena.launcher.bots")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Bot:
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST, honouring 429/503 with Retry-After like a well-behaved client."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        tracing.inject(headers)  # the current round's span, if traced
         for _ in range(30):
             async with self.http.post(
                 f"{self.options.url}{path}", json=body, headers=headers
@@ -129,14 +134,22 @@ class Bot:
 
     async def play_rounds(self) -> None:
         for _ in range(self.options.rounds):
-            status, body = await self._post(
-                "/api/v1/queue", {"mode": self.options.mode, "format": self.options.format}
-            )
-            if status not in (200, 201):
-                self.stats.errors.append(f"{self.username} queue: {status} {body.get('code')}")
-                return
-            ready = await asyncio.wait_for(self.ready.get(), self.options.match_ready_timeout_s)
-            await self.play(ready)
+            with _tracer.start_as_current_span(
+                "bot.round", context=tracing.ROOT, attributes={"player.name": self.username}
+            ):
+                if not await self.play_round():
+                    return
+
+    async def play_round(self) -> bool:
+        status, body = await self._post(
+            "/api/v1/queue", {"mode": self.options.mode, "format": self.options.format}
+        )
+        if status not in (200, 201):
+            self.stats.errors.append(f"{self.username} queue: {status} {body.get('code')}")
+            return False
+        ready = await asyncio.wait_for(self.ready.get(), self.options.match_ready_timeout_s)
+        await self.play(ready)
+        return True
 
     async def play(self, ready: dict[str, Any]) -> None:
         match_id, url, token = ready["match_id"], ready["url"], ready["token"]
@@ -184,9 +197,11 @@ class Bot:
 
         async def join() -> socketio.AsyncClient:
             sio = client()
-            await sio.connect(
-                url, namespaces=["/match"], transports=["websocket"], auth={"token": token}
-            )
+            auth = {"token": token}
+            journey = ready.get(NOTIFICATION_FIELD)  # the lobby's trace of this player's journey
+            if isinstance(journey, str) and journey:
+                auth[SOCKET_AUTH_FIELD] = journey
+            await sio.connect(url, namespaces=["/match"], transports=["websocket"], auth=auth)
             reply = await sio.call("sync", {}, namespace="/match", timeout=20)
             state.update(reply["state"])
             if reply["state"]["phase"] in ("finished", "cancelled"):
@@ -233,6 +248,10 @@ def _peek_level(started_at: list[int]) -> int:
 
 
 async def run_bots(options: BotOptions) -> BotStats:
+    """Traced when the OTEL_* environment says so (service `tradearena-bots`): each round
+    is a `bot.round` span, the root of the player's journey, sent on to the lobby in the
+    `traceparent` header of the queue join."""
+    tracing.init_tracing(SERVICE_BOTS)
     stats = BotStats()
     connector = aiohttp.TCPConnector(limit=200)
     async with aiohttp.ClientSession(connector=connector) as http:

@@ -39,6 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
@@ -48,6 +49,7 @@ from tradearena.launcher.localruntime import (
     LocalRuntimeConfig,
     deployment,
     placement_of,
+    runtime_tracer,
     spawn_server,
 )
 from tradearena.launcher.localservices import free_port
@@ -350,20 +352,7 @@ class LocalPoolOrchestrator:
         match_id = match.spec.match_id
         await self._phases.follow(match_id, partial(self._set, match))
         try:
-            server = await self._allocate(match)
-            if server is None:
-                return
-            if match.cancel_reason is not None:
-                await self._send_cancel(match)
-            try:
-                await asyncio.wait_for(
-                    self._book.left(match, MatchPhase.PENDING, MatchPhase.CREATING),
-                    self.config.runtime.startup_timeout_s,
-                )
-            except TimeoutError:
-                match.cancel_reason = match.cancel_reason or "startup timeout"
-                await self._send_cancel(match)  # the server drops it, freeing the slot
-                await self._set(match, Event.STARTUP_TIMEOUT, reason="startup timeout")
+            if not await self._allocate_until_ready(match):
                 return
             if match.status.phase is MatchPhase.READY:
                 self.metrics.ready_seconds.observe(time.monotonic() - match.requested_at)
@@ -372,6 +361,36 @@ class LocalPoolOrchestrator:
         finally:
             self._phases.unfollow(match_id)
             self._release(match)
+
+    async def _allocate_until_ready(self, match: _PoolMatch) -> bool:
+        """Allocate the match and wait for its server's Ready; False if it never gets
+        there (settled here). Traced as `pool.allocate` in the match's trace; the
+        assignment carries that span on to the match server."""
+        with runtime_tracer(__name__).start_as_current_span(
+            "pool.allocate",
+            context=tracing.context_of(match.spec.traceparent),
+            attributes={"match.id": match.spec.match_id},
+        ) as span:
+            server = await self._allocate(match)
+            if server is None:
+                span.set_attribute("allocation.outcome", "none")
+                return False
+            span.set_attribute("server.id", server.server_id)
+            if match.cancel_reason is not None:
+                await self._send_cancel(match)
+            try:
+                await asyncio.wait_for(
+                    self._book.left(match, MatchPhase.PENDING, MatchPhase.CREATING),
+                    self.config.runtime.startup_timeout_s,
+                )
+            except TimeoutError:
+                span.set_attribute("allocation.outcome", "startup_timeout")
+                match.cancel_reason = match.cancel_reason or "startup timeout"
+                await self._send_cancel(match)  # the server drops it, freeing the slot
+                await self._set(match, Event.STARTUP_TIMEOUT, reason="startup timeout")
+                return False
+            span.set_attribute("allocation.outcome", str(match.status.phase))
+            return True
 
     def _release(self, match: _PoolMatch) -> None:
         server = match.server
@@ -443,7 +462,10 @@ class LocalPoolOrchestrator:
             match.server = server
             if match.status.phase is MatchPhase.PENDING:  # a server exists: Creating
                 await self._set(match, Event.CREATED)
-            assignment = Assignment.of(match.spec, int(time.time() * 1000))
+            # The assignment carries the current span (`pool.allocate`) of the match's trace.
+            assignment = Assignment.of(
+                match.spec, int(time.time() * 1000), tracing.current_traceparent()
+            )
             outcome = await allocation.allocate(self.redis, server.server_id, assignment)
             if outcome == allocation.BOUND_ELSEWHERE:
                 bound = await allocation.bound_server(self.redis, match.spec.match_id)

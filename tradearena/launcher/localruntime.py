@@ -17,12 +17,14 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
@@ -35,12 +37,19 @@ from tradearena.contracts.serverconfig import (
     env_name,
     server_config,
 )
+from tradearena.contracts.tracing import SERVICE_LOCAL_RUNTIME
 from tradearena.launcher.localservices import free_port
 from tradearena.launcher.scrape_targets import scrape_address
 from tradearena.launcher.tracking import MatchBook, PhaseFollower, Placement, Tracked
 from tradearena.orchestration.phases import Event
 
 log = logging.getLogger(__name__)
+
+
+def runtime_tracer(name: str) -> Tracer:
+    """The local runtimes' tracer: their spans are the service `tradearena-local-runtime`,
+    though `up` runs them in the lobby's process."""
+    return tracing.tracer(name, service=SERVICE_LOCAL_RUNTIME)
 
 
 @dataclass(frozen=True)
@@ -202,8 +211,16 @@ class LocalProcessOrchestrator:
 
     async def _spawn(self, managed: _Managed) -> asyncio.subprocess.Process:
         cfg = self.config
-        entries = server_config(managed.spec, managed.port, deployment(cfg, managed.admin_port))
-        return await spawn_server(cfg, entries, managed.spec.match_id)
+        spec = managed.spec
+        with runtime_tracer(__name__).start_as_current_span(
+            "runtime.spawn",
+            context=tracing.context_of(spec.traceparent),
+            attributes={"match.id": spec.match_id, "server.port": managed.port},
+        ):
+            # The server's match span is a child of this one.
+            spec = replace(spec, traceparent=tracing.current_traceparent() or spec.traceparent)
+            entries = server_config(spec, managed.port, deployment(cfg, managed.admin_port))
+            return await spawn_server(cfg, entries, spec.match_id)
 
     async def _supervise(self, managed: _Managed) -> None:
         match_id = managed.spec.match_id

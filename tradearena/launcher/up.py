@@ -35,6 +35,7 @@ from prometheus_client import Counter
 
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.tracing import SERVICE_LOBBY
 from tradearena.launcher import scrape_targets
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis, free_port
 from tradearena.launcher.supervisor import PostgresChild, ProcessChild, RedisChild, Supervisor
@@ -44,7 +45,9 @@ from tradearena.orchestration.buffer import (
     DEFAULT_MAX_SERVERS,
     BufferPolicy,
 )
+from tradearena.process import EXIT_BAD_SETTINGS
 from tradearena.tokens import Signer, generate_private_key_pem
+from tradearena.tracing import TracingSettingsError, init_tracing
 
 CLI = str(Path(sys.executable).parent / "tradearena")
 
@@ -128,15 +131,12 @@ class Platform:
 
 def _log_to_file(path: Path, level: str) -> None:
     """The in-process lobby logs JSON to a file; the console keeps the progress lines."""
-    from pythonjsonlogger.json import JsonFormatter
+    from tradearena.telemetry import TraceContextFilter, json_formatter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s", static_fields={"component": "lobby"}
-        )
-    )
+    handler.setFormatter(json_formatter("lobby"))
+    handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -183,6 +183,15 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     data = options.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     _log_to_file(data / "logs" / "lobby.log", options.log_level)
+    # Tracing (OTEL_* environment): this process is the lobby and the local runtime; every
+    # child inherits the environment and names its own service, so OTEL_SERVICE_NAME (one
+    # name) is not passed on.
+    try:
+        init_tracing(SERVICE_LOBBY)
+    except TracingSettingsError as exc:
+        print(f"up: invalid setting {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_SETTINGS
+    os.environ.pop("OTEL_SERVICE_NAME", None)
     os.chmod(data, 0o755)  # noqa: S103 - the postgres user must reach its data directory
     # On one machine every player (browser tabs, bots) comes from 127.0.0.1: per-IP budgets
     # made for the internet would refuse the second dozen. Per-account limits still apply.

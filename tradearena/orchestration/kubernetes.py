@@ -21,6 +21,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tradearena.contracts import resource
 from tradearena.contracts.orchestration import SCHEMES, MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
+from tradearena.contracts.tracing import MATCH_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def match_resource(spec: MatchSpec, namespace: str) -> dict[str, Any]:
     }
     if spec.duration_ms:
         body["spec"]["durationMs"] = spec.duration_ms
+    if spec.traceparent:  # the match's trace goes on in the operator and the server
+        body["metadata"]["annotations"] = {MATCH_ANNOTATION: spec.traceparent}
     return body
 
 

@@ -44,6 +44,7 @@ class UpProcess:
     data_dir: Path
     catalogue: Path | None = None
     up_args: tuple[str, ...] = ()  # more options of `up` (e.g. --dedicated)
+    env: dict[str, str] | None = None  # its environment (default: this process's)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
@@ -84,7 +85,7 @@ class UpProcess:
         args += ["up", "--data-dir", str(self.data_dir), "--lobby-port", str(self.port)]
         args += self.up_args
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
         )
         threading.Thread(target=self._read, daemon=True).start()
         if not self._ready.wait(timeout) or self.proc.poll() is not None:

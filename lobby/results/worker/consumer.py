@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import asyncpg
 import redis.asyncio as aioredis
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError, ResponseError
 from tenacity import RetryCallState
 
@@ -21,13 +22,16 @@ from lobby.results.worker.metrics import ResultsMetrics
 from lobby.results.worker.parsing import PoisonError, is_transient, parse_entry
 from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.results.worker.store import StoredNotification, store_result
+from tradearena import tracing
 from tradearena.contracts import keys
 from tradearena.contracts.deadletter import Reason, dead_letter_fields, entry_ms
 from tradearena.contracts.results import MatchResult
+from tradearena.contracts.tracing import RESULT_FIELD
 from tradearena.modes import Catalogue
 from tradearena.retry import call_with_retries
 
 log = logging.getLogger("lobby.results")
+_tracer = tracing.tracer("lobby.results.worker")
 
 Outcome = Literal["stored", "duplicate", "dead", "deferred"]
 
@@ -145,6 +149,23 @@ class ResultsWorker:
         )
 
     async def handle(self, entry_id: str, fields: Mapping[Any, Any]) -> Outcome:
+        """Store one entry; traced as `results.store` in the match's trace (the entry's
+        `traceparent`), the last span of a match."""
+        if not tracing.enabled():
+            return await self._handle(entry_id, fields)
+        raw = fields.get(RESULT_FIELD.encode(), fields.get(RESULT_FIELD))
+        traceparent = raw.decode() if isinstance(raw, bytes) else raw
+        with _tracer.start_as_current_span(
+            "results.store",
+            context=tracing.context_of(traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.message.id": entry_id},
+        ) as span:
+            outcome = await self._handle(entry_id, fields)
+            span.set_attribute("results.outcome", outcome)
+            return outcome
+
+    async def _handle(self, entry_id: str, fields: Mapping[Any, Any]) -> Outcome:
         try:
             result = parse_entry(fields, self.catalogue)
         except PoisonError as exc:
