@@ -102,12 +102,33 @@ app.kubernetes.io/component: {{ index . 1 }}
   mountPath: /tmp
 {{- end -}}
 
+{{/*
+The OpenTelemetry variables of the `tracing` value as a JSON object (empty when off):
+every process's env, and the operator's extra env of match-server pods.
+*/}}
+{{- define "tradearena.tracingVars" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.otlpEndpoint -}}
+{{- dict "OTEL_TRACES_EXPORTER" "otlp" "OTEL_EXPORTER_OTLP_ENDPOINT" $t.otlpEndpoint "OTEL_EXPORTER_OTLP_PROTOCOL" "http/protobuf" "OTEL_TRACES_SAMPLER" $t.sampler "OTEL_TRACES_SAMPLER_ARG" (toString $t.samplerArg) "TRADEARENA_TRACE_ACTIONS_RATIO" (toString $t.actionsRatio) "OTEL_RESOURCE_ATTRIBUTES" (printf "k8s.namespace.name=%s" .Release.Namespace) | toJson -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{- define "tradearena.tracingEnv" -}}
+{{- range $name, $value := include "tradearena.tracingVars" . | fromJson }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* Environment shared by every process. */}}
 {{- define "tradearena.commonEnv" -}}
 - name: TRADEARENA_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 - name: TRADEARENA_LOG_FORMAT
   value: json
+{{- include "tradearena.tracingEnv" . }}
 - name: POD_NAME
   valueFrom:
     fieldRef:

@@ -688,3 +688,53 @@ def test_schema_refuses_bad_pools(sets: list[str], message: str) -> None:
     proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_tracing_is_off_by_default_and_one_value_turns_it_on_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from match_operator.builders import build_pod_spec
+    from match_operator.settings import OperatorSettings
+    from tradearena.tracing import actions_ratio, tracing_requested
+
+    assert "OTEL_" not in render([], release=REL, namespace=NS).text
+    out = render(
+        [],
+        ["tracing.otlpEndpoint=http://collector.obs:4318", "tracing.samplerArg=0.25"],
+        release=REL,
+        namespace=NS,
+    )
+    specs = pod_specs(out)
+    for name in ("lobby", "feed-relay", "results-worker", "operator"):
+        container = specs[f"{REL}-{name}"]["containers"][0]
+        env = {k: e.get("value", "") for k, e in _env(container).items()}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.obs:4318", name
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+        assert tracing_requested(env) and actions_ratio(env) == 0.01
+    # Match-server pods get the same variables through the operator's extra env.
+    extra = _env(specs[f"{REL}-operator"]["containers"][0])["TRADEARENA_OPERATOR_EXTRA_ENV"]
+    monkeypatch.setenv("TRADEARENA_OPERATOR_EXTRA_ENV", extra["value"])
+    match = {
+        "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
+        "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
+    }
+    pod = build_pod_spec(match, OperatorSettings(image="registry.example/ta:1"), 7001)
+    server_env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert server_env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert server_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.obs:4318"
+    assert server_env["OTEL_RESOURCE_ATTRIBUTES"] == f"k8s.namespace.name={NS}"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["tracing.otlpEndpoint=collector:4318"], "at '/tracing/otlpEndpoint'"),
+        (["tracing.sampler=sometimes"], "at '/tracing/sampler'"),
+        (["tracing.samplerArg=1.5"], "at '/tracing/samplerArg'"),
+    ],
+)
+def test_schema_refuses_bad_tracing_values(sets: list[str], message: str) -> None:
+    proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
