@@ -7,6 +7,8 @@ const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results"];
 const MATCH_KEY = "tradearena.match";
 const RESYNC_MS = 5000;
+// A match's phases in the only order they happen (tradearena.contracts.phases.GamePhase).
+const PHASES = ["waiting", "live", "settling", "finished", "cancelled"];
 
 const state = {
   user: null,
@@ -354,6 +356,11 @@ async function resync() {
   const s = reply.state;
   state.clockOffset = s.now - (sentAt + Date.now()) / 2;
   state.syncedAt = s.now;
+  // A phase event may overtake this answer: phases only move forward, so keep the later.
+  if (state.view && PHASES.indexOf(state.view.phase) > PHASES.indexOf(s.phase)) {
+    s.phase = state.view.phase;
+    s.end_at = state.view.end_at ?? s.end_at;
+  }
   state.view = s;
   if (s.official_price && chart.ticks.length === 0) chart.add(s.now, s.official_price);
   renderAll();

@@ -24,6 +24,10 @@
 import { io } from "socket.io-client";
 import { dialOptions, parseHosts, request } from "./dial.mjs";
 
+// A match's phases in the only order they happen (tradearena.contracts.phases.GamePhase).
+const PHASES = ["waiting", "live", "settling", "finished", "cancelled"];
+const laterPhase = (a, b) => (PHASES.indexOf(b) >= PHASES.indexOf(a) ? b : a);
+
 const options = {
   url: "http://127.0.0.1:8080",
   count: 20,
@@ -430,9 +434,12 @@ class Bot {
       }
       const reply = await call(socket, "sync", {});
       if (!reply || !reply.ok) throw new Error(`sync in ${matchId}: ${reply ? reply.code : "no answer"}`);
-      Object.assign(state, reply.state);
-      if (reply.state.phase === "finished" || reply.state.phase === "cancelled") end();
-      if (reply.state.phase === "live") setLive(true);
+      // A phase event may overtake the sync's answer: phases only move forward, so the
+      // later of the two wins (never back to "waiting" after "live" was seen).
+      const phase = laterPhase(state.phase, reply.state.phase);
+      Object.assign(state, reply.state, { phase });
+      if (phase === "finished" || phase === "cancelled") end();
+      if (phase === "live") setLive(true);
       if (reply.state.started_at && startedAt === null) startedAt = Number(reply.state.started_at);
       return socket;
     };
