@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis
+from tradearena.testing.redis_cluster import LocalRedisCluster
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,28 @@ def redis_url(redis_server: LocalRedis) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """Three primaries with a replica each; tests that kill a node leave it restarted."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalRedisCluster) -> str:
+    """The cluster's `redis+cluster://` URL, every node running and every primary empty."""
+    for node in redis_cluster.nodes:
+        if not node.running:  # a test killed it: bring it back as a managed service would
+            redis_cluster.restart(node)
+    redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")
