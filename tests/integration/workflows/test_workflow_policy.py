@@ -173,3 +173,22 @@ def test_the_makefile_lint_target_runs_actionlint() -> None:
     lint = makefile.split("\nlint: ", 1)[1].split("\n\n", 1)[0]
     assert "install-iac-tools.sh actionlint" in lint
     assert "$(ACTIONLINT)" in lint
+
+
+def test_operations_guide_covers_every_workflow_and_is_linked() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text()
+    headings = set(re.findall(r"^##+ (.+)$", guide, re.MULTILINE))
+    assert {
+        "Releasing",
+        "Rolling back",
+        "Restoring PostgreSQL to a point in time",
+        "Token-signing key (Ed25519, JWKS)",
+        "Redis AUTH token",
+        "Draining a node with live matches",
+        "Redis Cluster and failover",
+        "Upgrades under live matches",
+    } <= headings
+    for path in WORKFLOWS.glob("*.yml"):
+        assert f"`{path.name}`" in guide, path.name
+    assert "database is never rolled back" in guide.replace("**", "")
+    assert "operations.md" in (REPO / "README.md").read_text()
