@@ -16,10 +16,18 @@ up: setup
 # Every Python tree of the repository (the operator's package lives in operator/).
 PY_TREES := tradearena lobby matchserver operator tests bench
 
+# actionlint (pinned in scripts/install-iac-tools.sh, built once into the tools cache) checks
+# the GitHub Actions workflows, and shellcheck their run: scripts.
+TOOLS ?= $(or $(TRADEARENA_TOOLS),$(HOME)/.cache/tradearena/tools)
+ACTIONLINT_VERSION := $(shell sed -n 's/^ACTIONLINT_VERSION=//p' scripts/install-iac-tools.sh)
+ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)/bin/actionlint
+
 lint: setup
 	$(VENV)/bin/ruff check $(PY_TREES)
 	$(VENV)/bin/ruff format --check $(PY_TREES)
 	$(VENV)/bin/lint-imports
+	@scripts/install-iac-tools.sh actionlint
+	$(ACTIONLINT) -no-color
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -58,8 +66,8 @@ kwok-cluster: setup kube-tools
 kwok-cluster-down: setup
 	@$(PY) -m tradearena.testing.kube down
 
-# Offline infrastructure-as-code checkers used by tests/integration/terraform (hclfmt, checkov),
-# pinned and cached in ~/.cache/tradearena/tools (slow once, instant afterwards).
+# Offline infrastructure-as-code checkers used by tests/integration/terraform (hclfmt, checkov)
+# and by lint and tests/integration/workflows (actionlint), pinned and cached in ~/.cache/tradearena/tools (slow once, instant afterwards).
 iac-tools:
 	@scripts/install-iac-tools.sh
 

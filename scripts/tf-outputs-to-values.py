@@ -118,6 +118,12 @@ def build_values(
     redis_port = _field(out, "redis.port", int)
     if _field(out, "redis.tls", bool) is not True:
         raise OutputsError("redis.tls must be true: the replication group requires TLS")
+    # A Redis Cluster (cluster mode enabled): host is its configuration endpoint and the
+    # chart's redis.cluster picks the rediss+cluster:// scheme. Outputs from before the
+    # field existed describe a replication group without cluster mode.
+    redis_cluster = _field(out, "redis", dict).get("cluster", False)
+    if not isinstance(redis_cluster, bool):
+        raise OutputsError(f"output field redis.cluster has the wrong type: {redis_cluster!r}")
 
     tolerations = _field(out, "game_nodes.tolerations", list)
     if not tolerations:
@@ -158,6 +164,7 @@ def build_values(
             "host": _field(out, "redis.host", str),
             "port": redis_port,
             "tls": True,
+            "cluster": redis_cluster,
             "existingSecret": {"name": redis_secret, "passwordKey": PASSWORD_KEY},
         },
         "externalSecrets": {

@@ -66,13 +66,20 @@ output "postgresql" {
 ################################################################################
 
 output "redis" {
-  description = "Redis connection data: primary and reader endpoints, port, TLS flag and the Secrets Manager ARN of the AUTH token (JSON key password)."
+  description = "Redis connection data: the endpoint clients use (the primary endpoint, or the configuration endpoint of a Redis Cluster), the reader endpoint (empty for a cluster), port, TLS flag, whether it is a cluster with the URL scheme to use (rediss, or rediss+cluster for a Redis Cluster), and the Secrets Manager ARN of the AUTH token (JSON key password)."
   value = {
-    host            = aws_elasticache_replication_group.redis.primary_endpoint_address
-    reader_host     = aws_elasticache_replication_group.redis.reader_endpoint_address
-    port            = aws_elasticache_replication_group.redis.port
-    tls             = aws_elasticache_replication_group.redis.transit_encryption_enabled
-    auth_secret_arn = aws_secretsmanager_secret.redis_auth.arn
+    host = (
+      var.redis_cluster_mode
+      ? aws_elasticache_replication_group.redis.configuration_endpoint_address
+      : aws_elasticache_replication_group.redis.primary_endpoint_address
+    )
+    reader_host            = var.redis_cluster_mode ? "" : aws_elasticache_replication_group.redis.reader_endpoint_address
+    configuration_endpoint = var.redis_cluster_mode ? aws_elasticache_replication_group.redis.configuration_endpoint_address : ""
+    port                   = aws_elasticache_replication_group.redis.port
+    tls                    = aws_elasticache_replication_group.redis.transit_encryption_enabled
+    cluster                = var.redis_cluster_mode
+    url_scheme             = var.redis_cluster_mode ? "rediss+cluster" : "rediss"
+    auth_secret_arn        = aws_secretsmanager_secret.redis_auth.arn
   }
 }
 

@@ -4,11 +4,37 @@
 #
 # maxmemory-policy is noeviction: results streams and queues must never be evicted silently;
 # a full Redis rejects writes instead, which the services surface as errors and alerts.
+#
+# var.redis_cluster_mode switches the same replication group to Redis Cluster: shards
+# (num_node_groups) of one primary and replicas_per_node_group replicas each, the
+# cluster-enabled parameter group, and clients reach it through the configuration
+# endpoint with a rediss+cluster:// URL (outputs.tf, output "redis"). Switching an existing
+# deployment replaces the replication group: see docs/operations.md.
 
 resource "aws_elasticache_parameter_group" "redis" {
   name        = "${var.name}-redis7"
   family      = "redis7"
   description = "TradeArena Redis: never evict (queues and result streams)"
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = "noeviction"
+  }
+
+  tags = local.tags
+}
+
+# Redis Cluster (var.redis_cluster_mode): the same policy with cluster-enabled. Both groups
+# always exist (they cost nothing), so switching modes never leaves a dangling reference.
+resource "aws_elasticache_parameter_group" "redis_cluster" {
+  name        = "${var.name}-redis7-cluster"
+  family      = "redis7"
+  description = "TradeArena Redis Cluster: never evict (queues and result streams)"
+
+  parameter {
+    name  = "cluster-enabled"
+    value = "yes"
+  }
 
   parameter {
     name  = "maxmemory-policy"
@@ -57,6 +83,14 @@ resource "aws_cloudwatch_log_group" "redis_slow" {
   tags = local.tags
 }
 
+locals {
+  redis_parameter_group = (
+    var.redis_cluster_mode
+    ? aws_elasticache_parameter_group.redis_cluster.name
+    : aws_elasticache_parameter_group.redis.name
+  )
+}
+
 resource "aws_elasticache_replication_group" "redis" {
   replication_group_id = "${var.name}-redis"
   description          = "TradeArena queues, live match state and results streams"
@@ -64,9 +98,14 @@ resource "aws_elasticache_replication_group" "redis" {
   engine               = "redis"
   engine_version       = var.redis_engine_version
   node_type            = var.redis_node_type
-  num_cache_clusters   = var.redis_num_cache_clusters
   port                 = 6379
-  parameter_group_name = aws_elasticache_parameter_group.redis.name
+  parameter_group_name = local.redis_parameter_group
+
+  # Either one shard (primary + replicas) or a Redis Cluster of shards.
+  cluster_mode            = var.redis_cluster_mode ? "enabled" : "disabled"
+  num_cache_clusters      = var.redis_cluster_mode ? null : var.redis_num_cache_clusters
+  num_node_groups         = var.redis_cluster_mode ? var.redis_num_shards : null
+  replicas_per_node_group = var.redis_cluster_mode ? var.redis_replicas_per_shard : null
 
   subnet_group_name  = module.vpc.elasticache_subnet_group_name
   security_group_ids = [aws_security_group.redis.id]

@@ -249,6 +249,34 @@ variable "redis_num_cache_clusters" {
   }
 }
 
+variable "redis_cluster_mode" {
+  description = "Run Redis as a Redis Cluster (cluster mode enabled: redis_num_shards shards of one primary and redis_replicas_per_shard replicas) instead of one primary with replicas (redis_num_cache_clusters). Clients then use rediss+cluster:// through the configuration endpoint (chart value redis.cluster)."
+  type        = bool
+  default     = false
+}
+
+variable "redis_num_shards" {
+  description = "Shards (node groups) of the Redis Cluster when redis_cluster_mode is true."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.redis_num_shards >= 1 && var.redis_num_shards <= 500
+    error_message = "A Redis Cluster has 1 to 500 shards."
+  }
+}
+
+variable "redis_replicas_per_shard" {
+  description = "Replicas of each shard's primary when redis_cluster_mode is true, spread over the AZs."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.redis_replicas_per_shard >= 1 && var.redis_replicas_per_shard <= 5
+    error_message = "Multi-AZ failover needs at least one replica per shard: 1 to 5."
+  }
+}
+
 variable "redis_auth_token_version" {
   description = "Generation of the Redis AUTH token; change it (e.g. to a date) to rotate the token."
   type        = string

@@ -183,6 +183,9 @@ PGPASSWORD, which comes from the Secret.
 {{- if .Values.redis.enabled -}}
 {{- fail "redis.enabled=true: this chart deploys no Redis; point redis.host at an external one (e.g. ElastiCache) and keep enabled=false" -}}
 {{- end -}}
+{{- if and .Values.redis.cluster (ne (int .Values.redis.db) 0) -}}
+{{- fail (printf "redis.cluster=true: a Redis Cluster has database 0 only, not redis.db=%v" .Values.redis.db) -}}
+{{- end -}}
 {{- if gt (int .Values.matchServer.portRange.min) (int .Values.matchServer.portRange.max) -}}
 {{- fail (printf "matchServer.portRange: min %v is above max %v" .Values.matchServer.portRange.min .Values.matchServer.portRange.max) -}}
 {{- end -}}
@@ -208,14 +211,33 @@ PGPASSWORD, which comes from the Secret.
 {{- default (include "tradearena.component" (list . "match-server-tls")) .Values.matchServer.tls.secretName -}}
 {{- end -}}
 
+{{/* The Redis URL scheme (tradearena/redisconn.py): redis/rediss for one Redis (or a
+replication group's primary endpoint), redis+cluster/rediss+cluster for a Redis Cluster
+(redis.cluster: ElastiCache's configuration endpoint or any node). */}}
+{{- define "tradearena.redisScheme" -}}
+{{- $r := .Values.redis -}}
+{{- printf "%s%s" (ternary "rediss" "redis" $r.tls) (ternary "+cluster" "" (default false $r.cluster)) -}}
+{{- end -}}
+
+{{/* The Redis URL after the credentials: host:port, and the database but for a cluster
+(a Redis Cluster has database 0 only). */}}
+{{- define "tradearena.redisAddress" -}}
+{{- $r := .Values.redis -}}
+{{- if $r.cluster -}}
+{{- printf "%s:%d" $r.host (int $r.port) -}}
+{{- else -}}
+{{- printf "%s:%d/%d" $r.host (int $r.port) (int $r.db) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The Redis URL with a $(TRADEARENA_REDIS_PASSWORD) placeholder (or none without AUTH). */}}
 {{- define "tradearena.redisUrlTemplate" -}}
 {{- $r := .Values.redis -}}
-{{- $scheme := ternary "rediss" "redis" $r.tls -}}
+{{- $scheme := include "tradearena.redisScheme" . -}}
 {{- if $r.existingSecret.name -}}
-{{- printf "%s://:$(TRADEARENA_REDIS_PASSWORD)@%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) -}}
+{{- printf "%s://:$(TRADEARENA_REDIS_PASSWORD)@%s" $scheme (include "tradearena.redisAddress" .) -}}
 {{- else -}}
-{{- printf "%s://%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) -}}
+{{- printf "%s://%s" $scheme (include "tradearena.redisAddress" .) -}}
 {{- end -}}
 {{- end -}}
 

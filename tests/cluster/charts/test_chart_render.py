@@ -357,6 +357,52 @@ def test_terraform_contract_values_reach_the_manifests(tf_values: Path) -> None:
     }
 
 
+@pytest.mark.parametrize(("tls", "scheme"), [(True, "rediss+cluster"), (False, "redis+cluster")])
+def test_redis_cluster_selects_the_cluster_url_scheme(
+    tf_values: Path, tls: bool, scheme: str
+) -> None:
+    contract = json.loads(
+        "\n".join(line for line in tf_values.read_text().splitlines() if not line.startswith("#"))
+    )
+    host, port = contract["redis"]["host"], contract["redis"]["port"]
+    out = render(
+        [tf_values],
+        ["redis.cluster=true", f"redis.tls={str(tls).lower()}"],
+        release=REL,
+        namespace=NS,
+    )
+    # Every process of the chart: the cluster scheme, no database path (database 0 only).
+    urls = {
+        name: _env(container)["TRADEARENA_REDIS_URL"]["value"]
+        for name, spec in pod_specs(out).items()
+        for container in _containers(spec)
+        if "TRADEARENA_REDIS_URL" in _env(container)
+    }
+    assert set(urls) >= {f"{REL}-lobby", f"{REL}-feed-relay", f"{REL}-results-worker"}
+    for name, url in urls.items():
+        assert url == f"{scheme}://:$(TRADEARENA_REDIS_PASSWORD)@{host}:{port}", name
+    # Match-server pods: the URL the ExternalSecret writes into the Secret's url key.
+    (external,) = [
+        e for e in out.of_kind("ExternalSecret") if e["metadata"]["name"] == "tradearena-redis"
+    ]
+    template = external["spec"]["target"]["template"]["data"]
+    assert template["url"] == f"{scheme}://:{{{{ .password }}}}@{host}:{port}"
+    # Off by default: one Redis, with its database.
+    plain = render([tf_values], release=REL, namespace=NS)
+    lobby = _env(pod_specs(plain)[f"{REL}-lobby"]["containers"][0])
+    assert lobby["TRADEARENA_REDIS_URL"]["value"] == (
+        f"rediss://:$(TRADEARENA_REDIS_PASSWORD)@{host}:{port}/0"
+    )
+    assert yaml.safe_load((CHART / "values.yaml").read_text())["redis"]["cluster"] is False
+
+
+def test_a_redis_cluster_without_auth_has_no_credentials_in_its_url() -> None:
+    out = render([], ["redis.cluster=true", "redis.existingSecret.name=", "redis.host=cfg.example"])
+    lobby = _env(pod_specs(out)[f"{REL}-lobby"]["containers"][0])
+    assert lobby["TRADEARENA_REDIS_URL"]["value"] == "redis+cluster://cfg.example:6379"
+    assert "TRADEARENA_REDIS_PASSWORD" not in lobby
+
+
 def test_components_replicas_and_leader_election(rendered: Rendered) -> None:
     deployments = {d["metadata"]["name"]: d["spec"] for d in rendered.of_kind("Deployment")}
     assert deployments[f"{REL}-operator"]["replicas"] == 2
@@ -568,6 +614,8 @@ def test_every_dashboard_metric_exists_in_the_code() -> None:
         ),
         (["matchServer.portRange.min=8100"], "matchServer.portRange: min 8100 is above max 8000"),
         (["redis.tls=yes"], "at '/redis/tls': got string, want boolean"),
+        (["redis.cluster=yes"], "at '/redis/cluster': got string, want boolean"),
+        (["redis.cluster=true", "redis.db=1"], "a Redis Cluster has database 0 only"),
         (["podSecurityContext.runAsNonRoot=false"], "at '/podSecurityContext/runAsNonRoot'"),
         (
             ["containerSecurityContext.allowPrivilegeEscalation=true"],

@@ -307,7 +307,9 @@ def test_redis_is_a_multi_az_replication_group_with_failover(root: Any) -> None:
     assert rg["engine"] == "redis"
     assert rg["automatic_failover_enabled"] is True
     assert rg["multi_az_enabled"] is True
-    assert root.resolve(rg["num_cache_clusters"]) >= 2
+    # By default (cluster mode off) one primary with replicas.
+    assert root.variables["redis_cluster_mode"]["default"] is False
+    assert root.resolve("${" + _cluster_mode(rg["num_cache_clusters"], False) + "}") >= 2
     guard = root.variables["redis_num_cache_clusters"]["validation"][0]["condition"]
     assert "var.redis_num_cache_clusters >= 2" in guard
     assert rg["subnet_group_name"] == "${module.vpc.elasticache_subnet_group_name}"
@@ -332,6 +334,74 @@ def test_redis_requires_tls_and_auth_and_encrypts_at_rest(root: Any) -> None:
 def test_redis_never_evicts_queues_or_result_streams(root: Any) -> None:
     params = root.resource("aws_elasticache_parameter_group", "redis")["parameter"]
     assert params == [{"name": "maxmemory-policy", "value": "noeviction"}]
+    cluster = root.resource("aws_elasticache_parameter_group", "redis_cluster")["parameter"]
+    assert {"name": "maxmemory-policy", "value": "noeviction"} in cluster
+
+
+_CLUSTER_MODE = re.compile(r"^\$\{\(?var\.redis_cluster_mode \? (.+?) : (.+?)\)?\}$")
+
+
+def _cluster_mode(expr: str, cluster: bool) -> str:
+    """The branch of `${var.redis_cluster_mode ? A : B}` that a mode selects."""
+    match = _CLUSTER_MODE.match(expr)
+    assert match, f"not switched by var.redis_cluster_mode: {expr}"
+    return match.group(1 if cluster else 2)
+
+
+def test_redis_cluster_mode_switches_the_group_to_shards(root: Any) -> None:
+    rg = root.resource("aws_elasticache_replication_group", "redis")
+    layout = {
+        key: (_cluster_mode(rg[key], True), _cluster_mode(rg[key], False))
+        for key in (
+            "cluster_mode",
+            "num_cache_clusters",
+            "num_node_groups",
+            "replicas_per_node_group",
+        )
+    }
+    assert layout == {
+        "cluster_mode": ('"enabled"', '"disabled"'),
+        "num_cache_clusters": ("null", "var.redis_num_cache_clusters"),
+        "num_node_groups": ("var.redis_num_shards", "null"),
+        "replicas_per_node_group": ("var.redis_replicas_per_shard", "null"),
+    }
+    # Cluster mode keeps failover, Multi-AZ, TLS and AUTH: the same resource, other layout.
+    assert rg["automatic_failover_enabled"] is True and rg["multi_az_enabled"] is True
+    assert rg["parameter_group_name"] == "${local.redis_parameter_group}"
+    groups = root.locals["redis_parameter_group"]
+    assert _cluster_mode(groups, True) == "aws_elasticache_parameter_group.redis_cluster.name"
+    assert _cluster_mode(groups, False) == "aws_elasticache_parameter_group.redis.name"
+    cluster_params = root.resource("aws_elasticache_parameter_group", "redis_cluster")
+    assert cluster_params["family"] == "redis7"
+    assert {"name": "cluster-enabled", "value": "yes"} in cluster_params["parameter"]
+    plain = root.resource("aws_elasticache_parameter_group", "redis")
+    assert plain["family"] == "redis7"
+    assert all(p["name"] != "cluster-enabled" for p in plain["parameter"])
+    assert cluster_params["name"] != plain["name"]
+    # Every shard has a replica (Multi-AZ failover); a few shards by default.
+    shards, replicas = (
+        root.variables["redis_num_shards"],
+        root.variables["redis_replicas_per_shard"],
+    )
+    assert shards["default"] >= 2
+    assert "var.redis_num_shards >= 1" in shards["validation"][0]["condition"]
+    assert replicas["default"] >= 1
+    assert "var.redis_replicas_per_shard >= 1" in replicas["validation"][0]["condition"]
+    assert root.variables["redis_cluster_mode"]["type"] == "bool"
+
+
+def test_redis_output_names_the_endpoint_and_scheme_of_each_mode(root: Any) -> None:
+    value = root.outputs["redis"]["value"]
+    rg = "aws_elasticache_replication_group.redis"
+    assert _cluster_mode(value["host"], True) == f"{rg}.configuration_endpoint_address"
+    assert _cluster_mode(value["host"], False) == f"{rg}.primary_endpoint_address"
+    assert _cluster_mode(value["configuration_endpoint"], True) == (
+        f"{rg}.configuration_endpoint_address"
+    )
+    assert _cluster_mode(value["reader_host"], True) == '""'
+    assert value["cluster"] == "${var.redis_cluster_mode}"
+    assert _cluster_mode(value["url_scheme"], True) == '"rediss+cluster"'
+    assert _cluster_mode(value["url_scheme"], False) == '"rediss"'
 
 
 def test_data_key_rotates(root: Any) -> None:

@@ -70,6 +70,42 @@ def test_redis_values_require_tls_and_name_the_auth_secret(values: dict[str, Any
     assert redis["existingSecret"] == {"name": "tradearena-redis", "passwordKey": "password"}
 
 
+def test_a_replication_group_is_not_a_cluster(values: dict[str, Any]) -> None:
+    assert values["redis"]["cluster"] is False
+
+
+def test_a_redis_cluster_is_reached_through_its_configuration_endpoint() -> None:
+    outputs = _outputs()
+    endpoint = "clustercfg.tradearena-redis.abc123.euw1.cache.amazonaws.com"
+    outputs["redis"]["value"].update(
+        host=endpoint,
+        configuration_endpoint=endpoint,
+        reader_host="",
+        cluster=True,
+        url_scheme="rediss+cluster",
+    )
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    redis = _parse(result.stdout)["redis"]
+    assert (redis["host"], redis["cluster"], redis["tls"]) == (endpoint, True, True)
+
+
+def test_outputs_without_the_cluster_field_describe_a_replication_group() -> None:
+    outputs = _outputs()
+    del outputs["redis"]["value"]["cluster"]
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    assert _parse(result.stdout)["redis"]["cluster"] is False
+
+
+def test_a_cluster_flag_that_is_not_a_boolean_is_rejected() -> None:
+    outputs = _outputs()
+    outputs["redis"]["value"]["cluster"] = "true"
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "redis.cluster has the wrong type" in result.stderr
+
+
 def test_external_secrets_copy_both_passwords_with_the_irsa_role(values: dict[str, Any]) -> None:
     es = values["externalSecrets"]
     assert es["enabled"] is True
