@@ -27,10 +27,10 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.asyncio import Redis
 
 from lobby.state import DB, METRICS, REDIS, SETTINGS
 from tradearena.contracts import keys
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _text(value: Any) -> Any:
 class PlatformWatch:
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         postgres_check: Callable[[], Awaitable[object]],
         symbols: tuple[str, ...],
         metrics: WatchMetrics,

@@ -7,11 +7,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from lobby.results.worker.consumer import Publish, ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.results.worker.store import StoredNotification
+from tradearena import redisconn
 from tradearena.contracts import keys
 from tradearena.modes import Catalogue
 from tradearena.probes import Body, Readiness, probe_app, serving
@@ -58,7 +57,7 @@ def readiness(worker: ResultsWorker) -> Readiness:
 
 async def serve(settings: ResultsWorkerSettings, catalogue: Catalogue, stop: asyncio.Event) -> int:
     """Until `stop` (SIGTERM/SIGINT): finish the entry in hand, leave the rest pending."""
-    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = redisconn.connect(settings.redis_url, socket_connect_timeout=5)
     publish = socketio_publisher(settings.redis_url) if settings.socketio_redis else None
     worker = ResultsWorker(client, catalogue, settings, publish=publish)
 
