@@ -14,7 +14,6 @@ replica's promotion looks like a slow command rather than an error.
 from __future__ import annotations
 
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -23,8 +22,29 @@ import redis.cluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-PLAIN_SCHEMES = ("redis", "rediss", "unix")
+from tradearena.redisurl import (
+    CLUSTER_SCHEMES,
+    PLAIN_SCHEMES,
+    RedisUrlError,
+    is_cluster_url,
+    plain_url,
+    validate_url,
+)
+
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "PLAIN_SCHEMES",
+    "AnyRedis",
+    "AnySyncRedis",
+    "RedisUrlError",
+    "connect",
+    "connect_sync",
+    "failover_retry",
+    "is_cluster",
+    "is_cluster_url",
+    "plain_url",
+    "validate_url",
+]
 
 # Long enough for a replica to be promoted (node timeout plus election, a few seconds),
 # short enough that a cluster which lost a whole shard surfaces as an error.
@@ -37,40 +57,8 @@ AnyRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 AnySyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
 
-class RedisUrlError(ValueError):
-    pass
-
-
-def is_cluster_url(url: str) -> bool:
-    return _scheme(url) in CLUSTER_SCHEMES
-
-
 def is_cluster(client: object) -> bool:
     return isinstance(client, redis.asyncio.cluster.RedisCluster | redis.cluster.RedisCluster)
-
-
-def plain_url(url: str) -> str:
-    """The URL redis-py itself parses: the `+cluster` marker removed."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in CLUSTER_SCHEMES:
-        if parts.path not in ("", "/", "/0"):
-            raise RedisUrlError(f"a Redis Cluster has only database 0, not {parts.path!r}")
-        return urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES[scheme], path=""))
-    if scheme not in PLAIN_SCHEMES:
-        raise RedisUrlError(
-            f"unsupported Redis URL scheme {parts.scheme!r}: use redis://, rediss://, "
-            "redis+cluster:// or rediss+cluster://"
-        )
-    return url
-
-
-def validate_url(url: str) -> str:
-    """For settings validators: the URL as given, or a clear error."""
-    plain = plain_url(url)
-    if not urlsplit(plain).hostname and not plain.startswith("unix"):
-        raise RedisUrlError("the Redis URL has no host")
-    return url
 
 
 def failover_retry() -> Retry:
@@ -91,7 +79,3 @@ def connect_sync(url: str, **kwargs: Any) -> AnySyncRedis:
         kwargs.setdefault("retry", failover_retry())
         return redis.cluster.RedisCluster.from_url(plain_url(url), **kwargs)
     return redis.Redis.from_url(plain_url(url), **kwargs)
-
-
-def _scheme(url: str) -> str:
-    return urlsplit(url).scheme.lower()

@@ -14,6 +14,7 @@ from tradearena import redisconn
 from tradearena.contracts import keys
 from tradearena.modes import Catalogue
 from tradearena.probes import Body, Readiness, probe_app, serving
+from tradearena.socketio_redis import redis_manager
 
 log = logging.getLogger("lobby.results")
 
@@ -21,9 +22,7 @@ log = logging.getLogger("lobby.results")
 def socketio_publisher(redis_url: str) -> Publish:
     """Live `notification` events to the players' `/lobby` rooms on every lobby replica,
     through python-socketio's Redis manager (write-only: this process serves no client)."""
-    import socketio
-
-    manager = socketio.AsyncRedisManager(redis_url, channel=keys.SOCKETIO_CHANNEL, write_only=True)
+    manager = redis_manager(redis_url, keys.SOCKETIO_CHANNEL, write_only=True)
 
     async def publish(notes: Sequence[StoredNotification]) -> None:
         for n in notes:
