@@ -13,12 +13,15 @@ replica's promotion looks like a slow command rather than an error.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -65,11 +68,60 @@ def failover_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S), _RETRIES)
 
 
+# redis-py's cluster clients retry a command that failed on a lost node at once, re-reading
+# the slot map each time, without waiting between tries: all of them are spent before
+# the replica is promoted. These clients wait between rounds (the same backoff) until
+# the failover budget is spent.
+_FAILOVER_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
+)
+
+
+class FailoverCluster(redis.asyncio.cluster.RedisCluster):
+    """An asyncio cluster client whose commands ride out a failover."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S)
+        deadline = time.monotonic() + FAILOVER_BUDGET_S
+        failures = 0
+        while True:
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except _FAILOVER_ERRORS:
+                failures += 1
+                pause = backoff.compute(failures)
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+
+
+class FailoverSyncCluster(redis.cluster.RedisCluster):
+    """A blocking cluster client whose commands ride out a failover."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S)
+        deadline = time.monotonic() + FAILOVER_BUDGET_S
+        failures = 0
+        while True:
+            try:
+                return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except _FAILOVER_ERRORS:
+                failures += 1
+                pause = backoff.compute(failures)
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+
+
 def connect(url: str, **kwargs: Any) -> AnyRedis:
     """An asyncio client for `url`; `kwargs` are redis-py client options."""
     if is_cluster_url(url):
         kwargs.setdefault("retry", failover_retry())
-        return redis.asyncio.cluster.RedisCluster.from_url(plain_url(url), **kwargs)
+        return FailoverCluster.from_url(plain_url(url), **kwargs)
     return redis.asyncio.Redis.from_url(plain_url(url), **kwargs)
 
 
@@ -77,5 +129,5 @@ def connect_sync(url: str, **kwargs: Any) -> AnySyncRedis:
     """A blocking client for `url` (command-line tools, test support)."""
     if is_cluster_url(url):
         kwargs.setdefault("retry", failover_retry())
-        return redis.cluster.RedisCluster.from_url(plain_url(url), **kwargs)
+        return FailoverSyncCluster.from_url(plain_url(url), **kwargs)
     return redis.Redis.from_url(plain_url(url), **kwargs)
