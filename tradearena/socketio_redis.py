@@ -9,17 +9,31 @@ works unchanged whichever node its subscription lands on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import socketio
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from tradearena import redisconn
+
+
+class _ClusterPubSub(ClusterPubSub):
+    """Subscribes on a client that may not have read the slot map yet (the manager
+    builds its client in a plain function, where nothing can be awaited)."""
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> None:
+        await self.cluster.initialize()
+        await super().subscribe(*args, **kwargs)
 
 
 class ClusterRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     name = "aioredis-cluster"
 
     def _redis_connect(self) -> None:
-        self.redis = redisconn.connect(self.redis_url, **self.redis_options)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        client = redisconn.connect(self.redis_url, **self.redis_options)
+        assert isinstance(client, RedisCluster)
+        self.redis = client
+        self.pubsub = _ClusterPubSub(client, ignore_subscribe_messages=True)
         self.connected = True
 
 
