@@ -17,6 +17,8 @@ from tradearena.contracts.pool import INBOX_FIELD, Assignment, ServerState
 from tradearena.orchestration import allocation
 from tradearena.testing.redis_cluster import LocalRedisCluster
 
+from .conftest import replicate
+
 MATCHES = [f"m-{i}" for i in range(6)]
 
 
@@ -106,3 +108,23 @@ async def test_rate_limiter_counts_in_fixed_windows(rc: RedisCluster) -> None:
     assert all(0 < d.retry_after_s <= 60 for d in decisions[6:])
     counts = await limiter.peek(*(f"ta:lobby:rate:login:user-{i}" for i in range(3)))
     assert [c for c, _ in counts] == [3, 3, 3]
+
+
+async def test_a_match_keeps_writing_across_its_primarys_failover(
+    rc: RedisCluster, redis_cluster: LocalRedisCluster
+) -> None:
+    """The log append (a command) and the status change (a transaction over the status
+    hash and the phase stream) wait out the promotion of the match's replica."""
+    store = MatchStore(rc, "m-failover")
+    await store.append([LogEntry(1, 1, "join", "p1")])
+    await store.set_status(ServerPhase.READY)
+    replicate(redis_cluster, keys.match_log("m-failover"))
+    primary = redis_cluster.primary_for(keys.match_log("m-failover"))
+    redis_cluster.kill(primary)  # the writes below meet the dead primary first
+    await store.append([LogEntry(2, 2, "join", "p2")])
+    await store.set_status(ServerPhase.LIVE)
+    assert redis_cluster.primary_for(keys.match_log("m-failover")).address != primary.address
+    assert [e.seq for e in await store.load_log()] == [1, 2]
+    phases = await rc.xrange(keys.match_phases("m-failover"))
+    assert [f[b"phase"] for _, f in phases] == [b"Ready", b"Live"]
+    assert (await rc.hget(keys.match_status("m-failover"), "phase")) == b"Live"
