@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from redis.asyncio.cluster import RedisCluster
 
 from lobby.http.ratelimit import Limiter
+from lobby.watch import PlatformWatch, WatchMetrics
 from matchserver.engine.log import LogEntry
 from matchserver.store import MatchStore
 from tradearena.contracts import keys
@@ -128,3 +130,24 @@ async def test_a_match_keeps_writing_across_its_primarys_failover(
     phases = await rc.xrange(keys.match_phases("m-failover"))
     assert [f[b"phase"] for _, f in phases] == [b"Ready", b"Live"]
     assert (await rc.hget(keys.match_status("m-failover"), "phase")) == b"Live"
+
+
+async def test_the_lobby_platform_watch_reads_a_cluster(rc: RedisCluster) -> None:
+    """Memory from every primary (the fullest one), feed and results facts by key."""
+    metrics = WatchMetrics()
+
+    async def pg_ok() -> object:
+        return 1
+
+    now_ms = int(time.time() * 1000)
+    await rc.xadd(keys.feed_stream("BTCUSDT"), {"p": "1"}, id=f"{now_ms - 3000}-0")
+    await rc.xadd(keys.RESULTS_STREAM, {"r": "1"})
+    await PlatformWatch(rc, pg_ok, ("BTCUSDT",), metrics).check_once()
+    reg = metrics.registry
+    assert (reg.get_sample_value("tradearena_redis_used_memory_bytes") or 0) > 0
+    assert reg.get_sample_value("tradearena_dependency_up", {"dependency": "redis"}) == 1
+    assert reg.get_sample_value("tradearena_results_stream_lag") == 1
+    last = reg.get_sample_value(
+        "tradearena_feed_last_tick_timestamp_seconds", {"symbol": "BTCUSDT"}
+    )
+    assert last == (now_ms - 3000) / 1000
