@@ -65,6 +65,7 @@ from lobby.state import (
     SIO,
     VERIFIER,
 )
+from tradearena import redisconn
 from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.contracts.orchestration import Orchestrator
 from tradearena.modes import Catalogue, load_catalogue
@@ -118,17 +119,30 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    # A bounded pool that waits for a free connection instead of failing: a burst of
-    # logins or socket connects must queue, not error.
-    pool = BlockingConnectionPool.from_url(
-        app[SETTINGS].redis_url,
-        max_connections=app[SETTINGS].redis_max_connections,
-        timeout=5,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-    )
-    client = Redis.from_pool(pool)  # closing the client closes the pool
+    settings = app[SETTINGS]
+    client: redisconn.AnyRedis
+    if redisconn.is_cluster_url(settings.redis_url):
+        # A pool per node, each bounded; a cluster client queues for a free connection
+        # itself (up to its own timeout) rather than failing.
+        client = redisconn.connect(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+    else:
+        # A bounded pool that waits for a free connection instead of failing: a burst
+        # of logins or socket connects must queue, not error.
+        pool = BlockingConnectionPool.from_url(
+            redisconn.plain_url(settings.redis_url),
+            max_connections=settings.redis_max_connections,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+        client = Redis.from_pool(pool)  # closing the client closes the pool
     app[REDIS] = client
     app[LIMITER] = Limiter(client)
     try:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from lobby.metrics import LobbyMetrics
 from lobby.settings import LobbySettings
+from tradearena import redisconn
 from tradearena.badinput import BadInputLog
 from tradearena.modes import Catalogue
 from tradearena.tokens import Signer, Verifier
@@ -58,7 +58,7 @@ MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_me
 
 # ---- opened by cleanup contexts at start-up ----
 DB = web.AppKey("db", asyncpg.Pool)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[redisconn.AnyRedis] = web.AppKey("redis")
 LIMITER: web.AppKey[Limiter] = web.AppKey("limiter")
 QUEUES: web.AppKey[Queues] = web.AppKey("queues")
 MATCHMAKER: web.AppKey[Matchmaker] = web.AppKey("matchmaker")  # only with an orchestrator

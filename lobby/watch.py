@@ -27,10 +27,11 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from lobby.state import DB, METRICS, REDIS, SETTINGS
 from tradearena.contracts import keys
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _text(value: Any) -> Any:
 class PlatformWatch:
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         postgres_check: Callable[[], Awaitable[object]],
         symbols: tuple[str, ...],
         metrics: WatchMetrics,
@@ -150,10 +151,16 @@ class PlatformWatch:
         await self._checked(REDIS_DEP, self._redis_facts)
 
     async def _redis_facts(self) -> None:
-        info: Mapping[str, Any] = await self.redis.info()
-        self.metrics.redis_used.set(float(info.get("used_memory", 0)))
-        self.metrics.redis_max.set(float(info.get("maxmemory", 0)))
-        self.metrics.redis_evicted.set(float(info.get("evicted_keys", 0)))
+        infos: list[Mapping[str, Any]]
+        if isinstance(self.redis, RedisCluster):  # every primary's own figures
+            per_node = await self.redis.info(target_nodes=RedisCluster.PRIMARIES)
+            infos = list(per_node.values())
+        else:
+            infos = [await self.redis.info()]
+        fullest = max(infos, key=_fill)  # memory alerts watch the fullest shard
+        self.metrics.redis_used.set(float(fullest.get("used_memory", 0)))
+        self.metrics.redis_max.set(float(fullest.get("maxmemory", 0)))
+        self.metrics.redis_evicted.set(sum(float(i.get("evicted_keys", 0)) for i in infos))
         for symbol in self.symbols:
             last = await self.redis.xrevrange(keys.feed_stream(symbol), count=1) or []
             if last:
@@ -187,6 +194,12 @@ class PlatformWatch:
                 log.exception("platform watch failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
+
+
+def _fill(info: Mapping[str, Any]) -> float:
+    """A node's used share of its memory limit (its bytes used when it has none)."""
+    used, limit = float(info.get("used_memory", 0)), float(info.get("maxmemory", 0))
+    return used / limit if limit else used
 
 
 def add_routes(app: web.Application) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from matchserver import heap
 from matchserver.agones import AgonesSDK
@@ -30,6 +29,7 @@ from matchserver.origins import origin_guard
 from matchserver.runner import cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.tls import CertificateReloader, LoadedCertificate
+from tradearena import redisconn
 from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.probes import probe_app, serving
 from tradearena.sockets import GuardedServer
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", MatchServerSettings)
 METRICS = web.AppKey("metrics", MatchMetrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[redisconn.AnyRedis] = web.AppKey("redis")
 HOST = web.AppKey("host", MatchHost)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
 CLOSE_SOCKETS_S = 2.0
@@ -58,7 +58,7 @@ def load_verifier(settings: MatchServerSettings) -> Verifier:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    redis = Redis.from_url(app[SETTINGS].redis_url)
+    redis = redisconn.connect(app[SETTINGS].redis_url)
     app[REDIS] = redis
     yield
     await redis.aclose()

@@ -33,7 +33,6 @@ from typing import Any
 import socketio
 from opentelemetry import trace
 from opentelemetry.trace import Span
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from matchserver import heap
@@ -60,6 +59,7 @@ from tradearena.contracts.pool import (
     ServerState,
 )
 from tradearena.modes import Catalogue, load_catalogue
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("matchserver.host")
@@ -129,7 +129,7 @@ class MatchHost:
     def __init__(
         self,
         settings: MatchServerSettings,
-        redis: Redis,
+        redis: AnyRedis,
         sio: socketio.AsyncServer,
         metrics: MatchMetrics,
         *,
@@ -148,7 +148,7 @@ class MatchHost:
         self.matches: dict[str, HostedMatch] = {}
         self.hubs: dict[str, FeedHub] = {}
         self.namespace: MatchNamespace | None = None
-        self.accepting = asyncio.Event()  # pool: Redis and the feed up (ready=1)
+        self.accepting = asyncio.Event()  # pool: AnyRedis and the feed up (ready=1)
         self.draining = False
         self.done = asyncio.Event()  # dedicated: its match is over and gone
         self.started_ms = clock()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from redis.asyncio import Redis
-
 from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
 from tradearena.contracts.pool import MatchPresence
 from tradearena.contracts.tracing import RESULT_FIELD
+from tradearena.redisconn import AnyRedis
 
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX') then
@@ -31,7 +30,7 @@ return 0
 
 
 class MatchStore:
-    def __init__(self, redis: Redis, match_id: str) -> None:
+    def __init__(self, redis: AnyRedis, match_id: str) -> None:
         self.redis = redis
         self.match_id = match_id
         self._log = keys.match_log(match_id)

@@ -13,18 +13,41 @@ replica's promotion looks like a slow command rather than an error.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-PLAIN_SCHEMES = ("redis", "rediss", "unix")
+from tradearena.redisurl import (
+    CLUSTER_SCHEMES,
+    PLAIN_SCHEMES,
+    RedisUrlError,
+    is_cluster_url,
+    plain_url,
+    validate_url,
+)
+
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "PLAIN_SCHEMES",
+    "AnyRedis",
+    "AnySyncRedis",
+    "RedisUrlError",
+    "connect",
+    "connect_sync",
+    "failover_retry",
+    "is_cluster",
+    "is_cluster_url",
+    "plain_url",
+    "validate_url",
+]
 
 # Long enough for a replica to be promoted (node timeout plus election, a few seconds),
 # short enough that a cluster which lost a whole shard surfaces as an error.
@@ -37,51 +60,68 @@ AnyRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 AnySyncRedis: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 
 
-class RedisUrlError(ValueError):
-    pass
-
-
-def is_cluster_url(url: str) -> bool:
-    return _scheme(url) in CLUSTER_SCHEMES
-
-
 def is_cluster(client: object) -> bool:
     return isinstance(client, redis.asyncio.cluster.RedisCluster | redis.cluster.RedisCluster)
-
-
-def plain_url(url: str) -> str:
-    """The URL redis-py itself parses: the `+cluster` marker removed."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in CLUSTER_SCHEMES:
-        if parts.path not in ("", "/", "/0"):
-            raise RedisUrlError(f"a Redis Cluster has only database 0, not {parts.path!r}")
-        return urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES[scheme], path=""))
-    if scheme not in PLAIN_SCHEMES:
-        raise RedisUrlError(
-            f"unsupported Redis URL scheme {parts.scheme!r}: use redis://, rediss://, "
-            "redis+cluster:// or rediss+cluster://"
-        )
-    return url
-
-
-def validate_url(url: str) -> str:
-    """For settings validators: the URL as given, or a clear error."""
-    plain = plain_url(url)
-    if not urlsplit(plain).hostname and not plain.startswith("unix"):
-        raise RedisUrlError("the Redis URL has no host")
-    return url
 
 
 def failover_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S), _RETRIES)
 
 
+# redis-py's cluster clients retry a command that failed on a lost node at once, re-reading
+# the slot map each time, without waiting between tries: all of them are spent before
+# the replica is promoted. These clients wait between rounds (the same backoff) until
+# the failover budget is spent.
+_FAILOVER_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
+)
+
+
+class FailoverCluster(redis.asyncio.cluster.RedisCluster):
+    """An asyncio cluster client whose commands ride out a failover."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S)
+        deadline = time.monotonic() + FAILOVER_BUDGET_S
+        failures = 0
+        while True:
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except _FAILOVER_ERRORS:
+                failures += 1
+                pause = backoff.compute(failures)
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+
+
+class FailoverSyncCluster(redis.cluster.RedisCluster):
+    """A blocking cluster client whose commands ride out a failover."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        backoff = ExponentialWithJitterBackoff(base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S)
+        deadline = time.monotonic() + FAILOVER_BUDGET_S
+        failures = 0
+        while True:
+            try:
+                return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except _FAILOVER_ERRORS:
+                failures += 1
+                pause = backoff.compute(failures)
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+
+
 def connect(url: str, **kwargs: Any) -> AnyRedis:
     """An asyncio client for `url`; `kwargs` are redis-py client options."""
     if is_cluster_url(url):
         kwargs.setdefault("retry", failover_retry())
-        return redis.asyncio.cluster.RedisCluster.from_url(plain_url(url), **kwargs)
+        return FailoverCluster.from_url(plain_url(url), **kwargs)
     return redis.asyncio.Redis.from_url(plain_url(url), **kwargs)
 
 
@@ -89,9 +129,5 @@ def connect_sync(url: str, **kwargs: Any) -> AnySyncRedis:
     """A blocking client for `url` (command-line tools, test support)."""
     if is_cluster_url(url):
         kwargs.setdefault("retry", failover_retry())
-        return redis.cluster.RedisCluster.from_url(plain_url(url), **kwargs)
+        return FailoverSyncCluster.from_url(plain_url(url), **kwargs)
     return redis.Redis.from_url(plain_url(url), **kwargs)
-
-
-def _scheme(url: str) -> str:
-    return urlsplit(url).scheme.lower()

@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tradearena import redisurl
 
 ENV_PREFIX = "TRADEARENA_"
 
@@ -22,3 +25,9 @@ class BaseAppSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     redis_url: str = "redis://127.0.0.1:6379/0"
     catalogue: Path | None = None  # mode catalogue TOML; the packaged one when unset
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        """redis://, rediss://, redis+cluster:// or rediss+cluster:// (a Redis Cluster)."""
+        return redisurl.validate_url(value)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from lobby import keys
+from tradearena.redisconn import AnyRedis
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ return {c, ttl}
 
 
 class Limiter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
         self._hit: Any = redis.register_script(_HIT)
 

@@ -34,6 +34,7 @@ from lobby import keys as redis_keys
 from lobby.state import METRICS, REDIS, SETTINGS, SIO, VERIFIER
 from tradearena.badinput import socketio_loggers
 from tradearena.contracts.keys import SOCKETIO_CHANNEL
+from tradearena.socketio_redis import redis_manager
 from tradearena.sockets import GuardedServer
 from tradearena.tokens import TokenError
 
@@ -55,7 +56,7 @@ def create_sio(app: web.Application) -> Any:
     settings = app[SETTINGS]
     manager = None
     if settings.socketio_redis:
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
+        manager = redis_manager(settings.redis_url, SOCKETIO_CHANNEL)
     origins: Any = settings.cors_origins or None
     metrics = app[METRICS]
     sio_log, eio_log = socketio_loggers("lobby")  # watched by BAD_INPUT (lobby.app)

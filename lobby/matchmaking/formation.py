@@ -33,7 +33,6 @@ from typing import Any, Literal, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from redis.asyncio import Redis
 
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
 from lobby.settings import FormationSettings
@@ -44,6 +43,7 @@ from tradearena.contracts.orchestration import MatchSpec, MatchStatus, Orchestra
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.tracing import NOTIFICATION_FIELD
 from tradearena.modes import Catalogue
+from tradearena.redisconn import AnyRedis
 from tradearena.tokens import Signer
 
 log = logging.getLogger("lobby.matchmaking.formation")
@@ -241,7 +241,7 @@ def move_pct(prices: list[Decimal]) -> Decimal:
     return (high - low) / low * 100
 
 
-async def price_move_pct(redis: Redis, symbol: str, now_ms: int) -> Decimal:
+async def price_move_pct(redis: AnyRedis, symbol: str, now_ms: int) -> Decimal:
     """The move of the last 60 minutes on the feed relay's stream (ids are tick times)."""
     entries: Any = await redis.xrange(keys.feed_stream(symbol), min=str(now_ms - MOVE_WINDOW_MS))
     prices = []

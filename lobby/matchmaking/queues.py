@@ -33,6 +33,7 @@ planning round).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -41,13 +42,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from lobby.matchmaking.planner import Proposal, SkillWindow, Ticket, plan
 from lobby.settings import QueueSettings
 from tradearena.contracts import keys
 from tradearena.contracts.tracing import TICKET_FIELD
 from tradearena.modes import AUTO_FORMAT, Catalogue
+from tradearena.redisconn import AnyRedis
 
 
 class QueueError(Exception):
@@ -95,72 +97,74 @@ def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
 
 
 _JOIN = """
--- KEYS: none (all keys derive from the `{q}` prefix).
+-- KEYS: the mode's tickets, expiry, the player's modes, the player's assignment.
 -- ARGV: prefix, mode, player, ticket, expires, now, refuse if assigned ('1' or '0')
-local p, mode, player = ARGV[1], ARGV[2], ARGV[3]
+local mode, player = ARGV[2], ARGV[3]
 local member = mode .. '|' .. player
 if ARGV[7] == '1' then
-  local assigned = redis.call('GET', p .. 'assigned:' .. player)
+  local assigned = redis.call('GET', KEYS[4])
   if assigned then return {2, assigned} end
 end
-local cur = redis.call('HGET', p .. 'tickets:' .. mode, player)
+local cur = redis.call('HGET', KEYS[1], player)
 if cur then
-  local exp = redis.call('ZSCORE', p .. 'expiry', member)
+  local exp = redis.call('ZSCORE', KEYS[2], member)
   if exp and tonumber(exp) >= tonumber(ARGV[6]) then
     return {0, cur}
   end
 end
-redis.call('HSET', p .. 'tickets:' .. mode, player, ARGV[4])
-redis.call('ZADD', p .. 'expiry', ARGV[5], member)
-redis.call('SADD', p .. 'player:' .. player, mode)
+redis.call('HSET', KEYS[1], player, ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], member)
+redis.call('SADD', KEYS[3], mode)
 return {1, ARGV[4]}
 """
 
 _JOIN_ASSIGNED = 2  # the join script's answer when the player is assigned to a match
 
 _LEAVE = """
+-- KEYS: expiry, the player's modes (a mode's tickets: prefix .. 'tickets:' .. mode).
 -- ARGV: prefix, player, mode ('' = every mode)
 local p, player = ARGV[1], ARGV[2]
 local modes
 if ARGV[3] == '' then
-  modes = redis.call('SMEMBERS', p .. 'player:' .. player)
+  modes = redis.call('SMEMBERS', KEYS[2])
 else
   modes = {ARGV[3]}
 end
 local removed = 0
 for _, m in ipairs(modes) do
   removed = removed + redis.call('HDEL', p .. 'tickets:' .. m, player)
-  redis.call('ZREM', p .. 'expiry', m .. '|' .. player)
-  redis.call('SREM', p .. 'player:' .. player, m)
+  redis.call('ZREM', KEYS[1], m .. '|' .. player)
+  redis.call('SREM', KEYS[2], m)
 end
 return removed
 """
 
 _HEARTBEAT = """
--- ARGV: prefix, player, expires
-local p, player = ARGV[1], ARGV[2]
+-- KEYS: expiry, the player's modes. ARGV: prefix, player, expires
+local player = ARGV[2]
 local n = 0
-for _, m in ipairs(redis.call('SMEMBERS', p .. 'player:' .. player)) do
-  n = n + redis.call('ZADD', p .. 'expiry', 'XX', 'CH', ARGV[3], m .. '|' .. player)
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[3], m .. '|' .. player)
 end
 return n
 """
 
 _SWEEP = """
--- ARGV: prefix, now, limit. Removes expired tickets; returns how many.
+-- KEYS: expiry. ARGV: prefix, now, limit. Removes expired tickets; returns how many.
 local p = ARGV[1]
-local gone = redis.call('ZRANGEBYSCORE', p .. 'expiry', '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, member in ipairs(gone) do
   local sep = string.find(member, '|', 1, true)
   local m, player = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
   redis.call('HDEL', p .. 'tickets:' .. m, player)
   redis.call('SREM', p .. 'player:' .. player, m)
-  redis.call('ZREM', p .. 'expiry', member)
+  redis.call('ZREM', KEYS[1], member)
 end
 return #gone
 """
 
 _CLAIM = """
+-- KEYS: expiry, forming.
 -- ARGV: prefix, now, match_id, forming (JSON), assignment (JSON), assignment ttl ms,
 --       then (mode, player, ticket id) for every ticket of the match.
 local p, now = ARGV[1], tonumber(ARGV[2])
@@ -170,7 +174,7 @@ for i = 7, #ARGV, 3 do
   local raw = redis.call('HGET', p .. 'tickets:' .. mode, player)
   local ok = false
   if raw and cjson.decode(raw)['tid'] == tid then
-    local exp = redis.call('ZSCORE', p .. 'expiry', mode .. '|' .. player)
+    local exp = redis.call('ZSCORE', KEYS[1], mode .. '|' .. player)
     ok = exp ~= false and tonumber(exp) >= now
   end
   if not ok then missing[#missing + 1] = player end
@@ -181,21 +185,22 @@ for i = 7, #ARGV, 3 do
   local pk = p .. 'player:' .. player
   for _, m in ipairs(redis.call('SMEMBERS', pk)) do
     redis.call('HDEL', p .. 'tickets:' .. m, player)
-    redis.call('ZREM', p .. 'expiry', m .. '|' .. player)
+    redis.call('ZREM', KEYS[1], m .. '|' .. player)
   end
   redis.call('DEL', pk)
   redis.call('SET', p .. 'assigned:' .. player, ARGV[5], 'PX', ARGV[6])
 end
-redis.call('HSET', p .. 'forming', ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return {1, {}}
 """
 
 _FINISH = """
+-- KEYS: forming.
 -- ARGV: prefix, match_id, assignment (JSON or ''), assignment ttl ms. 1 if it was forming.
 local p = ARGV[1]
-local raw = redis.call('HGET', p .. 'forming', ARGV[2])
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return 0 end
-redis.call('HDEL', p .. 'forming', ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   for _, t in ipairs(cjson.decode(raw)['tickets']) do
     redis.call('SET', p .. 'assigned:' .. t['player'], ARGV[3], 'PX', ARGV[4])
@@ -205,12 +210,13 @@ return 1
 """
 
 _REQUEUE = """
+-- KEYS: forming, expiry.
 -- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
 -- priority, keeping their original enqueue time; exactly once (the entry is removed).
 local p = ARGV[1]
-local raw = redis.call('HGET', p .. 'forming', ARGV[2])
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
-redis.call('HDEL', p .. 'forming', ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[2])
 local n = 0
 for _, t in ipairs(cjson.decode(raw)['tickets']) do
   local player, mode = t['player'], t['mode']
@@ -222,7 +228,7 @@ for _, t in ipairs(cjson.decode(raw)['tickets']) do
   if redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
     t['prio'] = true
     redis.call('HSET', p .. 'tickets:' .. mode, player, cjson.encode(t))
-    redis.call('ZADD', p .. 'expiry', ARGV[3], mode .. '|' .. player)
+    redis.call('ZADD', KEYS[2], ARGV[3], mode .. '|' .. player)
     redis.call('SADD', p .. 'player:' .. player, mode)
     n = n + 1
   end
@@ -232,8 +238,9 @@ return n
 
 
 _RELEASE = """
--- ARGV: prefix, player, match_id. Deletes the assignment only if it names that match.
-local akey = ARGV[1] .. 'assigned:' .. ARGV[2]
+-- KEYS: the player's assignment. ARGV: prefix, player, match_id. Deletes the
+-- assignment only if it names that match.
+local akey = KEYS[1]
 local assigned = redis.call('GET', akey)
 if assigned and cjson.decode(assigned)['match_id'] == ARGV[3] then
   return redis.call('DEL', akey)
@@ -284,7 +291,7 @@ class Queues:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         catalogue: Catalogue,
         settings: QueueSettings,
     ) -> None:
@@ -334,7 +341,13 @@ class Queues:
         expires = self._expires(now)
         refuse = "1" if refuse_if_assigned else "0"
         created, raw = await self._join(
-            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), expires, now, refuse]
+            keys=[
+                keys.queue_tickets(mode),
+                keys.QUEUE_EXPIRY,
+                keys.queue_player(player),
+                keys.queue_assignment(player),
+            ],
+            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), expires, now, refuse],
         )
         if int(created) == _JOIN_ASSIGNED:
             return JoinResult(ticket, False, json.loads(raw))
@@ -346,11 +359,20 @@ class Queues:
 
     async def release(self, player: str, match_id: str) -> bool:
         """Forget the player's assignment if it still names this match (which is over)."""
-        return bool(await self._release(args=[keys.QUEUE_PREFIX, player, match_id]))
+        return bool(
+            await self._release(
+                keys=[keys.queue_assignment(player)], args=[keys.QUEUE_PREFIX, player, match_id]
+            )
+        )
 
     async def leave(self, player: str, mode: str | None = None) -> int:
         """Remove the player's ticket in one mode (or in every mode); returns how many."""
-        return int(await self._leave(args=[keys.QUEUE_PREFIX, player, mode or ""]))
+        return int(
+            await self._leave(
+                keys=[keys.QUEUE_EXPIRY, keys.queue_player(player)],
+                args=[keys.QUEUE_PREFIX, player, mode or ""],
+            )
+        )
 
     async def disconnect(self, player: str) -> int:
         """The player's last connection went away: they stop waiting everywhere."""
@@ -358,7 +380,12 @@ class Queues:
 
     async def heartbeat(self, player: str, now: int | None = None) -> int:
         now = now_ms() if now is None else now
-        return int(await self._heartbeat(args=[keys.QUEUE_PREFIX, player, self._expires(now)]))
+        return int(
+            await self._heartbeat(
+                keys=[keys.QUEUE_EXPIRY, keys.queue_player(player)],
+                args=[keys.QUEUE_PREFIX, player, self._expires(now)],
+            )
+        )
 
     async def status(self, player: str) -> QueueStatus:
         modes = sorted(_text(m) for m in await self.redis.smembers(keys.queue_player(player)))
@@ -384,7 +411,9 @@ class Queues:
 
     async def sweep(self, now: int | None = None, limit: int = 10_000) -> int:
         now = now_ms() if now is None else now
-        return int(await self._sweep(args=[keys.QUEUE_PREFIX, now, limit]))
+        return int(
+            await self._sweep(keys=[keys.QUEUE_EXPIRY], args=[keys.QUEUE_PREFIX, now, limit])
+        )
 
     async def claim(
         self, proposals: Sequence[Proposal], now: int | None = None
@@ -395,33 +424,46 @@ class Queues:
         now = now_ms() if now is None else now
         ttl = self.settings.assignment_ttl_s * 1000
         ids = [new_match_id() for _ in proposals]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for match_id, prop in zip(ids, proposals, strict=True):
-                forming = json.dumps(
-                    {
-                        "match_id": match_id,
-                        "mode": prop.mode,
-                        "format": prop.format,
-                        "claimed_at": now,
-                        "tickets": [json.loads(encode_ticket(t)) for t in prop.tickets],
-                    },
-                    separators=(",", ":"),
-                )
-                assignment = json.dumps(
-                    {
-                        "match_id": match_id,
-                        "mode": prop.mode,
-                        "format": prop.format,
-                        "state": "forming",
-                        "at": now,
-                    },
-                    separators=(",", ":"),
-                )
-                args: list[Any] = [keys.QUEUE_PREFIX, now, match_id, forming, assignment, ttl]
-                for t in prop.tickets:
-                    args += [t.mode, t.player, t.ticket_id]
-                await self._claim(args=args, client=pipe)
-            results = await pipe.execute()
+        calls: list[list[Any]] = []
+        for match_id, prop in zip(ids, proposals, strict=True):
+            forming = json.dumps(
+                {
+                    "match_id": match_id,
+                    "mode": prop.mode,
+                    "format": prop.format,
+                    "claimed_at": now,
+                    "tickets": [json.loads(encode_ticket(t)) for t in prop.tickets],
+                },
+                separators=(",", ":"),
+            )
+            assignment = json.dumps(
+                {
+                    "match_id": match_id,
+                    "mode": prop.mode,
+                    "format": prop.format,
+                    "state": "forming",
+                    "at": now,
+                },
+                separators=(",", ":"),
+            )
+            args: list[Any] = [keys.QUEUE_PREFIX, now, match_id, forming, assignment, ttl]
+            for t in prop.tickets:
+                args += [t.mode, t.player, t.ticket_id]
+            calls.append(args)
+        claim_keys = [keys.QUEUE_EXPIRY, keys.QUEUE_FORMING]
+        results: list[Any]
+        redis = self.redis
+        if isinstance(redis, RedisCluster):
+            # A cluster pipeline does not load scripts: concurrent calls, all on the
+            # `{q}` shard, each still atomic on its own.
+            results = list(
+                await asyncio.gather(*(self._claim(keys=claim_keys, args=a) for a in calls))
+            )
+        else:
+            async with redis.pipeline(transaction=False) as pipe:
+                for args in calls:
+                    await self._claim(keys=claim_keys, args=args, client=pipe)
+                results = await pipe.execute()
         claims: list[Claim] = []
         conflicts = 0
         for match_id, prop, (ok, _missing) in zip(ids, proposals, results, strict=True):
@@ -461,12 +503,21 @@ class Queues:
         """The match is Ready: forget the forming entry, update the players' assignment."""
         ttl = self.settings.assignment_ttl_s * 1000
         raw = json.dumps(assignment, separators=(",", ":")) if assignment else ""
-        return bool(await self._finish(args=[keys.QUEUE_PREFIX, match_id, raw, ttl]))
+        return bool(
+            await self._finish(
+                keys=[keys.QUEUE_FORMING], args=[keys.QUEUE_PREFIX, match_id, raw, ttl]
+            )
+        )
 
     async def requeue(self, match_id: str, now: int | None = None) -> int:
         """Formation failed: its players wait again with priority. -1 if already done."""
         now = now_ms() if now is None else now
-        return int(await self._requeue(args=[keys.QUEUE_PREFIX, match_id, self._expires(now)]))
+        return int(
+            await self._requeue(
+                keys=[keys.QUEUE_FORMING, keys.QUEUE_EXPIRY],
+                args=[keys.QUEUE_PREFIX, match_id, self._expires(now)],
+            )
+        )
 
     async def forming(self) -> dict[str, dict[str, Any]]:
         raw = await self.redis.hgetall(keys.QUEUE_FORMING)

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from lobby.results.deadletter_view import Selection
 from tradearena.contracts import keys
 from tradearena.contracts.deadletter import DeadLetter
+from tradearena.redisconn import AnyRedis
 
 Action = Literal["redrive", "drop"]
 Outcome = Literal["done", "gone", "failed"]
@@ -66,7 +66,7 @@ def _text(value: bytes | str) -> str:
 
 
 class DeadLetters:
-    def __init__(self, redis: aioredis.Redis, database_url: str) -> None:
+    def __init__(self, redis: AnyRedis, database_url: str) -> None:
         self.redis = redis
         self.database_url = database_url
         self._redrive = redis.register_script(_REDRIVE)

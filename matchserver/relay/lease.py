@@ -7,11 +7,11 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tradearena.contracts import keys
 from tradearena.contracts.feed import FeedTick, decode_tick, encode_tick
+from tradearena.redisconn import AnyRedis
 
 
 def _text(value: object) -> str:
@@ -68,7 +68,7 @@ return {1, res}
 class FeedLease:
     """The Redis side of the lease and of the fenced publish (one symbol)."""
 
-    redis: Redis
+    redis: AnyRedis
     symbol: str
     token: str
     ttl_ms: int

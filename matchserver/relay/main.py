@@ -9,14 +9,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from matchserver.feed.sources import Clock, check_replay_files, wall_ms
 from matchserver.relay.leadership import Leadership
 from matchserver.relay.lease import FeedLease
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.publisher import SymbolRelay, source_factory
 from matchserver.relay.settings import RelaySettings
+from tradearena import redisconn
 from tradearena.probes import Body, Readiness, probe_app, serving
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
             return EXIT_BAD_REPLAY_FILE
     replica = settings.replica_id
     token = f"{replica}:{secrets.token_hex(8)}"
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    redis = redisconn.connect(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     metrics = RelayMetrics()
     make_source = source_factory(settings)
     relays = [

@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from match_operator.builders import Allocated
 from match_operator.servers import ServerDirectory, ServerView
 from tradearena import tracing
@@ -22,6 +20,7 @@ from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.pool import Assignment
 from tradearena.orchestration import allocation
 from tradearena.orchestration.packing import packed_order
+from tradearena.redisconn import AnyRedis
 
 DEDICATED_PREFIX = "pod/"  # a pod name never holds a "/": no pool server id looks like it
 MAX_ATTEMPTS = 16  # servers tried per pass (a refusal moves to the next one)
@@ -47,7 +46,7 @@ def _describe(views: list[ServerView]) -> str:
 
 
 async def allocate_match(
-    redis: Redis | None,
+    redis: AnyRedis | None,
     directory: ServerDirectory | None,
     namespace: str,
     spec: MatchSpec,

@@ -9,7 +9,6 @@ import random
 
 import kopf
 from aiohttp import web
-from redis.asyncio import Redis
 
 from match_operator.handlers import build_registry
 from match_operator.kube import KubeApi
@@ -17,6 +16,7 @@ from match_operator.poolcontroller import PoolController
 from match_operator.runtime import Runtime
 from match_operator.servers import ServerDirectory
 from match_operator.settings import OperatorSettings
+from tradearena import redisconn
 from tradearena.probes import Body, probe_app, serving
 from tradearena.process import run_process
 
@@ -40,7 +40,7 @@ async def serve(
     if logging.getLogger().level <= logging.INFO:  # a line per handled event is noise
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube = await KubeApi.connect()
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = redisconn.connect(settings.redis_url) if settings.redis_url else None
     runtime = Runtime(settings, kube, redis)
     pools = PoolController(
         settings,

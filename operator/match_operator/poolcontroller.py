@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from match_operator.kube import ApiException, KubeApi, Obj
@@ -47,6 +46,7 @@ from match_operator.settings import OperatorSettings
 from tradearena.contracts import keys, resource
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.pool import ServerState
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class PoolController:
         self,
         settings: OperatorSettings,
         kube: KubeApi,
-        redis: Redis | None,
+        redis: AnyRedis | None,
         ports: PortAllocator,
         metrics: OperatorMetrics,
         clock: Callable[[], float] = time.monotonic,

@@ -15,7 +15,6 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from match_operator.acks import AckWaiter
@@ -45,6 +44,7 @@ from tradearena import tracing
 from tradearena.contracts import keys, resource
 from tradearena.contracts.phases import MatchPhase, ServerPhase
 from tradearena.orchestration import allocation
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer(__name__)
@@ -93,7 +93,7 @@ class Runtime:
         self,
         settings: OperatorSettings,
         kube: KubeApi,
-        redis: Redis | None = None,
+        redis: AnyRedis | None = None,
         directory: ServerDirectory | None = None,
     ) -> None:
         """`directory`: the pool servers (None: no pools, every Match gets a pod)."""

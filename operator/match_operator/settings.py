@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tradearena import redisurl
 from tradearena.contracts import resource
 
 GAME_POOL_LABEL = resource.POOL_LABEL
@@ -91,6 +92,11 @@ class OperatorSettings(BaseSettings):
     peering_lifetime_s: int = Field(default=30, ge=5)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from outside the pod
     metrics_port: int = Field(default=8090, ge=0, le=65535)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else redisurl.validate_url(value)
 
     @field_validator("namespaces", mode="before")
     @classmethod

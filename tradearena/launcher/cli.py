@@ -80,12 +80,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _record_from_redis(redis_url: str, match_id: str) -> MatchRecordType | None:
     import asyncio
 
-    from redis.asyncio import Redis
-
     from matchserver.store import MatchStore
+    from tradearena import redisconn
 
     async def load() -> MatchRecordType | None:
-        redis = Redis.from_url(redis_url)
+        redis = redisconn.connect(redis_url)
         try:
             return await MatchStore(redis, match_id).load_record()
         finally:

@@ -114,11 +114,10 @@ async def _act(store: DeadLetters, args: argparse.Namespace) -> int:
 async def _run(
     database_url: str, redis_url: str, command: Callable[[DeadLetters], Awaitable[int]]
 ) -> int:
-    import redis.asyncio as aioredis
-
     from lobby.results.deadletter import DeadLetters
+    from tradearena import redisconn
 
-    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
+    client = redisconn.connect(redis_url, socket_connect_timeout=5, socket_timeout=30)
     store = DeadLetters(client, database_url)
     try:
         return await command(store)

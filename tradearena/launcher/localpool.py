@@ -36,7 +36,6 @@ from functools import partial
 from typing import Literal
 
 from prometheus_client import Counter, Gauge, Histogram
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradearena import tracing
@@ -65,6 +64,7 @@ from tradearena.orchestration import allocation
 from tradearena.orchestration.buffer import BufferPolicy, PoolMember, desired, plan
 from tradearena.orchestration.packing import Candidate, choose
 from tradearena.orchestration.phases import Event
+from tradearena.redisconn import AnyRedis
 from tradearena.retry import RestartBudget
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class LocalPoolOrchestrator:
     def __init__(
         self,
         config: LocalPoolConfig,
-        redis: Redis,
+        redis: AnyRedis,
         on_change: Callable[[MatchSpec, MatchStatus], None] | None = None,
         say: Callable[[str], None] | None = None,
     ) -> None:

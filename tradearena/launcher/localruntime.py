@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 
 from opentelemetry.trace import Tracer
-from redis.asyncio import Redis
 
 from tradearena import tracing
 from tradearena.contracts import keys
@@ -42,6 +41,7 @@ from tradearena.launcher.localservices import free_port
 from tradearena.launcher.scrape_targets import scrape_address
 from tradearena.launcher.tracking import MatchBook, PhaseFollower, Placement, Tracked
 from tradearena.orchestration.phases import Event
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class LocalProcessOrchestrator:
     def __init__(
         self,
         config: LocalRuntimeConfig,
-        redis: Redis,
+        redis: AnyRedis,
         on_change: Callable[[MatchSpec, MatchStatus], None] | None = None,
     ) -> None:
         self.config = config

@@ -11,7 +11,6 @@ served (`Placement`); the book turns that into `MatchStatus`es, in order, for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,17 +18,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from tradearena.contracts import keys
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus, Scheme
 from tradearena.contracts.phases import MatchPhase
 from tradearena.orchestration.phases import Event, TransitionError, server_event, transition
+from tradearena.orchestration.phasewatch import PhaseWatch
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
-
-_BLOCK_MS = 1000  # one blocking read of the phase streams (a wake ends it sooner)
 
 
 @dataclass(frozen=True)
@@ -169,89 +164,30 @@ Handler = Callable[[Event], Awaitable[None]]
 
 class PhaseFollower:
     """Every followed match's phase reports, from its Redis stream, as phase-machine
-    events: one task and one blocking XREAD over every stream at once (one Redis
-    connection however many matches run). A match is read from the start of its
-    stream; adding one wakes the read at once (an entry on the runtime's own wake
-    stream), so a match's Ready is seen as soon as its server writes it. Events of one
-    match are handled in order; Redis blips are logged and reading resumes where it
-    stopped."""
+    events, through one reader (`PhaseWatch`: one blocking XREAD over every stream on
+    one Redis, per-slot reads on a cluster). A match is read from the start of its
+    stream; adding one wakes the reader at once, so a match's Ready is seen as soon as
+    its server writes it. Events of one match are handled in order; Redis blips are
+    logged and reading resumes where it stopped."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
-        self.wake_key = keys.runtime_wake(uuid.uuid4().hex)
-        self._last: dict[str, str] = {}  # stream -> id of the last entry read
-        self._handlers: dict[str, Handler] = {}  # stream -> its match's handler
-        self._wake_last = "$"
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self.watch = PhaseWatch(redis, uuid.uuid4().hex)
 
     async def follow(self, match_id: str, on_event: Handler) -> None:
-        stream = keys.match_phases(match_id)
-        self._last.setdefault(stream, "0-0")
-        self._handlers[stream] = on_event
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="phase-follower")
-            self._task.add_done_callback(log_failure)
-        try:
-            await self._wake()
-        except (RedisError, OSError) as exc:  # the next read (within a second) has it
-            log.warning("phase reader not woken", extra={"match_id": match_id, "error": repr(exc)})
+        async def on_phase(phase: str | None) -> bool:
+            event = server_event(phase)
+            if event is not None:
+                await on_event(event)
+            return False  # followed until unfollowed
+
+        self.watch.follow(match_id, on_phase)
 
     def unfollow(self, match_id: str) -> None:
-        stream = keys.match_phases(match_id)
-        self._handlers.pop(stream, None)
-        self._last.pop(stream, None)
+        self.watch.unfollow(match_id)
 
     async def close(self) -> None:
-        self._closed = True
-        if self._task is None:
-            return
-        with contextlib.suppress(RedisError, OSError):
-            await self._wake()
-        # A cancel can be lost inside the Redis client's blocking read: the flag ends
-        # the loop after that read in any case.
-        done, _ = await asyncio.wait({self._task}, timeout=_BLOCK_MS / 1000 + 1)
-        if not done:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.wake_key)
-
-    async def _wake(self) -> None:
-        await self.redis.xadd(self.wake_key, {"wake": "1"}, maxlen=100, approximate=True)
-
-    async def _run(self) -> None:
-        while not self._closed:
-            streams: dict[Any, Any] = {self.wake_key: self._wake_last, **self._last}
-            try:
-                reply: Any = await self.redis.xread(streams, block=_BLOCK_MS, count=100)
-            except (RedisError, OSError) as exc:
-                log.warning("phase stream read failed", extra={"error": repr(exc)})
-                await asyncio.sleep(0.5)
-                continue
-            for raw_key, entries in reply or []:
-                key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-                if key == self.wake_key:
-                    self._wake_last = _text(entries[-1][0])
-                    continue
-                for entry_id, fields in entries:
-                    handler = self._handlers.get(key)
-                    if handler is None:  # unfollowed meanwhile
-                        break
-                    self._last[key] = _text(entry_id)
-                    raw = fields.get(b"phase") or fields.get("phase")
-                    event = server_event(None if raw is None else _text(raw))
-                    if event is None:
-                        continue
-                    try:
-                        await handler(event)
-                    except Exception:  # one match's handler must not stop the others
-                        log.exception("phase handler failed", extra={"stream": key})
-
-
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+        await self.watch.close()
 
 
 def log_failure(task: asyncio.Task[Any]) -> None:

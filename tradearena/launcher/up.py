@@ -33,6 +33,7 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
+from tradearena import redisconn
 from tradearena.contracts.orchestration import MatchSpec, MatchStatus
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.tracing import SERVICE_LOBBY
@@ -46,6 +47,7 @@ from tradearena.orchestration.buffer import (
     BufferPolicy,
 )
 from tradearena.process import EXIT_BAD_SETTINGS
+from tradearena.redisconn import AnyRedis
 from tradearena.tokens import Signer, generate_private_key_pem
 from tradearena.tracing import TracingSettingsError, init_tracing
 
@@ -170,7 +172,6 @@ def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus]
 
 async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from aiohttp import web
-    from redis.asyncio import Redis
 
     from lobby.app import create_app
     from lobby.migrate import apply_migrations
@@ -219,7 +220,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     web_runner: web.AppRunner | None = None
-    redis_client: Redis | None = None
+    redis_client: AnyRedis | None = None
     orchestrator: LocalProcessOrchestrator | LocalPoolOrchestrator | None = None
     targets_task: asyncio.Task[None] | None = None
     try:
@@ -278,7 +279,7 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             socketio_redis=True,
             log_level=options.log_level,  # type: ignore[arg-type]
         )
-        redis_client = Redis.from_url(platform.redis.url)
+        redis_client = redisconn.connect(platform.redis.url)
         runtime = LocalRuntimeConfig(
             redis_url=platform.redis.url,
             public_key_file=public_key,

@@ -13,10 +13,9 @@ match's phase stream; it removes the match from its hash once the result is out.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from tradearena.contracts import keys
 from tradearena.contracts.pool import INBOX_CANCEL_FIELD, INBOX_FIELD, Assignment, ServerState
+from tradearena.redisconn import AnyRedis
 
 BINDING_TTL_S = 7 * 24 * 3600
 
@@ -43,7 +42,7 @@ NOT_ACCEPTING = -1  # not ready, or draining
 BOUND_ELSEWHERE = -2  # the match is bound to another server already
 
 
-async def bind(redis: Redis, match_id: str, server_id: str) -> str:
+async def bind(redis: AnyRedis, match_id: str, server_id: str) -> str:
     """Bind the match to `server_id` unless it is bound already; returns its server."""
     key = keys.match_server(match_id)
     if await redis.set(key, server_id, nx=True, ex=BINDING_TTL_S):
@@ -54,16 +53,16 @@ async def bind(redis: Redis, match_id: str, server_id: str) -> str:
     return bound.decode() if isinstance(bound, bytes) else str(bound)
 
 
-async def bound_server(redis: Redis, match_id: str) -> str | None:
+async def bound_server(redis: AnyRedis, match_id: str) -> str | None:
     raw = await redis.get(keys.match_server(match_id))
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-async def unbind(redis: Redis, match_id: str, server_id: str) -> bool:
+async def unbind(redis: AnyRedis, match_id: str, server_id: str) -> bool:
     return bool(await redis.eval(_UNBIND, 1, keys.match_server(match_id), server_id))
 
 
-async def assign(redis: Redis, server_id: str, assignment: Assignment) -> int:
+async def assign(redis: AnyRedis, server_id: str, assignment: Assignment) -> int:
     """ASSIGNED, FULL or NOT_ACCEPTING (see the module's docstring)."""
     result = await redis.eval(
         _ASSIGN,
@@ -77,7 +76,7 @@ async def assign(redis: Redis, server_id: str, assignment: Assignment) -> int:
     return int(result)
 
 
-async def allocate(redis: Redis, server_id: str, assignment: Assignment) -> int:
+async def allocate(redis: AnyRedis, server_id: str, assignment: Assignment) -> int:
     """bind + assign; on refusal the binding is undone. ASSIGNED also when the match was
     already bound to and recorded on this server (an allocator retrying)."""
     bound = await bind(redis, assignment.match_id, server_id)
@@ -89,7 +88,7 @@ async def allocate(redis: Redis, server_id: str, assignment: Assignment) -> int:
     return outcome
 
 
-async def hosted(redis: Redis, server_id: str) -> dict[str, Assignment]:
+async def hosted(redis: AnyRedis, server_id: str) -> dict[str, Assignment]:
     """The matches a server hosts now (its assignments)."""
     raw = await redis.hgetall(keys.server_matches(server_id))
     return {
@@ -98,7 +97,7 @@ async def hosted(redis: Redis, server_id: str) -> dict[str, Assignment]:
     }
 
 
-async def request_cancel(redis: Redis, server_id: str, match_id: str, reason: str) -> None:
+async def request_cancel(redis: AnyRedis, server_id: str, match_id: str, reason: str) -> None:
     """Cancel one hosted match: the reason where the server reads it, then a wake-up."""
     await redis.set(keys.match_cancel(match_id), reason, ex=24 * 3600)
     await redis.xadd(

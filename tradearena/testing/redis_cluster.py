@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,6 +26,29 @@ from redis.crc import key_slot
 from tradearena.launcher.localservices import ServiceError, _wait_port, find_redis_server, free_port
 
 NODE_TIMEOUT_MS = 1000
+BUS_PORT_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
+_MAX_PORT = 65535 - BUS_PORT_OFFSET
+
+
+def cluster_port() -> int:
+    """A free port whose bus port (+10000) is free too: an ephemeral port above 55535
+    has no bus port, and redis-server refuses it."""
+    for _ in range(200):
+        port = free_port()
+        if port > _MAX_PORT:
+            port = random.randint(20000, _MAX_PORT)
+        if _free(port) and _free(port + BUS_PORT_OFFSET):
+            return port
+    raise ServiceError("no free port pair for a cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
@@ -59,12 +84,16 @@ class LocalRedisCluster:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 30) -> None:
         count = self.primaries * (1 + self.replicas_per_primary)
-        self.nodes = [Node(free_port(), self.base_dir / f"node-{i}") for i in range(count)]
-        for node in self.nodes:
-            self._spawn(node)
-        for node in self.nodes:
-            assert node.proc is not None
-            _wait_port(node.port, node.proc, "redis-server (cluster node)", timeout)
+        self.nodes = [Node(cluster_port(), self.base_dir / f"node-{i}") for i in range(count)]
+        try:
+            for node in self.nodes:
+                self._spawn(node)
+            for node in self.nodes:
+                assert node.proc is not None
+                _wait_port(node.port, node.proc, "redis-server (cluster node)", timeout)
+        except BaseException:
+            self.stop()
+            raise
         redis_cli = shutil.which("redis-cli")
         if redis_cli is None:
             raise ServiceError("redis-cli not found: install the Debian package redis-tools")

@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from lobby.results.archive import db
 from lobby.results.archive.metrics import ArchiveMetrics
 from lobby.results.archive.retention import expiring_keys, expiry_s
 from tradearena.contracts import keys
 from tradearena.contracts.archive import Archive, ArchiveError, Codec, build
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger("lobby.results.archive")
 
@@ -29,7 +29,7 @@ _LRANGE_CHUNK = 10_000  # entries per LRANGE: a long log never blocks Redis in o
 class Archiver:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         pool: GetPool,
         metrics: ArchiveMetrics,
         *,

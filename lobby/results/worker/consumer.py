@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import asyncpg
-import redis.asyncio as aioredis
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError, ResponseError
 from tenacity import RetryCallState
@@ -28,6 +27,7 @@ from tradearena.contracts.deadletter import Reason, dead_letter_fields, entry_ms
 from tradearena.contracts.results import MatchResult
 from tradearena.contracts.tracing import RESULT_FIELD
 from tradearena.modes import Catalogue
+from tradearena.redisconn import AnyRedis
 from tradearena.retry import call_with_retries
 
 log = logging.getLogger("lobby.results")
@@ -42,7 +42,7 @@ Publish = Callable[[Sequence[StoredNotification]], Awaitable[None]]
 class ResultsWorker:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         catalogue: Catalogue,
         settings: ResultsWorkerSettings,
         metrics: ResultsMetrics | None = None,

@@ -7,14 +7,14 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from lobby.results.worker.consumer import Publish, ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
 from lobby.results.worker.store import StoredNotification
+from tradearena import redisconn
 from tradearena.contracts import keys
 from tradearena.modes import Catalogue
 from tradearena.probes import Body, Readiness, probe_app, serving
+from tradearena.socketio_redis import redis_manager
 
 log = logging.getLogger("lobby.results")
 
@@ -22,9 +22,7 @@ log = logging.getLogger("lobby.results")
 def socketio_publisher(redis_url: str) -> Publish:
     """Live `notification` events to the players' `/lobby` rooms on every lobby replica,
     through python-socketio's Redis manager (write-only: this process serves no client)."""
-    import socketio
-
-    manager = socketio.AsyncRedisManager(redis_url, channel=keys.SOCKETIO_CHANNEL, write_only=True)
+    manager = redis_manager(redis_url, keys.SOCKETIO_CHANNEL, write_only=True)
 
     async def publish(notes: Sequence[StoredNotification]) -> None:
         for n in notes:
@@ -58,7 +56,7 @@ def readiness(worker: ResultsWorker) -> Readiness:
 
 async def serve(settings: ResultsWorkerSettings, catalogue: Catalogue, stop: asyncio.Event) -> int:
     """Until `stop` (SIGTERM/SIGINT): finish the entry in hand, leave the rest pending."""
-    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = redisconn.connect(settings.redis_url, socket_connect_timeout=5)
     publish = socketio_publisher(settings.redis_url) if settings.socketio_redis else None
     worker = ResultsWorker(client, catalogue, settings, publish=publish)
 

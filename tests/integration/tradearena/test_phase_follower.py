@@ -55,4 +55,4 @@ async def test_hundreds_of_matches_are_followed_over_a_few_connections(redis_url
     finally:
         await follower.close()
         await redis.aclose()
-    assert follower._task is not None and follower._task.done()
+    assert not follower.watch.running

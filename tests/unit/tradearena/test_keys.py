@@ -61,3 +61,42 @@ def test_the_result_publish_stays_in_one_slot(match_id: str) -> None:
     (dead letter + ack on the stream) each touch one slot."""
     names = [keys.RESULTS_STREAM, keys.RESULTS_DEAD_LETTER, keys.result_published(match_id)]
     assert len({_slot(n) for n in names}) == 1
+
+
+@pytest.mark.parametrize("match_id", ["m-1", "01J9ZK3V8Q"])
+def test_a_matchs_pool_binding_shares_its_slot(match_id: str) -> None:
+    """match_keys: the match's own keys and its binding on one slot, its published-marker
+    on the results slot (the publish-once script's)."""
+    own, results = set(), set()
+    for name in keys.match_keys(match_id):
+        (results if name == keys.result_published(match_id) else own).add(_slot(name))
+    assert own == {_slot(keys.match_log(match_id))}
+    assert results == {_slot(keys.RESULTS_STREAM)}
+
+
+@pytest.mark.parametrize("server_id", ["srv-a", "pool-7f3c"])
+def test_a_pool_servers_keys_share_a_slot(server_id: str) -> None:
+    """The allocation script checks the state, records the match and wakes the inbox."""
+    names = [
+        keys.server_matches(server_id),
+        keys.server_inbox(server_id),
+        keys.server_state(server_id),
+    ]
+    assert len(set(names)) == 3
+    assert len({_slot(n) for n in names}) == 1
+
+
+def test_every_shared_key_builder_has_a_hash_tag() -> None:
+    """A key without a tag would hash on its whole name: fine for one key alone, but
+    every shared builder is meant to land with its group."""
+    built = [
+        getattr(keys, name)("x")
+        for name in dir(keys)
+        if not name.startswith("_")
+        and callable(getattr(keys, name))
+        and name not in ("match_keys", "annotations")
+    ]
+    constants = [keys.RESULTS_STREAM, keys.RESULTS_DEAD_LETTER, keys.QUEUE_EXPIRY]
+    for name in [*built, *constants]:
+        assert name.startswith("ta:"), name
+        assert "{" in name and "}" in name.split("{", 1)[1], name
