@@ -436,6 +436,18 @@ def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     assert not default.of_kind("Ingress") and not default.of_kind("ServiceMonitor")
 
 
+def test_lobby_and_relay_roll_one_new_pod_before_stopping_an_old_one() -> None:
+    """An upgrade never leaves fewer serving lobbies or relay standbys than it found:
+    a new pod is ready before an old one stops (the relay's leader then hands over)."""
+    out = render([], release=REL, namespace=NS)
+    for name in ("lobby", "feed-relay"):
+        strategy = out.get("Deployment", f"{REL}-{name}")["spec"]["strategy"]
+        assert strategy == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }, name
+
+
 def test_helm_test_hook_asks_the_lobby_readyz() -> None:
     out = render([], release=REL, namespace=NS)
     pod = out.get("Pod", f"{REL}-test-lobby-ready")
