@@ -583,6 +583,13 @@ def test_migrations_run_in_a_hook_job_before_install_and_upgrade() -> None:
     (pg,) = [r for r in egress if r["ports"][0]["port"] == 6432]
     assert pg["to"] == [{"ipBlock": {"cidr": "10.0.64.0/20"}}]
 
+    # A Secret External Secrets makes with the release exists only after the first
+    # install's objects: then the hook runs after install (still before every upgrade).
+    external = render([], ["externalSecrets.enabled=true"], release=REL, namespace=NS)
+    for kind in ("ServiceAccount", "NetworkPolicy", "Job"):
+        hook = external.get(kind, f"{REL}-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+        assert hook == "post-install,pre-upgrade", kind
+
     off = render([], ["migrations.hook.enabled=false"], release=REL, namespace=NS)
     assert f"{REL}-migrate" not in {o["metadata"]["name"] for o in off.docs}
 
