@@ -78,6 +78,7 @@ def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rend
         f"{REL}-results-worker",
         f"{REL}-test-lobby-ready",
         f"{REL}-drain-matches",
+        f"{REL}-migrate",
     }
     for name, spec in specs.items():
         pod = spec["securityContext"]
@@ -112,8 +113,8 @@ def test_every_workload_and_the_test_pod_run_with_secure_defaults(rendered: Rend
                 0
             ]["image"]
         )
-        if component == "drain-matches":
-            continue  # a run-to-completion hook Job: no server, no probes
+        if component in ("drain-matches", "migrate"):
+            continue  # run-to-completion hook Jobs: no server, no probes
         for probe in ("livenessProbe", "readinessProbe"):
             assert container[probe]["httpGet"]["port"] == "http", (name, probe)
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -132,9 +133,10 @@ def test_only_operator_and_lobby_get_an_api_token(rendered: Rendered) -> None:
         f"{REL}-results-worker": False,
         f"{REL}-test-lobby-ready": False,
         f"{REL}-drain-matches": True,
+        f"{REL}-migrate": False,
     }
     accounts = {sa["metadata"]["name"]: sa for sa in rendered.of_kind("ServiceAccount")}
-    for name in ("feed-relay", "results-worker", "match-server"):
+    for name in ("feed-relay", "results-worker", "match-server", "migrate"):
         assert accounts[f"{REL}-{name}"]["automountServiceAccountToken"] is False
     for name in ("lobby", "operator", "feed-relay", "results-worker"):
         assert specs[f"{REL}-{name}"]["serviceAccountName"] == f"{REL}-{name}"
@@ -480,6 +482,18 @@ def test_production_values_add_ingress_monitors_and_pinned_digest() -> None:
     assert not default.of_kind("Ingress") and not default.of_kind("ServiceMonitor")
 
 
+def test_lobby_and_relay_roll_one_new_pod_before_stopping_an_old_one() -> None:
+    """An upgrade never leaves fewer serving lobbies or relay standbys than it found:
+    a new pod is ready before an old one stops (the relay's leader then hands over)."""
+    out = render([], release=REL, namespace=NS)
+    for name in ("lobby", "feed-relay"):
+        strategy = out.get("Deployment", f"{REL}-{name}")["spec"]["strategy"]
+        assert strategy == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }, name
+
+
 def test_helm_test_hook_asks_the_lobby_readyz() -> None:
     out = render([], release=REL, namespace=NS)
     pod = out.get("Pod", f"{REL}-test-lobby-ready")
@@ -551,7 +565,79 @@ def test_uninstall_hook_settles_matches_with_least_privilege() -> None:
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     assert "ingress" not in policy  # nothing may call it
     off = render([], ["uninstallHook.enabled=false"], release=REL, namespace=NS)
-    assert not off.of_kind("Job")
+    assert f"{REL}-drain-matches" not in {j["metadata"]["name"] for j in off.of_kind("Job")}
+
+
+def test_migrations_run_in_a_hook_job_before_install_and_upgrade() -> None:
+    out = render([], release=REL, namespace=NS)
+    job = out.get("Job", f"{REL}-migrate")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    # Its ServiceAccount and network policy are hooks of the same events, created first
+    # (the policy must exist before the Job on the first upgrade that brings it).
+    for kind in ("ServiceAccount", "NetworkPolicy"):
+        obj = out.get(kind, f"{REL}-migrate")["metadata"]["annotations"]
+        assert obj["helm.sh/hook"] == annotations["helm.sh/hook"], kind
+        assert obj["helm.sh/hook-delete-policy"] == annotations["helm.sh/hook-delete-policy"]
+        assert int(obj["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"]), kind
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    hook = values["migrations"]["hook"]
+    assert job["spec"]["backoffLimit"] == hook["backoffLimit"]
+    assert job["spec"]["activeDeadlineSeconds"] == hook["timeoutSeconds"]
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    # No API access: a token-less ServiceAccount that no binding names.
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == f"{REL}-migrate"
+    bound = {s["name"] for b in out.of_kind("RoleBinding") for s in b["subjects"]}
+    assert f"{REL}-migrate" not in bound
+    (container,) = spec["containers"]
+    assert container["args"] == ["migrate"]
+    assert container["resources"] == hook["resources"]
+    lobby = out.get("Deployment", f"{REL}-lobby")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == lobby["image"]
+    # The database exactly as the lobby reaches it (the URL, libpq's password and TLS).
+    env, lobby_env = _env(container), _env(lobby)
+    for name in ("TRADEARENA_DATABASE_URL", "PGPASSWORD", "PGSSLMODE"):
+        assert env[name] == lobby_env[name], name
+    assert "secretKeyRef" in env["PGPASSWORD"]["valueFrom"]
+    assert not {k for k in env if k.startswith("TRADEARENA_REDIS")}  # PostgreSQL only
+    # The lobby leaves migrating to the hook.
+    assert values["lobby"]["migrateOnStart"] is False
+    assert lobby_env["TRADEARENA_MIGRATE_ON_START"]["value"] == "false"
+    # DNS and PostgreSQL out, nothing in.
+    policy = out.get("NetworkPolicy", f"{REL}-migrate")["spec"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert "ingress" not in policy
+    ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {53, values["postgresql"]["port"]}
+
+    custom = render(
+        [],
+        [
+            "migrations.hook.timeoutSeconds=900",
+            "postgresql.port=6432",
+            "networkPolicy.postgresqlCidrs={10.0.64.0/20}",
+        ],
+        release=REL,
+        namespace=NS,
+    )
+    assert custom.get("Job", f"{REL}-migrate")["spec"]["activeDeadlineSeconds"] == 900
+    egress = custom.get("NetworkPolicy", f"{REL}-migrate")["spec"]["egress"]
+    (pg,) = [r for r in egress if r["ports"][0]["port"] == 6432]
+    assert pg["to"] == [{"ipBlock": {"cidr": "10.0.64.0/20"}}]
+
+    # A Secret External Secrets makes with the release exists only after the first
+    # install's objects: then the hook runs after install (still before every upgrade).
+    external = render([], ["externalSecrets.enabled=true"], release=REL, namespace=NS)
+    for kind in ("ServiceAccount", "NetworkPolicy", "Job"):
+        hook = external.get(kind, f"{REL}-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+        assert hook == "post-install,pre-upgrade", kind
+
+    off = render([], ["migrations.hook.enabled=false"], release=REL, namespace=NS)
+    assert f"{REL}-migrate" not in {o["metadata"]["name"] for o in off.docs}
 
 
 def _code_metric_names() -> set[str]:
@@ -625,6 +711,8 @@ def test_every_dashboard_metric_exists_in_the_code() -> None:
         (["postgresql.enabled=true"], "this chart deploys no PostgreSQL"),
         (["image.digest=latest"], "at '/image/digest'"),
         (["lobby.corsOrigins={https://play.example.com/}"], "at '/lobby/corsOrigins/0'"),
+        (["migrations.hook.timeoutSeconds=5"], "at '/migrations/hook/timeoutSeconds'"),
+        (["migrations.hook.enable=false"], "additional properties 'enable' not allowed"),
     ],
 )
 def test_schema_refuses_bad_values(sets: list[str], message: str) -> None:

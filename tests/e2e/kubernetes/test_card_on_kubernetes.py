@@ -5,7 +5,9 @@ Dockerfile, and players play over TLS.
 
 One release (tradearena.testing.kube_platform) serves the whole module, in order:
 `helm test`; Node bots playing duels to the end over `wss://` while the operator's pods
-are deleted and the release is upgraded to another image tag; a browser playing a duel
+are deleted and the release is upgraded to another image tag (the migrations hook runs
+again, the lobby answers every request, the feed relay hands over without a gap a match
+would call stale, a match formed afterwards runs on the new image); a browser playing a duel
 through the HTTPS ingress; a dense pool server (several matches in one pod) killed and
 restoring every match it hosts; then `helm uninstall` with a live match, which must
 leave nothing behind.
@@ -19,8 +21,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
+import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +37,20 @@ import yaml
 from tradearena.contracts import keys, resource
 from tradearena.contracts.orchestration import MatchSpec
 from tradearena.contracts.phases import MatchPhase
+from tradearena.modes import parse_catalogue
 from tradearena.orchestration.kubernetes import match_resource
 from tradearena.testing.browser import run_browser_match
 from tradearena.testing.kube_platform import KubePlatform, PlatformOptions
 from tradearena.testing.paths import REPO
 from tradearena.testing.platform import short_catalogue
+from tradearena.testing.rollout_watch import FeedRecorder, LobbyPoller
 
 # The module's own waits are bounded; this is the backstop for one test and its setup.
 pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 JS = REPO / "tests" / "js"
 BOTS = 10
+SYMBOL = "BTCUSDT"  # the chart's feedRelay.symbols
 MATCH_SERVER = dict(resource.SERVER_POD_LABELS)
 
 
@@ -137,6 +145,119 @@ def finish(proc: subprocess.Popen[str], within: float) -> dict[str, Any]:
     return summary
 
 
+@dataclass(frozen=True)
+class RolloutState:
+    """Pod names before an upgrade, and how many times the migrations hook had run."""
+
+    lobbies: frozenset[str]
+    relays: frozenset[str]
+    operators: frozenset[str]
+    migrate_runs: frozenset[str]
+
+
+def pod_names(platform: KubePlatform, component: str) -> list[str]:
+    selector = f"app.kubernetes.io/component={component}"
+    return [
+        p["metadata"]["name"] for p in platform.kubectl_json("get", "pods", "-l", selector)["items"]
+    ]
+
+
+def migrate_runs(platform: KubePlatform) -> frozenset[str]:
+    """The migrations hook Jobs that completed (each run is a new Job, so a new uid);
+    Helm deletes a succeeded hook Job, its Events stay."""
+    events = platform.kubectl_json(
+        "get",
+        "events",
+        "--field-selector",
+        f"involvedObject.kind=Job,involvedObject.name={platform.options.release}-migrate",
+    )["items"]
+    return frozenset(e["involvedObject"]["uid"] for e in events if e["reason"] == "Completed")
+
+
+def rollout_state(platform: KubePlatform) -> RolloutState:
+    return RolloutState(
+        lobbies=frozenset(pod_names(platform, "lobby")),
+        relays=frozenset(pod_names(platform, "feed-relay")),
+        operators=frozenset(pod_names(platform, "operator")),
+        migrate_runs=migrate_runs(platform),
+    )
+
+
+def match_status(match: dict[str, Any]) -> dict[str, Any]:
+    """What a live Match's status says about where and how it runs."""
+    status = match.get("status", {})
+    return {k: status.get(k) for k in ("phase", "server", "address", "port", "allocation")}
+
+
+def stale_after_ms(platform: KubePlatform, mode: str) -> int:
+    """The rules' threshold: no official price for this long and trading freezes."""
+    rules = parse_catalogue(tomllib.loads(platform.options.catalogue)).modes[mode].rules
+    return int(rules.stale_after_ms)
+
+
+def check_upgrade_kept_serving(
+    platform: KubePlatform,
+    before: RolloutState,
+    lobby_poll: LobbyPoller,
+    feed: FeedRecorder,
+    upgraded_in: float,
+) -> None:
+    # The migrations hook Job ran (and succeeded: Helm waited for it) once more.
+    after = migrate_runs(platform)
+    assert len(before.migrate_runs) == 1, before.migrate_runs  # the install's
+    assert before.migrate_runs < after and len(after) == 2, (before.migrate_runs, after)
+    # The lobby answered every request, the old pods' and the new ones', throughout.
+    assert len(lobby_poll.answers) >= upgraded_in * 2, len(lobby_poll.answers)
+    assert lobby_poll.failures == [], lobby_poll.failures[:10]
+    # Every relay pod was replaced and the lease moved to a new one...
+    assert platform.redis is not None
+    client = redis.Redis.from_url(platform.redis.url, decode_responses=True)
+    try:
+        leader = str(client.get(keys.feed_leader(SYMBOL)) or "")
+    finally:
+        client.close()
+    assert leader.rsplit(":", 1)[0] in set(pod_names(platform, "feed-relay")), leader
+    # ...with no pause in the ticks a match server would call stale.
+    threshold = stale_after_ms(platform, "duel")
+    event_gap, arrival_gap = feed.largest_gaps_ms()
+    assert len(feed.ticks) > upgraded_in, len(feed.ticks)
+    assert event_gap < threshold, (event_gap, threshold)
+    assert arrival_gap < threshold, (arrival_gap, threshold)
+
+
+def check_a_new_match_runs_on_the_new_image(
+    platform: KubePlatform, earlier: set[str], new_image: str
+) -> None:
+    proc = bots(platform, 2, "post")
+    try:
+
+        def bound() -> dict[str, Any] | None:
+            fresh = [
+                m
+                for m in matches(platform)
+                if m["metadata"]["name"] not in earlier and m.get("status", {}).get("server")
+            ]
+            return fresh[0] if fresh else None
+
+        match = eventually(platform, "a match formed after the upgrade", bound, within=120)
+        pod = platform.kubectl_json("get", "pod", match["status"]["server"])
+        assert pod["spec"]["containers"][0]["image"] == new_image, match["status"]
+        assert platform.cluster is not None
+        platform.cluster.kubectl(
+            "-n",
+            platform.options.namespace,
+            "patch",
+            resource.PLURAL,
+            match["metadata"]["name"],
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"cancel": True, "cancelReason": "test"}}),
+        )
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+
 def test_the_release_passes_helm_test(platform: KubePlatform) -> None:
     out = platform.helm_test()
     assert "Phase:          Succeeded" in out, out
@@ -205,8 +326,47 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
             timeout=150,
         )
         # An upgrade to another image tag rolls the release; live matches are untouched.
+        # Meanwhile the lobby answers every request, the feed never pauses long enough
+        # for a match to freeze, and the migrations hook runs once more.
         assert platform.alt_image_tag is not None
-        platform.install(command="upgrade", **{"image.tag": platform.alt_image_tag})
+        before = rollout_state(platform)
+        statuses = {m["metadata"]["name"]: match_status(m) for m in matches(platform)}
+        with (
+            LobbyPoller(
+                platform.lobby_host,
+                platform.options.ingress_listen,
+                platform.ca_file,
+                paths=("/readyz", "/api/v1/leaderboards/daily"),
+            ) as lobby_poll,
+            FeedRecorder(platform.redis.url, SYMBOL) as feed,  # type: ignore[union-attr]
+        ):
+            upgrade_started = time.monotonic()
+            platform.install(command="upgrade", **{"image.tag": platform.alt_image_tag})
+            upgraded_in = time.monotonic() - upgrade_started
+            # `--wait` returns once the new pods are ready; old ones may still be stopping.
+            eventually(
+                platform,
+                "the old relay and lobby pods gone",
+                lambda: (
+                    not (set(pod_names(platform, "feed-relay")) & before.relays)
+                    and not (set(pod_names(platform, "lobby")) & before.lobbies)
+                ),
+                within=90,
+            )
+        print(
+            f"upgrade: helm {upgraded_in:.1f} s, lobby {len(lobby_poll.answers)} answers,"
+            f" feed {len(feed.ticks)} ticks, largest gaps {feed.largest_gaps_ms()} ms"
+        )
+        check_upgrade_kept_serving(platform, before, lobby_poll, feed, upgraded_in)
+        # The operator rolled to the new image; every live Match kept its status.
+        operator = platform.kubectl_json(
+            "get", "pods", "-l", "app.kubernetes.io/component=operator"
+        )["items"]
+        assert {p["spec"]["containers"][0]["image"] for p in operator} == {
+            f"{platform.image.repository}:{platform.alt_image_tag}"  # type: ignore[union-attr]
+        }
+        assert not {p["metadata"]["name"] for p in operator} & before.operators
+        assert {m["metadata"]["name"]: match_status(m) for m in matches(platform)} == statuses
         lobby = platform.kubectl_json("get", "pods", "-l", "app.kubernetes.io/component=lobby")
         serving = [p for p in lobby["items"] if not p["metadata"].get("deletionTimestamp")]
         assert serving
@@ -239,6 +399,8 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
         eventually(platform, "idle pool servers on the new image", idle_servers_renewed, 120)
         for pod in first.values():
             assert pod["spec"]["containers"][0]["image"] != new_image
+        # A match formed now runs on a server of the new image (then it is cancelled).
+        check_a_new_match_runs_on_the_new_image(platform, set(first), new_image)
         summary = finish(proc, within=420)
     finally:
         if proc.poll() is None:
@@ -253,14 +415,15 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
     # One server per match, ever: each Match still names the server it started on.
     assert set(first) == set(match_ids)
     for match in matches(platform):
-        assert match["status"]["server"] == first[match["metadata"]["name"]]["metadata"]["name"]
+        if match["metadata"]["name"] in first:
+            assert match["status"]["server"] == first[match["metadata"]["name"]]["metadata"]["name"]
     # The operator sees each server report the end shortly after.
     try:
         done = eventually(
             platform,
             "every Match Finished",
             lambda: (
-                (ms := matches(platform))
+                (ms := [m for m in matches(platform) if m["metadata"]["name"] in first])
                 and all(m["status"]["phase"] == MatchPhase.FINISHED.value for m in ms)
                 and ms
             ),

@@ -1,0 +1,154 @@
+"""What players and match servers see while a release rolls: background watchers.
+
+`LobbyPoller` asks the lobby (through the ingress, a new connection each time, as a
+player's browser does) again and again and keeps every answer; `FeedRecorder` reads
+a symbol's feed stream as a match server does (XREAD, blocking) and keeps each tick's
+arrival time and stream ID. Both run in a thread between `with` and its end; the test
+then asserts on what they saw (no failed request, no gap a match would call stale).
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self, cast
+
+from tradearena.contracts import keys
+
+Entries = list[tuple[str, list[tuple[str, dict[str, str]]]]]  # XREAD's reply, decoded
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to `host` (SNI, certificate check, Host header) at a fixed address."""
+
+    def __init__(self, host: str, address: tuple[str, int], context: ssl.SSLContext) -> None:
+        super().__init__(host, address[1], context=context, timeout=5)
+        self._address = address
+        self._ctx = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection(self._address, self.timeout)
+        self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
+
+
+@dataclass
+class LobbyPoller:
+    """GET each of `paths` in turn every `interval_s` until the `with` block ends."""
+
+    host: str
+    address: tuple[str, int]
+    ca_file: Path
+    paths: tuple[str, ...] = ("/readyz",)
+    interval_s: float = 0.1
+    answers: list[tuple[float, str, int]] = field(default_factory=list)  # (t, path, status)
+    errors: list[tuple[float, str, str]] = field(default_factory=list)  # (t, path, error)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name="lobby-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        n = 0
+        while not self._stop.is_set():
+            path = self.paths[n % len(self.paths)]
+            n += 1
+            conn = _PinnedHTTPSConnection(self.host, self.address, context)
+            try:
+                conn.request("GET", path, headers={"Connection": "close"})
+                reply = conn.getresponse()
+                reply.read()
+                self.answers.append((time.monotonic(), path, reply.status))
+            except (OSError, http.client.HTTPException) as exc:
+                self.errors.append((time.monotonic(), path, repr(exc)))
+            finally:
+                conn.close()
+            self._stop.wait(self.interval_s)
+
+    @property
+    def failures(self) -> list[tuple[float, str, str]]:
+        """Every request that did not get a 2xx: errors and non-2xx answers."""
+        bad = [(t, p, f"HTTP {s}") for t, p, s in self.answers if not 200 <= s < 300]
+        return sorted(bad + self.errors)
+
+
+@dataclass
+class FeedRecorder:
+    """Every tick of `symbol`'s feed stream published while the `with` block runs."""
+
+    redis_url: str
+    symbol: str
+    ticks: list[tuple[float, str]] = field(default_factory=list)  # (arrival, stream ID)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: threading.Event = field(default_factory=threading.Event)
+    _error: BaseException | None = None
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name="feed-recorder", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise TimeoutError("the feed recorder did not connect to Redis")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if self._error is not None and kind is None:
+            raise RuntimeError(f"the feed recorder failed: {self._error!r}") from self._error
+
+    def _run(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=5, decode_responses=True)
+        stream = keys.feed_stream(self.symbol)
+        try:
+            last = "$"
+            client.ping()
+            self._started.set()
+            while not self._stop.is_set():
+                reply = cast(Entries, client.xread({stream: last}, block=250))
+                now = time.monotonic()
+                for _, entries in reply or []:
+                    for entry_id, _fields in entries:
+                        last = str(entry_id)
+                        self.ticks.append((now, last))
+        except Exception as exc:  # reported on exit: a recorder that died saw nothing
+            self._error = exc
+        finally:
+            self._started.set()
+            client.close()
+
+    def largest_gaps_ms(self) -> tuple[int, int]:
+        """(between consecutive ticks' event times, between their arrivals here), in ms."""
+        events = [int(i.split("-")[0]) for _, i in self.ticks]
+        arrivals = [t for t, _ in self.ticks]
+        event_gap = max((b - a for a, b in itertools.pairwise(events)), default=0)
+        arrival_gap = max((b - a for a, b in itertools.pairwise(arrivals)), default=0)
+        return event_gap, round(arrival_gap * 1000)
