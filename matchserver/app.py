@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from matchserver import heap
 from matchserver.agones import AgonesSDK
@@ -30,6 +29,7 @@ from matchserver.origins import origin_guard
 from matchserver.runner import cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
 from matchserver.tls import CertificateReloader, LoadedCertificate
+from tradearena import redisconn
 from tradearena.badinput import BadInputLog, socketio_loggers
 from tradearena.probes import probe_app, serving
 from tradearena.sockets import GuardedServer
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", MatchServerSettings)
 METRICS = web.AppKey("metrics", MatchMetrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[redisconn.AnyRedis] = web.AppKey("redis")
 HOST = web.AppKey("host", MatchHost)
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
 CLOSE_SOCKETS_S = 2.0
@@ -58,7 +58,7 @@ def load_verifier(settings: MatchServerSettings) -> Verifier:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    redis = Redis.from_url(app[SETTINGS].redis_url)
+    redis = redisconn.connect(app[SETTINGS].redis_url)
     app[REDIS] = redis
     yield
     await redis.aclose()
@@ -125,13 +125,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _ready(app: web.Application) -> bool:
+async def _ready(app: web.Application) -> bool:
+    """The host ready, and (when commits wait for replicas) Redis has those replicas:
+    a server that would fault every match it took is not handed any."""
     host = app.get(HOST)
-    return host is not None and host.ready()
+    return host is not None and host.ready() and await host.replica_check.ok()
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = _ready(request.app)
+    ready = await _ready(request.app)
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
@@ -140,7 +142,7 @@ def admin_app(app: web.Application) -> web.Application:
     match server `app`, for the operator and Prometheus only (the chart's NetworkPolicy)."""
 
     async def ready() -> tuple[bool, dict[str, Any]]:
-        ready = _ready(app)
+        ready = await _ready(app)
         return ready, {"ready": ready}
 
     async def status_view(_: web.Request) -> web.Response:

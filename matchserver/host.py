@@ -33,11 +33,11 @@ from typing import Any
 import socketio
 from opentelemetry import trace
 from opentelemetry.trace import Span
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from matchserver import heap
 from matchserver.broadcast import FlowConfig, FrameWriter
+from matchserver.durability import ReplicaCheck, ReplicaWaiter, WaitPolicy
 from matchserver.engine.match import Match
 from matchserver.feed.hub import FeedHub
 from matchserver.feed.relay_source import RelaySource
@@ -60,6 +60,7 @@ from tradearena.contracts.pool import (
     ServerState,
 )
 from tradearena.modes import Catalogue, load_catalogue
+from tradearena.redisconn import AnyRedis
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("matchserver.host")
@@ -129,7 +130,7 @@ class MatchHost:
     def __init__(
         self,
         settings: MatchServerSettings,
-        redis: Redis,
+        redis: AnyRedis,
         sio: socketio.AsyncServer,
         metrics: MatchMetrics,
         *,
@@ -158,6 +159,13 @@ class MatchHost:
         self._state_dirty = False
         self._reported_count = -1
         self._flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
+        self.waiter = ReplicaWaiter(
+            redis,
+            WaitPolicy(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+            observe=metrics.replica_wait.observe,
+            timed_out=metrics.replica_wait_timeouts.inc,
+        )
+        self.replica_check = ReplicaCheck(redis, settings.redis_wait_replicas)
         self._gauges()
 
     @property
@@ -273,7 +281,7 @@ class MatchHost:
 
     async def add(self, a: Assignment, how: str) -> HostedMatch:
         """Build (or restore from its log) one match and start its loops."""
-        store = MatchStore(self.redis, a.match_id)
+        store = MatchStore(self.redis, a.match_id, self.waiter)
         emitter = SocketEmitter(self.sio, FrameWriter(self._flow, self.metrics))
         fresh = new_match(self.catalogue, a, self.clock())
         runner = await MatchRunner.open(
@@ -542,3 +550,4 @@ class MatchHost:
         if self.pooled and self.draining:
             with contextlib.suppress(RedisError):
                 await self._write_state()
+        await self.waiter.aclose()

@@ -4,6 +4,13 @@ Every engine call happens under one lock and its new log entries reach Redis
 before any event or acknowledgement leaves the process, so what a client was
 told is always recoverable by replaying the log.
 
+Durability: with `redis_wait_replicas` set, a commit waits (holding the match's lock:
+the match pauses) until that many replicas have its entries (matchserver.durability);
+a commit not replicated in time faults the match (`redis_not_durable`), and a log in
+Redis that is not the one this process wrote (entries lost in a failover while nothing
+waited) faults it too (`redis_log_diverged`): the runner never appends to a log blindly,
+nor builds on state that Redis no longer has.
+
 Isolation: an exception escaping the runner's own loops or an engine call, and an
 engine call that takes more CPU than `engine_budget_ms`, are a *fault* of this
 match alone (`report_fault`); whoever hosts the runner settles it (`settle_now`:
@@ -22,13 +29,14 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from matchserver import heap
+from matchserver.durability import REDIS_LOG_DIVERGED, REDIS_NOT_DURABLE, NotDurableError
 from matchserver.engine import snapshot
 from matchserver.engine.events import Ack, Event
 from matchserver.engine.log import PRICE, LogEntry, dumps
 from matchserver.engine.match import Match, replay_entries
 from matchserver.feed.sources import FeedTick
 from matchserver.metrics import MatchMetrics
-from matchserver.store import MatchStore
+from matchserver.store import LogDivergedError, MatchStore
 from tradearena.contracts.phases import GamePhase, ServerPhase
 from tradearena.contracts.results import MatchResult
 
@@ -87,7 +95,7 @@ class MatchRunner:
         self.last_feed_ms: int | None = None
         self._ready_at: int | None = None
         self._stop_request: tuple[bool, str] | None = None
-        self.fault: str | None = None  # SERVER_ERROR or ENGINE_OVERRUN once faulted
+        self.fault: str | None = None  # its reason code (SERVER_ERROR, ...) once faulted
         self.faulted = asyncio.Event()
         self.loops: list[asyncio.Task[None]] = []
         # Hooks for the host: READY written for a new match; players connected changed.
@@ -143,8 +151,14 @@ class MatchRunner:
         new = self.match.log[self._persisted :]
         if new:
             started = time.perf_counter()
-            await self.store.append(new)
-            self._persisted += len(new)
+            try:
+                self._persisted = await self.store.append(new, self._persisted)
+            except NotDurableError as exc:
+                self._not_durable(exc, len(new))
+                raise
+            except LogDivergedError as exc:
+                self.report_fault(REDIS_LOG_DIVERGED, exc)
+                raise
             self.metrics.log_append.observe(time.perf_counter() - started)
             if self._persisted - self._snapshot_at >= self.config.snapshot_every_entries:
                 self._snapshot_at = self._persisted
@@ -270,6 +284,24 @@ class MatchRunner:
                 ENGINE_OVERRUN, f"{getattr(call, '__name__', 'engine call')} took {spent_ms:.0f} ms"
             )
         return result
+
+    def _not_durable(self, exc: NotDurableError, entries: int) -> None:
+        """A commit not replicated in time: nothing of it was handed out; the match
+        faults and settles without waiting again (on whatever Redis holds)."""
+        if exc.landed:
+            self._persisted += entries  # on the primary, if not (yet) on a replica
+        self.store.wait = False
+        log.error(
+            "commit not replicated in time",
+            extra={
+                "match_id": self.match.match_id,
+                "replicas_wanted": exc.wanted,
+                "replicas_seen": exc.seen,
+                "waited_s": round(exc.waited_s, 3),
+                "last_error": exc.error,
+            },
+        )
+        self.report_fault(REDIS_NOT_DURABLE, exc)
 
     def report_fault(self, reason: str, detail: str | BaseException) -> None:
         """This match cannot be trusted to go on: its host settles it (the first fault wins)."""
@@ -419,7 +451,11 @@ class MatchRunner:
     async def _publish(self) -> None:
         result = build_result(self.match, self.config.format, self.config.symbol)
         await self.store.save_summary(dumps(self.match.result()))
-        published = await self.store.publish_result(result.model_dump_json(), self.traceparent)
+        try:
+            published = await self.store.publish_result(result.model_dump_json(), self.traceparent)
+        except NotDurableError as exc:
+            self._not_durable(exc, 0)  # published on the primary; the host settles
+            raise
         phase = ServerPhase.ended(self.match.phase)
         await self.store.set_status(phase, ended_at=self.match.ended_at or 0)
         log.info(

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tenacity import RetryCallState
 
 from matchserver.feed.sources import Clock, FeedTick, SourceStats, wall_ms
 from tradearena.contracts import keys
 from tradearena.contracts.feed import MalformedTickError, decode_tick
+from tradearena.redisconn import AnyRedis
 from tradearena.retry import call_with_retries
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class RelaySource:
     stream is missed.
     """
 
-    redis: Redis
+    redis: AnyRedis
     symbol: str
     history_ms: int
     clock: Clock = wall_ms

@@ -24,6 +24,16 @@ from redis.crc import key_slot
 from tradearena.launcher.localservices import ServiceError, _wait_port, find_redis_server, free_port
 
 NODE_TIMEOUT_MS = 1000
+BUS_PORT_OFFSET = 10_000  # a node's cluster bus listens on its port + this
+MAX_NODE_PORT = 65_535 - BUS_PORT_OFFSET
+
+
+def node_port() -> int:
+    """A free port whose cluster bus port exists too (redis-server refuses others)."""
+    while True:
+        port = free_port()
+        if port <= MAX_NODE_PORT:
+            return port
 
 
 @dataclass
@@ -59,7 +69,7 @@ class LocalRedisCluster:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 30) -> None:
         count = self.primaries * (1 + self.replicas_per_primary)
-        self.nodes = [Node(free_port(), self.base_dir / f"node-{i}") for i in range(count)]
+        self.nodes = [Node(node_port(), self.base_dir / f"node-{i}") for i in range(count)]
         for node in self.nodes:
             self._spawn(node)
         for node in self.nodes:

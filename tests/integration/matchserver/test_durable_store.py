@@ -1,0 +1,148 @@
+"""MatchStore's durable writes on real Redis: the idempotent append, WAIT on the writer's
+connection (a plain primary with a replica, and a Redis Cluster), the replica check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from matchserver.durability import (
+    NotDurableError,
+    ReplicaCheck,
+    ReplicaWaiter,
+    WaitPolicy,
+)
+from matchserver.engine.log import ACTION, LogEntry
+from matchserver.store import LogDivergedError, MatchStore
+from tradearena import redisconn
+from tradearena.contracts import keys
+from tradearena.testing.redis_cluster import LocalRedisCluster
+from tradearena.testing.redis_replica import ReplicatedRedis
+
+MID = "m-durable"
+
+
+def entries(first: int, n: int) -> list[LogEntry]:
+    return [
+        LogEntry(seq, 1000 + seq, ACTION, "alice", {"client_order_id": f"c-{seq}"})
+        for seq in range(first, first + n)
+    ]
+
+
+def store_for(url: str, replicas: int = 0, timeout_ms: int = 5000) -> MatchStore:
+    client = redisconn.connect(url)
+    return MatchStore(client, MID, ReplicaWaiter(client, WaitPolicy(replicas, timeout_ms)))
+
+
+def replica_llen(cluster: LocalRedisCluster, key: str) -> int:
+    """LLEN on the replica of `key`'s primary, as the primary itself reports it (CLUSTER
+    SLOTS of another node may not list it yet)."""
+    with cluster.primary_for(key).client() as c:
+        info = c.info("replication")
+    with cluster.node(f"127.0.0.1:{info['slave0']['port']}").client() as c:
+        c.execute_command("READONLY")
+        return int(c.llen(key))
+
+
+async def close(store: MatchStore) -> None:
+    await store.waiter.aclose()
+    await store.redis.aclose()
+
+
+async def test_a_retried_append_lands_once_and_a_diverged_log_is_refused(redis_url: str) -> None:
+    store = store_for(redis_url)
+    try:
+        assert await store.append(entries(1, 3), 0) == 3
+        assert await store.append(entries(1, 3), 0) == 3  # the reply was lost: retried
+        assert len(await store.load_log()) == 3
+        assert await store.append(entries(4, 2), 3) == 5
+        with pytest.raises(LogDivergedError) as lost:  # we think 7 are there: some were lost
+            await store.append(entries(8, 1), 7)
+        assert (lost.value.expected, lost.value.found) == (7, 5)
+        with pytest.raises(LogDivergedError):  # same length, other entries: not ours
+            await store.append(entries(10, 2), 3)
+        assert [e.seq for e in await store.load_log()] == [1, 2, 3, 4, 5]
+    finally:
+        await close(store)
+
+
+async def test_a_waited_append_is_on_the_replica_when_it_returns(
+    replicated_url: str, redis_replicated: ReplicatedRedis
+) -> None:
+    store = store_for(replicated_url, replicas=1)
+    replica = redis_replicated.replica.client()
+    try:
+        redis_replicated.replica.freeze()
+        pending = asyncio.create_task(store.append(entries(1, 2), 0))
+        await asyncio.sleep(0.8)  # the observation window: it must still be waiting
+        assert not pending.done()
+        redis_replicated.replica.thaw()
+        assert await asyncio.wait_for(pending, 10) == 2
+        rows = replica.lrange(keys.match_log(MID), 0, -1)
+        assert [json.loads(r)["seq"] for r in rows] == [1, 2]
+        assert await store.publish_result('{"r": 1}')
+        assert not await store.publish_result('{"r": 1}')  # once; the retry waits too
+        assert replica.xlen(keys.RESULTS_STREAM) == 1
+    finally:
+        redis_replicated.replica.thaw()
+        replica.close()
+        await close(store)
+
+
+async def test_a_frozen_replica_times_the_write_out(
+    replicated_url: str, redis_replicated: ReplicatedRedis
+) -> None:
+    store = store_for(replicated_url, replicas=1, timeout_ms=1200)
+    try:
+        redis_replicated.replica.freeze()
+        with pytest.raises(NotDurableError) as slow:
+            await store.append(entries(1, 1), 0)
+        assert (slow.value.wanted, slow.value.seen, slow.value.landed) == (1, 0, True)
+        assert 1.2 <= slow.value.waited_s < 3
+    finally:
+        redis_replicated.replica.thaw()
+        await close(store)
+
+
+async def test_replica_check_counts_online_replicas(
+    replicated_url: str, redis_url: str, cluster_url: str
+) -> None:
+    for url, wanted, ok in [
+        (replicated_url, 1, True),
+        (replicated_url, 2, False),
+        (redis_url, 1, False),  # a lone primary
+        (redis_url, 0, True),  # nothing wanted: never asks
+        (cluster_url, 1, True),  # every primary has its replica
+    ]:
+        client = redisconn.connect(url)
+        try:
+            check = ReplicaCheck(client, wanted)
+            assert await check.ok() is ok, (url, wanted, check.replicas)
+        finally:
+            await client.aclose()
+
+
+async def test_cluster_append_waits_on_the_slot_primary_and_survives_a_failover(
+    redis_cluster: LocalRedisCluster, cluster_url: str
+) -> None:
+    store = store_for(cluster_url, replicas=1, timeout_ms=30_000)
+    log_key = keys.match_log(MID)
+    try:
+        assert await store.append(entries(1, 3), 0) == 3
+        assert replica_llen(redis_cluster, log_key) == 3  # WAIT returned: it has them
+        primary = redis_cluster.primary_for(log_key)
+        redis_cluster.kill(primary)
+        # The write waits: the promoted replica has no replica of its own until the
+        # killed node is back (as a managed service replaces a failed node).
+        pending = asyncio.create_task(store.append(entries(4, 2), 3))
+        await asyncio.to_thread(redis_cluster.wait_failover, log_key, primary)
+        assert not pending.done()
+        await asyncio.to_thread(redis_cluster.restart, primary)
+        assert await asyncio.wait_for(pending, 30) == 5
+        assert [e.seq for e in await store.load_log()] == [1, 2, 3, 4, 5]
+        assert replica_llen(redis_cluster, log_key) == 5
+        assert await store.publish_result('{"r": 1}')
+    finally:
+        await close(store)
