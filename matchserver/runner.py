@@ -31,7 +31,8 @@ from typing import Any, Protocol, TypeVar
 from matchserver import heap
 from matchserver.durability import REDIS_LOG_DIVERGED, REDIS_NOT_DURABLE, NotDurableError
 from matchserver.engine import snapshot
-from matchserver.engine.events import Ack, Event
+from matchserver.engine.codes import Code
+from matchserver.engine.events import Ack, Event, reject
 from matchserver.engine.log import PRICE, LogEntry, dumps
 from matchserver.engine.match import Match, replay_entries
 from matchserver.feed.sources import FeedTick
@@ -184,6 +185,8 @@ class MatchRunner:
     # ----------------------------------------------------------------- inputs
     async def submit(self, player: str, payload: Any) -> Ack:
         async with self._lock:
+            if self.fault is not None:  # settling: nothing more is taken (or acked)
+                return reject(Code.MATCH_NOT_LIVE, "the match failed")
             ack, events = self._engine(self.match.submit, player, payload, self.clock())
             await self._commit(events)
         self.metrics.actions.labels(str(ack.code)).inc()

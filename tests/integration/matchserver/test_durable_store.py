@@ -1,5 +1,6 @@
-"""MatchStore's durable writes on real Redis: the idempotent append, WAIT on the writer's
-connection (a plain primary with a replica, and a Redis Cluster), the replica check."""
+"""MatchStore's durable writes on a real Redis: the idempotent append, WAIT on the
+writer's connection (a plain primary with a replica), the replica check. On a Redis
+Cluster: tests/integration/redis_cluster/test_durable_append.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from matchserver.engine.log import ACTION, LogEntry
 from matchserver.store import LogDivergedError, MatchStore
 from tradearena import redisconn
 from tradearena.contracts import keys
-from tradearena.testing.redis_cluster import LocalRedisCluster
 from tradearena.testing.redis_replica import ReplicatedRedis
 
 MID = "m-durable"
@@ -34,16 +34,6 @@ def entries(first: int, n: int) -> list[LogEntry]:
 def store_for(url: str, replicas: int = 0, timeout_ms: int = 5000) -> MatchStore:
     client = redisconn.connect(url)
     return MatchStore(client, MID, ReplicaWaiter(client, WaitPolicy(replicas, timeout_ms)))
-
-
-def replica_llen(cluster: LocalRedisCluster, key: str) -> int:
-    """LLEN on the replica of `key`'s primary, as the primary itself reports it (CLUSTER
-    SLOTS of another node may not list it yet)."""
-    with cluster.primary_for(key).client() as c:
-        info = c.info("replication")
-    with cluster.node(f"127.0.0.1:{info['slave0']['port']}").client() as c:
-        c.execute_command("READONLY")
-        return int(c.llen(key))
 
 
 async def close(store: MatchStore) -> None:
@@ -106,15 +96,12 @@ async def test_a_frozen_replica_times_the_write_out(
         await close(store)
 
 
-async def test_replica_check_counts_online_replicas(
-    replicated_url: str, redis_url: str, cluster_url: str
-) -> None:
+async def test_replica_check_counts_online_replicas(replicated_url: str, redis_url: str) -> None:
     for url, wanted, ok in [
         (replicated_url, 1, True),
         (replicated_url, 2, False),
         (redis_url, 1, False),  # a lone primary
         (redis_url, 0, True),  # nothing wanted: never asks
-        (cluster_url, 1, True),  # every primary has its replica
     ]:
         client = redisconn.connect(url)
         try:
@@ -122,27 +109,3 @@ async def test_replica_check_counts_online_replicas(
             assert await check.ok() is ok, (url, wanted, check.replicas)
         finally:
             await client.aclose()
-
-
-async def test_cluster_append_waits_on_the_slot_primary_and_survives_a_failover(
-    redis_cluster: LocalRedisCluster, cluster_url: str
-) -> None:
-    store = store_for(cluster_url, replicas=1, timeout_ms=30_000)
-    log_key = keys.match_log(MID)
-    try:
-        assert await store.append(entries(1, 3), 0) == 3
-        assert replica_llen(redis_cluster, log_key) == 3  # WAIT returned: it has them
-        primary = redis_cluster.primary_for(log_key)
-        redis_cluster.kill(primary)
-        # The write waits: the promoted replica has no replica of its own until the
-        # killed node is back (as a managed service replaces a failed node).
-        pending = asyncio.create_task(store.append(entries(4, 2), 3))
-        await asyncio.to_thread(redis_cluster.wait_failover, log_key, primary)
-        assert not pending.done()
-        await asyncio.to_thread(redis_cluster.restart, primary)
-        assert await asyncio.wait_for(pending, 30) == 5
-        assert [e.seq for e in await store.load_log()] == [1, 2, 3, 4, 5]
-        assert replica_llen(redis_cluster, log_key) == 5
-        assert await store.publish_result('{"r": 1}')
-    finally:
-        await close(store)
