@@ -196,8 +196,14 @@ class ReplicaWaiter:
         return found
 
     async def _forget_topology(self) -> None:
-        """After an error: drop the per-node clients and re-read the slot map."""
+        """After an error: on a cluster drop the per-node clients and re-read the slot
+        map; on a plain Redis drop the idle connections (a failover behind a primary
+        endpoint moves its name: new connections find the new primary)."""
         if not is_cluster(self.client):
+            plain = self.client
+            assert isinstance(plain, redis.asyncio.Redis)
+            with contextlib.suppress(RedisError):
+                await plain.connection_pool.disconnect(inuse_connections=False)
             return
         nodes, self._nodes = self._nodes, {}
         for node in nodes.values():

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import pytest
+import redis
 
 from matchserver.durability import (
     NotDurableError,
@@ -109,3 +110,23 @@ async def test_replica_check_counts_online_replicas(replicated_url: str, redis_u
             assert await check.ok() is ok, (url, wanted, check.replicas)
         finally:
             await client.aclose()
+
+
+async def test_a_connection_lost_mid_wait_is_retried_and_the_append_lands_once(
+    replicated_url: str, redis_replicated: ReplicatedRedis
+) -> None:
+    store = store_for(replicated_url, replicas=1, timeout_ms=10_000)
+    try:
+        redis_replicated.replica.freeze()
+        pending = asyncio.create_task(store.append(entries(1, 3), 0))
+        await asyncio.sleep(0.3)  # the append is in, its WAIT blocked
+        with redis.Redis.from_url(replicated_url) as admin:
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        await asyncio.sleep(0.3)  # retried: the same append again, and a WAIT
+        assert not pending.done()
+        redis_replicated.replica.thaw()
+        assert await asyncio.wait_for(pending, 10) == 3
+        assert [e.seq for e in await store.load_log()] == [1, 2, 3]  # once
+    finally:
+        redis_replicated.replica.thaw()
+        await close(store)
