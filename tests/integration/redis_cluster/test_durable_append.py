@@ -11,6 +11,7 @@ from matchserver.store import MatchStore
 from tradearena import redisconn
 from tradearena.contracts import keys
 from tradearena.testing.redis_cluster import LocalRedisCluster
+from tradearena.testing.waiting import eventually
 
 MID = "m-durable"
 
@@ -40,7 +41,8 @@ def replica_llen(cluster: LocalRedisCluster, key: str) -> int:
 async def test_replica_check_sees_every_primary_s_replica(cluster_url: str) -> None:
     client = redisconn.connect(cluster_url)
     try:
-        assert await ReplicaCheck(client, 1).ok()
+        # A primary counts its new replica once it is online (its first sync acknowledged).
+        await eventually(ReplicaCheck(client, 1, ttl_s=0).ok)
         check = ReplicaCheck(client, 2)
         assert not await check.ok()
         assert check.replicas == 1
