@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from tradearena.contracts import keys
+from tradearena.contracts.pool import ServerState
 from tradearena.testing.match_client import MatchClient
 from tradearena.testing.matchserver import MatchServerProcess, pool_server
 from tradearena.testing.redis_replica import ReplicatedRedis
@@ -156,5 +158,16 @@ async def test_a_pool_server_is_ready_only_if_its_primary_has_the_replicas(
             for probe in (f"{server.admin_url}/readyz", f"{server.url}/readyz"):
                 async with http.get(probe) as resp:  # ...if its commits can be durable
                     assert resp.status == (200 if ready else 503)
+            # Allocators read the state hash: once written after that, it says the same.
+            seen_ms = time.time() * 1000
+
+            async def state_after() -> dict[bytes, bytes] | None:
+                with redis.Redis.from_url(url) as client:
+                    state = client.hgetall(keys.server_state(server.server_id))
+                written = int(state.get(ServerState.HEARTBEAT_MS.encode(), 0))
+                return state if written > seen_ms else None
+
+            state = await eventually(state_after)
+            assert state[ServerState.READY.encode()] == (b"1" if ready else b"0")
     finally:
         server.stop()
