@@ -90,6 +90,7 @@ class MatchRunner:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._persisted = len(match.log)
+        self._log_ours = True  # False once the log in Redis is found not to be ours
         self._snapshot_at = len(match.log)
         self.ready = asyncio.Event()
         self.finished = asyncio.Event()
@@ -149,7 +150,7 @@ class MatchRunner:
     # ----------------------------------------------------------------- commits
     async def _commit(self, events: list[Event]) -> None:
         """Persist new log entries, then hand out the events. Caller holds the lock."""
-        new = self.match.log[self._persisted :]
+        new = self.match.log[self._persisted :] if self._log_ours else []
         if new:
             started = time.perf_counter()
             try:
@@ -158,6 +159,9 @@ class MatchRunner:
                 self._not_durable(exc, len(new))
                 raise
             except LogDivergedError as exc:
+                # Never written to again: the settling (stop, match_end) goes out from
+                # memory, and the log in Redis stays as it was found.
+                self._log_ours = False
                 self.report_fault(REDIS_LOG_DIVERGED, exc)
                 raise
             self.metrics.log_append.observe(time.perf_counter() - started)

@@ -171,3 +171,31 @@ async def test_a_pool_server_is_ready_only_if_its_primary_has_the_replicas(
             assert state[ServerState.READY.encode()] == (b"1" if ready else b"0")
     finally:
         server.stop()
+
+
+async def test_a_log_that_lost_entries_faults_the_match_instead_of_growing_a_gap(
+    tmp_path: Path, redis_url: str
+) -> None:
+    server = MatchServerProcess(  # no waiting: a failover may lose acknowledged entries
+        tmp_path, redis_url, MID, PLAYERS, env_extra={"TRADEARENA_DURATION_MS": "600000"}
+    )
+    server.start()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        async with live(server) as (alice, bob):
+            assert (await alice.act(type="set_stops", client_order_id="d-1"))["ok"] is False
+            client.ltrim(keys.match_log(MID), 0, -3)  # the last two entries are gone
+            end = await bob.wait_for("match_end", within=15)
+            assert (end["phase"], end["reason"]) == ("cancelled", "redis_log_diverged")
+            metrics = await admin_metrics(server)
+            assert 'tradearena_match_faults_total{fault="redis_log_diverged"} 1.0' in metrics
+        assert server.wait(20) == 0
+        seqs = [json.loads(r)["seq"] for r in client.lrange(keys.match_log(MID), 0, -1)]
+        assert seqs == list(range(1, len(seqs) + 1))  # never appended past the gap
+        rows = client.xrange(keys.RESULTS_STREAM) or []
+        assert len(rows) == 1  # the cancelled match is published, from memory
+        fields = rows[0][1] or {}
+        assert json.loads(fields[b"result"])["reason"] == "redis_log_diverged"
+    finally:
+        client.close()
+        server.stop()
