@@ -368,7 +368,10 @@ class MatchRunner:
             if not self.match.phase.over:
                 try:
                     events = self.match.stop(self.clock(), cancelled=cancelled, reason=reason)
-                    await self._commit(events)
+                    try:
+                        await self._commit(events)
+                    except LogDivergedError:  # found now: the events go out from memory
+                        await self._commit(events)
                 except Exception:  # still publish what can be published
                     log.exception("match stop failed", extra={"match_id": self.match.match_id})
         await self.stop_loops()

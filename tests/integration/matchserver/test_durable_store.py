@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 import redis
@@ -17,9 +18,13 @@ from matchserver.durability import (
     WaitPolicy,
 )
 from matchserver.engine.log import ACTION, LogEntry
+from matchserver.engine.match import Match
+from matchserver.metrics import MatchMetrics
+from matchserver.runner import MatchRunner, RunnerConfig
 from matchserver.store import LogDivergedError, MatchStore
 from tradearena import redisconn
 from tradearena.contracts import keys
+from tradearena.modes import default_catalogue
 from tradearena.testing.redis_replica import ReplicatedRedis
 
 MID = "m-durable"
@@ -129,4 +134,39 @@ async def test_a_connection_lost_mid_wait_is_retried_and_the_append_lands_once(
         assert [e.seq for e in await store.load_log()] == [1, 2, 3]  # once
     finally:
         redis_replicated.replica.thaw()
+        await close(store)
+
+
+class RecordingEmitter:
+    """What the runner hands out, in order (the Emitter a host gives it)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        self.sent.append((kind, data))
+
+    async def to_player(self, player: str, kind: str, data: dict[str, Any]) -> None:
+        self.sent.append((kind, data))
+
+
+async def test_a_log_found_diverged_while_settling_still_tells_the_players(
+    redis_url: str,
+) -> None:
+    store = store_for(redis_url)
+    emitter = RecordingEmitter()
+    match = Match(MID, "duel", default_catalogue().mode("duel").rules, ("alice", "bob"), 60_000, 0)
+    config = RunnerConfig("blitz", "BTCUSDT", 60_000, 50, 1000, 20)
+    try:
+        runner = await MatchRunner.open(match, store, emitter, MatchMetrics(), config, lambda: 10)
+        assert (await runner.connect("alice")).ok
+        await store.redis.delete(keys.match_log(MID))  # lost behind the runner's back
+        runner.report_fault("server_error", "a fault of its own")
+        await runner.settle_now(cancelled=True, reason="server_error")
+        kinds = [kind for kind, _ in emitter.sent]
+        assert kinds[-1] == "match_end"  # the stop went out from memory
+        assert emitter.sent[-1][1]["reason"] == "server_error"
+        assert runner.finished.is_set() and await store.result_published()
+        assert await store.load_log() == []  # and the log was left as found
+    finally:
         await close(store)
