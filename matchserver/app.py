@@ -125,13 +125,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _ready(app: web.Application) -> bool:
+async def _ready(app: web.Application) -> bool:
+    """The host ready, and (when commits wait for replicas) Redis has those replicas:
+    a server that would fault every match it took is not handed any."""
     host = app.get(HOST)
-    return host is not None and host.ready()
+    return host is not None and host.ready() and await host.replica_check.ok()
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = _ready(request.app)
+    ready = await _ready(request.app)
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
@@ -140,7 +142,7 @@ def admin_app(app: web.Application) -> web.Application:
     match server `app`, for the operator and Prometheus only (the chart's NetworkPolicy)."""
 
     async def ready() -> tuple[bool, dict[str, Any]]:
-        ready = _ready(app)
+        ready = await _ready(app)
         return ready, {"ready": ready}
 
     async def status_view(_: web.Request) -> web.Response:

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from matchserver import heap
 from matchserver.broadcast import FlowConfig, FrameWriter
+from matchserver.durability import ReplicaCheck, ReplicaWaiter, WaitPolicy
 from matchserver.engine.match import Match
 from matchserver.feed.hub import FeedHub
 from matchserver.feed.relay_source import RelaySource
@@ -158,6 +159,17 @@ class MatchHost:
         self._state_dirty = False
         self._reported_count = -1
         self._flow = FlowConfig(window=settings.tick_ack_window, stuck_ms=settings.stuck_client_ms)
+        self.waiter = ReplicaWaiter(
+            redis,
+            WaitPolicy(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+            observe=metrics.replica_wait.observe,
+            timed_out=metrics.replica_wait_timeouts.inc,
+        )
+        self.replica_check = ReplicaCheck(redis, settings.redis_wait_replicas)
+        # Redis has the replicas commits wait for (always, when they wait for none): a
+        # pool server without them is not `ready` in its state hash, so no allocator
+        # binds a match to it (and its /readyz says the same).
+        self.durable = True
         self._gauges()
 
     @property
@@ -201,6 +213,7 @@ class MatchHost:
         # A fresh process is not draining; from here only it or its pool controller sets
         # `draining`, never back to 0 (a heartbeat must not undo a controller's drain mark).
         await self.redis.hset(keys.server_state(self._sid), ServerState.DRAINING, 0)
+        self.durable = await self.replica_check.ok()
         await self._write_state()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         inbox = keys.server_inbox(self._sid)
@@ -273,7 +286,7 @@ class MatchHost:
 
     async def add(self, a: Assignment, how: str) -> HostedMatch:
         """Build (or restore from its log) one match and start its loops."""
-        store = MatchStore(self.redis, a.match_id)
+        store = MatchStore(self.redis, a.match_id, self.waiter)
         emitter = SocketEmitter(self.sio, FrameWriter(self._flow, self.metrics))
         fresh = new_match(self.catalogue, a, self.clock())
         runner = await MatchRunner.open(
@@ -459,7 +472,7 @@ class MatchHost:
         state: dict[str, str | int] = {
             ServerState.CAPACITY: self.capacity,
             ServerState.PLAYERS: sum(h.runner.connected() for h in self.matches.values()),
-            ServerState.READY: int(self.accepting.is_set()),
+            ServerState.READY: int(self.accepting.is_set() and self.durable),
             ServerState.HEARTBEAT_MS: self.clock(),
             ServerState.STARTED_MS: self.started_ms,
         }
@@ -476,6 +489,17 @@ class MatchHost:
         written = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            durable = await self.replica_check.ok()  # cached: INFO every few seconds
+            if durable != self.durable:
+                self.durable = durable
+                self._state_dirty = True
+                log.warning(
+                    "redis replicas" + (" back" if durable else " missing: not ready"),
+                    extra={
+                        "replicas_wanted": self.replica_check.wanted,
+                        "replicas_seen": self.replica_check.replicas,
+                    },
+                )
             due = written + HEARTBEAT_INTERVAL_MS / 1000
             if self._state_dirty or loop.time() >= due:
                 self._state_dirty = False
@@ -542,3 +566,4 @@ class MatchHost:
         if self.pooled and self.draining:
             with contextlib.suppress(RedisError):
                 await self._write_state()
+        await self.waiter.aclose()

@@ -45,6 +45,19 @@ class MatchMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
             registry=r,
         )
+        self.replica_wait = Histogram(
+            "tradearena_match_replica_wait_seconds",
+            "Writes (log appends, results) until enough replicas acknowledged them"
+            " (Redis WAIT; only when the server waits for replicas)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.replica_wait_timeouts = Counter(
+            "tradearena_match_replica_wait_timeouts_total",
+            "Writes not acknowledged by enough replicas in time (each faults its match:"
+            " redis_not_durable)",
+            registry=r,
+        )
         self.phase = Gauge(
             "tradearena_match_phase",
             "Hosted matches in each phase (a dedicated server: 1 for its match's phase)",
@@ -70,7 +83,8 @@ class MatchMetrics:
         )
         self.match_faults = Counter(
             "tradearena_match_faults_total",
-            "Matches settled alone, by fault: server_error or engine_overrun",
+            "Matches settled alone, by fault: server_error, engine_overrun, redis_not_durable"
+            " or redis_log_diverged",
             ["fault"],
             registry=r,
         )

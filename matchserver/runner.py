@@ -4,6 +4,13 @@ Every engine call happens under one lock and its new log entries reach Redis
 before any event or acknowledgement leaves the process, so what a client was
 told is always recoverable by replaying the log.
 
+Durability: with `redis_wait_replicas` set, a commit waits (holding the match's lock:
+the match pauses) until that many replicas have its entries (matchserver.durability);
+a commit not replicated in time faults the match (`redis_not_durable`), and a log in
+Redis that is not the one this process wrote (entries lost in a failover while nothing
+waited) faults it too (`redis_log_diverged`): the runner never appends to a log blindly,
+nor builds on state that Redis no longer has.
+
 Isolation: an exception escaping the runner's own loops or an engine call, and an
 engine call that takes more CPU than `engine_budget_ms`, are a *fault* of this
 match alone (`report_fault`); whoever hosts the runner settles it (`settle_now`:
@@ -22,13 +29,15 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from matchserver import heap
+from matchserver.durability import REDIS_LOG_DIVERGED, REDIS_NOT_DURABLE, NotDurableError
 from matchserver.engine import snapshot
-from matchserver.engine.events import Ack, Event
+from matchserver.engine.codes import Code
+from matchserver.engine.events import Ack, Event, reject
 from matchserver.engine.log import PRICE, LogEntry, dumps
 from matchserver.engine.match import Match, replay_entries
 from matchserver.feed.sources import FeedTick
 from matchserver.metrics import MatchMetrics
-from matchserver.store import MatchStore
+from matchserver.store import LogDivergedError, MatchStore
 from tradearena.contracts.phases import GamePhase, ServerPhase
 from tradearena.contracts.results import MatchResult
 
@@ -81,13 +90,14 @@ class MatchRunner:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._persisted = len(match.log)
+        self._log_ours = True  # False once the log in Redis is found not to be ours
         self._snapshot_at = len(match.log)
         self.ready = asyncio.Event()
         self.finished = asyncio.Event()
         self.last_feed_ms: int | None = None
         self._ready_at: int | None = None
         self._stop_request: tuple[bool, str] | None = None
-        self.fault: str | None = None  # SERVER_ERROR or ENGINE_OVERRUN once faulted
+        self.fault: str | None = None  # its reason code (SERVER_ERROR, ...) once faulted
         self.faulted = asyncio.Event()
         self.loops: list[asyncio.Task[None]] = []
         # Hooks for the host: READY written for a new match; players connected changed.
@@ -140,11 +150,20 @@ class MatchRunner:
     # ----------------------------------------------------------------- commits
     async def _commit(self, events: list[Event]) -> None:
         """Persist new log entries, then hand out the events. Caller holds the lock."""
-        new = self.match.log[self._persisted :]
+        new = self.match.log[self._persisted :] if self._log_ours else []
         if new:
             started = time.perf_counter()
-            await self.store.append(new)
-            self._persisted += len(new)
+            try:
+                self._persisted = await self.store.append(new, self._persisted)
+            except NotDurableError as exc:
+                self._not_durable(exc, len(new))
+                raise
+            except LogDivergedError as exc:
+                # Never written to again: the settling (stop, match_end) goes out from
+                # memory, and the log in Redis stays as it was found.
+                self._log_ours = False
+                self.report_fault(REDIS_LOG_DIVERGED, exc)
+                raise
             self.metrics.log_append.observe(time.perf_counter() - started)
             if self._persisted - self._snapshot_at >= self.config.snapshot_every_entries:
                 self._snapshot_at = self._persisted
@@ -170,6 +189,8 @@ class MatchRunner:
     # ----------------------------------------------------------------- inputs
     async def submit(self, player: str, payload: Any) -> Ack:
         async with self._lock:
+            if self.fault is not None:  # settling: nothing more is taken (or acked)
+                return reject(Code.MATCH_NOT_LIVE, "the match failed")
             ack, events = self._engine(self.match.submit, player, payload, self.clock())
             await self._commit(events)
         self.metrics.actions.labels(str(ack.code)).inc()
@@ -271,6 +292,24 @@ class MatchRunner:
             )
         return result
 
+    def _not_durable(self, exc: NotDurableError, entries: int) -> None:
+        """A commit not replicated in time: nothing of it was handed out; the match
+        faults and settles without waiting again (on whatever Redis holds)."""
+        if exc.landed:
+            self._persisted += entries  # on the primary, if not (yet) on a replica
+        self.store.wait = False
+        log.error(
+            "commit not replicated in time",
+            extra={
+                "match_id": self.match.match_id,
+                "replicas_wanted": exc.wanted,
+                "replicas_seen": exc.seen,
+                "waited_s": round(exc.waited_s, 3),
+                "last_error": exc.error,
+            },
+        )
+        self.report_fault(REDIS_NOT_DURABLE, exc)
+
     def report_fault(self, reason: str, detail: str | BaseException) -> None:
         """This match cannot be trusted to go on: its host settles it (the first fault wins)."""
         if self.fault is not None:
@@ -329,7 +368,10 @@ class MatchRunner:
             if not self.match.phase.over:
                 try:
                     events = self.match.stop(self.clock(), cancelled=cancelled, reason=reason)
-                    await self._commit(events)
+                    try:
+                        await self._commit(events)
+                    except LogDivergedError:  # found now: the events go out from memory
+                        await self._commit(events)
                 except Exception:  # still publish what can be published
                     log.exception("match stop failed", extra={"match_id": self.match.match_id})
         await self.stop_loops()
@@ -419,7 +461,11 @@ class MatchRunner:
     async def _publish(self) -> None:
         result = build_result(self.match, self.config.format, self.config.symbol)
         await self.store.save_summary(dumps(self.match.result()))
-        published = await self.store.publish_result(result.model_dump_json(), self.traceparent)
+        try:
+            published = await self.store.publish_result(result.model_dump_json(), self.traceparent)
+        except NotDurableError as exc:
+            self._not_durable(exc, 0)  # published on the primary; the host settles
+            raise
         phase = ServerPhase.ended(self.match.phase)
         await self.store.set_status(phase, ended_at=self.match.ended_at or 0)
         log.info(

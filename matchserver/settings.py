@@ -73,6 +73,13 @@ class MatchServerSettings(BaseAppSettings):
     # than this settles its match (cancelled, `engine_overrun`); 0: no limit.
     engine_budget_ms: int = Field(default=250, ge=0)
 
+    # Durability (docs/operations.md): every commit (log entries before their acks and
+    # broadcasts, the result after its publication) waits until this many replicas have
+    # it (Redis WAIT); 0: no waiting. A commit still unreplicated after the timeout
+    # faults its match (`redis_not_durable`).
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    redis_wait_timeout_ms: int = Field(default=10_000, gt=0, le=600_000)
+
     agones_sdk_port: int | None = Field(
         default=None,
         validation_alias=AliasChoices("AGONES_SDK_HTTP_PORT", "TRADEARENA_AGONES_SDK_PORT"),

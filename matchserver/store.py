@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from matchserver.durability import LuaScript, ReplicaWaiter, WaitPolicy
 from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
@@ -16,7 +17,9 @@ from tradearena.contracts.pool import MatchPresence
 from tradearena.contracts.tracing import RESULT_FIELD
 from tradearena.redisconn import AnyRedis
 
-_PUBLISH_ONCE = """
+# Exactly once: the marker and the XADD together. Published already: the marker is
+# written again (same value), so a WAIT after it covers the first publication too.
+_PUBLISH_ONCE = LuaScript("""
 if redis.call('SET', KEYS[1], '1', 'NX') then
   if ARGV[2] ~= '' then
     redis.call('XADD', KEYS[2], '*', 'result', ARGV[1], ARGV[3], ARGV[2])
@@ -25,14 +28,56 @@ if redis.call('SET', KEYS[1], '1', 'NX') then
   end
   return 1
 end
+redis.call('SET', KEYS[1], '1')
 return 0
-"""
+""")
+
+# Append ARGV[2..] to the log if it holds exactly ARGV[1] entries (our idea of it):
+# {APPENDED, new length}. If it holds those plus exactly these (an earlier try landed
+# and its reply was lost): {ALREADY, length}, after rewriting the last entry with
+# itself (a write, so a WAIT after it covers the earlier try). Anything else (the log
+# lost entries in a failover, or someone else wrote): {DIVERGED, length}, untouched.
+_APPEND_IF_LENGTH = LuaScript("""
+local expected = tonumber(ARGV[1])
+local n = #ARGV - 1
+local len = redis.call('LLEN', KEYS[1])
+if len == expected then
+  for i = 2, #ARGV, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  return {1, len + n}
+end
+if len == expected + n then
+  local tail = redis.call('LRANGE', KEYS[1], expected, -1)
+  for i = 1, n do
+    if tail[i] ~= ARGV[i + 1] then
+      return {0, len}
+    end
+  end
+  redis.call('LSET', KEYS[1], -1, ARGV[#ARGV])
+  return {2, len}
+end
+return {0, len}
+""")
+APPENDED, ALREADY, DIVERGED = 1, 2, 0
+
+
+class LogDivergedError(Exception):
+    """The log in Redis is not the one this process wrote (entries lost in a failover,
+    or another writer): appending to it blindly would corrupt the match."""
+
+    def __init__(self, match_id: str, expected: int, found: int) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(f"match {match_id}: log holds {found} entries, expected {expected}")
 
 
 class MatchStore:
-    def __init__(self, redis: AnyRedis, match_id: str) -> None:
+    def __init__(self, redis: AnyRedis, match_id: str, waiter: ReplicaWaiter | None = None) -> None:
         self.redis = redis
         self.match_id = match_id
+        self.waiter = waiter or ReplicaWaiter(redis, WaitPolicy())
+        self.wait = True  # False once the match faulted for durability: settle at once
         self._log = keys.match_log(match_id)
         self._meta = keys.match_meta(match_id)
         self._status = keys.match_status(match_id)
@@ -65,9 +110,20 @@ class MatchStore:
             return None
         return snap if isinstance(snap, dict) else None
 
-    async def append(self, entries: list[LogEntry]) -> None:
-        if entries:
-            await self.redis.rpush(self._log, *(dumps(e.to_wire()) for e in entries))
+    async def append(self, entries: list[LogEntry], expected: int) -> int:
+        """Append `entries` to a log of `expected` entries; the new length, once the
+        waiter's policy is met (`NotDurableError` if not in time). A retry of an append that
+        landed changes nothing; a log of any other length raises `LogDivergedError`."""
+        if not entries:
+            return expected
+        rows = [dumps(e.to_wire()) for e in entries]
+        reply = await self.waiter.run(
+            _APPEND_IF_LENGTH, [self._log], [expected, *rows], wait=self.wait
+        )
+        outcome, length = int(reply[0]), int(reply[1])
+        if outcome == DIVERGED:
+            raise LogDivergedError(self.match_id, expected, length)
+        return length
 
     async def set_status(self, phase: ServerPhase, **fields: str | int) -> None:
         """Current status (a hash) plus a stream of changes that runtimes can watch."""
@@ -87,14 +143,11 @@ class MatchStore:
         restart after publishing neither loses nor repeats it. The marker sits in the
         stream's slot (`keys.result_published`), so the script is cluster-safe.
         `traceparent`: the match's trace, in the entry's `traceparent` field."""
-        done = await self.redis.eval(
+        done = await self.waiter.run(
             _PUBLISH_ONCE,
-            2,
-            self._published,
-            keys.RESULTS_STREAM,
-            result_json,
-            traceparent or "",
-            RESULT_FIELD,
+            [self._published, keys.RESULTS_STREAM],
+            [result_json, traceparent or "", RESULT_FIELD],
+            wait=self.wait,
         )
         return bool(done)
 

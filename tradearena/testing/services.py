@@ -18,6 +18,7 @@ import redis
 
 from tradearena.launcher.localservices import LocalPostgres, LocalRedis
 from tradearena.testing.redis_cluster import LocalRedisCluster
+from tradearena.testing.redis_replica import ReplicatedRedis
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,30 @@ def redis_url(redis_server: LocalRedis) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]:
+    """A plain Redis primary with one replica (tests may freeze the replica)."""
+    pair = ReplicatedRedis(tmp_path_factory.mktemp("redis-replicated"))
+    pair.start()
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+def replicated_url(redis_replicated: ReplicatedRedis) -> str:
+    """The primary's URL, emptied, its replica thawed and online."""
+    redis_replicated.replica.thaw()
+    redis_replicated.wait_synced()
+    client = redis.Redis.from_url(redis_replicated.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_replicated.url
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,19 @@ every process's env, and the operator's extra env of match-server pods.
 {{- end -}}
 {{- end -}}
 
+{{/*
+What the operator adds to every match-server pod's env (dedicated and pool), as JSON:
+the tracing variables, and how many Redis replicas each commit waits for.
+*/}}
+{{- define "tradearena.matchServerExtraVars" -}}
+{{- $vars := include "tradearena.tracingVars" . | fromJson -}}
+{{- if gt (int .Values.redis.waitReplicas) 0 -}}
+{{- $_ := set $vars "TRADEARENA_REDIS_WAIT_REPLICAS" (toString .Values.redis.waitReplicas) -}}
+{{- $_ := set $vars "TRADEARENA_REDIS_WAIT_TIMEOUT_MS" (toString .Values.redis.waitTimeoutMs) -}}
+{{- end -}}
+{{- $vars | toJson -}}
+{{- end -}}
+
 {{- define "tradearena.tracingEnv" -}}
 {{- range $name, $value := include "tradearena.tracingVars" . | fromJson }}
 - name: {{ $name }}

@@ -874,3 +874,62 @@ def test_schema_refuses_bad_tracing_values(sets: list[str], message: str) -> Non
     proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from match_operator.builders import build_pod_spec
+    from match_operator.pools import PoolSpec, build_pool_pod_spec
+    from match_operator.settings import OperatorSettings
+    from matchserver.settings import MatchServerSettings
+
+    plain = pod_specs(render([], release=REL, namespace=NS))
+    assert "TRADEARENA_OPERATOR_EXTRA_ENV" not in _env(plain[f"{REL}-operator"]["containers"][0])
+    out = render(
+        [],
+        [
+            "redis.waitReplicas=1",
+            "redis.waitTimeoutMs=5000",
+            "tracing.otlpEndpoint=http://collector.obs:4318",
+        ],
+        release=REL,
+        namespace=NS,
+    )
+    extra = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
+    monkeypatch.setenv(
+        "TRADEARENA_OPERATOR_EXTRA_ENV", extra["TRADEARENA_OPERATOR_EXTRA_ENV"]["value"]
+    )
+    settings = OperatorSettings(image="registry.example/ta:1")
+    match = {
+        "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
+        "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
+    }
+    (pool,) = out.of_kind("MatchServerPool")
+    pods = {
+        "dedicated": build_pod_spec(match, settings, 7001),
+        "pool": build_pool_pod_spec(PoolSpec.of(pool), settings, "default-abcde", 7002),
+    }
+    for kind, pod in pods.items():
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["TRADEARENA_REDIS_WAIT_REPLICAS"] == "1", kind
+        assert env["TRADEARENA_REDIS_WAIT_TIMEOUT_MS"] == "5000", kind
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.obs:4318", kind
+        for name in ("TRADEARENA_REDIS_WAIT_REPLICAS", "TRADEARENA_REDIS_WAIT_TIMEOUT_MS"):
+            monkeypatch.setenv(name, env[name])
+        server = MatchServerSettings(match_id="m-1", players=("alice", "bob"))
+        assert (server.redis_wait_replicas, server.redis_wait_timeout_ms) == (1, 5000)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["redis.waitReplicas=-1"], "at '/redis/waitReplicas'"),
+        (["redis.waitReplicas=one"], "at '/redis/waitReplicas'"),
+        (["redis.waitTimeoutMs=0"], "at '/redis/waitTimeoutMs'"),
+    ],
+)
+def test_schema_refuses_bad_wait_values(sets: list[str], message: str) -> None:
+    proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
