@@ -33,8 +33,8 @@ async def test_match_log_snapshot_status_and_result_publish_once(
         store = MatchStore(rc, match_id)
         header = await store.claim_header({"match_id": match_id, "mode": "duel"})
         assert (await store.claim_header({"match_id": "other"})) == header  # first one wins
-        await store.append([LogEntry(1, 10, "join", "p1"), LogEntry(2, 11, "join", "p2")])
-        await store.append([LogEntry(3, 12, "trade", "p1", {"qty": 1})])
+        await store.append([LogEntry(1, 10, "join", "p1"), LogEntry(2, 11, "join", "p2")], 0)
+        await store.append([LogEntry(3, 12, "trade", "p1", {"qty": 1})], 2)
         await store.save_snapshot(json.dumps({"at": 2}))
         await store.set_status(ServerPhase.READY, port=1234)  # hash + stream, one transaction
         await store.set_status(ServerPhase.LIVE)
@@ -118,12 +118,12 @@ async def test_a_match_keeps_writing_across_its_primarys_failover(
     """The log append (a command) and the status change (a transaction over the status
     hash and the phase stream) wait out the promotion of the match's replica."""
     store = MatchStore(rc, "m-failover")
-    await store.append([LogEntry(1, 1, "join", "p1")])
+    await store.append([LogEntry(1, 1, "join", "p1")], 0)
     await store.set_status(ServerPhase.READY)
     replicate(redis_cluster, keys.match_log("m-failover"))
     primary = redis_cluster.primary_for(keys.match_log("m-failover"))
     redis_cluster.kill(primary)  # the writes below meet the dead primary first
-    await store.append([LogEntry(2, 2, "join", "p2")])
+    await store.append([LogEntry(2, 2, "join", "p2")], 1)
     await store.set_status(ServerPhase.LIVE)
     assert redis_cluster.primary_for(keys.match_log("m-failover")).address != primary.address
     assert [e.seq for e in await store.load_log()] == [1, 2]

@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from matchserver.durability import LuaScript
+
 SCRIPT_MODULES = [
     "lobby.matchmaking.queues",
     "lobby.http.ratelimit",
@@ -21,12 +23,14 @@ SCRIPT_MODULES = [
 
 
 def _scripts(module_name: str) -> dict[str, str]:
+    """Script sources: plain strings, or `LuaScript`s (the match server's EVALSHA scripts)."""
     module = importlib.import_module(module_name)
-    return {
-        name: value
-        for name, value in vars(module).items()
-        if isinstance(value, str) and "redis.call(" in value
-    }
+    found: dict[str, str] = {}
+    for name, value in vars(module).items():
+        source = value.source if isinstance(value, LuaScript) else value
+        if isinstance(source, str) and "redis.call(" in source:
+            found[name] = source
+    return found
 
 
 @pytest.mark.parametrize("module_name", SCRIPT_MODULES)
