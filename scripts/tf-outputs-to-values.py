@@ -124,6 +124,11 @@ def build_values(
     redis_cluster = _field(out, "redis", dict).get("cluster", False)
     if not isinstance(redis_cluster, bool):
         raise OutputsError(f"output field redis.cluster has the wrong type: {redis_cluster!r}")
+    # Replicas a match server waits for before it acknowledges (Redis WAIT); outputs from
+    # before the field existed: none.
+    wait_replicas = _field(out, "redis", dict).get("wait_replicas", 0)
+    if not isinstance(wait_replicas, int) or isinstance(wait_replicas, bool) or wait_replicas < 0:
+        raise OutputsError(f"output field redis.wait_replicas is invalid: {wait_replicas!r}")
 
     tolerations = _field(out, "game_nodes.tolerations", list)
     if not tolerations:
@@ -165,6 +170,7 @@ def build_values(
             "port": redis_port,
             "tls": True,
             "cluster": redis_cluster,
+            "waitReplicas": wait_replicas,
             "existingSecret": {"name": redis_secret, "passwordKey": PASSWORD_KEY},
         },
         "externalSecrets": {

@@ -66,7 +66,7 @@ output "postgresql" {
 ################################################################################
 
 output "redis" {
-  description = "Redis connection data: the endpoint clients use (the primary endpoint, or the configuration endpoint of a Redis Cluster), the reader endpoint (empty for a cluster), port, TLS flag, whether it is a cluster with the URL scheme to use (rediss, or rediss+cluster for a Redis Cluster), and the Secrets Manager ARN of the AUTH token (JSON key password)."
+  description = "Redis connection data: the endpoint clients use (the primary endpoint, or the configuration endpoint of a Redis Cluster), the reader endpoint (empty for a cluster), port, TLS flag, whether it is a cluster with the URL scheme to use (rediss, or rediss+cluster for a Redis Cluster), how many replicas a match server waits for before it acknowledges (all of a shard's replicas but one, so a failover leaves one to wait for), and the Secrets Manager ARN of the AUTH token (JSON key password)."
   value = {
     host = (
       var.redis_cluster_mode
@@ -79,6 +79,7 @@ output "redis" {
     tls                    = aws_elasticache_replication_group.redis.transit_encryption_enabled
     cluster                = var.redis_cluster_mode
     url_scheme             = var.redis_cluster_mode ? "rediss+cluster" : "rediss"
+    wait_replicas          = max(0, (var.redis_cluster_mode ? var.redis_replicas_per_shard : var.redis_num_cache_clusters - 1) - 1)
     auth_secret_arn        = aws_secretsmanager_secret.redis_auth.arn
   }
 }

@@ -239,9 +239,9 @@ variable "redis_node_type" {
 }
 
 variable "redis_num_cache_clusters" {
-  description = "Nodes in the replication group: one primary plus replicas, spread over the AZs."
+  description = "Nodes in the replication group: one primary plus replicas, spread over the AZs. Match servers wait for all replicas but one (output redis.wait_replicas), so a failover leaves the new primary a replica to wait for: 3 nodes keep that true."
   type        = number
-  default     = 2
+  default     = 3
 
   validation {
     condition     = var.redis_num_cache_clusters >= 2 && var.redis_num_cache_clusters <= 6
@@ -267,9 +267,9 @@ variable "redis_num_shards" {
 }
 
 variable "redis_replicas_per_shard" {
-  description = "Replicas of each shard's primary when redis_cluster_mode is true, spread over the AZs."
+  description = "Replicas of each shard's primary when redis_cluster_mode is true, spread over the AZs. Match servers wait for all but one (output redis.wait_replicas): 2 leave a promoted replica one replica of its own."
   type        = number
-  default     = 1
+  default     = 2
 
   validation {
     condition     = var.redis_replicas_per_shard >= 1 && var.redis_replicas_per_shard <= 5

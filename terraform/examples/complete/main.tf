@@ -27,7 +27,7 @@ locals {
       db_allocated_storage       = 50
       db_max_allocated_storage   = 500
       redis_node_type            = "cache.m7g.large"
-      redis_num_cache_clusters   = 2
+      redis_num_cache_clusters   = 3
     }
     "10k" = {
       system_node_instance_types = ["m7i.xlarge"]

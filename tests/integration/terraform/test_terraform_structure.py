@@ -402,6 +402,13 @@ def test_redis_output_names_the_endpoint_and_scheme_of_each_mode(root: Any) -> N
     assert value["cluster"] == "${var.redis_cluster_mode}"
     assert _cluster_mode(value["url_scheme"], True) == '"rediss+cluster"'
     assert _cluster_mode(value["url_scheme"], False) == '"rediss"'
+    # Match servers wait for every replica of a shard but one: a failover leaves the
+    # promoted replica one to wait for, and the defaults give two.
+    wait = value["wait_replicas"]
+    assert "var.redis_replicas_per_shard" in wait and "var.redis_num_cache_clusters - 1" in wait
+    assert wait.startswith("${max(0,") and wait.rstrip("}").endswith("- 1)")
+    assert root.variables["redis_replicas_per_shard"]["default"] >= 2
+    assert root.variables["redis_num_cache_clusters"]["default"] >= 3
 
 
 def test_data_key_rotates(root: Any) -> None:

@@ -90,6 +90,22 @@ def test_a_redis_cluster_is_reached_through_its_configuration_endpoint() -> None
     assert (redis["host"], redis["cluster"], redis["tls"]) == (endpoint, True, True)
 
 
+def test_match_servers_wait_for_the_replicas_terraform_says(values: dict[str, Any]) -> None:
+    assert values["redis"]["waitReplicas"] == 1
+
+
+def test_outputs_without_wait_replicas_wait_for_none_and_bad_ones_are_rejected() -> None:
+    outputs = _outputs()
+    del outputs["redis"]["value"]["wait_replicas"]
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    assert _parse(result.stdout)["redis"]["waitReplicas"] == 0
+    outputs["redis"]["value"]["wait_replicas"] = -1
+    result = _run(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "redis.wait_replicas is invalid" in result.stderr
+
+
 def test_outputs_without_the_cluster_field_describe_a_replication_group() -> None:
     outputs = _outputs()
     del outputs["redis"]["value"]["cluster"]
