@@ -21,6 +21,8 @@ TYPES = {
     ".ico": "image/x-icon",
     ".txt": "text/plain",
     ".LICENSE": "text/plain",
+    ".NOTICE": "text/plain",
+    ".md": "text/markdown",
 }
 TEXT = ("text/", "image/svg+xml")
 

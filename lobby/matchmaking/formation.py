@@ -171,7 +171,12 @@ class Formation:
 
     async def _form(self, spec: MatchSpec, journeys: dict[str, Span]) -> FormationOutcome:
         match_id, players = spec.match_id, spec.players
-        base = {"match_id": match_id, "mode": spec.mode, "format": spec.format}
+        base = {
+            "match_id": match_id,
+            "mode": spec.mode,
+            "format": spec.format,
+            "symbol": spec.symbol,
+        }
         await self._notify_all(players, "match_found", {**base, "players": list(players)})
         try:
             await self.orchestrator.start(spec)

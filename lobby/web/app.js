@@ -1,12 +1,16 @@
 // TradeArena web client: sign in, queue, play a match on its match server, see results.
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
-import { PriceChart } from "./chart.js";
+import { TradeChart } from "./chart.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results"];
 const MATCH_KEY = "tradearena.match";
 const RESYNC_MS = 5000;
+const INTERVAL_KEY = "tradearena.chart.interval";
+// How far back the chart's history reaches when a match screen opens (candles API).
+const HISTORY_MS = { "1m": 24 * 3600 * 1000, "1s": 15 * 60 * 1000 };
+const HISTORY_PAGES = 3;
 // A match's phases in the only order they happen (tradearena.contracts.phases.GamePhase).
 const PHASES = ["waiting", "live", "settling", "finished", "cancelled"];
 
@@ -245,7 +249,54 @@ function onNotification(note) {
 
 // ---------- the match ----------
 
-const chart = new PriceChart($("match-chart"));
+const chart = new TradeChart($("match-chart"), { onStops: moveStop, onStatus: chartStatus });
+
+function chartStatus(text, state) {
+  const el = $("chart-status");
+  el.textContent = text;
+  if (state) el.dataset.state = state;
+  else delete el.dataset.state;
+}
+
+function chooseInterval(interval) {
+  chart.setInterval(interval);
+  localStorage.setItem(INTERVAL_KEY, chart.interval());
+  for (const button of document.querySelectorAll("[data-interval]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.interval === chart.interval()));
+  }
+}
+
+// A stop-loss or take-profit dragged on the chart: `set_stops` replaces both levels,
+// so the other one is sent as the position has it.
+async function moveStop(kind, value) {
+  const pos = state.view?.position;
+  if (!pos) return { ok: false, code: "no_position", message: "no open position" };
+  const action = { type: "set_stops", stop_loss: pos.stop_loss ?? null, take_profit: pos.take_profit ?? null };
+  action[kind] = value;
+  return act(action);
+}
+
+// Closed candles from the lobby's candles API: the chart's history before (and
+// during) the match. The newest seconds come from `sync` and the ticks.
+async function loadHistory() {
+  const ready = state.ready;
+  if (!ready?.symbol) return;
+  const path = `/symbols/${encodeURIComponent(ready.symbol)}/candles`;
+  try {
+    for (const interval of Object.keys(HISTORY_MS)) {
+      let from = Math.floor(serverNow() - HISTORY_MS[interval]);
+      for (let page = 0; page < HISTORY_PAGES && from !== null && from !== undefined; page++) {
+        const query = new URLSearchParams({ interval, from: String(from), limit: "1000" });
+        const body = await api.call("GET", `${path}?${query}`);
+        if (state.ready !== ready) return;
+        chart.addCandles(interval, body.candles);
+        from = body.next_from;
+      }
+    }
+  } catch (err) {
+    chartStatus(`History unavailable (${err.code || err.message}).`, "error");
+  }
+}
 
 function playMatch(ready) {
   leaveMatch();
@@ -255,6 +306,7 @@ function playMatch(ready) {
   state.players = new Map();
   sessionStorage.setItem(MATCH_KEY, JSON.stringify(ready));
   chart.reset();
+  chartStatus("", null);
   $("fills-list").replaceChildren();
   $("match-id").textContent = ready.match_id;
   setError("match-rejection", null);
@@ -280,6 +332,7 @@ function playMatch(ready) {
     conn.textContent = "connected";
     conn.dataset.state = "connected";
     resync();
+    loadHistory();
   });
   socket.on("disconnect", (reason) => {
     conn.dataset.state = "disconnected";
@@ -362,7 +415,8 @@ async function resync() {
     s.end_at = state.view.end_at ?? s.end_at;
   }
   state.view = s;
-  if (s.official_price && chart.ticks.length === 0) chart.add(s.now, s.official_price);
+  if (s.candles?.items) chart.addCandles(s.candles.interval, s.candles.items);
+  if (s.official_price && !chart.hasCandles()) chart.add(s.now, s.official_price);
   renderAll();
   if ((s.phase === "finished" || s.phase === "cancelled") && !state.ended) {
     // Came back after the end (match_end was missed): the final board is in the state.
@@ -521,7 +575,7 @@ function renderPosition() {
   const pos = state.view?.position;
   $("pos-none").hidden = Boolean(pos);
   $("position").hidden = !pos;
-  chart.setLevels(pos);
+  chart.setPosition(pos);
   if (!pos) return;
   $("pos-side").textContent = pos.side;
   $("pos-side").className = pos.side;
@@ -675,7 +729,10 @@ function wire() {
       t.textContent = `Queued for ${t.dataset.mode} / ${t.dataset.format}: waiting ${Math.round((Date.now() - state.queuedSince) / 1000)} s`;
     }
   }, RESYNC_MS);
-  window.addEventListener("resize", () => chart.draw());
+  for (const button of document.querySelectorAll("[data-interval]")) {
+    button.addEventListener("click", () => chooseInterval(button.dataset.interval));
+  }
+  chooseInterval(localStorage.getItem(INTERVAL_KEY) || "1s");
 }
 
 async function start() {
@@ -706,6 +763,7 @@ window.tradearena = {
   get match() {
     return state.match;
   },
+  chart: chart.hooks(),
 };
 
 start();

@@ -1,180 +1,484 @@
-// A live line chart of the official price on a canvas: the last few minutes of
-// ticks, the player's entry, liquidation, stop-loss and take-profit levels, and
-// Peek prices (live, not yet official) as dots ahead of the line.
+// The match screen's chart, drawn by TradingView's Lightweight Charts (vendored):
+// candlesticks of the OFFICIAL price at 1 s or 1 m (the player switches), the
+// player's position levels as price lines (stop-loss and take-profit can be
+// dragged to move them), and peeked live prices as a series of their own.
+// Times show in the player's time zone. Data: see candles.js.
+import {
+  CandlestickSeries,
+  createChart,
+  CrosshairMode,
+  LineSeries,
+  LineStyle,
+  TickMarkType,
+} from "./vendor/lightweight-charts-5.2.1.standalone.production.mjs";
+import { CandleStore, INTERVAL_MS } from "./candles.js";
 
-const WINDOW_MS = 3 * 60 * 1000;
-const COLORS = {
-  grid: "#2a3344",
+// Long and short, up and down: blue and orange (told apart with any colour vision),
+// and never colour alone: lines carry a label and a style of their own.
+export const COLORS = {
   text: "#8b98ad",
-  line: "#4aa3ff",
-  entry: "#e8eef7",
-  liquidation: "#ff4d5e",
-  stop_loss: "#ff9f43",
-  take_profit: "#2ed47a",
+  grid: "#1c2638",
+  border: "#24304a",
+  up: "#4aa3ff",
+  down: "#ff9f43",
+  entry_long: "#4aa3ff",
+  entry_short: "#ff9f43",
+  liquidation: "#ff4d8d",
+  stop_loss: "#ffd84a",
+  take_profit: "#3ee0c8",
   peek: "#c58bff",
 };
+const PRICE_STEP = 0.01; // tick size of the symbol (modes.toml `price_step`)
+const DECIMALS = 2;
+const LEVELS = ["entry", "liquidation", "stop_loss", "take_profit"];
+const DRAGGABLE = ["stop_loss", "take_profit"];
+const NAMES = { entry: "entry", liquidation: "liquidation", stop_loss: "stop-loss", take_profit: "take-profit" };
+const GRAB_PX = { mouse: 6, pen: 8, touch: 16 };
+const PEEK_KEEP_MS = 15 * 60 * 1000;
 
-export class PriceChart {
-  constructor(canvas) {
-    this.canvas = canvas;
-    this.ticks = [];
-    this.peeks = [];
-    this.levels = {};
-    this.pending = false;
+const toSeconds = (ms) => Math.floor(ms / 1000);
+
+function bar(c) {
+  return { time: toSeconds(c.t), open: c.o, high: c.h, low: c.l, close: c.c };
+}
+
+export function snap(price) {
+  return (Math.round(price / PRICE_STEP) * PRICE_STEP).toFixed(DECIMALS);
+}
+
+// In the browser's own time zone and locale (the library itself knows only UTC).
+const FORMATS = {
+  time: new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" }),
+  seconds: new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+  day: new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" }),
+  month: new Intl.DateTimeFormat(undefined, { month: "short" }),
+  year: new Intl.DateTimeFormat(undefined, { year: "numeric" }),
+  full: new Intl.DateTimeFormat(undefined, {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  }),
+};
+
+export function formatTime(seconds) {
+  return FORMATS.full.format(new Date(seconds * 1000));
+}
+
+function tickMark(seconds, type) {
+  const at = new Date(seconds * 1000);
+  switch (type) {
+    case TickMarkType.Year:
+      return FORMATS.year.format(at);
+    case TickMarkType.Month:
+      return FORMATS.month.format(at);
+    case TickMarkType.DayOfMonth:
+      return FORMATS.day.format(at);
+    case TickMarkType.TimeWithSeconds:
+      return FORMATS.seconds.format(at);
+    default:
+      return FORMATS.time.format(at);
+  }
+}
+
+export class TradeChart {
+  /**
+   * @param container the element the chart fills
+   * @param onStops async (kind, price) => the server's acknowledgement of `set_stops`
+   *        (kind: stop_loss | take_profit, price: decimal string), or null
+   * @param onStatus (text, state) => shows the outcome of a drag to the player
+   */
+  constructor(container, { onStops, onStatus }) {
+    this.container = container;
+    this.onStops = onStops;
+    this.onStatus = onStatus;
+    this.store = new CandleStore();
+    this.current = "1s";
+    this.peekPoints = []; // {at, price}, ascending
+    this.position = null;
+    this.lines = new Map(); // kind -> IPriceLine
+    this.drag = null;
+    this.lastStops = null;
+    this.pending = null; // "all" | "last"
+    this.lastTick = null;
+    this.chart = createChart(container, {
+      autoSize: true,
+      layout: {
+        background: { color: "transparent" },
+        textColor: COLORS.text,
+        fontFamily: "system-ui, sans-serif",
+        // The library's logo injects a <style> element, which the page's CSP refuses:
+        // the attribution notice and link sit under the chart instead (index.html).
+        attributionLogo: false,
+      },
+      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+      rightPriceScale: { borderColor: COLORS.border },
+      timeScale: {
+        borderColor: COLORS.border,
+        timeVisible: true,
+        secondsVisible: true,
+        rightOffset: 4,
+        tickMarkFormatter: tickMark,
+      },
+      crosshair: { mode: CrosshairMode.Normal },
+      localization: { timeFormatter: formatTime, priceFormatter: (p) => p.toFixed(DECIMALS) },
+    });
+    this.candles = this.chart.addSeries(CandlestickSeries, {
+      title: "official",
+      upColor: COLORS.up,
+      downColor: "transparent", // hollow falling candles: told apart by shape too
+      borderUpColor: COLORS.up,
+      borderDownColor: COLORS.down,
+      wickUpColor: COLORS.up,
+      wickDownColor: COLORS.down,
+      priceFormat: { type: "price", precision: DECIMALS, minMove: PRICE_STEP },
+      autoscaleInfoProvider: (original) => this.autoscale(original()),
+    });
+    this.peekSeries = this.chart.addSeries(LineSeries, {
+      title: "peek (live)",
+      color: COLORS.peek,
+      lineWidth: 2,
+      lineStyle: LineStyle.Dotted,
+      pointMarkersVisible: true,
+      pointMarkersRadius: 3,
+      priceLineStyle: LineStyle.Dotted,
+      priceLineColor: COLORS.peek,
+      priceFormat: { type: "price", precision: DECIMALS, minMove: PRICE_STEP },
+    });
+    this.wireDrag();
   }
 
-  add(at, price) {
-    const last = this.ticks[this.ticks.length - 1];
-    if (last && at < last.at) return;
-    this.ticks.push({ at, price: Number(price) });
-    this.trim(at);
-    this.draw();
-  }
-
-  peek(at, price) {
-    this.peeks.push({ at, price: Number(price) });
-    this.trim(at);
-    this.draw();
-  }
-
-  setLevels(position) {
-    this.levels = {};
-    if (position) {
-      for (const key of ["entry", "liquidation", "stop_loss", "take_profit"]) {
-        if (position[key]) this.levels[key] = Number(position[key]);
-      }
-    }
-    this.draw();
-  }
+  // ---------- data ----------
 
   reset() {
-    this.ticks = [];
-    this.peeks = [];
-    this.levels = {};
-    this.draw();
+    this.store.reset();
+    this.peekPoints = [];
+    this.lastTick = null;
+    this.lastStops = null;
+    this.cancelDrag();
+    this.setPosition(null);
+    this.candles.setData([]);
+    this.peekSeries.setData([]);
   }
 
-  trim(now) {
-    const from = now - WINDOW_MS;
-    while (this.ticks.length > 2 && this.ticks[0].at < from) this.ticks.shift();
-    while (this.peeks.length && this.peeks[0].at < from) this.peeks.shift();
+  /** Closed candles from the server (the API, or `sync` at 1 s). */
+  addCandles(interval, items) {
+    if (this.store.addClosed(interval, items)) this.redraw("all");
   }
 
-  draw() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
-      this.paint();
+  /** An official price (a `tick`, or the price `sync` reports). */
+  add(at, price) {
+    this.lastTick = { at, price: Number(price) };
+    const changed = this.store.addTick(at, price);
+    if (changed) this.redraw("last");
+  }
+
+  hasCandles() {
+    return this.store.newest > 0;
+  }
+
+  /** A peeked live price: not official; drawn as its own series. */
+  peek(at, price) {
+    const p = Number(price);
+    if (!Number.isFinite(p)) return;
+    const last = this.peekPoints[this.peekPoints.length - 1];
+    if (last && at < last.at) return;
+    this.peekPoints.push({ at, price: p });
+    while (this.peekPoints.length && this.peekPoints[0].at < at - PEEK_KEEP_MS) this.peekPoints.shift();
+    this.redraw("peek");
+  }
+
+  setInterval(interval) {
+    if (!INTERVAL_MS[interval] || interval === this.current) return;
+    this.current = interval;
+    this.redraw("all");
+    this.chart.timeScale().scrollToRealTime();
+  }
+
+  interval() {
+    return this.current;
+  }
+
+  redraw(what) {
+    const rank = { peek: 0, last: 1, all: 2 };
+    if (!this.pending || rank[what] > rank[this.pending]) this.pending = what;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = null;
+      const what = this.pending;
+      this.pending = null;
+      this.paint(what);
     });
   }
 
-  paint() {
-    const canvas = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || canvas.width;
-    const height = canvas.clientHeight || canvas.height;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
+  paint(what) {
+    if (what === "all") {
+      this.candles.setData(this.store.candles(this.current).map(bar));
+    } else if (what === "last") {
+      const newest = this.store.newest;
+      const c = this.current === "1s" ? this.store.second(newest) : this.store.minute(Math.floor(newest / 60000) * 60000);
+      const data = this.candles.data();
+      const shown = data.length ? data[data.length - 1].time : -Infinity;
+      if (c && toSeconds(c.t) >= shown) this.candles.update(bar(c));
+      else this.candles.setData(this.store.candles(this.current).map(bar));
     }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, width, height);
-    ctx.font = "11px system-ui, sans-serif";
-    if (this.ticks.length === 0) {
-      ctx.fillStyle = COLORS.text;
-      ctx.fillText("waiting for the official price…", 12, height / 2);
-      return;
-    }
-    const pad = { left: 8, right: 78, top: 10, bottom: 20 };
-    const points = [...this.ticks, ...this.peeks];
-    const t0 = Math.min(...points.map((p) => p.at));
-    const t1 = Math.max(...points.map((p) => p.at), t0 + 10_000);
-    // The scale follows the prices; a level far outside (say a liquidation at -20 %) is
-    // pinned to the edge with its value instead of flattening the line.
-    const prices = points.map((p) => p.price);
-    let lo = Math.min(...prices);
-    let hi = Math.max(...prices);
-    const reach = Math.max((hi - lo) * 3, hi * 0.005);
-    for (const level of Object.values(this.levels)) {
-      if (level >= lo - reach && level <= hi + reach) {
-        lo = Math.min(lo, level);
-        hi = Math.max(hi, level);
-      }
-    }
-    if (hi - lo < hi * 0.0005) {
-      const mid = (hi + lo) / 2;
-      lo = mid - mid * 0.00025;
-      hi = mid + mid * 0.00025;
-    }
-    const margin = (hi - lo) * 0.08;
-    lo -= margin;
-    hi += margin;
-    const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
-    const y = (p) => pad.top + (1 - (p - lo) / (hi - lo)) * (height - pad.top - pad.bottom);
+    this.peekSeries.setData(this.peekData());
+  }
 
-    // grid and price axis
-    ctx.strokeStyle = COLORS.grid;
-    ctx.fillStyle = COLORS.text;
-    ctx.lineWidth = 1;
-    for (let i = 0; i <= 4; i++) {
-      const p = lo + ((hi - lo) * i) / 4;
-      const yy = Math.round(y(p)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(pad.left, yy);
-      ctx.lineTo(width - pad.right, yy);
-      ctx.stroke();
-      ctx.fillText(p.toFixed(2), width - pad.right + 6, yy + 4);
+  peekData() {
+    // One point per candle time of the current interval (the newest price in it), so the
+    // peeks sit on the candles' time slots and never space them apart.
+    const step = INTERVAL_MS[this.current];
+    const out = [];
+    for (const p of this.peekPoints) {
+      const time = toSeconds(Math.floor(p.at / step) * step);
+      if (out.length && out[out.length - 1].time === time) out[out.length - 1].value = p.price;
+      else out.push({ time, value: p.price });
     }
-    const seconds = Math.round((t1 - t0) / 1000);
-    ctx.fillText(`last ${seconds} s`, pad.left, height - 5);
+    return out;
+  }
 
-    // position levels
-    ctx.setLineDash([5, 4]);
-    const pinned = { above: 0, below: 0 };
-    for (const [key, level] of Object.entries(this.levels)) {
-      const outside = level < lo ? "↓" : level > hi ? "↑" : "";
-      const yy = Math.round(y(Math.min(hi, Math.max(lo, level)))) + 0.5;
-      ctx.strokeStyle = COLORS[key];
-      ctx.fillStyle = COLORS[key];
-      const name = key.replace("_", " ");
-      if (outside) {
-        const side = level < lo ? "below" : "above";
-        const at = side === "below" ? yy - 4 - 13 * pinned.below : yy + 12 + 13 * pinned.above;
-        pinned[side] += 1;
-        ctx.fillText(`${name} ${level.toFixed(2)} ${outside}`, pad.left + 4, at);
+  // ---------- position lines ----------
+
+  lineOptions(kind, price) {
+    const side = this.position?.side;
+    if (kind === "entry") {
+      const long = side === "long";
+      return {
+        price,
+        color: long ? COLORS.entry_long : COLORS.entry_short,
+        lineWidth: 2,
+        lineStyle: LineStyle.Solid,
+        axisLabelVisible: true,
+        title: long ? "▲ long entry" : "▼ short entry",
+      };
+    }
+    if (kind === "liquidation") {
+      return { price, color: COLORS.liquidation, lineWidth: 2, lineStyle: LineStyle.SparseDotted, axisLabelVisible: true, title: "✕ liquidation" };
+    }
+    const dragging = this.drag?.kind === kind;
+    return {
+      price,
+      color: COLORS[kind],
+      lineWidth: dragging ? 3 : 2,
+      lineStyle: kind === "stop_loss" ? LineStyle.Dashed : LineStyle.LargeDashed,
+      axisLabelVisible: true,
+      title: `${kind === "stop_loss" ? "SL" : "TP"} ⇕${dragging ? " drop to set" : ""}`,
+    };
+  }
+
+  /** The player's position (as in `sync`/`fill`), or null: draws its levels. */
+  setPosition(position) {
+    const sideChanged = position?.side !== this.position?.side;
+    this.position = position || null;
+    for (const kind of LEVELS) {
+      const value = position?.[kind];
+      const line = this.lines.get(kind);
+      if (value === null || value === undefined || value === "") {
+        if (line && this.drag?.kind !== kind) {
+          this.candles.removePriceLine(line);
+          this.lines.delete(kind);
+        }
         continue;
       }
-      ctx.beginPath();
-      ctx.moveTo(pad.left, yy);
-      ctx.lineTo(width - pad.right, yy);
-      ctx.stroke();
-      ctx.fillText(name, pad.left + 4, yy - 3);
+      if (this.drag?.kind === kind) continue; // the player holds it
+      const price = Number(value);
+      if (!line) this.lines.set(kind, this.candles.createPriceLine(this.lineOptions(kind, price)));
+      else if (line.options().price !== price || sideChanged) line.applyOptions(this.lineOptions(kind, price));
     }
-    ctx.setLineDash([]);
+  }
 
-    // the official price
-    ctx.strokeStyle = COLORS.line;
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    this.ticks.forEach((tick, i) => {
-      if (i === 0) ctx.moveTo(x(tick.at), y(tick.price));
-      else ctx.lineTo(x(tick.at), y(tick.price));
-    });
-    ctx.stroke();
-    const last = this.ticks[this.ticks.length - 1];
-    ctx.fillStyle = COLORS.line;
-    ctx.fillRect(width - pad.right + 2, y(last.price) - 8, pad.right - 4, 16);
-    ctx.fillStyle = "#0b1220";
-    ctx.fillText(last.price.toFixed(2), width - pad.right + 6, y(last.price) + 4);
+  /** The price scale also shows the entry and the stops (a liquidation only when near):
+   * a level the player may drag is always on screen. Held still while dragging. */
+  autoscale(info) {
+    if (this.drag?.range) return this.drag.range;
+    this.scaled = this.scale(info);
+    return this.scaled;
+  }
 
-    // peeked live prices
-    ctx.fillStyle = COLORS.peek;
-    for (const p of this.peeks) {
-      ctx.beginPath();
-      ctx.arc(x(p.at), y(p.price), 3, 0, Math.PI * 2);
-      ctx.fill();
+  scale(info) {
+    if (!info?.priceRange || !this.position) return info;
+    let { minValue: lo, maxValue: hi } = info.priceRange;
+    const levels = ["entry", "stop_loss", "take_profit"].map((k) => Number(this.position[k])).filter((v) => v > 0);
+    for (const v of levels) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
     }
+    const liquidation = Number(this.position.liquidation);
+    const reach = Math.max(hi - lo, hi * 0.002);
+    if (liquidation > 0 && liquidation > lo - reach && liquidation < hi + reach) {
+      lo = Math.min(lo, liquidation);
+      hi = Math.max(hi, liquidation);
+    }
+    return { ...info, priceRange: { minValue: lo, maxValue: hi } };
+  }
+
+  // ---------- dragging stop-loss / take-profit ----------
+
+  wireDrag() {
+    const el = this.container;
+    const opts = { capture: true };
+    el.addEventListener("pointerdown", (e) => this.pointerDown(e), opts);
+    el.addEventListener("pointermove", (e) => this.pointerMove(e), opts);
+    el.addEventListener("pointerup", (e) => this.pointerUp(e), opts);
+    el.addEventListener("pointercancel", (e) => this.pointerCancel(e), opts);
+    // While a level is held the chart must not pan or zoom with the same gesture: its
+    // own mouse and touch handlers (on elements inside) never see these events.
+    const swallow = (e) => {
+      if (!this.drag) return;
+      e.stopPropagation();
+      if (e.cancelable && e.type.startsWith("touch")) e.preventDefault();
+    };
+    for (const type of ["mousedown", "mousemove", "mouseup", "touchstart", "touchmove", "touchend", "wheel"]) {
+      el.addEventListener(type, swallow, { capture: true, passive: false });
+    }
+  }
+
+  paneY(e) {
+    return e.clientY - this.container.getBoundingClientRect().top;
+  }
+
+  grabbed(e) {
+    const y = this.paneY(e);
+    const x = e.clientX - this.container.getBoundingClientRect().left;
+    if (x < 0 || x > this.chart.timeScale().width()) return null; // not the price axis
+    const reach = GRAB_PX[e.pointerType] ?? GRAB_PX.mouse;
+    let best = null;
+    for (const kind of DRAGGABLE) {
+      const line = this.lines.get(kind);
+      if (!line) continue;
+      const ly = this.candles.priceToCoordinate(line.options().price);
+      if (ly === null) continue;
+      const d = Math.abs(ly - y);
+      if (d <= reach && (!best || d < best.d)) best = { kind, d };
+    }
+    return best?.kind ?? null;
+  }
+
+  pointerDown(e) {
+    if (this.drag || !this.position || (e.pointerType === "mouse" && e.button !== 0)) return;
+    const kind = this.grabbed(e);
+    if (!kind) return;
+    e.preventDefault(); // no mouse events follow: the chart does not pan
+    e.stopPropagation();
+    this.container.setPointerCapture?.(e.pointerId);
+    const line = this.lines.get(kind);
+    const range = this.scaled; // the scale as it is now, held still during the drag
+    this.drag = { kind, pointerId: e.pointerId, from: line.options().price, price: line.options().price, range };
+    this.chart.applyOptions({ handleScroll: false, handleScale: false });
+    this.container.dataset.dragging = kind;
+    line.applyOptions(this.lineOptions(kind, this.drag.price));
+  }
+
+  pointerMove(e) {
+    if (!this.drag) {
+      if (e.pointerType === "mouse" && this.position) this.container.classList.toggle("grab", Boolean(this.grabbed(e)));
+      return;
+    }
+    if (e.pointerId !== this.drag.pointerId) return;
+    e.stopPropagation();
+    const price = this.candles.coordinateToPrice(this.paneY(e));
+    if (price === null || !(price > 0)) return;
+    this.drag.price = Number(snap(price));
+    this.lines.get(this.drag.kind)?.applyOptions(this.lineOptions(this.drag.kind, this.drag.price));
+  }
+
+  async pointerUp(e) {
+    const drag = this.drag;
+    if (!drag || e.pointerId !== drag.pointerId) return;
+    e.stopPropagation();
+    this.endDrag();
+    if (Math.abs(drag.price - drag.from) < PRICE_STEP / 2) {
+      this.restore(drag.kind);
+      return;
+    }
+    const price = snap(drag.price);
+    const name = NAMES[drag.kind];
+    this.onStatus?.(`Moving the ${name} to ${price}…`, "pending");
+    this.lastStops = { kind: drag.kind, price, ack: null, at: Date.now() };
+    let ack = null;
+    try {
+      ack = await this.onStops(drag.kind, price);
+    } catch (err) {
+      ack = { ok: false, code: "error", message: String(err?.message || err) };
+    }
+    ack = ack || { ok: false, code: "no_answer", message: "the match server did not answer" };
+    this.lastStops = { ...this.lastStops, ack };
+    if (ack.ok) {
+      this.onStatus?.(`The ${name} is now ${price} (server: ${ack.code || "ok"}).`, "ok");
+      if (ack.position) this.setPosition(ack.position);
+    } else {
+      this.onStatus?.(`The ${name} stays at ${this.position?.[drag.kind] ?? "–"}: refused, ${ack.code}: ${ack.message}`, "refused");
+      this.restore(drag.kind);
+    }
+  }
+
+  pointerCancel(e) {
+    if (!this.drag || e.pointerId !== this.drag.pointerId) return;
+    const kind = this.drag.kind;
+    this.endDrag();
+    this.restore(kind);
+  }
+
+  endDrag() {
+    this.drag = null;
+    delete this.container.dataset.dragging;
+    this.chart.applyOptions({ handleScroll: true, handleScale: true });
+  }
+
+  cancelDrag() {
+    if (this.drag) this.endDrag();
+  }
+
+  /** Puts a level back where the position has it. */
+  restore(kind) {
+    const line = this.lines.get(kind);
+    const value = this.position?.[kind];
+    if (!line) return;
+    if (value === null || value === undefined) {
+      this.candles.removePriceLine(line);
+      this.lines.delete(kind);
+    } else line.applyOptions(this.lineOptions(kind, Number(value)));
+  }
+
+  // ---------- read-only hooks for tests (window.tradearena.chart) ----------
+
+  hooks() {
+    const chart = this;
+    const series = (s) => s.data().map((d) => ({ ...d }));
+    return {
+      interval: () => chart.current,
+      /** The candles of an interval as the series holds them ({time (s), open, high, low, close}). */
+      candles: (interval = chart.current) =>
+        interval === chart.current ? series(chart.candles) : chart.store.candles(interval).map(bar),
+      /** Current price lines: [{kind, price, title, color, lineStyle}]. */
+      lines: () =>
+        [...chart.lines.entries()].map(([kind, line]) => {
+          const o = line.options();
+          return { kind, price: o.price, title: o.title, color: o.color, lineStyle: o.lineStyle };
+        }),
+      /** Peeked live prices as drawn ({time (s), value}), and their series' look. */
+      peeks: () => series(chart.peekSeries),
+      looks: () => ({
+        official: { title: chart.candles.options().title, up: chart.candles.options().upColor, down: chart.candles.options().borderDownColor },
+        peek: { title: chart.peekSeries.options().title, color: chart.peekSeries.options().color, lineStyle: chart.peekSeries.options().lineStyle },
+      }),
+      official: () => (chart.lastTick ? { ...chart.lastTick } : null),
+      /** Where a level's line is on screen (viewport px), for pointer input; null if not drawn. */
+      lineAt: (kind) => {
+        const line = chart.lines.get(kind);
+        const y = line && chart.candles.priceToCoordinate(line.options().price);
+        if (y === null || y === undefined) return null;
+        const box = chart.container.getBoundingClientRect();
+        return { x: box.left + chart.chart.timeScale().width() / 2, y: box.top + y };
+      },
+      /** The viewport y of a price on the chart's scale (null if off the pane). */
+      yOf: (price) => {
+        const y = chart.candles.priceToCoordinate(price);
+        return y === null ? null : chart.container.getBoundingClientRect().top + y;
+      },
+      /** The last dragged level and the server's acknowledgement of it. */
+      stops: () => (chart.lastStops ? JSON.parse(JSON.stringify(chart.lastStops)) : null),
+      timeZone: () => Intl.DateTimeFormat().resolvedOptions().timeZone,
+      formatTime,
+      dragging: () => chart.drag?.kind ?? null,
+    };
   }
 }

@@ -15,6 +15,7 @@ from lobby.http.middleware import error_middleware
 from lobby.state import API
 
 ROOT = lobby.http.webclient.ROOT
+CHARTS = "lightweight-charts-5.2.1.standalone.production.mjs"
 
 
 @pytest.fixture
@@ -34,16 +35,36 @@ def test_the_package_holds_the_client_and_the_pinned_socketio_bundle() -> None:
     assert "MIT" in (ROOT / "vendor" / "socket.io-client.LICENSE").read_text()
 
 
+def test_the_package_holds_lightweight_charts_with_its_licence_and_notice() -> None:
+    bundle = (ROOT / "vendor" / CHARTS).read_text()
+    assert bundle.startswith("/*!\n * @license\n * TradingView Lightweight Charts™ v5.2.1\n")
+    assert "Apache License" in (ROOT / "vendor" / "lightweight-charts.LICENSE").read_text()
+    notice = (ROOT / "vendor" / "lightweight-charts.NOTICE").read_text()
+    assert "TradingView, Inc." in notice and "https://www.tradingview.com/" in notice
+    # The chart imports the bundle under its versioned name; the page shows the notice
+    # and the link the licence asks for (the library's own logo needs inline style).
+    chart = (ROOT / "chart.js").read_text()
+    assert f'from "./vendor/{CHARTS}";' in chart
+    assert "attributionLogo: false" in chart
+    html = (ROOT / "index.html").read_text()
+    assert 'data-testid="chart-attribution"' in html
+    assert "Copyright (c) 2023 TradingView, Inc." in html
+    assert 'href="https://www.tradingview.com/"' in html
+
+
 def test_the_page_loads_only_its_own_files() -> None:
     html = (ROOT / "index.html").read_text()
-    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert refs, html
+    refs = re.findall(r'\ssrc="([^"]+)"', html) + re.findall(r'<link [^>]*href="([^"]+)"', html)
+    assert len(refs) >= 4, html
     assert all(ref.startswith("/static/") for ref in refs), refs
+    # The one link away is the attribution the chart library's licence asks for.
+    assert re.findall(r'<a [^>]*href="([^"]+)"', html) == ["https://www.tradingview.com/"]
     assert "<script>" not in html and "style=" not in html
     assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
     # Every module import in the scripts is relative (same origin, same folder).
     for script in ROOT.glob("*.js"):
-        for target in re.findall(r'^import .* from "([^"]+)";', script.read_text(), re.M):
+        text = script.read_text()
+        for target in re.findall(r'^import [^;]*? from "([^"]+)";', text, re.M | re.S):
             assert target.startswith("./") and (ROOT / target[2:]).is_file(), (script, target)
 
 
@@ -68,6 +89,12 @@ async def test_index_and_static_files_with_types_csp_and_cache_headers(
         (
             "/static/vendor/socket.io.min.js",
             "text/javascript; charset=utf-8",
+            "public, max-age=86400",
+        ),
+        (f"/static/vendor/{CHARTS}", "text/javascript; charset=utf-8", "public, max-age=86400"),
+        (
+            "/static/vendor/lightweight-charts.NOTICE",
+            "text/plain; charset=utf-8",
             "public, max-age=86400",
         ),
     ):
