@@ -289,7 +289,7 @@ async function loadHistory() {
         const query = new URLSearchParams({ interval, from: String(from), limit: "1000" });
         const body = await api.call("GET", `${path}?${query}`);
         if (state.ready !== ready) return;
-        chart.addCandles(interval, body.candles);
+        chart.addHistory(interval, body.candles);
         from = body.next_from;
       }
     }
@@ -415,7 +415,7 @@ async function resync() {
     s.end_at = state.view.end_at ?? s.end_at;
   }
   state.view = s;
-  if (s.candles?.items) chart.addCandles(s.candles.interval, s.candles.items);
+  if (s.candles) chart.addOfficial(s.candles);
   if (s.official_price && !chart.hasCandles()) chart.add(s.now, s.official_price);
   renderAll();
   if ((s.phase === "finished" || s.phase === "cancelled") && !state.ended) {

@@ -158,9 +158,14 @@ export class TradeChart {
     this.peekSeries.setData([]);
   }
 
-  /** Closed candles from the server (the API, or `sync` at 1 s). */
-  addCandles(interval, items) {
-    if (this.store.addClosed(interval, items)) this.redraw("all");
+  /** Closed candles of the feed from the candles API. */
+  addHistory(interval, items) {
+    if (this.store.addHistory(interval, items)) this.redraw("all");
+  }
+
+  /** The match's official candles (`sync`: {interval, items}). */
+  addOfficial(candles) {
+    if (candles?.interval === "1s" && this.store.addOfficial(candles.items)) this.redraw("all");
   }
 
   /** An official price (a `tick`, or the price `sync` reports). */
@@ -212,8 +217,7 @@ export class TradeChart {
     if (what === "all") {
       this.candles.setData(this.store.candles(this.current).map(bar));
     } else if (what === "last") {
-      const newest = this.store.newest;
-      const c = this.current === "1s" ? this.store.second(newest) : this.store.minute(Math.floor(newest / 60000) * 60000);
+      const c = this.store.last(this.current);
       const data = this.candles.data();
       const shown = data.length ? data[data.length - 1].time : -Infinity;
       if (c && toSeconds(c.t) >= shown) this.candles.update(bar(c));
@@ -461,6 +465,8 @@ export class TradeChart {
         peek: { title: chart.peekSeries.options().title, color: chart.peekSeries.options().color, lineStyle: chart.peekSeries.options().lineStyle },
       }),
       official: () => (chart.lastTick ? { ...chart.lastTick } : null),
+      /** The first second (epoch s) of the match's own official prices; null before any. */
+      matchFrom: () => (Number.isFinite(chart.store.matchFrom) ? toSeconds(chart.store.matchFrom) : null),
       /** Where a level's line is on screen (viewport px), for pointer input; null if not drawn. */
       lineAt: (kind) => {
         const line = chart.lines.get(kind);

@@ -55,3 +55,45 @@ def run_browser_match(
         assert f"{step}.png" in shots, (step, shots)
     assert "FAILED" not in proc.stderr
     return summary, proc.stderr
+
+
+# The screenshots the chart script leaves (`tests/js/browser_chart.mjs`), by width.
+CHART_SHOTS = (
+    "desktop-01-live.png",
+    "desktop-02-history-1m.png",
+    "desktop-03-position.png",
+    "desktop-04-dragged.png",
+    "desktop-05-reloaded.png",
+    "desktop-06-peek.png",
+    "phone-01-live.png",
+    "phone-03-position.png",
+    "phone-04-dragged.png",
+    "phone-06-peek.png",
+)
+
+
+def run_browser_chart(
+    url: str, artifacts: Path, timeout: float = 300
+) -> tuple[dict[str, Any], str]:
+    """`tests/js/browser_chart.mjs` against a lobby: its summary and step log; fails the
+    test when a check in the script failed or a screenshot is missing."""
+    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
+    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    proc = subprocess.run(
+        ["node", str(JS / "browser_chart.mjs"), url, str(artifacts)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
+    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    for shot in CHART_SHOTS:
+        assert shot in shots, (shot, shots)
+    return summary, proc.stderr
