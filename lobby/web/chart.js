@@ -96,7 +96,8 @@ export class TradeChart {
     this.lines = new Map(); // kind -> IPriceLine
     this.drag = null;
     this.lastStops = null;
-    this.pending = null; // "all" | "last"
+    this.pending = null; // what the next paint redraws: "all" | "last" | "peek"
+    this.scheduled = false;
     this.lastTick = null;
     this.chart = createChart(container, {
       autoSize: true,
@@ -204,13 +205,19 @@ export class TradeChart {
   redraw(what) {
     const rank = { peek: 0, last: 1, all: 2 };
     if (!this.pending || rank[what] > rank[this.pending]) this.pending = what;
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = null;
-      const what = this.pending;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // At the next frame; a timer too, as a tab in the background gets no frames (the
+    // series then stay current, for when the player comes back and for the hooks).
+    const flush = () => {
+      if (!this.scheduled) return;
+      this.scheduled = false;
+      const pending = this.pending;
       this.pending = null;
-      this.paint(what);
-    });
+      this.paint(pending);
+    };
+    requestAnimationFrame(flush);
+    setTimeout(flush, 250);
   }
 
   paint(what) {
@@ -330,7 +337,7 @@ export class TradeChart {
       e.stopPropagation();
       if (e.cancelable && e.type.startsWith("touch")) e.preventDefault();
     };
-    for (const type of ["mousedown", "mousemove", "mouseup", "touchstart", "touchmove", "touchend", "wheel"]) {
+    for (const type of ["mousedown", "mousemove", "mouseup", "touchstart", "touchmove", "touchend"]) {
       el.addEventListener(type, swallow, { capture: true, passive: false });
     }
   }
