@@ -117,6 +117,7 @@ export class TradeChart {
         secondsVisible: true,
         rightOffset: 4,
         tickMarkFormatter: tickMark,
+        tickMarkMaxCharacterLength: 12, // local times may be long ("01:02:16 AM")
       },
       crosshair: { mode: CrosshairMode.Normal },
       localization: { timeFormatter: formatTime, priceFormatter: (p) => p.toFixed(DECIMALS) },
@@ -429,9 +430,12 @@ export class TradeChart {
   }
 
   endDrag() {
+    const kind = this.drag?.kind;
     this.drag = null;
     delete this.container.dataset.dragging;
     this.chart.applyOptions({ handleScroll: true, handleScale: true });
+    const line = this.lines.get(kind);
+    if (line) line.applyOptions(this.lineOptions(kind, line.options().price)); // drop the "held" look
   }
 
   cancelDrag() {

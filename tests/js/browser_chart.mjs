@@ -77,7 +77,12 @@ class Player {
     }
   }
 
+  async showChart() {
+    await this.page.evaluate((sel) => document.querySelector(sel).scrollIntoView({ block: "center" }), id("match-chart"));
+  }
+
   async shot(step) {
+    await this.showChart();
     const file = join(artifacts, `${this.viewport}-${step}.png`);
     await this.page.screenshot({ path: file });
     this.shots.push(file);
@@ -167,7 +172,8 @@ async function history(p, step) {
 }
 
 async function localTime(p) {
-  check((await p.hook("timeZone")) === TIME_ZONE, `${p.name}: the page runs in ${TIME_ZONE}`);
+  const zone = await p.hook("timeZone");
+  check([TIME_ZONE, "Asia/Calcutta"].includes(zone), `${p.name}: the page runs in ${TIME_ZONE} (${zone})`);
   // The epoch is 05:30 in Kolkata: the chart's own formatter shows local time, not UTC.
   const epoch = await p.hook("formatTime", 0);
   check(epoch.includes("05:30") && !epoch.includes("00:00"), `${p.name}: times in the local zone (${epoch})`);
@@ -200,6 +206,7 @@ async function open(p, side, margin, leverage, slPct, tpPct) {
 
 // Drags a level's line to a price with the mouse or a finger (CDP touch events).
 async function drag(p, kind, target, how) {
+  await p.showChart();
   for (let attempt = 0; attempt < 3; attempt++) {
     const from = await p.hook("lineAt", kind);
     const to = await p.hook("yOf", target);
@@ -280,6 +287,10 @@ async function desktop(a) {
 
   // A reload: the history, the candles and the levels are back.
   // Every 1 s candle of the match seen before is drawn again (the newest may have been forming).
+  await a.until("some seconds of the match drawn", () => {
+    const from = window.tradearena.chart.matchFrom();
+    return window.tradearena.chart.candles("1s").filter((c) => c.time >= from).length >= 8;
+  }, null, 20000);
   const before = await a.hook("candles", "1s");
   const matchFrom = await a.page.evaluate(() => window.tradearena.chart.matchFrom());
   const seen = before.filter((c) => c.time >= matchFrom && c.time < before[before.length - 1].time - 1).map((c) => c.time);
