@@ -210,15 +210,18 @@ export class TradeChart {
     this.scheduled = true;
     // At the next frame; a timer too, as a tab in the background gets no frames (the
     // series then stay current, for when the player comes back and for the hooks).
-    const flush = () => {
-      if (!this.scheduled) return;
-      this.scheduled = false;
-      const pending = this.pending;
-      this.pending = null;
-      this.paint(pending);
-    };
+    const flush = () => this.flush();
     requestAnimationFrame(flush);
     setTimeout(flush, 250);
+  }
+
+  /** Paints what is pending now (no-op if nothing is). */
+  flush() {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    const pending = this.pending;
+    this.pending = null;
+    this.paint(pending);
   }
 
   paint(what) {
@@ -457,7 +460,10 @@ export class TradeChart {
 
   hooks() {
     const chart = this;
-    const series = (s) => s.data().map((d) => ({ ...d }));
+    const series = (s) => {
+      chart.flush(); // what is drawn, pending changes included
+      return s.data().map((d) => ({ ...d }));
+    };
     return {
       interval: () => chart.current,
       /** The candles of an interval as the series holds them ({time (s), open, high, low, close}). */

@@ -83,6 +83,10 @@ class Player {
 
   async shot(step) {
     await this.showChart();
+    // Two pages share the browser: the one in front gets the animation frames the
+    // chart paints in, so bring this one forward and let it paint before the picture.
+    await this.page.bringToFront();
+    await this.page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
     const file = join(artifacts, `${this.viewport}-${step}.png`);
     await this.page.screenshot({ path: file });
     this.shots.push(file);
