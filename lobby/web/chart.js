@@ -42,6 +42,18 @@ function bar(c) {
   return { time: toSeconds(c.t), open: c.o, high: c.h, low: c.l, close: c.c };
 }
 
+/** The newest of ascending `times` at or before `t`, or null. */
+function slotAtOrBefore(times, t) {
+  let lo = 0;
+  let hi = times.length; // times[0, lo) <= t < times[hi, ...)
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (times[mid] <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo ? times[lo - 1] : null;
+}
+
 export function snap(price) {
   return (Math.round(price / PRICE_STEP) * PRICE_STEP).toFixed(DECIMALS);
 }
@@ -225,25 +237,24 @@ export class TradeChart {
   }
 
   paint(what) {
-    if (what === "all") {
-      this.candles.setData(this.store.candles(this.current).map(bar));
-    } else if (what === "last") {
-      const c = this.store.last(this.current);
-      const data = this.candles.data();
-      const shown = data.length ? data[data.length - 1].time : -Infinity;
-      if (c && toSeconds(c.t) >= shown) this.candles.update(bar(c));
-      else this.candles.setData(this.store.candles(this.current).map(bar));
-    }
+    // Whole data sets only: the library's incremental `update` beside a second series
+    // was seen to leave the candles' rows out of step with the time scale ("Value is
+    // null" when drawing). A paint is at most one a frame, of a few thousand candles.
+    if (what === "all" || what === "last") this.candles.setData(this.store.candles(this.current).map(bar));
     this.peekSeries.setData(this.peekData());
   }
 
   peekData() {
-    // One point per candle time of the current interval (the newest price in it), so the
-    // peeks sit on the candles' time slots and never space them apart.
+    // One point per candle of the current interval (the newest price in it): the peeks
+    // sit on the candles' time slots and never add slots of their own. A peek ahead of
+    // the newest candle waits on it until its own candle comes. (A point at a time the
+    // candle series lacks also trips the library when the candles are then updated.)
     const step = INTERVAL_MS[this.current];
+    const times = this.candles.data().map((c) => c.time);
     const out = [];
     for (const p of this.peekPoints) {
-      const time = toSeconds(Math.floor(p.at / step) * step);
+      const time = slotAtOrBefore(times, toSeconds(Math.floor(p.at / step) * step));
+      if (time === null) continue;
       if (out.length && out[out.length - 1].time === time) out[out.length - 1].value = p.price;
       else out.push({ time, value: p.price });
     }
