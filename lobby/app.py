@@ -44,6 +44,7 @@ from lobby.http.middleware import (
 )
 from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
+from lobby.market import candles
 from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
@@ -89,6 +90,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     matchmaking,
     match_admin,
     leaderboards,
+    candles,
     webclient,
     watch,
 )
