@@ -284,10 +284,10 @@ class SymbolRelay:
         resume = await self.lease.last_tick()
         now = self.clock()
         cold = resume is None or resume.event_ms < now - self.lease.history_ms
-        if self.history is not None and cold:
-            resume = await self._backfill(now) or resume
-        else:
+        history = await self._backfill(now) if self.history is not None and cold else None
+        if history is None:
             await self._rebuild()
+        resume = history or resume
         source = self.make_source(self.symbol, resume)
         self._source_stats, self._seen_reconnects, self._seen_malformed = source.stats, 0, 0
         log.info(
@@ -295,8 +295,13 @@ class SymbolRelay:
             extra={"symbol": self.symbol, "source": source.name, "resume": _id(resume)},
         )
         async with contextlib.aclosing(source.ticks()) as ticks:
+            resync = False
             async for tick in ticks:
                 self._last_tick_ms = self.clock()
+                if resync:  # a failed publish may have written its tick after all
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._rebuild()
+                        resync = False
                 candles, closed = advance(self._candles, tick)
                 try:
                     outcome, added = await self.lease.publish_closing(
@@ -305,6 +310,7 @@ class SymbolRelay:
                 except (RedisError, OSError) as exc:
                     self.metrics.publish_errors.labels(self.symbol).inc()
                     log.warning("publish failed", extra={"symbol": self.symbol, "error": repr(exc)})
+                    resync = True
                     continue
                 if outcome is Published.OK:
                     self._candles = candles
