@@ -61,8 +61,8 @@ async def test_pages_follow_next_from_and_old_pages_are_cached_long(
     lobby_client: Client, rds: aioredis.Redis
 ) -> None:
     now = now_ms()
-    last_closed = now - now % 60_000 - 60_000  # open time of the last whole minute
-    opens = [last_closed - 60_000 * k for k in range(179, -1, -1)]  # three hours
+    last = now - now % 60_000 - 120_000  # closed a minute ago at least: all visible
+    opens = [last - 60_000 * k for k in range(179, -1, -1)]  # three hours
     await store(rds, M1, opens)
     seen: list[int] = []
     start: int | None = opens[0]
@@ -88,8 +88,8 @@ async def test_pages_follow_next_from_and_old_pages_are_cached_long(
             assert "ETag" not in headers
         start = body["next_from"]
     assert pages == 4
-    visible = [t for t in opens if t + 60_000 <= now_ms() - CAP_MS]
-    assert seen == visible and len(seen) >= 179
+    visible = opens
+    assert seen == opens
     _, _, first = await get(lobby_client, interval="1m", **{"from": opens[0]})
     assert first["candles"][0] == {
         "t": opens[0],
@@ -196,4 +196,4 @@ async def test_fairness_with_a_relay_publishing_current_prices(
     # to the cap.
     assert hidden_close > last_until
     assert stored_newest - newest_close >= CAP_MS - 1000
-    assert now_ms() - CAP_MS - newest_close < 3000
+    assert last_until - newest_close < 2000
