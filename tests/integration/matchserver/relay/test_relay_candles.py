@@ -30,11 +30,13 @@ from matchserver.relay.settings import RelaySettings
 from tradearena.contracts import keys
 from tradearena.contracts.candles import INTERVAL_MS, Candle, CandleInterval, decode_candle
 from tradearena.contracts.feed import decode_tick
+from tradearena.testing.paths import KLINES_DIR
 from tradearena.testing.relays import relay_cluster
 
 SYMBOL = "BTCUSDT"
 S1, M1 = CandleInterval.S1, CandleInterval.M1
 HISTORY_MS = 10 * 60 * 1000
+OCT_1 = KLINES_DIR / "BTCUSDT-1m-2025-10-01.csv"
 
 
 @pytest.fixture
@@ -233,6 +235,34 @@ async def test_a_cold_stream_is_backfilled_and_a_new_leader_continues_it(redis: 
     assert len(got) >= 8  # about the stream's ten minutes of 1 m candles
     s1 = [c.t for c in await stored(redis, S1)]
     assert s1 == sorted(set(s1))
+
+
+async def test_a_replay_backfills_the_archive_start_and_plays_on_from_there(
+    redis: Redis,
+) -> None:
+    """A day of 1 m klines at x60 is 24 minutes: the first 12 become history ending
+    now, and the live replay continues with the very next archive price."""
+    settings = RelaySettings(
+        relay_source="replay",
+        relay_replay_files=(OCT_1,),
+        relay_backfill_ms=6 * 3_600_000,
+    )
+    started = wall_ms()
+    replica = start_replica(redis, "r1", settings)
+    try:
+        await until(lambda: _live_candles(redis, started, 2))
+    finally:
+        await stop(replica)
+    m1 = await stored(redis, M1)
+    assert 11 <= len(m1) <= 13 and m1[0].t <= started - 11 * 60_000
+    ticks = await stream_ticks(redis)
+    assert ticks[0].event_ms <= started - 9 * 60_000  # the stream's window: 10 of those
+    archive = [t.source_ms or 0 for t in ticks]
+    steps = {b - a for a, b in itertools.pairwise(archive)}
+    assert steps == {15_000}  # four prices a kline: nothing skipped or repeated at the switch
+    assert any(t.event_ms >= started for t in ticks)  # and it plays on
+    got, made = both(await stored(redis, S1), ticks, S1)
+    assert got == made and len(got) > 500
 
 
 async def _live_candles(redis: Redis, since: int, n: int) -> bool:
