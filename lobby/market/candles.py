@@ -35,7 +35,7 @@ class CandlesQuery(Body):
     limit: int = Field(default=500, ge=1, le=1000)
 
 
-class CandleOut(BaseModel):
+class Candle(BaseModel):
     """One closed candle: open time (epoch ms), open, high, low, close (exact decimals) and
     the number of ticks."""
 
@@ -52,7 +52,7 @@ class CandlePage(BaseModel):
 
     symbol: str
     interval: CandleInterval
-    candles: list[CandleOut]
+    candles: list[Candle]
     next_from: int | None = Field(description="pass as `from` for the next page; null: no more")
     until: int = Field(description="the fairness cap used: no candle closes after it (epoch ms)")
 
@@ -86,7 +86,7 @@ async def candles(request: web.Request) -> web.StreamResponse:
     body = CandlePage(
         symbol=symbol,
         interval=query.interval,
-        candles=[CandleOut(**c.wire()) for c in result.candles],
+        candles=[Candle(**c.wire()) for c in result.candles],
         next_from=result.next_from,
         until=win.until,
     )
