@@ -299,7 +299,7 @@ def test_a_sigkilled_leaders_successor_continues_the_candles(
                 lambda: sum(c.t > switch for c in candles(S1)) >= 3, what="3 candles after"
             )
             _, text = cluster.replicas[new].get("/metrics")
-            written = 'tradearena_feed_candles_written_total{symbol="BTCUSDT",interval="1s"} '
+            written = 'tradearena_feed_candles_written_total{interval="1s",symbol="BTCUSDT"} '
             assert any(
                 line.startswith(written) and float(line[len(written) :]) >= 3
                 for line in text.splitlines()
