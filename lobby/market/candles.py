@@ -93,7 +93,9 @@ async def candles(request: web.Request) -> web.StreamResponse:
     text = body.model_dump_json().encode()
     headers = {"Cache-Control": view.cache_control(result.final)}
     if result.final:
-        tag = view.etag(text)
+        # Over what cannot change: `until` (the cap of this moment) is left out, and a
+        # cached copy with an older `until` is still true.
+        tag = view.etag(body.model_dump_json(exclude={"until"}).encode())
         headers["ETag"] = tag
         if view.matches_etag(request.headers.get("If-None-Match"), tag):
             return web.Response(status=304, headers=headers)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from pathlib import Path
@@ -51,10 +51,10 @@ async def store(rds: aioredis.Redis, interval: CandleInterval, opens: list[int])
         await pipe.execute()
 
 
-async def get(client: Client, **params: Any) -> tuple[int, dict[str, str], Any]:
+async def get(client: Client, **params: Any) -> tuple[int, Mapping[str, str], Any]:
     resp = await client.get(URL, params={k: str(v) for k, v in params.items()})
     body = await resp.json(content_type=None) if resp.status != 304 else None
-    return resp.status, dict(resp.headers), body
+    return resp.status, resp.headers, body  # case-insensitive
 
 
 async def test_pages_follow_next_from_and_old_pages_are_cached_long(
