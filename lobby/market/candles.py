@@ -25,7 +25,7 @@ MAX_MS = 2**53 - 1  # the largest integer a JSON client keeps exact
 
 
 class CandlesPath(Body):
-    symbol: str = Field(pattern=r"^[A-Za-z0-9]{1,20}$")
+    symbol: str = Field(pattern=r"^[A-Za-z0-9]{1,20}$", examples=["BTCUSDT"])
 
 
 class CandlesQuery(Body):
