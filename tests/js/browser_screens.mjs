@@ -158,10 +158,11 @@ async function matchHistory() {
   check(balances.reduce((sum, b) => sum + Number(b.balance), 0) === 0 || close(balances.reduce((sum, b) => sum + Number(b.balance), 0), 0, 1e-6), "detail: the final ledger sums to zero");
   const lines = await page.locator(id("detail-ledger-line")).count();
   check(lines === detail.ledger.length, `detail: every ledger line (${lines} of ${detail.ledger.length})`);
-  await page.locator(`${id("detail-ledger")} summary`).click();
-  await page.locator(id("detail-ledger-line")).first().waitFor({ state: "visible" });
   await noSidewaysScroll("match detail");
   await shot("match-detail");
+  await page.locator(`${id("detail-ledger")} summary`).click();
+  await page.locator(id("detail-ledger-line")).first().waitFor({ state: "visible" });
+  await noSidewaysScroll("match detail with its ledger lines");
   await page.locator(id("detail-back")).click();
   await page.locator(id("history-list")).waitFor({ state: "visible" });
   return { matches: rows.length, fills: fills.length, ledger: lines, balances: balances.length };

@@ -104,12 +104,12 @@ export class ProfileScreen {
         h("dd", {}, when(p.created_at)),
       ),
       h("h3", {}, "Rating history"),
-      points.length
+      ...(points.length
         ? [
             ratingChart(points),
             table("profile-history", "Rating after each rated match, newest first", ["Ended", "Match", "Result", "Change", "Rating"], rows),
           ]
-        : h("p", { class: "status", "data-testid": "profile-no-history" }, "No rated match yet."),
+        : [h("p", { class: "status", "data-testid": "profile-no-history" }, "No rated match yet.")]),
     );
     this.body.dataset.loaded = "true";
     this.body.dataset.username = p.username;
