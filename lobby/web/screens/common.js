@@ -43,14 +43,15 @@ export function when(iso) {
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString("en-GB", { dateStyle: "short", timeStyle: "medium", timeZone: "UTC" }) + " UTC";
 }
 
-/** A table that scrolls sideways on a narrow screen rather than the page. */
-export function table(testid, caption, headers, rows) {
+/** A table that scrolls sideways on a narrow screen rather than the page; a `wide`
+ * one keeps a minimum width (many columns) instead of squeezing its cells. */
+export function table(testid, caption, headers, rows, wide = false) {
   return h(
     "div",
     { class: "scroll", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
-      { "data-testid": testid },
+      { "data-testid": testid, class: wide ? "wide-table" : null },
       h("caption", { class: "sr-only" }, caption),
       h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, rows),

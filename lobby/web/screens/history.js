@@ -94,7 +94,7 @@ export class HistoryScreen {
     );
     this.rows.replaceChildren(
       rows.length
-        ? table("history-table", "Your finished matches, newest first", ["Ended", "Mode", "Result", "Equity", "Realized PnL", "Trades", ""], rows)
+        ? table("history-table", "Your finished matches, newest first", ["Ended", "Mode", "Result", "Equity", "Realized PnL", "Trades", ""], rows, true)
         : h("p", { class: "status", "data-testid": "history-empty" }, "No matches yet: queue for one from Play."),
     );
     this.more.hidden = !this.cursor;
@@ -187,10 +187,10 @@ export class HistoryScreen {
           (d.final_price ? ` · final price ${money(d.final_price)}` : "") + ` · ended ${when(d.ended_at)}`,
       ),
       h("h3", {}, "Players"),
-      table("detail-players", "Players' results", ["Rank", "Player", "Equity", "Realized PnL", "Fees", "Trades", "Rating Δ", "Status"], players),
+      table("detail-players", "Players' results", ["Rank", "Player", "Equity", "Realized PnL", "Fees", "Trades", "Rating Δ", "Status"], players, true),
       h("h3", {}, `Fills (${d.fills.length})`),
       fills.length
-        ? table("detail-fills", "Every fill of the match, in order", ["Time", "Player", "Reason", "Side", "Qty", "Price", "Fee", "Realized PnL"], fills)
+        ? table("detail-fills", "Every fill of the match, in order", ["Time", "Player", "Reason", "Side", "Qty", "Price", "Fee", "Realized PnL"], fills, true)
         : h("p", { class: "status" }, "No fills."),
       h("h3", {}, "Final ledger"),
       table("detail-balances", "Each account's balance at the end", ["Account", "Balance (USDT)"], balances),
@@ -198,7 +198,7 @@ export class HistoryScreen {
         "details",
         { "data-testid": "detail-ledger" },
         h("summary", {}, `Ledger lines (${d.ledger.length})`),
-        table("detail-ledger-lines", "The double-entry ledger, line by line", ["#", "Time", "Kind", "From", "To", "Amount"], lines),
+        table("detail-ledger-lines", "The double-entry ledger, line by line", ["#", "Time", "Kind", "From", "To", "Amount"], lines, true),
       ),
     );
     this.panel.dataset.loaded = "true";

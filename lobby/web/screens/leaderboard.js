@@ -121,7 +121,7 @@ export class LeaderboardScreen {
     const rating = page.period === "all";
     const me = this.user()?.id;
     if (rating) this.caption.textContent = "Skill rating (OpenSkill ordinal: mu − 3 sigma), all matches.";
-    else if (page.period === "season") this.caption.textContent = `Season ${page.season}: net PnL from ${page.window_start.slice(0, 10)} to ${page.window_end.slice(0, 10)} (UTC).`;
+    else if (page.period === "season") this.caption.textContent = `Season ${page.season}: net PnL from ${page.window_start.slice(0, 10)} until ${page.window_end.slice(0, 10)} (UTC).`;
     else this.caption.textContent = `Today (${page.window_start.slice(0, 10)} UTC): net PnL.`;
     if (this.around) {
       this.you.textContent = page.me ? `You are #${page.me.rank}.` : "You are not on this board yet: play a match.";
