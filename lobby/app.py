@@ -49,7 +49,7 @@ from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
-from lobby.results import history, leaderboards
+from lobby.results import history, leaderboards, profiles
 from lobby.settings import LobbySettings
 from lobby.state import (
     API,
@@ -90,6 +90,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     matchmaking,
     match_admin,
     leaderboards,
+    profiles,
     candles,
     webclient,
     watch,
