@@ -1,0 +1,94 @@
+"""The match's recent official candles: what a (re)connecting client's chart starts from.
+
+Fed only by official prices (never by the live price a Peek reveals), in the order the
+engine makes them official, so the candles reveal nothing a client watching the `tick`
+events would not have seen. The newest candle may still be forming: it holds the
+official prices of its interval so far, no later ones.
+
+Bounded: the candles of the last `keep` intervals up to the newest official price
+(900 of 1 s: 15 minutes). The engine rebuilds them on restore from the logged prices
+(`official_prices`), so a restarted server sends the same candles.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+
+from tradearena.contracts.candles import INTERVAL_MS, Candle, CandleInterval
+
+from .log import PRICE, LogEntry
+
+INTERVAL = CandleInterval.S1
+KEEP = 900  # 15 minutes of 1 s candles
+
+
+class OfficialCandles:
+    """Closed candles in a bounded deque; the forming one in plain fields (the tick path
+    updates it in place)."""
+
+    __slots__ = ("_c", "_closed", "_h", "_l", "_n", "_o", "_t", "interval", "interval_ms", "keep")
+
+    def __init__(self, interval: CandleInterval = INTERVAL, keep: int = KEEP) -> None:
+        if keep <= 0:
+            raise ValueError("keep must be positive")
+        self.interval = interval
+        self.interval_ms = INTERVAL_MS[interval]
+        self.keep = keep
+        self._closed: deque[Candle] = deque(maxlen=keep - 1)
+        self._t: int | None = None  # open time of the forming candle
+        self._o = self._h = self._l = self._c = Decimal(0)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return len(self._closed) + (self._t is not None)
+
+    def add(self, at: int, price: Decimal) -> None:
+        """An official price at engine time `at` (never earlier than the one before)."""
+        start = at - at % self.interval_ms
+        if self._t is not None and start <= self._t:
+            if price > self._h:
+                self._h = price
+            elif price < self._l:
+                self._l = price
+            self._c = price
+            self._n += 1
+            return
+        if self._t is not None:
+            closed = self._closed
+            closed.append(Candle(self._t, self._o, self._h, self._l, self._c, self._n))
+            horizon = self.window_start(at)
+            while closed and closed[0].t < horizon:
+                closed.popleft()
+        self._t = start
+        self._o = self._h = self._l = self._c = price
+        self._n = 1
+
+    def window_start(self, at: int) -> int:
+        """The oldest open time kept once the newest official price is at `at`."""
+        return at - at % self.interval_ms - (self.keep - 1) * self.interval_ms
+
+    def items(self) -> Iterator[Candle]:
+        """Ascending by open time: the closed candles, then the forming one."""
+        yield from self._closed
+        if self._t is not None:
+            yield Candle(self._t, self._o, self._h, self._l, self._c, self._n)
+
+    def to_wire(self) -> dict[str, object]:
+        return {"interval": str(self.interval), "items": [c.to_wire() for c in self.items()]}
+
+
+def official_prices(
+    entries: Iterable[LogEntry], delay_ms: int, pending: int, since: int | None = None
+) -> Iterator[tuple[int, Decimal]]:
+    """The official prices the logged feed prices became: each `delay_ms` after it was
+    logged, in log order, except the newest `pending` (still in the delay line); none
+    official before `since`."""
+    prices = [e for e in entries if e.kind == PRICE]
+    for entry in prices[: len(prices) - pending]:
+        at = entry.at + delay_ms
+        if since is not None and at < since:
+            continue
+        assert entry.data is not None
+        yield at, Decimal(entry.data["price"])
