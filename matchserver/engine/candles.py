@@ -15,18 +15,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import Any
 
 from tradearena.contracts.candles import INTERVAL_MS, Candle, CandleInterval
 
 from .log import PRICE, LogEntry
+from .money import fmt
 
 INTERVAL = CandleInterval.S1
 KEEP = 900  # 15 minutes of 1 s candles
 
 
 class OfficialCandles:
-    """Closed candles in a bounded deque; the forming one in plain fields (the tick path
-    updates it in place)."""
+    """Closed candles in a bounded deque, already in wire form (a closed candle never
+    changes: a `sync` sends them as they are, and they take no more memory than Candle
+    objects with their Decimals); the forming one in plain fields, updated in place."""
 
     __slots__ = ("_c", "_closed", "_h", "_l", "_n", "_o", "_t", "interval", "interval_ms", "keep")
 
@@ -36,7 +39,7 @@ class OfficialCandles:
         self.interval = interval
         self.interval_ms = INTERVAL_MS[interval]
         self.keep = keep
-        self._closed: deque[Candle] = deque(maxlen=keep - 1)
+        self._closed: deque[dict[str, Any]] = deque(maxlen=keep - 1)
         self._t: int | None = None  # open time of the forming candle
         self._o = self._h = self._l = self._c = Decimal(0)
         self._n = 0
@@ -57,9 +60,9 @@ class OfficialCandles:
             return
         if self._t is not None:
             closed = self._closed
-            closed.append(Candle(self._t, self._o, self._h, self._l, self._c, self._n))
+            closed.append(self._forming())
             horizon = self.window_start(at)
-            while closed and closed[0].t < horizon:
+            while closed and closed[0]["t"] < horizon:
                 closed.popleft()
         self._t = start
         self._o = self._h = self._l = self._c = price
@@ -69,14 +72,26 @@ class OfficialCandles:
         """The oldest open time kept once the newest official price is at `at`."""
         return at - at % self.interval_ms - (self.keep - 1) * self.interval_ms
 
-    def items(self) -> Iterator[Candle]:
-        """Ascending by open time: the closed candles, then the forming one."""
-        yield from self._closed
-        if self._t is not None:
-            yield Candle(self._t, self._o, self._h, self._l, self._c, self._n)
+    def _forming(self) -> dict[str, Any]:
+        o = fmt(self._o)
+        c = o if self._c == self._o else fmt(self._c)
+        h = o if self._h == self._o else c if self._h == self._c else fmt(self._h)
+        low = o if self._l == self._o else c if self._l == self._c else fmt(self._l)
+        return {"t": self._t, "o": o, "h": h, "l": low, "c": c, "n": self._n}
 
-    def to_wire(self) -> dict[str, object]:
-        return {"interval": str(self.interval), "items": [c.to_wire() for c in self.items()]}
+    def wire_items(self) -> list[dict[str, Any]]:
+        """Ascending by open time: the closed candles, then the forming one (wire form;
+        the closed ones are shared, never to be changed)."""
+        out = list(self._closed)
+        if self._t is not None:
+            out.append(self._forming())
+        return out
+
+    def items(self) -> list[Candle]:
+        return [Candle.from_wire(raw) for raw in self.wire_items()]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"interval": str(self.interval), "items": self.wire_items()}
 
 
 def official_prices(
