@@ -12,6 +12,8 @@
 3. A `sync`: `Match.sync_state` for a match with full candles, against
    `Match.player_state` (what sync answered before), the size of its JSON and the
    time to encode it (Socket.IO does that once per answer).
+4. A restore: rebuilding the candles from the log of a 30-minute match with a price
+   every 250 ms (what `snapshot.restore` adds).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import tracemalloc
 from decimal import Decimal
 from typing import Any
 
-from matchserver.engine.candles import KEEP, OfficialCandles
+from matchserver.engine.candles import KEEP, OfficialCandles, official_prices
 from matchserver.engine.match import Match
 from tradearena.modes import default_catalogue
 
@@ -104,15 +106,39 @@ def sync_cost(rounds: int = 200) -> dict[str, Any]:
     }
 
 
+def restore_cost(rounds: int = 20) -> dict[str, Any]:
+    """Rebuilding the candles on restore: a 30-minute match, a price every 250 ms."""
+    rules = default_catalogue().mode("standard").rules
+    m = Match("m-1", "standard", rules, ["alice"], 3_600_000, 0)
+    n = 30 * 60 * 4
+    for k in range(n):
+        m.feed(Decimal(100_000) + Decimal(k % 997) / 100, k * 250)
+    assert m.official_at is not None
+    clock = time.thread_time_ns
+    t0 = clock()
+    for _ in range(rounds):
+        candles = OfficialCandles()
+        since = candles.window_start(m.official_at)
+        for at, price in official_prices(m.log, rules.price_delay_ms, len(m.delay_line), since):
+            candles.add(at, price)
+    assert len(candles) == KEEP
+    return {"log_prices": n, "rebuild_ms": round((clock() - t0) / rounds / 1e6, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    out = {"memory": memory(), "tick_path": tick_path(), "sync": sync_cost()}
+    out = {
+        "memory": memory(),
+        "tick_path": tick_path(),
+        "sync": sync_cost(),
+        "restore": restore_cost(),
+    }
     if args.json:
         print(json.dumps(out))
         return
-    mem, tick, sync = out["memory"], out["tick_path"], out["sync"]
+    mem, tick, sync, rest = out["memory"], out["tick_path"], out["sync"], out["restore"]
     print(
         f"memory: {mem['candles']} candles, {mem['bytes']:,} B ({mem['bytes_per_candle']} B each)"
     )
@@ -124,6 +150,9 @@ def main() -> None:
         f"sync: {sync['sync_state_us']} us (was {sync['player_state_us']} us), "
         f"{sync['json_bytes']:,} B JSON (was {sync['json_bytes_before']:,} B), "
         f"encoded in {sync['json_us']} us"
+    )
+    print(
+        f"restore: candles rebuilt from {rest['log_prices']:,} logged prices in {rest['rebuild_ms']} ms"
     )
 
 
