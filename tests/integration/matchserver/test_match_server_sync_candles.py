@@ -160,9 +160,9 @@ async def test_sync_candles_hold_official_prices_only_and_agree_with_the_ticks(
     server: MatchServerProcess, feed: TestFeed, redis_url: str
 ) -> None:
     await feed.history(4000)
-    await asyncio.to_thread(server.start)
     alice, bob = MatchClient(server, "alice"), MatchClient(server, "bob")
     async with running(feed):
+        await asyncio.to_thread(server.start)
         await alice.connect()
         # A fresh match already has candles: the feed history it took at start.
         first = check_shape((await alice.sync())["candles"])
@@ -224,9 +224,9 @@ async def test_after_a_kill_and_restore_sync_sends_the_same_candles(
     server: MatchServerProcess, feed: TestFeed, redis_url: str
 ) -> None:
     await feed.history(4000)
-    await asyncio.to_thread(server.start)
     alice, bob = MatchClient(server, "alice"), MatchClient(server, "bob")
     async with running(feed):
+        await asyncio.to_thread(server.start)
         await alice.connect()
         await bob.connect()
         await alice.wait_for("phase", lambda d: d["phase"] == "live")
