@@ -215,7 +215,7 @@ async def test_sync_candles_hold_official_prices_only_and_agree_with_the_ticks(
         expected = Candle(raw["t"], prices[0], max(prices), min(prices), prices[-1], len(prices))
         assert Candle.from_wire(raw) == expected
         compared += 1
-    assert compared >= 5
+    assert compared >= 3  # the seconds from the Peek to the official distinctive price
     for p in (alice, bob):
         await p.close()
 
