@@ -13,7 +13,7 @@ Bounded: the candles of the last `keep` intervals up to the newest official pric
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -88,10 +88,22 @@ class OfficialCandles:
         return out
 
     def items(self) -> list[Candle]:
-        return [Candle.from_wire(raw) for raw in self.wire_items()]
+        return [parse(raw) for raw in self.wire_items()]
 
     def to_wire(self) -> dict[str, Any]:
         return {"interval": str(self.interval), "items": self.wire_items()}
+
+
+def parse(raw: Mapping[str, Any]) -> Candle:
+    """A candle from its wire form."""
+    return Candle(
+        int(raw["t"]),
+        Decimal(raw["o"]),
+        Decimal(raw["h"]),
+        Decimal(raw["l"]),
+        Decimal(raw["c"]),
+        int(raw["n"]),
+    )
 
 
 def official_prices(

@@ -10,7 +10,7 @@ from decimal import Decimal as D
 import pytest
 
 from matchserver.engine import snapshot
-from matchserver.engine.candles import KEEP, OfficialCandles
+from matchserver.engine.candles import KEEP, OfficialCandles, parse
 from matchserver.engine.match import Match, replay_entries
 from matchserver.simulate import SimulationSpec, simulate
 from tradearena.contracts.candles import INTERVAL_MS, Candle, CandleInterval
@@ -18,7 +18,7 @@ from tradearena.modes import default_catalogue
 
 
 def wire(candles: OfficialCandles) -> list[dict[str, object]]:
-    return [c.to_wire() for c in candles.items()]
+    return candles.wire_items()
 
 
 def test_prices_fold_into_one_second_candles_the_last_one_forming() -> None:
@@ -58,9 +58,11 @@ def test_a_gap_drops_candles_older_than_the_window_not_just_beyond_the_count() -
     assert [x.t for x in c.items()] == [60_000]
 
 
-def test_candle_wire_form_round_trips_without_exponents() -> None:
-    candle = Candle(5000, D("1E+5"), D("100000.10"), D("0.00001"), D("99999.9"), 4)
-    raw = candle.to_wire()
+def test_wire_prices_are_plain_decimals_and_parse_back() -> None:
+    c = OfficialCandles()
+    for at, price in [(5000, "1E+5"), (5100, "100000.10"), (5200, "0.00001"), (5300, "99999.9")]:
+        c.add(at, D(price))
+    (raw,) = c.wire_items()
     assert raw == {
         "t": 5000,
         "o": "100000",
@@ -69,7 +71,10 @@ def test_candle_wire_form_round_trips_without_exponents() -> None:
         "c": "99999.9",
         "n": 4,
     }
-    assert Candle.from_wire(json.loads(json.dumps(raw))) == candle
+    assert parse(json.loads(json.dumps(raw))) == Candle(
+        5000, D(100000), D("100000.1"), D("0.00001"), D("99999.9"), 4
+    )
+    assert c.items() == [parse(raw)]
     assert INTERVAL_MS[CandleInterval.S1] == 1000
     assert INTERVAL_MS[CandleInterval.M1] == 60_000
 
@@ -112,7 +117,7 @@ def test_ticks_and_candles_agree() -> None:
         Candle(t, ps[0], max(ps), min(ps), ps[-1], len(ps)) for t, ps in sorted(by_second.items())
     ][-KEEP:]
     assert list(m.candles.items()) == expected
-    assert m.sync_state("alice")["candles"]["items"] == [c.to_wire() for c in expected]
+    assert [parse(raw) for raw in m.sync_state("alice")["candles"]["items"]] == expected
     # A restore after 45 minutes of prices skips the ones that no longer matter.
     restored = snapshot.restore(json.loads(json.dumps(snapshot.take(m))), m.log)
     assert list(restored.candles.items()) == expected
