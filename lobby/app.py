@@ -44,11 +44,12 @@ from lobby.http.middleware import (
 )
 from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
+from lobby.market import candles
 from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
-from lobby.results import history, leaderboards
+from lobby.results import history, leaderboards, profiles
 from lobby.settings import LobbySettings
 from lobby.state import (
     API,
@@ -89,6 +90,8 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     matchmaking,
     match_admin,
     leaderboards,
+    profiles,
+    candles,
     webclient,
     watch,
 )

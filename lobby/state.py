@@ -55,6 +55,8 @@ ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
 VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
+# The candles API's fairness cap: the longest price delay of the catalogue (ms).
+CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 
 # ---- opened by cleanup contexts at start-up ----
 DB = web.AppKey("db", asyncpg.Pool)

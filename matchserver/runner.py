@@ -383,7 +383,7 @@ class MatchRunner:
 
     # ----------------------------------------------------------------- queries
     def state(self, player: str) -> dict[str, Any]:
-        return self.match.player_state(player)
+        return self.match.sync_state(player)
 
     def status(self) -> dict[str, Any]:
         m = self.match

@@ -134,13 +134,15 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 def _query_dict(model: type[BaseModel], request: web.Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
+    for field_name, info in model.model_fields.items():
+        name = info.alias or field_name  # `from` is a keyword: a field aliased
         values = request.query.getall(name, [])
         if not values:
             continue
         annotation = str(info.annotation)
         out[name] = values if annotation.startswith("list") else values[-1]
-    unknown = set(request.query) - set(model.model_fields)
+    known = {info.alias or name for name, info in model.model_fields.items()}
+    unknown = set(request.query) - known
     if unknown:
         raise problem(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0]!r}")
     return out

@@ -271,6 +271,45 @@ class MatchPlayerResult(BaseModel):
     realized_pnl: str | None
     fees: str | None
     trades: int
+    rating_delta: float | None = None  # change of the rating ordinal; null when unrated
+
+
+class MatchFill(BaseModel):
+    """One fill (a trade) of a stored match, in the order it happened."""
+
+    user_id: str
+    username: str
+    reason: str  # open | close | reduce | flip | stop_loss | take_profit | liquidation | ...
+    side: Literal["buy", "sell"]
+    qty: str  # exact decimals as strings
+    price: str
+    fee: str
+    realized_pnl: str
+    loss_capped: bool
+    ref: str
+    at: datetime
+
+
+class MatchLedgerLine(BaseModel):
+    """One double-entry transfer: `amount` from account `debit` to account `credit`."""
+
+    seq: int
+    at: datetime
+    debit: str  # `<player id>:cash|margin` or `house:bankroll|pnl|fees`
+    credit: str
+    amount: str
+    kind: str  # funding | margin_lock | margin_release | fee | pnl
+    user_id: str | None
+    ref: str
+
+
+class LedgerBalance(BaseModel):
+    """An account's balance once every ledger line is applied (the final ledger)."""
+
+    account: str
+    user_id: str | None  # the player owning the account; null for the house's
+    username: str | None
+    balance: str
 
 
 class MatchDetail(BaseModel):
@@ -285,6 +324,9 @@ class MatchDetail(BaseModel):
     ended_at: datetime | None
     final_price: str | None
     players: list[MatchPlayerResult]
+    fills: list[MatchFill] = Field(default_factory=list)
+    ledger: list[MatchLedgerLine] = Field(default_factory=list)
+    balances: list[LedgerBalance] = Field(default_factory=list)
 
 
 class Health(BaseModel):

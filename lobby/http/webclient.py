@@ -2,6 +2,7 @@
 
     GET /                       index.html
     GET /static/{name}          the client's own files (app.js, its modules, styles.css)
+    GET /static/screens/{name}  the modules of its screens (leaderboards, history, ...)
     GET /static/vendor/{name}   the stock socket.io-client browser bundle (and its licence)
 
 Files come from the package (`lobby/web/`), are read once and served from
@@ -36,6 +37,8 @@ from lobby.state import API, ASSETS, VENDOR_ASSETS
 
 ROOT = Path(__file__).parents[1] / "web"
 VENDOR = ROOT / "vendor"
+SCREENS = ROOT / "screens"
+SCREENS_PREFIX = "screens/"
 
 CSP = "; ".join(
     [
@@ -101,6 +104,11 @@ async def static(request: web.Request) -> web.Response:
     return _serve(request, _lookup(request.app[ASSETS], name))
 
 
+async def screen(request: web.Request) -> web.Response:
+    name = path_of(request, StaticPath).name
+    return _serve(request, _lookup(request.app[ASSETS], SCREENS_PREFIX + name))
+
+
 async def vendor(request: web.Request) -> web.Response:
     name = path_of(request, StaticPath).name
     return _serve(request, _lookup(request.app[VENDOR_ASSETS], name))
@@ -114,7 +122,11 @@ _DESCRIPTION = (
 
 
 def add_routes(app: web.Application) -> None:
-    app[ASSETS] = load_folder(ROOT, NO_CACHE)
+    screens = load_folder(SCREENS, NO_CACHE)
+    app[ASSETS] = {
+        **load_folder(ROOT, NO_CACHE),
+        **{SCREENS_PREFIX + name: asset for name, asset in screens.items()},
+    }
     app[VENDOR_ASSETS] = load_folder(VENDOR, VENDOR_CACHE)
     api = app[API]
     api.add(
@@ -140,6 +152,23 @@ def add_routes(app: web.Application) -> None:
             static,
             "webStatic",
             "A file of the web client",
+            "web",
+            responses={},
+            path_params=StaticPath,
+            rate_limited=False,
+            errors=(404,),
+            raw_responses={200: _ANY},
+            description=_DESCRIPTION,
+        ),
+    )
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/static/screens/{name}",
+            screen,
+            "webScreen",
+            "A screen module of the web client",
             "web",
             responses={},
             path_params=StaticPath,

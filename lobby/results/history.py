@@ -1,4 +1,4 @@
-"""Match history (a player's matches, newest first) and match detail.
+"""Match history (a player's matches, newest first) and match detail (`match_view`).
 
 The history query walks the index `match_players_history (user_id, joined_at
 DESC, match_id DESC)` from a keyset cursor: no sort and no offset, so a page
@@ -12,7 +12,6 @@ import binascii
 import json
 import uuid
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -25,8 +24,8 @@ from lobby.http.schemas import (
     HistoryQuery,
     MatchDetail,
     MatchPath,
-    MatchPlayerResult,
 )
+from lobby.results import match_view
 from lobby.state import API, DB
 
 HISTORY_SQL = """
@@ -56,10 +55,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise problem(400, "invalid_cursor", "the cursor is not one this API returned") from None
 
 
-def _dec(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 async def fetch_history(
     conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, limit: int, cursor: str | None
 ) -> HistoryPage:
@@ -80,9 +75,9 @@ async def fetch_history(
             joined_at=r["joined_at"],
             status=r["status"],
             rank=r["rank"],
-            equity=_dec(r["equity"]),
-            realized_pnl=_dec(r["realized_pnl"]),
-            fees=_dec(r["fees"]),
+            equity=match_view.dec(r["equity"]),
+            realized_pnl=match_view.dec(r["realized_pnl"]),
+            fees=match_view.dec(r["fees"]),
             trades=r["trades"],
         )
         for r in rows[:limit]
@@ -99,44 +94,31 @@ async def history(request: web.Request) -> web.Response:
     return reply(await fetch_history(request.app[DB], user_id, query.limit, query.cursor))
 
 
+MATCH_SQL = "SELECT * FROM matches WHERE id = $1"
+PLAYERS_SQL = """
+SELECT mp.*, u.username FROM match_players mp JOIN users u ON u.id = mp.user_id
+WHERE mp.match_id = $1 ORDER BY mp.rank NULLS LAST, u.username
+"""
+FILLS_SQL = """
+SELECT t.*, u.username FROM trades t JOIN users u ON u.id = t.user_id
+WHERE t.match_id = $1 ORDER BY t.at, t.id
+"""
+LEDGER_SQL = "SELECT * FROM ledger_lines WHERE match_id = $1 ORDER BY seq"
+
+
 async def match_detail(request: web.Request) -> web.Response:
     match_id = path_of(request, MatchPath).match_id
-    pool = request.app[DB]
-    m = await pool.fetchrow("SELECT * FROM matches WHERE id = $1", match_id)
-    if m is None:
-        raise problem(404, "match_not_found", "no such match")
-    players = await pool.fetch(
-        "SELECT mp.*, u.username FROM match_players mp JOIN users u ON u.id = mp.user_id"
-        " WHERE mp.match_id = $1 ORDER BY mp.rank NULLS LAST, u.username",
-        match_id,
-    )
-    return reply(
-        MatchDetail(
-            match_id=m["id"],
-            mode=m["mode"],
-            format=m["format"],
-            symbol=m["symbol"],
-            phase=m["phase"],
-            reason=m["reason"],
-            created_at=m["created_at"],
-            started_at=m["started_at"],
-            ended_at=m["ended_at"],
-            final_price=_dec(m["final_price"]),
-            players=[
-                MatchPlayerResult(
-                    user_id=str(p["user_id"]),
-                    username=p["username"],
-                    status=p["status"],
-                    rank=p["rank"],
-                    equity=_dec(p["equity"]),
-                    realized_pnl=_dec(p["realized_pnl"]),
-                    fees=_dec(p["fees"]),
-                    trades=p["trades"],
-                )
-                for p in players
-            ],
-        )
-    )
+    async with (
+        request.app[DB].acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        m = await conn.fetchrow(MATCH_SQL, match_id)
+        if m is None:
+            raise problem(404, "match_not_found", "no such match")
+        players = await conn.fetch(PLAYERS_SQL, match_id)
+        fills = await conn.fetch(FILLS_SQL, match_id)
+        ledger = await conn.fetch(LEDGER_SQL, match_id)
+    return reply(match_view.match_detail(m, players, fills, ledger))
 
 
 def add_routes(app: web.Application) -> None:
@@ -162,7 +144,7 @@ def add_routes(app: web.Application) -> None:
             "/api/v1/matches/{match_id}",
             match_detail,
             "matchDetail",
-            "One match and its players' results",
+            "One match: its players' results, fills, ledger lines and final balances",
             "matches",
             responses={200: MatchDetail},
             path_params=MatchPath,

@@ -15,17 +15,25 @@ Windows: the day is the current UTC day; seasons are fixed 120-day periods
 counted from `TRADEARENA_SEASON_EPOCH` (2026-01-01 UTC), season 1 first.
 Ranking: season/daily by total net PnL, then wins, then user id; all-time by
 ordinal (mu - 3 sigma), then user id. Banned players are left out.
+
+Around me: `?around=me` (with an access token) serves the page of `limit` entries
+centred on the caller's rank (`around_offset`) instead of the one at `offset`, and
+names the caller's entry in `me`; a caller not on the board gets the first page and
+`me: null`. The rank and the page are read in one snapshot.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from lobby.http.api import API_PREFIX, Operation, path_of, query_of, reply
+from lobby.http.principal import authenticate
 from lobby.http.schemas import Body
 from lobby.state import API, DB, SETTINGS
 
@@ -49,9 +57,16 @@ class LeaderboardPath(Body):
     period: Period
 
 
+def around_offset(rank: int, limit: int) -> int:
+    """The offset of the page of `limit` entries that shows `rank` (1-based) in its
+    middle, or as near as the top of the board allows."""
+    return max(0, rank - 1 - limit // 2)
+
+
 class LeaderboardQuery(Body):
     limit: int = Field(default=50, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=100_000)
+    around: Literal["me"] | None = None  # the page around the caller (needs a token)
 
 
 class LeaderboardEntry(BaseModel):
@@ -73,6 +88,8 @@ class LeaderboardPage(BaseModel):
     window_end: datetime | None = None
     items: list[LeaderboardEntry]
     next_offset: int | None
+    offset: int = 0  # of the first item
+    me: LeaderboardEntry | None = None  # with around=me: the caller's entry, if ranked
 
 
 ALL_TIME_SQL = """
@@ -94,45 +111,83 @@ LIMIT $3 OFFSET $4
 """
 
 
+ALL_TIME_RANK_SQL = """
+SELECT (SELECT 1 + count(*) FROM ratings r JOIN users u ON u.id = r.user_id
+        WHERE u.banned_at IS NULL
+          AND (r.ordinal > m.ordinal OR (r.ordinal = m.ordinal AND r.user_id < m.user_id)))
+FROM ratings m JOIN users u ON u.id = m.user_id
+WHERE m.user_id = $1 AND u.banned_at IS NULL
+"""
+
+WINDOW_RANK_SQL = """
+SELECT rank FROM (
+    SELECT l.user_id, row_number() OVER (
+        ORDER BY sum(l.pnl) DESC, count(*) FILTER (WHERE l.rank = 1) DESC, l.user_id) AS rank
+    FROM leaderboard_results l JOIN users u ON u.id = l.user_id
+    WHERE l.ended_at >= $1 AND l.ended_at < $2 AND u.banned_at IS NULL
+    GROUP BY l.user_id
+) board WHERE user_id = $3
+"""
+
+
+def _all_time(rows: list[asyncpg.Record], offset: int) -> list[LeaderboardEntry]:
+    return [
+        LeaderboardEntry(
+            rank=offset + i + 1,
+            user_id=str(r["user_id"]),
+            username=r["username"],
+            matches=r["matches_played"],
+            rating=r["ordinal"],
+            mu=r["mu"],
+            sigma=r["sigma"],
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def _windowed(rows: list[asyncpg.Record], offset: int) -> list[LeaderboardEntry]:
+    return [
+        LeaderboardEntry(
+            rank=offset + i + 1,
+            user_id=str(r["user_id"]),
+            username=r["username"],
+            matches=r["matches"],
+            wins=r["wins"],
+            pnl=str(r["pnl"]),
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
 async def leaderboard(request: web.Request) -> web.Response:
     period = path_of(request, LeaderboardPath).period
     query = query_of(request, LeaderboardQuery)
-    pool = request.app[DB]
+    me = uuid.UUID((await authenticate(request)).user_id) if query.around == "me" else None
     now = datetime.now(UTC)
     season = start = end = None
-    items: list[LeaderboardEntry] = []
-    if period == "all":
-        rows = await pool.fetch(ALL_TIME_SQL, query.limit + 1, query.offset)
-        for i, r in enumerate(rows[: query.limit]):
-            items.append(
-                LeaderboardEntry(
-                    rank=query.offset + i + 1,
-                    user_id=str(r["user_id"]),
-                    username=r["username"],
-                    matches=r["matches_played"],
-                    rating=r["ordinal"],
-                    mu=r["mu"],
-                    sigma=r["sigma"],
-                )
+    if period == "daily":
+        start, end = day_window(now)
+    elif period == "season":
+        settings = request.app[SETTINGS]
+        season, start, end = season_window(now, settings.season_epoch, settings.season_days)
+    offset = query.offset
+    async with (
+        request.app[DB].acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        if me is not None:
+            rank = await (
+                conn.fetchval(ALL_TIME_RANK_SQL, me)
+                if period == "all"
+                else conn.fetchval(WINDOW_RANK_SQL, start, end, me)
             )
-    else:
-        if period == "daily":
-            start, end = day_window(now)
+            offset = around_offset(rank, query.limit) if rank else 0
+        if period == "all":
+            rows = await conn.fetch(ALL_TIME_SQL, query.limit + 1, offset)
+            items = _all_time(rows[: query.limit], offset)
         else:
-            settings = request.app[SETTINGS]
-            season, start, end = season_window(now, settings.season_epoch, settings.season_days)
-        rows = await pool.fetch(WINDOW_SQL, start, end, query.limit + 1, query.offset)
-        for i, r in enumerate(rows[: query.limit]):
-            items.append(
-                LeaderboardEntry(
-                    rank=query.offset + i + 1,
-                    user_id=str(r["user_id"]),
-                    username=r["username"],
-                    matches=r["matches"],
-                    wins=r["wins"],
-                    pnl=str(r["pnl"]),
-                )
-            )
+            rows = await conn.fetch(WINDOW_SQL, start, end, query.limit + 1, offset)
+            items = _windowed(rows[: query.limit], offset)
     more = len(rows) > query.limit
     return reply(
         LeaderboardPage(
@@ -141,7 +196,9 @@ async def leaderboard(request: web.Request) -> web.Response:
             window_start=start,
             window_end=end,
             items=items,
-            next_offset=query.offset + query.limit if more else None,
+            next_offset=offset + query.limit if more else None,
+            offset=offset,
+            me=next((e for e in items if me is not None and e.user_id == str(me)), None),
         )
     )
 
@@ -154,11 +211,12 @@ def add_routes(app: web.Application) -> None:
             API_PREFIX + "/leaderboards/{period}",
             leaderboard,
             "leaderboard",
-            "All-time (rating), season or daily (net PnL) board",
+            "All-time (rating), season or daily (net PnL) board; around=me: the caller's page",
             "leaderboards",
             responses={200: LeaderboardPage},
             path_params=LeaderboardPath,
             query=LeaderboardQuery,
             auth="public",
+            errors=(401, 403),
         ),
     )

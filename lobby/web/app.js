@@ -2,9 +2,10 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
-const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results"];
+const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results", ...SCREEN_IDS];
 const MATCH_KEY = "tradearena.match";
 const RESYNC_MS = 5000;
 const INTERVAL_KEY = "tradearena.chart.interval";
@@ -33,6 +34,7 @@ const state = {
 
 function show(screen) {
   for (const id of SCREENS) $(id).hidden = id !== screen;
+  screens.shown(screen);
 }
 
 function serverNow() {
@@ -85,6 +87,7 @@ function signedIn(user) {
   who.textContent = user.username;
   who.hidden = false;
   $("logout").hidden = false;
+  screens.signedIn();
   connectLobby();
   const saved = JSON.parse(sessionStorage.getItem(MATCH_KEY) || "null");
   if (saved && saved.token_expires_at * 1000 > Date.now()) {
@@ -117,6 +120,7 @@ async function onLogout() {
   sessionStorage.removeItem(MATCH_KEY);
   await api.logout();
   state.user = null;
+  screens.signedOut();
   $("whoami").hidden = true;
   $("logout").hidden = true;
   show("screen-auth");
@@ -225,6 +229,7 @@ async function onLeaveQueue() {
 }
 
 function onNotification(note) {
+  screens.notification(note);
   const p = note.payload || {};
   const box = $("lobby-match");
   if (note.kind === "match_found") {
@@ -246,6 +251,10 @@ function onNotification(note) {
     onStoredResult(p);
   }
 }
+
+// ---------- the player's screens (leaderboards, history, notifications, profile) ----------
+
+const screens = initScreens({ call: api.call, user: () => state.user, show, play: enterLobby });
 
 // ---------- the match ----------
 
@@ -764,6 +773,7 @@ window.tradearena = {
     return state.match;
   },
   chart: chart.hooks(),
+  screens: screens.hooks,
 };
 
 start();

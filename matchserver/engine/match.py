@@ -33,6 +33,7 @@ from .actions import (
     parse_action,
     parse_logged_action,
 )
+from .candles import OfficialCandles
 from .codes import Code
 from .events import Ack, Event, accept, reject
 from .ledger import Ledger
@@ -143,6 +144,7 @@ class Match:
         self.delay_line = DelayLine(rules.price_delay_ms)
         self.official: Decimal | None = None
         self.official_at: int | None = None
+        self.candles = OfficialCandles()
         self._eval_price: Decimal | None = None
         self.frozen = True  # no official price yet
         self._frozen_since: int | None = None
@@ -347,6 +349,10 @@ class Match:
             "trades": p.trades,
             "leaderboard": self.leaderboard()[:LEADERBOARD_IN_STATE],
         }
+
+    def sync_state(self, player: str) -> dict[str, Any]:
+        """What a `sync` answers: the player's state and the recent official candles."""
+        return {**self.player_state(player), "candles": self.candles.to_wire()}
 
     def result(self) -> dict[str, Any]:
         """The match outcome; replay recomputes exactly this and compares."""
@@ -564,6 +570,7 @@ class Match:
 
     def _on_official(self, price: Decimal, now: int) -> None:
         self.official, self.official_at = price, now
+        self.candles.add(now, price)
         if self.frozen:
             self._set_frozen(False, now)
         self._emit("tick", {"price": fmt(price), "at": now})

@@ -15,6 +15,7 @@ from typing import Any
 from tradearena.contracts.phases import GamePhase
 
 from .actions import action_to_wire, parse_logged_action
+from .candles import official_prices
 from .codes import Code
 from .events import Ack
 from .ledger import Ledger, LedgerLine
@@ -142,6 +143,10 @@ def restore(snapshot: dict[str, Any], log: list[LogEntry]) -> Match:
     m.frozen_ms = snapshot["frozen_ms"]
     for at, price in snapshot["delay_line"]:
         m.delay_line.push(at, Decimal(price))
+    if m.official_at is not None:  # the candles: rebuilt from the logged prices
+        since = m.candles.window_start(m.official_at)
+        for at, price in official_prices(log, m.rules.price_delay_ms, len(m.delay_line), since):
+            m.candles.add(at, price)
     m._due = []
     for due, prio, seq, name, player, raw_payload in snapshot["due"]:
         what = _Due[name]

@@ -13,7 +13,7 @@ from matchserver.feed.sources import Clock, check_replay_files, wall_ms
 from matchserver.relay.leadership import Leadership
 from matchserver.relay.lease import FeedLease
 from matchserver.relay.metrics import RelayMetrics
-from matchserver.relay.publisher import SymbolRelay, source_factory
+from matchserver.relay.publisher import SymbolRelay, history_factory, source_factory
 from matchserver.relay.settings import RelaySettings
 from tradearena import redisconn
 from tradearena.probes import Body, Readiness, probe_app, serving
@@ -63,10 +63,18 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
     redis = redisconn.connect(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     metrics = RelayMetrics()
     make_source = source_factory(settings)
+    history = history_factory(settings)
     relays = [
         SymbolRelay(
             symbol,
-            FeedLease(redis, symbol, token, settings.relay_lease_ttl_ms, settings.relay_history_ms),
+            FeedLease(
+                redis,
+                symbol,
+                token,
+                settings.relay_lease_ttl_ms,
+                settings.relay_history_ms,
+                settings.candle_retention_ms,
+            ),
             Leadership(
                 settings.relay_lease_ttl_ms,
                 settings.relay_lease_renew_ms,
@@ -77,6 +85,8 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
             replica,
             restart_initial_ms=settings.relay_publisher_backoff_initial_ms,
             restart_max_ms=settings.relay_publisher_backoff_max_ms,
+            history=history,
+            backfill_1s_ms=settings.relay_backfill_1s_ms,
         )
         for symbol in settings.relay_symbols
     ]

@@ -73,3 +73,15 @@ class RelayMetrics:
             ["symbol"],
             registry=r,
         )
+        self.candles_written = Counter(
+            "tradearena_feed_candles_written",
+            "Closed candles written to the candle streams (backfill included)",
+            ["symbol", "interval"],
+            registry=r,
+        )
+        self.candle_age = Gauge(
+            "tradearena_feed_last_candle_age_seconds",
+            "Seconds since the close time of the last candle this leader wrote",
+            ["symbol", "interval"],
+            registry=r,
+        )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
@@ -23,18 +23,50 @@ from matchserver.feed.sources import (
     SyntheticSource,
     wall_ms,
 )
+from matchserver.relay.backfill import replay_history, synthetic_history
+from matchserver.relay.candles import CandleState, advance, aggregate
 from matchserver.relay.leadership import Change, Leadership
 from matchserver.relay.lease import FeedLease, Published
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.settings import RelaySettings
 from tradearena import tracing
+from tradearena.contracts.candles import Candle, CandleInterval
 from tradearena.retry import RestartBudget
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _tracer = tracing.tracer("matchserver.relay")
 
 
 SourceFactory = Callable[[str, FeedTick | None], PriceSource]
+# The past a source would have published before `now` (symbol, now): see `backfill.py`.
+HistoryFactory = Callable[[str, int], list[FeedTick]]
+_CHUNK = 500  # entries per fenced call of a backfill
+
+
+def history_factory(settings: RelaySettings) -> HistoryFactory | None:
+    """The backfill of the configured source, or None (off, or Binance: no past to give)."""
+    span = settings.relay_backfill_ms
+    if span <= 0:
+        return None
+    if settings.relay_source == "synthetic":
+        return lambda symbol, now: synthetic_history(
+            symbol,
+            seed=settings.relay_synthetic_seed,
+            interval_ms=settings.relay_synthetic_interval_ms,
+            start_price=settings.relay_synthetic_start_price,
+            span_ms=span,
+            now_ms=now,
+        )
+    if settings.relay_source == "replay":
+        return lambda symbol, now: replay_history(
+            symbol,
+            settings.relay_replay_files,
+            speed=settings.relay_replay_speed,
+            span_ms=span,
+            now_ms=now,
+        )
+    return None
 
 
 def source_factory(settings: RelaySettings, clock: Clock = wall_ms) -> SourceFactory:
@@ -86,7 +118,11 @@ class SymbolRelay:
     clock: Clock = wall_ms
     restart_initial_ms: int = 500
     restart_max_ms: int = 30_000
+    history: HistoryFactory | None = None
+    backfill_1s_ms: int = 3_600_000
     redis_ok_at: int | None = None
+    _candles: CandleState = field(default_factory=CandleState)
+    _last_close: dict[CandleInterval, int] = field(default_factory=dict)
     _publisher: asyncio.Task[None] | None = None
     _source_stats: SourceStats | None = None
     _seen_reconnects: int = 0
@@ -114,6 +150,8 @@ class SymbolRelay:
         ):
             metric.labels(symbol)  # every series exists (at 0) from the start
         m.leader.labels(symbol).set(0)
+        for interval in CandleInterval:
+            m.candles_written.labels(symbol, interval.value)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -244,6 +282,12 @@ class SymbolRelay:
 
     async def _publish(self) -> None:
         resume = await self.lease.last_tick()
+        now = self.clock()
+        cold = resume is None or resume.event_ms < now - self.lease.history_ms
+        history = await self._backfill(now) if self.history is not None and cold else None
+        if history is None:
+            await self._rebuild()
+        resume = history or resume
         source = self.make_source(self.symbol, resume)
         self._source_stats, self._seen_reconnects, self._seen_malformed = source.stats, 0, 0
         log.info(
@@ -251,15 +295,26 @@ class SymbolRelay:
             extra={"symbol": self.symbol, "source": source.name, "resume": _id(resume)},
         )
         async with contextlib.aclosing(source.ticks()) as ticks:
+            resync = False
             async for tick in ticks:
                 self._last_tick_ms = self.clock()
+                if resync:  # a failed publish may have written its tick after all
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._rebuild()
+                        resync = False
+                candles, closed = advance(self._candles, tick)
                 try:
-                    outcome = await self.lease.publish(tick, self.replica, self.clock())
+                    outcome, added = await self.lease.publish_closing(
+                        tick, self.replica, self.clock(), closed
+                    )
                 except (RedisError, OSError) as exc:
                     self.metrics.publish_errors.labels(self.symbol).inc()
                     log.warning("publish failed", extra={"symbol": self.symbol, "error": repr(exc)})
+                    resync = True
                     continue
                 if outcome is Published.OK:
+                    self._candles = candles
+                    self._wrote(closed, added)
                     self.metrics.published.labels(self.symbol).inc()
                     self._failing = False
                 elif outcome is Published.DUPLICATE:
@@ -268,6 +323,67 @@ class SymbolRelay:
                     self.metrics.fenced.labels(self.symbol).inc()
                     raise _Deposed
         log.warning("upstream ended", extra={"symbol": self.symbol})
+
+    async def _rebuild(self) -> None:
+        """A new leader's open candles, from the stream's ticks since the last stored
+        1 m candle closed (the stream keeps ~15 minutes): the next candles it writes
+        continue the old leader's, without a duplicate (idempotent by open time) or a
+        hole. Candles those ticks closed that are missing (written by no one) are added."""
+        last = await self.lease.last_candle(CandleInterval.M1)
+        start = 0 if last is None else last.close_ms(CandleInterval.M1)
+        ticks = await self.lease.ticks_since(start)
+        self._candles, closed = aggregate(ticks)
+        for chunk in _chunks(closed):
+            await self._write_history([], chunk)
+
+    async def _backfill(self, now: int) -> FeedTick | None:
+        """Write the source's past (`backfill.py`) as candles, then the last `history_ms`
+        of it as ticks; the live source resumes after the last tick. Written in chunks,
+        candles first: a leader deposed half-way leaves a cold stream, and the next one
+        backfills again, skipping what is already there."""
+        assert self.history is not None
+        ticks = await asyncio.to_thread(self.history, self.symbol, now)
+        if not ticks:
+            return None
+        self._candles, closed = aggregate(ticks)
+        s1_from = now - self.backfill_1s_ms
+        closed = [(i, c) for i, c in closed if i is CandleInterval.M1 or c.t >= s1_from]
+        recent = [t for t in ticks if t.event_ms >= now - self.lease.history_ms]
+        for chunk in _chunks(closed):
+            await self._write_history([], chunk)
+        for part in _chunks(recent):
+            await self._write_history(part, [])
+        log.info(
+            "backfilled",
+            extra={
+                "symbol": self.symbol,
+                "from_ms": ticks[0].event_ms,
+                "candles": len(closed),
+                "ticks": len(recent),
+            },
+        )
+        return ticks[-1]
+
+    async def _write_history(
+        self, ticks: Sequence[FeedTick], closed: Sequence[tuple[CandleInterval, Candle]]
+    ) -> None:
+        outcome, _, added = await self.lease.write_history(
+            ticks, self.replica, self.clock(), closed
+        )
+        if outcome is Published.NOT_LEADER:
+            self.metrics.fenced.labels(self.symbol).inc()
+            raise _Deposed
+        self._wrote(closed, added)
+
+    def _wrote(
+        self, closed: Sequence[tuple[CandleInterval, Candle]], added: Mapping[CandleInterval, int]
+    ) -> None:
+        for interval, count in added.items():
+            if count:
+                self.metrics.candles_written.labels(self.symbol, interval.value).inc(count)
+        for interval, candle in closed:
+            close = candle.close_ms(interval)
+            self._last_close[interval] = max(self._last_close.get(interval, close), close)
 
     def _staleness(self) -> float:
         """Seconds since the last real tick: from upstream while leading (kept across
@@ -284,10 +400,17 @@ class SymbolRelay:
     def _refresh_metrics(self) -> None:
         m, s = self.metrics, self._source_stats
         m.staleness.labels(self.symbol).set(self._staleness())
+        now = self.clock()
+        for interval, close in self._last_close.items():
+            m.candle_age.labels(self.symbol, interval.value).set(max(0, now - close) / 1000)
         if s is not None:
             m.reconnects.labels(self.symbol).inc(s.reconnects - self._seen_reconnects)
             m.malformed.labels(self.symbol).inc(s.malformed - self._seen_malformed)
             self._seen_reconnects, self._seen_malformed = s.reconnects, s.malformed
+
+
+def _chunks(items: Sequence[T]) -> list[Sequence[T]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def _id(tick: FeedTick | None) -> str | None:

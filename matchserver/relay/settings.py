@@ -11,7 +11,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from tradearena.contracts.candles import CandleInterval
 from tradearena.settings import BaseAppSettings
+
+DAY_MS = 86_400_000
 
 
 class RelaySettings(BaseAppSettings):
@@ -46,6 +49,15 @@ class RelaySettings(BaseAppSettings):
     relay_replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
     relay_replay_speed: Decimal = Field(default=Decimal(60), gt=0)
 
+    # Closed candles (`contracts.candles`), trimmed by MINID: what a chart can page back to.
+    relay_candles_1s_retention_ms: int = Field(default=2 * DAY_MS, ge=60_000)
+    relay_candles_1m_retention_ms: int = Field(default=30 * DAY_MS, ge=3_600_000)
+    # A leader that finds no recent tick in the stream (a fresh local run) first writes
+    # this much past from its source (synthetic, replay): 1 m candles over all of it, 1 s
+    # candles over the last `..._1S_MS`, ticks over the last `relay_history_ms`. 0: off.
+    relay_backfill_ms: int = Field(default=0, ge=0, le=7 * DAY_MS)
+    relay_backfill_1s_ms: int = Field(default=3_600_000, ge=0, le=2 * DAY_MS)
+
     @field_validator("relay_symbols", "relay_replay_files", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -65,6 +77,13 @@ class RelaySettings(BaseAppSettings):
         if self.relay_source == "replay" and not self.relay_replay_files:
             raise ValueError("the replay source needs TRADEARENA_RELAY_REPLAY_FILES")
         return self
+
+    @property
+    def candle_retention_ms(self) -> dict[CandleInterval, int]:
+        return {
+            CandleInterval.S1: self.relay_candles_1s_retention_ms,
+            CandleInterval.M1: self.relay_candles_1m_retention_ms,
+        }
 
     @property
     def replica_id(self) -> str:

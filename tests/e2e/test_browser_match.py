@@ -16,7 +16,7 @@ import asyncpg
 from tradearena.testing.browser import run_browser_match
 from tradearena.testing.platform import ROOT, UpProcess, short_catalogue
 
-ARTIFACTS = ROOT / "artifacts" / "web"
+ARTIFACTS = ROOT / "artifacts" / "web" / "match"
 
 
 async def test_two_players_play_a_duel_in_the_browser(tmp_path: Path, data_dir: Path) -> None:

@@ -39,6 +39,12 @@ def feed_leader(symbol: str) -> str:
     return f"ta:feed:{{{symbol.upper()}}}:leader"
 
 
+def candles(symbol: str, interval: str) -> str:
+    """Closed candles of one symbol at one interval (`contracts.candles`), written by the
+    feed relay leader in the same fenced script as the tick that closes them."""
+    return f"ta:feed:{{{symbol.upper()}}}:candles:{interval}"
+
+
 # A match's keys share the hash tag `{<match_id>}`: the status hash and the phase stream
 # are written in one transaction.
 

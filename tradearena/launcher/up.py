@@ -53,6 +53,10 @@ from tradearena.tracing import TracingSettingsError, init_tracing
 
 CLI = str(Path(sys.executable).parent / "tradearena")
 
+# The past the feed relay writes at start when its stream is cold (synthetic, replay):
+# a chart has six hours of 1 m candles (and the last hour of 1 s ones) at once.
+UP_BACKFILL_MS = 6 * 3600 * 1000
+
 EXIT_OK = 0
 EXIT_CHILD_FAILED = 1  # a supervised child failed five times within a minute
 
@@ -248,6 +252,10 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
             "TRADEARENA_RELAY_SOURCE": options.feed,
             "TRADEARENA_RELAY_HOST": "127.0.0.1",
             "TRADEARENA_RELAY_PORT": str(relay_port),
+            # Hours of candles from the first second (backfilled from the source's past).
+            "TRADEARENA_RELAY_BACKFILL_MS": env.get(
+                "TRADEARENA_RELAY_BACKFILL_MS", str(UP_BACKFILL_MS)
+            ),
         }
         if options.replay_files:
             relay_env["TRADEARENA_RELAY_REPLAY_FILES"] = ",".join(

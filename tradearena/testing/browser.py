@@ -35,11 +35,9 @@ def run_browser_match(
     `network`: chromium.mjs's options (`--host-resolver-rules`, `--spki`)."""
     assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
     assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
-    # Only this run's own files: other browser tests keep theirs in subfolders.
-    artifacts.mkdir(parents=True, exist_ok=True)
-    for old in artifacts.iterdir():
-        if old.is_file():
-            old.unlink()
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
     proc = subprocess.run(
         ["node", str(JS / "browser_match.mjs"), url, str(artifacts), *network],
         capture_output=True,

@@ -61,11 +61,12 @@ def test_the_page_loads_only_its_own_files() -> None:
     assert re.findall(r'<a [^>]*href="([^"]+)"', html) == ["https://www.tradingview.com/"]
     assert "<script>" not in html and "style=" not in html
     assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
-    # Every module import in the scripts is relative (same origin, same folder).
-    for script in ROOT.glob("*.js"):
+    # Every module import in the scripts is relative (same origin) and names a served file.
+    for script in [*ROOT.glob("*.js"), *(ROOT / "screens").glob("*.js")]:
         text = script.read_text()
         for target in re.findall(r'^import [^;]*? from "([^"]+)";', text, re.M | re.S):
-            assert target.startswith("./") and (ROOT / target[2:]).is_file(), (script, target)
+            assert target.startswith("./"), (script, target)
+            assert (script.parent / target[2:]).is_file(), (script, target)
 
 
 async def test_index_and_static_files_with_types_csp_and_cache_headers(
@@ -86,6 +87,7 @@ async def test_index_and_static_files_with_types_csp_and_cache_headers(
         ("/static/app.js", "text/javascript; charset=utf-8", "no-cache"),
         ("/static/styles.css", "text/css; charset=utf-8", "no-cache"),
         ("/static/favicon.svg", "image/svg+xml; charset=utf-8", "no-cache"),
+        ("/static/screens/leaderboard.js", "text/javascript; charset=utf-8", "no-cache"),
         (
             "/static/vendor/socket.io.min.js",
             "text/javascript; charset=utf-8",
@@ -124,3 +126,6 @@ async def test_unknown_and_malformed_names_are_problems(
     # The vendor folder is not a file, and the client's files are not in the vendor folder.
     assert (await client.get("/static/vendor")).status == 404
     assert (await client.get("/static/vendor/app.js")).status == 404
+    # The screens' modules are only under screens/, and the client's files not there.
+    assert (await client.get("/static/leaderboard.js")).status == 404
+    assert (await client.get("/static/screens/app.js")).status == 404

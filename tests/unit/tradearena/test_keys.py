@@ -6,6 +6,7 @@ import pytest
 from redis.crc import key_slot
 
 from tradearena.contracts import keys
+from tradearena.contracts.candles import CandleInterval
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ethusdt"])
@@ -51,6 +52,16 @@ def test_a_matchs_keys_share_a_slot(match_id: str) -> None:
     assert len({_slot(n) for n in names}) == 1
 
 
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ethusdt"])
+def test_a_symbols_candles_share_the_slot_of_its_feed_and_lease(symbol: str) -> None:
+    """The fenced publish writes the tick and the candles it closes in one script."""
+    names = [keys.feed_stream(symbol), keys.feed_leader(symbol)]
+    names += [keys.candles(symbol, i) for i in CandleInterval]
+    assert len(set(names)) == 4
+    assert len({_slot(n) for n in names}) == 1
+    assert keys.candles(symbol, CandleInterval.M1) == f"ta:feed:{{{symbol.upper()}}}:candles:1m"
+
+
 def test_matches_spread_over_slots() -> None:
     assert len({_slot(keys.match_log(f"m-{i}")) for i in range(3)}) == 3
 
@@ -94,9 +105,10 @@ def test_every_shared_key_builder_has_a_hash_tag() -> None:
         for name in dir(keys)
         if not name.startswith("_")
         and callable(getattr(keys, name))
-        and name not in ("match_keys", "annotations")
+        and name not in ("match_keys", "annotations", "candles")
     ]
     constants = [keys.RESULTS_STREAM, keys.RESULTS_DEAD_LETTER, keys.QUEUE_EXPIRY]
+    constants += [keys.candles("x", "1s")]
     for name in [*built, *constants]:
         assert name.startswith("ta:"), name
         assert "{" in name and "}" in name.split("{", 1)[1], name

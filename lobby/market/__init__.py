@@ -1,0 +1,1 @@
+"""Market data the lobby serves: a symbol's candle history."""
