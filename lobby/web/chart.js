@@ -7,7 +7,6 @@ import {
   CandlestickSeries,
   createChart,
   CrosshairMode,
-  LineSeries,
   LineStyle,
   TickMarkType,
 } from "./vendor/lightweight-charts-5.2.1.standalone.production.mjs";
@@ -35,6 +34,7 @@ const DRAGGABLE = ["stop_loss", "take_profit"];
 const NAMES = { entry: "entry", liquidation: "liquidation", stop_loss: "stop-loss", take_profit: "take-profit" };
 const GRAB_PX = { mouse: 6, pen: 8, touch: 16 };
 const PEEK_KEEP_MS = 15 * 60 * 1000;
+const PEEK_SHOW_MS = 3000; // the peek line stays this long after the last peeked price
 
 const toSeconds = (ms) => Math.floor(ms / 1000);
 
@@ -108,7 +108,7 @@ export class TradeChart {
     this.lines = new Map(); // kind -> IPriceLine
     this.drag = null;
     this.lastStops = null;
-    this.pending = null; // what the next paint redraws: "all" | "last" | "peek"
+    this.pending = null; // what the next paint redraws: "all" | "last"
     this.scheduled = false;
     this.lastTick = null;
     this.chart = createChart(container, {
@@ -145,17 +145,11 @@ export class TradeChart {
       priceFormat: { type: "price", precision: DECIMALS, minMove: PRICE_STEP },
       autoscaleInfoProvider: (original) => this.autoscale(original()),
     });
-    this.peekSeries = this.chart.addSeries(LineSeries, {
-      title: "peek (live)",
-      color: COLORS.peek,
-      lineWidth: 2,
-      lineStyle: LineStyle.Dotted,
-      pointMarkersVisible: true,
-      pointMarkersRadius: 3,
-      priceLineStyle: LineStyle.Dotted,
-      priceLineColor: COLORS.peek,
-      priceFormat: { type: "price", precision: DECIMALS, minMove: PRICE_STEP },
-    });
+    // The peeked live price: a line of its own colour, style and label across the
+    // candles, while a Peek lasts. (A second series for it, with points on the candles'
+    // times, made the library fail while drawing the candles: "Value is null".)
+    this.peekLine = null;
+    this.peekTimer = null;
     this.wireDrag();
   }
 
@@ -169,7 +163,7 @@ export class TradeChart {
     this.cancelDrag();
     this.setPosition(null);
     this.candles.setData([]);
-    this.peekSeries.setData([]);
+    this.showPeek(null);
   }
 
   /** Closed candles of the feed from the candles API. */
@@ -201,7 +195,27 @@ export class TradeChart {
     if (last && at < last.at) return;
     this.peekPoints.push({ at, price: p });
     while (this.peekPoints.length && this.peekPoints[0].at < at - PEEK_KEEP_MS) this.peekPoints.shift();
-    this.redraw("peek");
+    this.showPeek(p);
+    clearTimeout(this.peekTimer);
+    this.peekTimer = setTimeout(() => this.showPeek(null), PEEK_SHOW_MS); // the Peek is over
+  }
+
+  showPeek(price) {
+    if (price === null) {
+      if (this.peekLine) this.candles.removePriceLine(this.peekLine);
+      this.peekLine = null;
+      return;
+    }
+    const options = {
+      price,
+      color: COLORS.peek,
+      lineWidth: 2,
+      lineStyle: LineStyle.Dotted,
+      axisLabelVisible: true,
+      title: "◆ peek (live)",
+    };
+    if (this.peekLine) this.peekLine.applyOptions(options);
+    else this.peekLine = this.candles.createPriceLine(options);
   }
 
   setInterval(interval) {
@@ -216,7 +230,7 @@ export class TradeChart {
   }
 
   redraw(what) {
-    const rank = { peek: 0, last: 1, all: 2 };
+    const rank = { last: 1, all: 2 };
     if (!this.pending || rank[what] > rank[this.pending]) this.pending = what;
     if (this.scheduled) return;
     this.scheduled = true;
@@ -241,7 +255,6 @@ export class TradeChart {
     // was seen to leave the candles' rows out of step with the time scale ("Value is
     // null" when drawing). A paint is at most one a frame, of a few thousand candles.
     if (what === "all" || what === "last") this.candles.setData(this.store.candles(this.current).map(bar));
-    this.peekSeries.setData(this.peekData());
   }
 
   peekData() {
@@ -486,12 +499,17 @@ export class TradeChart {
           const o = line.options();
           return { kind, price: o.price, title: o.title, color: o.color, lineStyle: o.lineStyle };
         }),
-      /** Peeked live prices as drawn ({time (s), value}), and their series' look. */
-      peeks: () => series(chart.peekSeries),
-      looks: () => ({
-        official: { title: chart.candles.options().title, up: chart.candles.options().upColor, down: chart.candles.options().borderDownColor },
-        peek: { title: chart.peekSeries.options().title, color: chart.peekSeries.options().color, lineStyle: chart.peekSeries.options().lineStyle },
-      }),
+      /** Peeked live prices received ({time (s), value}, one a candle slot), never in the candles. */
+      peeks: () => chart.peekData(),
+      /** How the official candles and the peek line look (peek: null when no Peek shows). */
+      looks: () => {
+        const o = chart.candles.options();
+        const peek = chart.peekLine?.options();
+        return {
+          official: { title: o.title, up: o.upColor, down: o.borderDownColor },
+          peek: peek ? { title: peek.title, color: peek.color, lineStyle: peek.lineStyle, price: peek.price } : null,
+        };
+      },
       official: () => (chart.lastTick ? { ...chart.lastTick } : null),
       /** The first second (epoch s) of the match's own official prices; null before any. */
       matchFrom: () => (Number.isFinite(chart.store.matchFrom) ? toSeconds(chart.store.matchFrom) : null),

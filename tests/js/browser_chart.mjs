@@ -310,6 +310,8 @@ async function desktop(a) {
     const c = window.tradearena.chart.candles("1m");
     return c.length && c[c.length - 1].time - c[0].time > s;
   }, HISTORY_S, 20000);
+  // ... and the 1 s history from the API (the same 15 minutes, give or take the seconds the reload took)
+  await a.until("1 s history back after the reload", (n) => window.tradearena.chart.candles("1s").length >= n - 30, countBefore, 20000);
   await a.until("the levels back after the reload", () => window.tradearena.chart.lines().length === 4);
   check((await a.hook("lines")).find((l) => l.kind === "take_profit").price === Number(moved.price), "A: the dragged take-profit is back after the reload");
   note(`A: reloaded: ${countBefore} candles before, ${(await a.hook("candles", "1s")).length} after`);
@@ -343,12 +345,16 @@ async function peek(p) {
   }
   check(ok, `${p.name}: the Peek started`);
   await p.until("peeked prices drawn", () => window.tradearena.chart.peeks().length > 0, null, 10000);
-  const peeks = await p.hook("peeks");
-  const looks = await p.hook("looks");
-  const candles = await p.hook("candles", "1s");
-  check(looks.peek.title !== looks.official.title && /peek/.test(looks.peek.title), `${p.name}: the peek series has its own label (${looks.peek.title})`);
-  check(![looks.official.up, looks.official.down].includes(looks.peek.color), `${p.name}: the peek series has its own colour`);
-  check(peeks.every((pt) => Number.isFinite(pt.value) && pt.value > 0 && !("open" in pt)), `${p.name}: peeks are points, not candles`);
+  const { peeks, looks, candles } = await p.page.evaluate(() => {
+    const chart = window.tradearena.chart;
+    return { peeks: chart.peeks(), looks: chart.looks(), candles: chart.candles("1s") };
+  });
+  check(looks.peek !== null, `${p.name}: the peeked price is drawn`);
+  check(looks.peek.title !== looks.official.title && /peek/.test(looks.peek.title), `${p.name}: the peek line has its own label (${looks.peek.title})`);
+  check(![looks.official.up, looks.official.down].includes(looks.peek.color), `${p.name}: the peek line has its own colour`);
+  check(looks.peek.price === peeks[peeks.length - 1].value, `${p.name}: the peek line is at the last peeked price (${looks.peek.price})`);
+  check(peeks.every((pt) => Number.isFinite(pt.value) && pt.value > 0 && !("open" in pt)), `${p.name}: peeks are prices, not candles`);
+
   const peekShown = await p.text("match-peek-price");
   check(/^Peek: live \d+\.\d\d$/.test(peekShown), `${p.name}: the peeked price is shown apart (${peekShown})`);
   check(candles.length > 0, `${p.name}: the official candles are still drawn`);
