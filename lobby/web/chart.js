@@ -1,7 +1,7 @@
 // The match screen's chart, drawn by TradingView's Lightweight Charts (vendored):
 // candlesticks of the OFFICIAL price at 1 s or 1 m (the player switches), the
 // player's position levels as price lines (stop-loss and take-profit can be
-// dragged to move them), and peeked live prices as a series of their own.
+// dragged to move them), and the peeked live price as a line of its own.
 // Times show in the player's time zone. Data: see candles.js.
 import {
   CandlestickSeries,
@@ -187,7 +187,7 @@ export class TradeChart {
     return this.store.newest > 0;
   }
 
-  /** A peeked live price: not official; drawn as its own series. */
+  /** A peeked live price: not official; drawn as a line of its own. */
   peek(at, price) {
     const p = Number(price);
     if (!Number.isFinite(p)) return;

@@ -8,7 +8,7 @@ ticks; 1 m history from the candles API longer than 15 minutes, back after a rel
 the position's levels as price lines; stops dragged on the chart with the mouse and
 with a finger, acknowledged by the match server (its `set_stops` answer carries the
 new level, which the position then shows), and a dragged take-profit the server refuses
-(the line goes back); peeked live prices drawn as their own series; times in the local
+(the line goes back); the peeked live price drawn as its own line; times in the local
 zone. Screenshots go to `artifacts/web/chart/`.
 """
 

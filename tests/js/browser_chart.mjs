@@ -7,7 +7,7 @@
 // 15 minutes from the candles API, back after a reload; the position's levels as price
 // lines; a stop-loss / take-profit dragged with the mouse and with a finger, acknowledged
 // by the match server (its `set_stops` answer and the position it reports), and a drag
-// the server refuses (the line goes back); peeked live prices in a series of their own.
+// the server refuses (the line goes back); the peeked live price as a line of its own.
 // Waits are on page state only. Prints one JSON line (the summary), exits 0 or 1.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -332,7 +332,7 @@ async function phone(b) {
 }
 
 async function peek(p) {
-  // A full meter buys a Peek; its live prices are a series of their own.
+  // A full meter buys a Peek; the peeked price is a line of its own.
   await p.page.waitForSelector(`${id("peek-button")}:enabled`, { timeout: 70000 });
   let ok = false;
   for (let attempt = 0; attempt < 5 && !ok; attempt++) {
