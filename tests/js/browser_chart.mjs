@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch } from "./chromium.mjs";
+import { Failure, check, stepLog } from "./steps.mjs";
 
 const [baseUrl, artifacts] = process.argv.slice(2);
 if (!baseUrl || !artifacts) {
@@ -23,18 +24,7 @@ mkdirSync(artifacts, { recursive: true });
 const TIME_ZONE = "Asia/Kolkata";
 const HISTORY_S = 15 * 60;
 const tag = Date.now().toString(36);
-const started = Date.now();
-const log = [];
-const note = (line) => {
-  const text = `${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`;
-  log.push(text);
-  process.stderr.write(text + "\n");
-};
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
+const { started, log, note } = stepLog();
 
 const id = (testid) => `[data-testid="${testid}"]`;
 

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, parseNetworkArgs } from "./chromium.mjs";
+import { Failure, check, stepLog } from "./steps.mjs";
 
 const { rest: positional, network } = parseNetworkArgs(process.argv.slice(2));
 const [baseUrl, artifacts] = positional;
@@ -18,18 +19,7 @@ if (!baseUrl || !artifacts) {
 }
 mkdirSync(artifacts, { recursive: true });
 const tag = Date.now().toString(36);
-const started = Date.now();
-const log = [];
-const note = (line) => {
-  const text = `${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`;
-  log.push(text);
-  process.stderr.write(text + "\n");
-};
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
+const { started, log, note } = stepLog();
 
 const id = (testid) => `[data-testid="${testid}"]`;
 

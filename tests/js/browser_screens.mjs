@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, parseNetworkArgs } from "./chromium.mjs";
+import { Failure, check, stepLog } from "./steps.mjs";
 
 const { rest: positional, network } = parseNetworkArgs(process.argv.slice(2));
 const [baseUrl, artifacts, username, password, matchId] = positional;
@@ -21,18 +22,7 @@ if (!baseUrl || !artifacts || !username || !password || !matchId) {
 }
 mkdirSync(artifacts, { recursive: true });
 const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
-const started = Date.now();
-const log = [];
-const note = (line) => {
-  const text = `${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`;
-  log.push(text);
-  process.stderr.write(text + "\n");
-};
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
+const { started, log, note } = stepLog();
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const id = (testid) => `[data-testid="${testid}"]`;
 // "+1,234.50" / "-3.00" / "1,234.50" -> a number
