@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from lobby import match_options
 from lobby.results.skill import Skill, rate
 from tradearena.contracts.results import MatchResult
 
@@ -94,7 +95,11 @@ async def _store(
         r.log_digest,
         r.ledger_digest,
     )
-    rated = r.phase == "finished" and len(r.standings) >= 2
+    rated = (
+        r.phase == "finished"
+        and len(r.standings) >= 2
+        and (await match_options.kind(conn, r.match_id)).rated
+    )
     marker = await conn.fetchval(
         """
         INSERT INTO match_results (match_id, stream_id, schema_version, bankroll, rated)

@@ -32,7 +32,7 @@ from tradearena.testing.results_factory import make_result
 # A next release's expand step on every table this release writes: new nullable
 # columns, NOT NULL ones with a DEFAULT, a new table and indexes.
 NEXT_EXPAND = """\
--- depends: 0102_match_archive
+-- depends: 0103_match_options
 ALTER TABLE users ADD COLUMN country text, ADD COLUMN flags integer NOT NULL DEFAULT 0;
 ALTER TABLE player_settings ADD COLUMN theme text NOT NULL DEFAULT 'dark';
 ALTER TABLE refresh_tokens ADD COLUMN user_agent text;
@@ -44,6 +44,7 @@ ALTER TABLE ratings ADD COLUMN peak_ordinal double precision;
 ALTER TABLE notifications ADD COLUMN expires_at timestamptz;
 ALTER TABLE match_results ADD COLUMN source text NOT NULL DEFAULT 'stream';
 ALTER TABLE match_archive ADD COLUMN checksum text;
+ALTER TABLE match_options ADD COLUMN note text;
 CREATE TABLE match_comments (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     match_id text NOT NULL REFERENCES matches (id) ON DELETE CASCADE,
@@ -55,7 +56,7 @@ CREATE INDEX matches_region ON matches (region) WHERE region IS NOT NULL;
 # A contract step shipped too early: the policy refuses it, and this code's result
 # store (which does not know the column) fails on it.
 NEXT_CONTRACT = """\
--- depends: 0102_match_archive
+-- depends: 0103_match_options
 ALTER TABLE match_players ADD COLUMN seat integer NOT NULL;
 """
 
