@@ -17,3 +17,28 @@ def lobby_login_failures(kind: str, subject: str) -> str:
 def lobby_banned(user_id: str) -> str:
     """Set on ban for as long as an access token lives: access tokens stop working at once."""
     return f"ta:lobby:banned:{user_id}"
+
+
+# ---- parties: under the queues' hash tag `{q}`, since the queue scripts read them
+# (a party ticket's claim checks every member still belongs to the party) and the
+# party scripts take the party's tickets out of the queues in the same call.
+PARTY_PREFIX = "ta:{q}:party:"  # + party id: hash leader, members (JSON), created
+PARTY_OF_PREFIX = "ta:{q}:partyof:"  # + user id: the user's party id
+PARTY_INVITES_PREFIX = "ta:{q}:partyinv:"  # + party id: hash invitee id -> invite JSON
+PARTY_INVITED_PREFIX = "ta:{q}:invited:"  # + user id: hash party id -> expiry (ms)
+
+
+def party(party_id: str) -> str:
+    return f"{PARTY_PREFIX}{party_id}"
+
+
+def party_of(user_id: str) -> str:
+    return f"{PARTY_OF_PREFIX}{user_id}"
+
+
+def party_invites(party_id: str) -> str:
+    return f"{PARTY_INVITES_PREFIX}{party_id}"
+
+
+def party_invited(user_id: str) -> str:
+    return f"{PARTY_INVITED_PREFIX}{user_id}"

@@ -58,6 +58,18 @@ class FormationSettings(BaseModel):
     move_cache_s: float = Field(default=15.0, ge=0)
 
 
+class PartySettings(BaseModel):
+    """Parties: their size, their invitations and the invitation rate per user."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    party_max_size: int = Field(default=4, ge=2)
+    party_max_invites: int = Field(default=8, ge=1)  # pending invitations per party
+    party_invite_ttl_s: int = Field(default=300, ge=1)
+    party_invite_limit: int = Field(default=20, ge=1)  # invitations per user per window
+    party_invite_window_s: int = Field(default=600, ge=1)
+
+
 class LeaderboardSettings(BaseModel):
     """Season windows: fixed periods of `season_days` counted from `season_epoch`."""
 
@@ -67,7 +79,9 @@ class LeaderboardSettings(BaseModel):
     season_days: int = Field(default=120, ge=1)
 
 
-class LobbySettings(BaseAppSettings, QueueSettings, FormationSettings, LeaderboardSettings):
+class LobbySettings(
+    BaseAppSettings, QueueSettings, FormationSettings, LeaderboardSettings, PartySettings
+):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     database_url: str = "postgresql://tradearena@127.0.0.1:5432/tradearena"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lobby.http.assets import Asset
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
+    from lobby.matchmaking.parties import Parties, PartyMetrics
     from lobby.matchmaking.queues import Queues
     from tradearena.contracts.orchestration import Orchestrator
 
@@ -55,6 +56,7 @@ ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
 VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
+PARTY_METRICS: web.AppKey[PartyMetrics] = web.AppKey("party_metrics")
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 
@@ -63,4 +65,5 @@ DB = web.AppKey("db", asyncpg.Pool)
 REDIS: web.AppKey[redisconn.AnyRedis] = web.AppKey("redis")
 LIMITER: web.AppKey[Limiter] = web.AppKey("limiter")
 QUEUES: web.AppKey[Queues] = web.AppKey("queues")
+PARTIES: web.AppKey[Parties] = web.AppKey("parties")
 MATCHMAKER: web.AppKey[Matchmaker] = web.AppKey("matchmaker")  # only with an orchestrator

@@ -1,7 +1,8 @@
 """Match formation: from a claimed group of tickets to players holding an address,
 a port and a match token, through the orchestration contract only.
 
-    claim (lobby.matchmaking.queues) -> notify "match_found" -> Orchestrator.start(MatchSpec)
+    claim (lobby.matchmaking.queues) -> notify "match_found"
+      -> a casual match: match_options.record(CASUAL) -> Orchestrator.start(MatchSpec)
       -> watch until Ready (timeout) -> sign one match token per player
       -> notify "match_ready" {address, port, url, token} -> queues.finish
     on failure, timeout or a terminal phase before Ready:
@@ -34,6 +35,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from lobby.match_options import MatchKind
+from lobby.matchmaking.planner import CASUAL
 from lobby.matchmaking.queues import Claim, Queues, RoundStats
 from lobby.settings import FormationSettings
 from tradearena import tracing
@@ -55,6 +58,12 @@ MOVE_WINDOW_MS = 60 * 60 * 1000
 
 class Notifier(Protocol):
     async def __call__(self, user_id: str, kind: str, payload: dict[str, Any]) -> object: ...
+
+
+class KindRecorder(Protocol):
+    """Writes how a match was made (`lobby.match_options.record`) before it starts."""
+
+    async def __call__(self, match_id: str, kind: MatchKind) -> object: ...
 
 
 class FormationFailedError(Exception):
@@ -93,7 +102,9 @@ class Formation:
         notify: Notifier,
         catalogue: Catalogue,
         settings: FormationSettings,
+        record_kind: KindRecorder | None = None,
     ) -> None:
+        self.record_kind = record_kind
         self.orchestrator = orchestrator
         self.queues = queues
         self.signer = signer
@@ -159,7 +170,7 @@ class Formation:
         }
         try:
             with trace.use_span(span, end_on_exit=False):
-                outcome = await self._form(spec, journeys)
+                outcome = await self._form(spec, journeys, claim.proposal.queue)
             span.set_attribute("formation.outcome", outcome.state)
             for journey in journeys.values():
                 journey.set_attribute("formation.outcome", outcome.state)
@@ -169,7 +180,9 @@ class Formation:
             for journey in journeys.values():
                 journey.end()
 
-    async def _form(self, spec: MatchSpec, journeys: dict[str, Span]) -> FormationOutcome:
+    async def _form(
+        self, spec: MatchSpec, journeys: dict[str, Span], queue: str
+    ) -> FormationOutcome:
         match_id, players = spec.match_id, spec.players
         base = {
             "match_id": match_id,
@@ -179,6 +192,10 @@ class Formation:
         }
         await self._notify_all(players, "match_found", {**base, "players": list(players)})
         try:
+            if queue == CASUAL:  # unrated: the row must exist before the server does
+                if self.record_kind is None:
+                    raise FormationFailedError("casual matches need a match options store")
+                await self.record_kind(match_id, MatchKind.CASUAL)
             await self.orchestrator.start(spec)
             status = await self.wait_ready(match_id)
             if status.address is None or status.port is None:
@@ -291,6 +308,11 @@ class MatchmakingMetrics:
             ["outcome"],
             registry=r,
         )
+        self.party_tickets = Counter(
+            "lobby_party_tickets_matched_total",
+            "Party tickets claimed into a match (each a whole party)",
+            registry=r,
+        )
         self.join_refusals = Counter(
             "lobby_queue_join_refusals_total",
             "Queue joins refused, by code (already_queued, already_in_match)",
@@ -352,6 +374,7 @@ class Matchmaker:
         self.metrics.conflicts.inc(stats.conflicts)
         for claim in claims:
             self.metrics.claims.labels(claim.proposal.mode).inc()
+            self.metrics.party_tickets.inc(sum(1 for t in claim.proposal.tickets if t.party))
             for t in claim.proposal.tickets:
                 waited = t.waited_ms(claim.claimed_at_ms) / 1000
                 self.metrics.wait.labels(claim.proposal.mode).observe(waited)

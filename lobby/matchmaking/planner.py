@@ -19,12 +19,20 @@ planner groups the waiting tickets of a mode into *proposals* (matches to form):
   it holds at least `recommended` players, or when the anchor (the forming
   match's first player) has waited the mode's `countdown_ms` and the group
   holds at least `min` players. Otherwise its tickets keep waiting.
+* **Queues.** A ticket waits in the `ranked` or the `casual` queue of its mode; the
+  two are planned apart (never in one match). Casual groups ignore ratings: their
+  window is the configured maximum from the start.
+* **Parties.** A casual ticket may stand for a whole party (`members`, its leader
+  first): an indivisible group of its size. Sizes are summed against min,
+  recommended and max; the party is in one proposal whole or in none, and never
+  alone: a proposal holding a party holds at least one other ticket.
 
 Invariants (property-tested in tests/unit/lobby/matchmaking/test_matchmaking_properties.py): a
 ticket is in at most one proposal; a proposal holds only input tickets of one
 mode with one resolved format; its size is within [min, max]; it is either
 full enough (>= recommended) or its anchor's countdown has run out; its rating
-spread fits the anchor's window.
+spread fits the anchor's window; a party's members are never split, and a party
+always has opponents.
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ from sortedcontainers import SortedKeyList
 from tradearena.modes import AUTO_FORMAT, Catalogue, Mode
 
 DEFAULT_RATING = 25.0  # OpenSkill's default mu
+RANKED = "ranked"
+CASUAL = "casual"
+QUEUES = (RANKED, CASUAL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,18 @@ class Ticket:
     enqueued_at_ms: int
     priority: bool = False  # requeued after a failed formation: served first
     traceparent: str | None = None  # the player's journey trace (W3C), when traced
+    queue: str = RANKED  # RANKED or CASUAL
+    party: str | None = None  # a party ticket: the party's id (`player` is its leader)
+    members: tuple[str, ...] = ()  # a party ticket: every member, leader first
+
+    @property
+    def size(self) -> int:
+        """Players this ticket stands for (a party counts all its members)."""
+        return max(1, len(self.members))
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        return self.members or (self.player,)
 
     def waited_ms(self, now_ms: int) -> int:
         return max(0, now_ms - self.enqueued_at_ms)
@@ -83,7 +106,12 @@ class Proposal:
 
     @property
     def players(self) -> tuple[str, ...]:
-        return tuple(t.player for t in self.tickets)
+        """Every player of the match (each party's members, in order)."""
+        return tuple(p for t in self.tickets for p in t.players)
+
+    @property
+    def queue(self) -> str:
+        return self.anchor.queue
 
 
 @dataclass(frozen=True)
@@ -109,14 +137,21 @@ def _grow(
     window: float,
     limit: int,
 ) -> list[Ticket]:
-    """Take up to `limit` tickets around the anchor (included) in rating order, nearest
-    first, keeping the group's spread within `window`."""
+    """Take tickets around the anchor (included) in rating order, nearest first, up to
+    `limit` players in all (a party counts its size, whole or not at all), keeping the
+    group's spread within `window`."""
     index = pool.index(anchor)
     group = [anchor]
+    total = anchor.size
     lo = hi = anchor.rating
     left, right = index - 1, index + 1
     size = len(pool)
-    while len(group) < limit:
+    while total < limit:
+        room = limit - total
+        while left >= 0 and pool[left].size > room:
+            left -= 1
+        while right < size and pool[right].size > room:
+            right += 1
         cand_l = pool[left] if left >= 0 else None
         cand_r = pool[right] if right < size else None
         ok_l = cand_l is not None and hi - cand_l.rating <= window
@@ -131,14 +166,25 @@ def _grow(
         if take_left:
             assert cand_l is not None
             group.append(cand_l)
+            total += cand_l.size
             lo = cand_l.rating
             left -= 1
         else:
             assert cand_r is not None
             group.append(cand_r)
+            total += cand_r.size
             hi = cand_r.rating
             right += 1
     return group
+
+
+def group_size(group: Sequence[Ticket]) -> int:
+    return sum(t.size for t in group)
+
+
+def alone(group: Sequence[Ticket]) -> bool:
+    """A party with nobody else: never a match (a party always has opponents)."""
+    return len(group) == 1 and group[0].size > 1
 
 
 def plan_pool(
@@ -157,14 +203,21 @@ def plan_pool(
         if anchor not in pool:
             continue
         waited = anchor.waited_ms(now_ms)
-        width = window.at(waited)
+        width = window.max if anchor.queue == CASUAL else window.at(waited)
+        if anchor.size >= counts.max:  # a party this big could have no opponent
+            continue
         group = _grow(pool, anchor, width, counts.max)
         countdown_over = waited >= mode.countdown_ms
-        if len(group) >= counts.recommended:
-            reason: Literal["recommended", "countdown"] = "recommended"
-        elif countdown_over and len(group) >= counts.min:
+        players = group_size(group)
+        if alone(group):
+            reason: Literal["recommended", "countdown"] | None = None
+        elif players >= counts.recommended:
+            reason = "recommended"
+        elif countdown_over and players >= counts.min:
             reason = "countdown"
         else:
+            reason = None
+        if reason is None:
             if not countdown_over:
                 deadline = anchor.enqueued_at_ms + mode.countdown_ms
                 next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
@@ -182,22 +235,22 @@ def plan(
     move_pct: Decimal,
     window: SkillWindow | None = None,
 ) -> Plan:
-    """Propose matches for every mode and format among the waiting tickets.
+    """Propose matches for every queue, mode and format among the waiting tickets.
 
     Tickets for unknown modes or formats are left waiting (never proposed)."""
     window = window or SkillWindow()
     auto_format = catalogue.auto_format_for(move_pct)
-    pools: dict[tuple[str, str], list[Ticket]] = {}
+    pools: dict[tuple[str, str, str], list[Ticket]] = {}
     waiting: list[Ticket] = []
     for t in tickets:
         fmt = resolve_format(t.format, auto_format)
         if t.mode not in catalogue.modes or fmt not in catalogue.formats:
             waiting.append(t)
             continue
-        pools.setdefault((t.mode, fmt), []).append(t)
+        pools.setdefault((t.queue, t.mode, fmt), []).append(t)
     proposals: list[Proposal] = []
     next_deadline: int | None = None
-    for (mode_name, fmt), pool in sorted(pools.items()):
+    for (_queue, mode_name, fmt), pool in sorted(pools.items()):
         made, left, deadline = plan_pool(catalogue.modes[mode_name], fmt, pool, now_ms, window)
         proposals.extend(made)
         waiting.extend(left)

@@ -14,6 +14,13 @@ Layout (all keys share the hash tag `{q}`, see tradearena.contracts.keys):
   claimed ticket is never lost.
 * `ta:{q}:assigned:<player>` the player's last match (JSON, TTL), for `status`.
 
+Casual tickets wait in the slot `casual:<mode>` (ranked ones in `<mode>`), so the
+two queues are never planned together. A party ticket (casual only) is held by the
+party's leader and names every member: its claim checks, in the same script, that
+each member still belongs to the party (`lobby.keys.party_of`) and is not assigned
+to a match, then assigns them all; its requeue puts it back whole (or drops it if
+the party changed meanwhile).
+
 A second join in a mode where the player already waits is **refused** (code
 `already_queued`, the existing ticket is returned unchanged): retries are
 idempotent and a player never loses their place by re-joining. To change the
@@ -44,7 +51,8 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from lobby.matchmaking.planner import Proposal, SkillWindow, Ticket, plan
+from lobby import keys as lobby_keys
+from lobby.matchmaking.planner import CASUAL, QUEUES, RANKED, Proposal, SkillWindow, Ticket, plan
 from lobby.settings import QueueSettings
 from tradearena.contracts import keys
 from tradearena.contracts.tracing import TICKET_FIELD
@@ -67,6 +75,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def slot(queue: str, mode: str) -> str:
+    """Where a ticket waits: `<mode>` (ranked) or `casual:<mode>`."""
+    return mode if queue == RANKED else f"{queue}:{mode}"
+
+
 def encode_ticket(t: Ticket) -> str:
     doc: dict[str, Any] = {
         "tid": t.ticket_id,
@@ -79,6 +92,11 @@ def encode_ticket(t: Ticket) -> str:
     }
     if t.traceparent:
         doc[TICKET_FIELD] = t.traceparent
+    if t.queue != RANKED:
+        doc["q"] = t.queue
+    if t.party:
+        doc["party"] = t.party
+        doc["members"] = list(t.members)
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -93,17 +111,34 @@ def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
         enqueued_at_ms=int(d["at"]),
         priority=bool(d.get("prio", False)),
         traceparent=str(d[TICKET_FIELD]) if d.get(TICKET_FIELD) else None,
+        queue=str(d.get("q", RANKED)),
+        party=str(d["party"]) if d.get("party") else None,
+        members=tuple(str(m) for m in d.get("members", ())),
     )
 
 
 _JOIN = """
--- KEYS: the mode's tickets, expiry, the player's modes, the player's assignment.
--- ARGV: prefix, mode, player, ticket, expires, now, refuse if assigned ('1' or '0')
+-- KEYS: the slot's tickets, expiry, the player's slots, the player's assignment.
+-- ARGV: prefix, slot, player, ticket, expires, now, refuse if assigned ('1' or '0'),
+--       party-of prefix, party key ('' for a solo ticket), party id, then the members.
 local mode, player = ARGV[2], ARGV[3]
 local member = mode .. '|' .. player
 if ARGV[7] == '1' then
   local assigned = redis.call('GET', KEYS[4])
   if assigned then return {2, assigned} end
+end
+if ARGV[9] ~= '' then
+  local pid = ARGV[10]
+  local raw = redis.call('HGET', ARGV[9], 'members')
+  if not raw or #cjson.decode(raw) ~= #ARGV - 10
+      or redis.call('HGET', ARGV[9], 'leader') ~= player then
+    return {3, 'party_changed'}
+  end
+  for i = 11, #ARGV do
+    if redis.call('GET', ARGV[8] .. ARGV[i]) ~= pid then return {3, 'party_changed'} end
+    local assigned = redis.call('GET', ARGV[1] .. 'assigned:' .. ARGV[i])
+    if assigned then return {2, assigned} end
+  end
 end
 local cur = redis.call('HGET', KEYS[1], player)
 if cur then
@@ -119,16 +154,17 @@ return {1, ARGV[4]}
 """
 
 _JOIN_ASSIGNED = 2  # the join script's answer when the player is assigned to a match
+_JOIN_PARTY_CHANGED = 3  # a party ticket whose party changed since it was checked
 
 _LEAVE = """
--- KEYS: expiry, the player's modes (a mode's tickets: prefix .. 'tickets:' .. mode).
--- ARGV: prefix, player, mode ('' = every mode)
+-- KEYS: expiry, the player's slots (a slot's tickets: prefix .. 'tickets:' .. slot).
+-- ARGV: prefix, player, then the slots to leave (none = every slot)
 local p, player = ARGV[1], ARGV[2]
 local modes
-if ARGV[3] == '' then
+if #ARGV == 2 then
   modes = redis.call('SMEMBERS', KEYS[2])
 else
-  modes = {ARGV[3]}
+  modes = {unpack(ARGV, 3)}
 end
 local removed = 0
 for _, m in ipairs(modes) do
@@ -166,22 +202,37 @@ return #gone
 _CLAIM = """
 -- KEYS: expiry, forming.
 -- ARGV: prefix, now, match_id, forming (JSON), assignment (JSON), assignment ttl ms,
---       then (mode, player, ticket id) for every ticket of the match.
+--       party-of prefix, then (slot, player, ticket id) for every ticket of the match.
+-- A party ticket claims every member: each must still be in the party and unassigned.
 local p, now = ARGV[1], tonumber(ARGV[2])
 local missing = {}
-for i = 7, #ARGV, 3 do
+local players = {}
+for i = 8, #ARGV, 3 do
   local mode, player, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local raw = redis.call('HGET', p .. 'tickets:' .. mode, player)
   local ok = false
-  if raw and cjson.decode(raw)['tid'] == tid then
-    local exp = redis.call('ZSCORE', KEYS[1], mode .. '|' .. player)
-    ok = exp ~= false and tonumber(exp) >= now
+  if raw then
+    local t = cjson.decode(raw)
+    if t['tid'] == tid then
+      local exp = redis.call('ZSCORE', KEYS[1], mode .. '|' .. player)
+      ok = exp ~= false and tonumber(exp) >= now
+    end
+    if ok and t['party'] then
+      for _, m in ipairs(t['members']) do
+        if redis.call('GET', ARGV[7] .. m) ~= t['party']
+            or redis.call('EXISTS', p .. 'assigned:' .. m) == 1 then
+          ok = false
+        end
+        players[#players + 1] = m
+      end
+    else
+      players[#players + 1] = player
+    end
   end
   if not ok then missing[#missing + 1] = player end
 end
 if #missing > 0 then return {0, missing} end
-for i = 7, #ARGV, 3 do
-  local player = ARGV[i + 1]
+for _, player in ipairs(players) do
   local pk = p .. 'player:' .. player
   for _, m in ipairs(redis.call('SMEMBERS', pk)) do
     redis.call('HDEL', p .. 'tickets:' .. m, player)
@@ -203,7 +254,9 @@ if not raw then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   for _, t in ipairs(cjson.decode(raw)['tickets']) do
-    redis.call('SET', p .. 'assigned:' .. t['player'], ARGV[3], 'PX', ARGV[4])
+    for _, player in ipairs(t['members'] or {t['player']}) do
+      redis.call('SET', p .. 'assigned:' .. player, ARGV[3], 'PX', ARGV[4])
+    end
   end
 end
 return 1
@@ -211,8 +264,9 @@ return 1
 
 _REQUEUE = """
 -- KEYS: forming, expiry.
--- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
--- priority, keeping their original enqueue time; exactly once (the entry is removed).
+-- ARGV: prefix, match_id, expires, party-of prefix. Puts the tickets of a forming match
+-- back with priority, keeping their original enqueue time; exactly once (the entry is
+-- removed). A party ticket goes back whole, unless its party changed meanwhile.
 local p = ARGV[1]
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
@@ -220,12 +274,17 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 local n = 0
 for _, t in ipairs(cjson.decode(raw)['tickets']) do
   local player, mode = t['player'], t['mode']
-  local akey = p .. 'assigned:' .. player
-  local assigned = redis.call('GET', akey)
-  if assigned and cjson.decode(assigned)['match_id'] == ARGV[2] then
-    redis.call('DEL', akey)
+  if t['q'] then mode = t['q'] .. ':' .. mode end
+  local intact = true
+  for _, m in ipairs(t['members'] or {player}) do
+    local akey = p .. 'assigned:' .. m
+    local assigned = redis.call('GET', akey)
+    if assigned and cjson.decode(assigned)['match_id'] == ARGV[2] then
+      redis.call('DEL', akey)
+    end
+    if t['party'] and redis.call('GET', ARGV[4] .. m) ~= t['party'] then intact = false end
   end
-  if redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
+  if intact and redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
     t['prio'] = true
     redis.call('HSET', p .. 'tickets:' .. mode, player, cjson.encode(t))
     redis.call('ZADD', KEYS[2], ARGV[3], mode .. '|' .. player)
@@ -325,30 +384,63 @@ class Queues:
         *,
         refuse_if_assigned: bool = False,
         traceparent: str | None = None,
+        queue: str = RANKED,
+        party: str | None = None,
+        members: Sequence[str] = (),
     ) -> JoinResult:
         """A new ticket, or the refusal: already waiting in the mode (the ticket), or,
         with `refuse_if_assigned`, already assigned to a match (atomically with the
         claims, so a claim cannot slip in between the check and the ticket).
-        `traceparent`: the player's journey trace, kept on the ticket."""
+        `traceparent`: the player's journey trace, kept on the ticket. `party` and
+        `members` (leader first, the caller): a casual ticket for the whole party,
+        refused (`party_changed`) unless the party has exactly these members."""
+        if queue not in QUEUES:
+            raise QueueError("unknown_queue", f"unknown queue {queue!r}")
+        if party is not None and queue != CASUAL:
+            raise QueueError("party_ranked", "a party queues only into casual matches")
         if mode not in self.catalogue.modes:
             raise QueueError("unknown_mode", f"unknown mode {mode!r}")
         if fmt != AUTO_FORMAT and fmt not in self.catalogue.formats:
             raise QueueError("unknown_format", f"unknown format {fmt!r}")
         now = now_ms() if now is None else now
         ticket = Ticket(
-            secrets.token_hex(8), player, mode, fmt, float(rating), now, traceparent=traceparent
+            secrets.token_hex(8),
+            player,
+            mode,
+            fmt,
+            float(rating),
+            now,
+            traceparent=traceparent,
+            queue=queue,
+            party=party,
+            members=tuple(members) if party else (),
         )
+        where = slot(queue, mode)
         expires = self._expires(now)
-        refuse = "1" if refuse_if_assigned else "0"
+        refuse = "1" if refuse_if_assigned or party else "0"
         created, raw = await self._join(
             keys=[
-                keys.queue_tickets(mode),
+                keys.queue_tickets(where),
                 keys.QUEUE_EXPIRY,
                 keys.queue_player(player),
                 keys.queue_assignment(player),
             ],
-            args=[keys.QUEUE_PREFIX, mode, player, encode_ticket(ticket), expires, now, refuse],
+            args=[
+                keys.QUEUE_PREFIX,
+                where,
+                player,
+                encode_ticket(ticket),
+                expires,
+                now,
+                refuse,
+                lobby_keys.PARTY_OF_PREFIX,
+                lobby_keys.party(party) if party else "",
+                party or "",
+                *ticket.members,
+            ],
         )
+        if int(created) == _JOIN_PARTY_CHANGED:
+            raise QueueError("party_changed", "the party changed; queue again")
         if int(created) == _JOIN_ASSIGNED:
             return JoinResult(ticket, False, json.loads(raw))
         return JoinResult(decode_ticket(raw), bool(created))
@@ -366,11 +458,13 @@ class Queues:
         )
 
     async def leave(self, player: str, mode: str | None = None) -> int:
-        """Remove the player's ticket in one mode (or in every mode); returns how many."""
+        """Remove the player's tickets in one mode, both queues (or in every mode);
+        returns how many."""
+        slots = [slot(q, mode) for q in QUEUES] if mode else []
         return int(
             await self._leave(
                 keys=[keys.QUEUE_EXPIRY, keys.queue_player(player)],
-                args=[keys.QUEUE_PREFIX, player, mode or ""],
+                args=[keys.QUEUE_PREFIX, player, *slots],
             )
         )
 
@@ -406,6 +500,7 @@ class Queues:
     # -- matching --------------------------------------------------------------
 
     async def waiting(self, mode: str) -> list[Ticket]:
+        """The tickets of one slot (a ranked mode, or `casual:<mode>`)."""
         raw = await self.redis.hgetall(keys.queue_tickets(mode))
         return [decode_ticket(v) for v in raw.values()]
 
@@ -441,14 +536,23 @@ class Queues:
                     "match_id": match_id,
                     "mode": prop.mode,
                     "format": prop.format,
+                    "queue": prop.queue,
                     "state": "forming",
                     "at": now,
                 },
                 separators=(",", ":"),
             )
-            args: list[Any] = [keys.QUEUE_PREFIX, now, match_id, forming, assignment, ttl]
+            args: list[Any] = [
+                keys.QUEUE_PREFIX,
+                now,
+                match_id,
+                forming,
+                assignment,
+                ttl,
+                lobby_keys.PARTY_OF_PREFIX,
+            ]
             for t in prop.tickets:
-                args += [t.mode, t.player, t.ticket_id]
+                args += [slot(t.queue, t.mode), t.player, t.ticket_id]
             calls.append(args)
         claim_keys = [keys.QUEUE_EXPIRY, keys.QUEUE_FORMING]
         results: list[Any]
@@ -486,7 +590,7 @@ class Queues:
         stats.swept += await self.sweep(now)
         claims: list[Claim] = []
         for mode in modes or self.catalogue.modes:
-            tickets = await self.waiting(mode)
+            tickets = [t for q in QUEUES for t in await self.waiting(slot(q, mode))]
             if not tickets:
                 continue
             planned = plan(self.catalogue, tickets, now, move_pct, self._window)
@@ -515,7 +619,12 @@ class Queues:
         return int(
             await self._requeue(
                 keys=[keys.QUEUE_FORMING, keys.QUEUE_EXPIRY],
-                args=[keys.QUEUE_PREFIX, match_id, self._expires(now)],
+                args=[
+                    keys.QUEUE_PREFIX,
+                    match_id,
+                    self._expires(now),
+                    lobby_keys.PARTY_OF_PREFIX,
+                ],
             )
         )
 

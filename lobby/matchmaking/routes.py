@@ -2,7 +2,11 @@
 `lobby.matchmaking.queues` does the work) and the start-up of the queues and of
 the matching loop (`lobby.matchmaking.formation.Matchmaker`).
 
-    POST   /api/v1/queue            join {mode, format}: 201 with the ticket;
+    POST   /api/v1/queue            join {mode, format, queue}: 201 with the ticket;
+                                    `queue` is `ranked` (default) or `casual`; a
+                                    party's leader queues the whole party into casual
+                                    (`party_ranked` 409, `party_leader_only` 403,
+                                    `party_too_big` 409 otherwise);
                                     409 `already_queued` (with the ticket) when the
                                     player already waits in that mode; 409
                                     `already_in_match` (with the assignment) while
@@ -34,13 +38,16 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
+from lobby import match_options
 from lobby.accounts.notifications import notify
 from lobby.http.api import API_PREFIX, Operation, body_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import Body, _enum, format_names, mode_names
 from lobby.http.sockets import NAMESPACE, emit_to_user, socket_user, user_room
+from lobby.match_options import MatchKind
+from lobby.matchmaking import party_rules
 from lobby.matchmaking.formation import Formation, Matchmaker, MatchmakingMetrics
-from lobby.matchmaking.planner import DEFAULT_RATING, Ticket
+from lobby.matchmaking.planner import CASUAL, DEFAULT_RATING, Ticket
 from lobby.matchmaking.queues import QueueError, Queues, now_ms
 from lobby.state import (
     API,
@@ -50,6 +57,7 @@ from lobby.state import (
     MATCHMAKING_METRICS,
     METRICS,
     ORCHESTRATOR,
+    PARTIES,
     QUEUES,
     REDIS,
     SETTINGS,
@@ -69,6 +77,7 @@ ModeName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 class QueueJoinRequest(Body):
     mode: ModeName = Field(json_schema_extra=_enum(mode_names()))
     format: ModeName = Field(default="auto", json_schema_extra=_enum(format_names()))
+    queue: Literal["ranked", "casual"] = "ranked"
 
 
 class QueueLeaveQuery(Body):
@@ -84,6 +93,9 @@ class QueueTicket(BaseModel):
     expires_at_ms: int
     priority: bool
     waited_ms: int
+    queue: Literal["ranked", "casual"] = "ranked"
+    party_id: str | None = None
+    members: list[str] = Field(default_factory=list)  # a party ticket: every member
 
 
 class QueueAssignment(BaseModel):
@@ -115,6 +127,9 @@ def _ticket(t: Ticket, expires: int, now: int) -> QueueTicket:
         expires_at_ms=expires,
         priority=t.priority,
         waited_ms=t.waited_ms(now),
+        queue="casual" if t.queue == CASUAL else "ranked",
+        party_id=t.party,
+        members=list(t.members),
     )
 
 
@@ -144,18 +159,34 @@ async def join(request: web.Request) -> web.Response:
     user_id = principal(request).user_id
     body = body_of(request, QueueJoinRequest)
     queues = app[QUEUES]
-    await _release_if_over(app, user_id)
+    party = await app[PARTIES].of(user_id) if PARTIES in app else None
+    mode = app[CATALOGUE].modes.get(body.mode)
     try:
+        whole_party = party_rules.check_queue(
+            party, user_id, body.queue, mode.players.max if mode else 0
+        )
+    except party_rules.PartyRuleError as exc:
+        app[MATCHMAKING_METRICS].join_refusals.labels(exc.code).inc()
+        raise problem(exc.status, exc.code, exc.message) from None
+    members = party.member_ids if party is not None and whole_party else (user_id,)
+    for member in members:
+        await _release_if_over(app, member)
+    try:
+        ratings = [await _rating(app, member) for member in members]
         result = await queues.join(
             user_id,
             body.mode,
             body.format,
-            await _rating(app, user_id),
+            party_rules.party_rating(ratings),
             refuse_if_assigned=True,
             traceparent=tracing.current_traceparent(),  # the journey: this request's trace
+            queue=body.queue,
+            party=party.party_id if party is not None and whole_party else None,
+            members=members if whole_party else (),
         )
     except QueueError as exc:
-        raise problem(422, exc.code, exc.message) from None
+        status = 409 if exc.code == "party_changed" else 422
+        raise problem(status, exc.code, exc.message) from None
     if result.assignment is not None:
         app[MATCHMAKING_METRICS].join_refusals.labels("already_in_match").inc()
         raise problem(
@@ -296,8 +327,17 @@ async def _matchmaker_ctx(app: web.Application) -> AsyncIterator[None]:
     async def notifier(user_id: str, kind: str, payload: dict[str, Any]) -> object:
         return await notify(app, user_id, kind, payload)
 
+    async def record_kind(match_id: str, kind: MatchKind) -> None:
+        await match_options.record(app[DB], match_id, kind)
+
     formation = Formation(
-        orchestrator, queues, app[SIGNER], notifier, queues.catalogue, app[SETTINGS]
+        orchestrator,
+        queues,
+        app[SIGNER],
+        notifier,
+        queues.catalogue,
+        app[SETTINGS],
+        record_kind=record_kind,
     )
     matchmaker = Matchmaker(queues, formation, metrics=app[MATCHMAKING_METRICS])
     app[MATCHMAKER] = matchmaker
