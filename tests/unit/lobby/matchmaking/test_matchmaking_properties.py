@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lobby.matchmaking.planner import SkillWindow, Ticket, plan, resolve_format
+from lobby.matchmaking.planner import CASUAL, RANKED, SkillWindow, Ticket, plan, resolve_format
 from tradearena.modes import default_catalogue
 
 CAT = default_catalogue()
@@ -144,3 +144,115 @@ def test_priority_tickets_anchor_first() -> None:
     ]
     first = plan(CAT, pool, NOW, Decimal(0)).proposals[0]
     assert first.anchor.player == "req"
+
+
+# ---- casual queues and parties ------------------------------------------------
+
+
+@st.composite
+def casual_tickets(draw: st.DrawFn) -> list[Ticket]:
+    """Ranked and casual tickets, some casual ones standing for parties of 2 or 3."""
+    n = draw(st.integers(0, 40))
+    out = []
+    for i in range(n):
+        queue = draw(st.sampled_from([RANKED, CASUAL]))
+        size = draw(st.sampled_from([1, 1, 2, 3])) if queue == CASUAL else 1
+        members = tuple(f"p{i}m{k}" for k in range(size)) if size > 1 else ()
+        out.append(
+            Ticket(
+                ticket_id=f"t{i}",
+                player=members[0] if members else f"p{i}",
+                mode=draw(st.sampled_from(["standard", "duel"])),
+                format=draw(st.sampled_from(["blitz", "auto"])),
+                rating=draw(st.floats(0, 60, allow_nan=False)),
+                enqueued_at_ms=NOW - draw(st.integers(0, 900_000)),
+                priority=draw(st.booleans()),
+                queue=queue,
+                party=f"party{i}" if members else None,
+                members=members,
+            )
+        )
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(casual_tickets(), windows)
+def test_parties_stay_whole_within_max_and_never_alone(
+    pool: list[Ticket], window: SkillWindow
+) -> None:
+    result = plan(CAT, pool, NOW, Decimal(0), window)
+    by_id = {t.ticket_id: t for t in pool}
+    placed: dict[str, int] = {}
+    for i, p in enumerate(result.proposals):
+        mode = CAT.mode(p.mode)
+        players = p.players
+        assert len(players) == len(set(players))
+        assert mode.players.min <= len(players) <= mode.players.max, "no proposal over max"
+        assert len({t.queue for t in p.tickets}) == 1, "ranked and casual never mix"
+        if len(players) < mode.players.recommended:
+            assert p.anchor.waited_ms(NOW) >= mode.countdown_ms
+        for t in p.tickets:
+            assert by_id[t.ticket_id] == t
+            placed[t.ticket_id] = i
+            if t.party:
+                # the whole party is here, and someone else too
+                assert set(t.members) <= set(players)
+                assert len(p.tickets) >= 2, "a party is never alone"
+        if p.queue == RANKED:
+            ratings = [t.rating for t in p.tickets]
+            assert max(ratings) - min(ratings) <= window.at(p.anchor.waited_ms(NOW)) + 1e-9
+    # members never split: every member of a party appears in exactly one place
+    for t in pool:
+        for m in t.members:
+            homes = [i for i, p in enumerate(result.proposals) if m in p.players]
+            assert homes == ([placed[t.ticket_id]] if t.ticket_id in placed else [])
+    waiting = {t.ticket_id for t in result.waiting}
+    assert waiting | set(placed) == set(by_id) and not waiting & set(placed)
+
+
+def test_a_party_fills_a_match_with_solo_casual_players_but_not_ranked_ones() -> None:
+    party = Ticket(
+        "party",
+        "lead",
+        "standard",
+        "blitz",
+        25.0,
+        NOW,
+        queue=CASUAL,
+        party="p-1",
+        members=("lead", "friend"),
+    )
+    solos = [
+        Ticket(f"s{i}", f"s{i}", "standard", "blitz", 25.0 + 10 * i, NOW, queue=CASUAL)
+        for i in range(4)
+    ]
+    ranked = [Ticket(f"r{i}", f"r{i}", "standard", "blitz", 25.0, NOW) for i in range(4)]
+    result = plan(CAT, [party, *solos, *ranked], NOW, Decimal(0))
+    [p] = result.proposals  # casual takes the widest window at once; the ranked four wait for more
+    assert p.queue == CASUAL and p.reason == "recommended"
+    assert set(p.players) == {"lead", "friend", "s0", "s1", "s2", "s3"}
+    assert {t.ticket_id for t in result.waiting} == {f"r{i}" for i in range(4)}
+
+
+def test_a_party_alone_or_as_big_as_max_is_never_proposed() -> None:
+    duo = Ticket(
+        "d", "a", "duel", "blitz", 25.0, NOW - 10**9, queue=CASUAL, party="p-1", members=("a", "b")
+    )
+    assert plan(CAT, [duo], NOW, Decimal(0)).proposals == []
+    solo = Ticket("s", "s", "duel", "blitz", 25.0, NOW - 10**9, queue=CASUAL)
+    assert plan(CAT, [duo, solo], NOW, Decimal(0)).proposals == []  # duel max is 2
+    trio = Ticket(
+        "t",
+        "t",
+        "standard",
+        "blitz",
+        25.0,
+        NOW - 10**9,
+        queue=CASUAL,
+        party="p-2",
+        members=("t", "u", "v"),
+    )
+    other = Ticket("o", "o", "standard", "blitz", 25.0, NOW, queue=CASUAL)
+    assert plan(CAT, [trio], NOW, Decimal(0)).proposals == []
+    [p] = plan(CAT, [trio, other], NOW, Decimal(0)).proposals
+    assert set(p.players) == {"t", "u", "v", "o"} and p.reason == "countdown"
