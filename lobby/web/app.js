@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
+import { PartyPanel } from "./screens/party.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results", ...SCREEN_IDS];
@@ -158,6 +159,7 @@ function connectLobby() {
     status.textContent = "lobby: connected";
     status.dataset.connected = "true";
     refreshQueue();
+    party.refresh();
   });
   socket.on("disconnect", () => {
     status.textContent = "lobby: reconnecting…";
@@ -178,6 +180,7 @@ function connectLobby() {
   });
   socket.on("queue_status", renderQueue);
   socket.on("notification", onNotification);
+  socket.on("party_status", (s) => party.render(s));
 }
 
 async function refreshQueue() {
@@ -210,7 +213,7 @@ function renderQueue(status) {
 async function onQueue(event) {
   event.preventDefault();
   setError("lobby-error", null);
-  const body = { mode: $("queue-mode").value, format: $("queue-format").value };
+  const body = { mode: $("queue-mode").value, format: $("queue-format").value, queue: $("queue-kind").value };
   try {
     await api.call("POST", "/queue", body);
     await refreshQueue();
@@ -230,6 +233,7 @@ async function onLeaveQueue() {
 
 function onNotification(note) {
   screens.notification(note);
+  party.notification(note);
   const p = note.payload || {};
   const box = $("lobby-match");
   if (note.kind === "match_found") {
@@ -255,6 +259,7 @@ function onNotification(note) {
 // ---------- the player's screens (leaderboards, history, notifications, profile) ----------
 
 const screens = initScreens({ call: api.call, user: () => state.user, show, play: enterLobby });
+const party = new PartyPanel($("party-panel"), { call: api.call, user: () => state.user });
 
 // ---------- the match ----------
 

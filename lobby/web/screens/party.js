@@ -1,0 +1,119 @@
+// The party panel of the lobby screen: create a party, invite friends by username,
+// accept or decline invitations (they arrive live: `party_invite` notifications and
+// `party_status` events of the /lobby socket), see the members, leave.
+//   const party = new PartyPanel(section, { call, user });
+//   party.refresh(); party.render(status); party.notification(note);
+// While in a party of two or more only casual queueing is offered (the ranked choice
+// of `queue-kind` is disabled); the leader queues the whole party.
+import { h, showError } from "./common.js";
+
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+export class PartyPanel {
+  constructor(section, { call, user }) {
+    this.section = section;
+    this.call = call;
+    this.user = user;
+    this.status = { party: null, invitations: [] };
+    this.error = h("p", { class: "error", role: "alert", "data-testid": "party-error" });
+    this.body = h("div", { "data-testid": "party-body" });
+    section.replaceChildren(h("h3", {}, "Party"), this.body, this.error);
+    // Built once, so a live re-render never loses what is being typed.
+    const input = h("input", { name: "username", required: true, autocomplete: "off", "data-testid": "party-invite-name", "aria-label": "Username to invite" });
+    this.inviteForm = h(
+      "form",
+      {
+        class: "row",
+        "data-testid": "party-invite-form",
+        onsubmit: async (event) => {
+          event.preventDefault();
+          if (await this.run("POST", `${this.base}/invites`, { username: input.value.trim() })) input.value = "";
+        },
+      },
+      input,
+      h("button", { type: "submit", "data-testid": "party-invite" }, "Invite"),
+    );
+  }
+
+  async run(method, path, body) {
+    showError(this.error, null);
+    try {
+      await this.call(method, path, body);
+      await this.refresh();
+      return true;
+    } catch (err) {
+      showError(this.error, err);
+      return false;
+    }
+  }
+
+  async refresh() {
+    try {
+      this.render(await this.call("GET", "/parties/me"));
+    } catch (err) {
+      showError(this.error, err);
+    }
+  }
+
+  notification(note) {
+    if (note?.kind === "party_invite") this.refresh();
+  }
+
+  render(status) {
+    this.status = status || { party: null, invitations: [] };
+    const { party, invitations } = this.status;
+    const me = this.user()?.id;
+    const parts = [];
+    if (party) {
+      const base = `/parties/${party.party_id}`;
+      const leader = party.leader === me;
+      parts.push(
+        h(
+          "ul",
+          { "data-testid": "party-members", "data-size": party.members.length },
+          party.members.map((m) =>
+            h("li", { "data-testid": "party-member", "data-username": m.username }, m.username, m.leader ? " (leader)" : ""),
+          ),
+        ),
+      );
+      if (party.invites.length) {
+        parts.push(h("p", { class: "hint", "data-testid": "party-pending" }, `Invited: ${party.invites.map((i) => i.username).join(", ")}`));
+      }
+      this.base = base;
+      if (leader && party.members.length < party.max_size) parts.push(this.inviteForm);
+      parts.push(
+        h("p", { class: "hint" }, party.members.length > 1 ? (leader ? "You queue the whole party (casual)." : "Your leader queues the party (casual).") : "Invite friends to play casual matches together."),
+        h("button", { type: "button", class: "secondary", "data-testid": "party-leave", onclick: () => this.run("POST", `${base}/leave`) }, "Leave party"),
+      );
+    } else {
+      parts.push(h("button", { type: "button", class: "secondary", "data-testid": "party-create", onclick: () => this.run("POST", "/parties") }, "Create a party"));
+    }
+    if (invitations.length) {
+      parts.push(
+        h(
+          "ul",
+          { "data-testid": "party-invitations" },
+          invitations.map((i) =>
+            h(
+              "li",
+              { "data-testid": "party-invitation", "data-party": i.party_id },
+              `${i.leader} invites you (${i.members.join(", ")}) `,
+              h("button", { type: "button", "data-testid": "party-accept", onclick: () => this.run("POST", `/parties/${i.party_id}/join`) }, "Accept"),
+              " ",
+              h("button", { type: "button", class: "secondary", "data-testid": "party-decline", onclick: () => this.run("POST", `/parties/${i.party_id}/decline`) }, "Decline"),
+            ),
+          ),
+        ),
+      );
+    }
+    this.body.replaceChildren(...parts);
+    this.section.dataset.party = party ? party.party_id : "";
+    this.section.dataset.size = party ? String(party.members.length) : "0";
+    const kind = $("queue-kind");
+    if (kind) {
+      const grouped = Boolean(party && party.members.length > 1);
+      kind.querySelector('option[value="ranked"]').disabled = grouped;
+      if (grouped) kind.value = "casual";
+    }
+  }
+}
