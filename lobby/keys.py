@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from tradearena.contracts.keys import QUEUE_PREFIX
+
 
 def lobby_rate(bucket: str, subject: str) -> str:
     """Fixed-window request counter of the lobby (subject: user id or IP)."""
@@ -22,10 +24,11 @@ def lobby_banned(user_id: str) -> str:
 # ---- parties: under the queues' hash tag `{q}`, since the queue scripts read them
 # (a party ticket's claim checks every member still belongs to the party) and the
 # party scripts take the party's tickets out of the queues in the same call.
-PARTY_PREFIX = "ta:{q}:party:"  # + party id: hash leader, members (JSON), created
-PARTY_OF_PREFIX = "ta:{q}:partyof:"  # + user id: the user's party id
-PARTY_INVITES_PREFIX = "ta:{q}:partyinv:"  # + party id: hash invitee id -> invite JSON
-PARTY_INVITED_PREFIX = "ta:{q}:invited:"  # + user id: hash party id -> expiry (ms)
+# The scripts build these names from the queue prefix (ARGV[1]) and the same suffixes.
+PARTY_PREFIX = f"{QUEUE_PREFIX}party:"  # + party id: hash leader, members (JSON), created, version
+PARTY_OF_PREFIX = f"{QUEUE_PREFIX}partyof:"  # + user id: the user's party id
+PARTY_INVITES_PREFIX = f"{QUEUE_PREFIX}partyinv:"  # + party id: hash invitee id -> invite JSON
+PARTY_INVITED_PREFIX = f"{QUEUE_PREFIX}invited:"  # + user id: hash party id -> expiry (ms)
 
 
 def party(party_id: str) -> str:

@@ -34,14 +34,15 @@ from tradearena.redisconn import AnyRedis
 T = TypeVar("T")
 ATTEMPTS = 5
 
-# Lua: take every given player's tickets out of every queue (a party changed).
+# Lua: take a player's tickets out of every queue (a party changed). KEYS[1] is the
+# queues' expiry; key names are built from the `{q}` prefix `p` (ARGV[1]).
 _UNQUEUE = """
-local function unqueue(p, expiry, player)
+local function unqueue(p, player)
   local pk = p .. 'player:' .. player
   local n = 0
   for _, m in ipairs(redis.call('SMEMBERS', pk)) do
     n = n + redis.call('HDEL', p .. 'tickets:' .. m, player)
-    redis.call('ZREM', expiry, m .. '|' .. player)
+    redis.call('ZREM', KEYS[1], m .. '|' .. player)
   end
   redis.call('DEL', pk)
   return n
@@ -49,68 +50,70 @@ end
 """
 
 _CREATE = """
--- ARGV: party key, party-of key, party id, leader, members JSON, now
-if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
-redis.call('HSET', ARGV[1], 'leader', ARGV[4], 'members', ARGV[5], 'created', ARGV[6],
+-- KEYS: the party, the leader's party-of. ARGV: party id, leader, members JSON, now
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'leader', ARGV[2], 'members', ARGV[3], 'created', ARGV[4],
            'version', 0)
-redis.call('SET', ARGV[2], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
 
 _CHANGE = (
     _UNQUEUE
     + """
--- ARGV: 1 queue prefix, 2 expiry, 3 party key, 4 invites key, 5 party-of prefix,
---       6 invited prefix, 7 party id, 8 expected version, 9 now,
---       10 new members JSON ('' = the party ends), 11 new leader, 12 joiner ('' = none),
---       13 leavers JSON, 14.. players whose tickets leave the queues.
-local p, expiry, pkey, ikey, ofp, invp, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-if redis.call('HGET', pkey, 'version') ~= ARGV[8] then return 'conflict' end
-local joiner = ARGV[12]
+-- KEYS: expiry, the party, its invitations.
+-- ARGV: 1 prefix, 2 party id, 3 expected version, 4 now,
+--       5 new members JSON ('' = the party ends), 6 new leader, 7 joiner ('' = none),
+--       8 leavers JSON, 9.. players whose tickets leave the queues.
+local p, pid = ARGV[1], ARGV[2]
+if redis.call('HGET', KEYS[2], 'version') ~= ARGV[3] then return 'conflict' end
+local joiner = ARGV[7]
 if joiner ~= '' then
-  if redis.call('EXISTS', ofp .. joiner) == 1 then return 'already_in_party' end
-  local inv = redis.call('HGET', ikey, joiner)
-  if not inv or tonumber(cjson.decode(inv)['expires']) < tonumber(ARGV[9]) then
+  if redis.call('EXISTS', p .. 'partyof:' .. joiner) == 1 then return 'already_in_party' end
+  local inv = redis.call('HGET', KEYS[3], joiner)
+  if not inv or tonumber(cjson.decode(inv)['expires']) < tonumber(ARGV[4]) then
     return 'not_invited'
   end
-  redis.call('SET', ofp .. joiner, pid)
-  redis.call('HDEL', ikey, joiner)
-  redis.call('HDEL', invp .. joiner, pid)
+  redis.call('SET', p .. 'partyof:' .. joiner, pid)
+  redis.call('HDEL', KEYS[3], joiner)
+  redis.call('HDEL', p .. 'invited:' .. joiner, pid)
 end
-for _, who in ipairs(cjson.decode(ARGV[13])) do
-  if redis.call('GET', ofp .. who) == pid then redis.call('DEL', ofp .. who) end
-end
-if ARGV[10] == '' then
-  for _, invitee in ipairs(redis.call('HKEYS', ikey)) do
-    redis.call('HDEL', invp .. invitee, pid)
+for _, who in ipairs(cjson.decode(ARGV[8])) do
+  if redis.call('GET', p .. 'partyof:' .. who) == pid then
+    redis.call('DEL', p .. 'partyof:' .. who)
   end
-  redis.call('DEL', pkey, ikey)
-else
-  redis.call('HSET', pkey, 'members', ARGV[10], 'leader', ARGV[11])
-  redis.call('HINCRBY', pkey, 'version', 1)
 end
-for i = 14, #ARGV do unqueue(p, expiry, ARGV[i]) end
+if ARGV[5] == '' then
+  for _, invitee in ipairs(redis.call('HKEYS', KEYS[3])) do
+    redis.call('HDEL', p .. 'invited:' .. invitee, pid)
+  end
+  redis.call('DEL', KEYS[2], KEYS[3])
+else
+  redis.call('HSET', KEYS[2], 'members', ARGV[5], 'leader', ARGV[6])
+  redis.call('HINCRBY', KEYS[2], 'version', 1)
+end
+for i = 9, #ARGV do unqueue(p, ARGV[i]) end
 return 'ok'
 """
 )
 
 _INVITE = """
--- ARGV: party key, invites key, invitee's party-of key, invitee's invited key, party id,
---       expected version, invitee id, invitation JSON, expires
-if redis.call('HGET', ARGV[1], 'version') ~= ARGV[6] then return 'conflict' end
-if redis.call('EXISTS', ARGV[3]) == 1 then return 'already_in_party' end
-redis.call('HSET', ARGV[2], ARGV[7], ARGV[8])
-redis.call('HSET', ARGV[4], ARGV[5], ARGV[9])
-redis.call('HINCRBY', ARGV[1], 'version', 1)
+-- KEYS: the party, its invitations, the invitee's party-of, the invitee's invitations.
+-- ARGV: party id, expected version, invitee id, invitation JSON, expires
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 'conflict' end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'already_in_party' end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
 return 'ok'
 """
 
 _UNQUEUE_PARTY = (
     _UNQUEUE
     + """
--- ARGV: queue prefix, expiry, then the players. Returns the tickets removed.
+-- KEYS: expiry. ARGV: prefix, then the players. Returns the tickets removed.
 local n = 0
-for i = 3, #ARGV do n = n + unqueue(ARGV[1], ARGV[2], ARGV[i]) end
+for i = 2, #ARGV do n = n + unqueue(ARGV[1], ARGV[i]) end
 return n
 """
 )
@@ -249,10 +252,8 @@ class Parties:
         party_id = new_party_id()
         party = Party(party_id, leader.user_id, (leader,), now)
         ok = await self._create(
-            keys=[lobby_keys.party(party_id)],
+            keys=[lobby_keys.party(party_id), lobby_keys.party_of(leader.user_id)],
             args=[
-                lobby_keys.party(party_id),
-                lobby_keys.party_of(leader.user_id),
                 party_id,
                 leader.user_id,
                 _members_json(party.members),
@@ -279,12 +280,13 @@ class Parties:
             }
             result = _text(
                 await self._invite(
-                    keys=[lobby_keys.party(party_id)],
-                    args=[
+                    keys=[
                         lobby_keys.party(party_id),
                         lobby_keys.party_invites(party_id),
                         lobby_keys.party_of(invitee.user_id),
                         lobby_keys.party_invited(invitee.user_id),
+                    ],
+                    args=[
                         party_id,
                         party.version,
                         invitee.user_id,
@@ -319,14 +321,13 @@ class Parties:
         everyone = dict.fromkeys((*before.member_ids, *((joiner,) if joiner else ())))
         return _text(
             await self._change(
-                keys=[lobby_keys.party(before.party_id)],
-                args=[
-                    keys.QUEUE_PREFIX,
+                keys=[
                     keys.QUEUE_EXPIRY,
                     lobby_keys.party(before.party_id),
                     lobby_keys.party_invites(before.party_id),
-                    lobby_keys.PARTY_OF_PREFIX,
-                    lobby_keys.PARTY_INVITED_PREFIX,
+                ],
+                args=[
+                    keys.QUEUE_PREFIX,
                     before.party_id,
                     before.version,
                     now,
@@ -425,7 +426,7 @@ class Parties:
         return int(
             await self._unqueue(
                 keys=[keys.QUEUE_EXPIRY],
-                args=[keys.QUEUE_PREFIX, keys.QUEUE_EXPIRY, *party.member_ids],
+                args=[keys.QUEUE_PREFIX, *party.member_ids],
             )
         )
 

@@ -17,7 +17,8 @@ Layout (all keys share the hash tag `{q}`, see tradearena.contracts.keys):
 Casual tickets wait in the slot `casual:<mode>` (ranked ones in `<mode>`), so the
 two queues are never planned together. A party ticket (casual only) is held by the
 party's leader and names every member: its claim checks, in the same script, that
-each member still belongs to the party (`lobby.keys.party_of`) and is not assigned
+each member still belongs to the party (`lobby.keys.party_of`, built in the script
+from the same `{q}` prefix) and is not assigned
 to a match, then assigns them all; its requeue puts it back whole (or drops it if
 the party changed meanwhile).
 
@@ -51,7 +52,6 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from lobby import keys as lobby_keys
 from lobby.matchmaking.planner import CASUAL, QUEUES, RANKED, Proposal, SkillWindow, Ticket, plan
 from lobby.settings import QueueSettings
 from tradearena.contracts import keys
@@ -120,23 +120,23 @@ def decode_ticket(raw: str | bytes | dict[str, Any]) -> Ticket:
 _JOIN = """
 -- KEYS: the slot's tickets, expiry, the player's slots, the player's assignment.
 -- ARGV: prefix, slot, player, ticket, expires, now, refuse if assigned ('1' or '0'),
---       party-of prefix, party key ('' for a solo ticket), party id, then the members.
-local mode, player = ARGV[2], ARGV[3]
+--       party id ('' for a solo ticket), then the party's members.
+local p, mode, player = ARGV[1], ARGV[2], ARGV[3]
 local member = mode .. '|' .. player
 if ARGV[7] == '1' then
   local assigned = redis.call('GET', KEYS[4])
   if assigned then return {2, assigned} end
 end
-if ARGV[9] ~= '' then
-  local pid = ARGV[10]
-  local raw = redis.call('HGET', ARGV[9], 'members')
-  if not raw or #cjson.decode(raw) ~= #ARGV - 10
-      or redis.call('HGET', ARGV[9], 'leader') ~= player then
+local pid = ARGV[8]
+if pid ~= '' then
+  local raw = redis.call('HGET', p .. 'party:' .. pid, 'members')
+  if not raw or #cjson.decode(raw) ~= #ARGV - 8
+      or redis.call('HGET', p .. 'party:' .. pid, 'leader') ~= player then
     return {3, 'party_changed'}
   end
-  for i = 11, #ARGV do
-    if redis.call('GET', ARGV[8] .. ARGV[i]) ~= pid then return {3, 'party_changed'} end
-    local assigned = redis.call('GET', ARGV[1] .. 'assigned:' .. ARGV[i])
+  for i = 9, #ARGV do
+    if redis.call('GET', p .. 'partyof:' .. ARGV[i]) ~= pid then return {3, 'party_changed'} end
+    local assigned = redis.call('GET', p .. 'assigned:' .. ARGV[i])
     if assigned then return {2, assigned} end
   end
 end
@@ -202,12 +202,12 @@ return #gone
 _CLAIM = """
 -- KEYS: expiry, forming.
 -- ARGV: prefix, now, match_id, forming (JSON), assignment (JSON), assignment ttl ms,
---       party-of prefix, then (slot, player, ticket id) for every ticket of the match.
+--       then (slot, player, ticket id) for every ticket of the match.
 -- A party ticket claims every member: each must still be in the party and unassigned.
 local p, now = ARGV[1], tonumber(ARGV[2])
 local missing = {}
 local players = {}
-for i = 8, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local mode, player, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local raw = redis.call('HGET', p .. 'tickets:' .. mode, player)
   local ok = false
@@ -219,7 +219,7 @@ for i = 8, #ARGV, 3 do
     end
     if ok and t['party'] then
       for _, m in ipairs(t['members']) do
-        if redis.call('GET', ARGV[7] .. m) ~= t['party']
+        if redis.call('GET', p .. 'partyof:' .. m) ~= t['party']
             or redis.call('EXISTS', p .. 'assigned:' .. m) == 1 then
           ok = false
         end
@@ -264,7 +264,7 @@ return 1
 
 _REQUEUE = """
 -- KEYS: forming, expiry.
--- ARGV: prefix, match_id, expires, party-of prefix. Puts the tickets of a forming match
+-- ARGV: prefix, match_id, expires. Puts the tickets of a forming match
 -- back with priority, keeping their original enqueue time; exactly once (the entry is
 -- removed). A party ticket goes back whole, unless its party changed meanwhile.
 local p = ARGV[1]
@@ -282,7 +282,9 @@ for _, t in ipairs(cjson.decode(raw)['tickets']) do
     if assigned and cjson.decode(assigned)['match_id'] == ARGV[2] then
       redis.call('DEL', akey)
     end
-    if t['party'] and redis.call('GET', ARGV[4] .. m) ~= t['party'] then intact = false end
+    if t['party'] and redis.call('GET', p .. 'partyof:' .. m) ~= t['party'] then
+      intact = false
+    end
   end
   if intact and redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
     t['prio'] = true
@@ -433,8 +435,6 @@ class Queues:
                 expires,
                 now,
                 refuse,
-                lobby_keys.PARTY_OF_PREFIX,
-                lobby_keys.party(party) if party else "",
                 party or "",
                 *ticket.members,
             ],
@@ -549,7 +549,6 @@ class Queues:
                 forming,
                 assignment,
                 ttl,
-                lobby_keys.PARTY_OF_PREFIX,
             ]
             for t in prop.tickets:
                 args += [slot(t.queue, t.mode), t.player, t.ticket_id]
@@ -623,7 +622,6 @@ class Queues:
                     keys.QUEUE_PREFIX,
                     match_id,
                     self._expires(now),
-                    lobby_keys.PARTY_OF_PREFIX,
                 ],
             )
         )

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from lobby.matchmaking.parties import Parties
+from lobby.matchmaking.party_rules import Member, PartyLimits
+from lobby.matchmaking.planner import CASUAL
 from lobby.matchmaking.queues import Queues
 from lobby.settings import QueueSettings
 from tradearena import redisconn
@@ -71,3 +74,34 @@ async def test_join_claim_finish_requeue_and_release(
     assert await a.leave(failed.players[0]) == 1
     assert await a.sweep(now=T0 + 10 * 60_000) == len(failed.players) - 1  # expired
     assert await rc.zcard(keys.QUEUE_EXPIRY) == 0
+
+
+async def test_a_party_is_formed_queued_claimed_and_changed_on_the_queue_shard(
+    two_lobbies: tuple[Queues, Queues],
+) -> None:
+    a, b = two_lobbies
+    parties = Parties(a.redis, PartyLimits())
+    leader, friend = Member("u-l", "lead"), Member("u-f", "pal")
+    party = await parties.create(leader)
+    await parties.invite(party.party_id, leader.user_id, friend)
+    await parties.join(party.party_id, friend)
+    members = (leader.user_id, friend.user_id)
+    joined = await a.join(
+        leader.user_id,
+        "standard",
+        "blitz",
+        25.0,
+        now=T0,
+        queue=CASUAL,
+        party=party.party_id,
+        members=members,
+    )
+    assert joined.created
+    for i in range(4):
+        await b.join(f"c{i}", "standard", "blitz", 25.0, now=T0, queue=CASUAL)
+    [claim] = await b.match_round(now=T0 + 1)
+    assert set(claim.players) == {*members, "c0", "c1", "c2", "c3"}
+    assert (await a.assignment(friend.user_id))["match_id"] == claim.match_id  # type: ignore[index]
+    assert await a.requeue(claim.match_id, now=T0 + 2) == 5
+    await parties.remove(party.party_id, friend.user_id, friend.user_id)
+    assert [t for t in await a.waiting("casual:standard") if t.party] == []

@@ -13,6 +13,7 @@ from matchserver.durability import LuaScript
 
 SCRIPT_MODULES = [
     "lobby.matchmaking.queues",
+    "lobby.matchmaking.parties",
     "lobby.http.ratelimit",
     "lobby.results.deadletter",
     "matchserver.relay.lease",
