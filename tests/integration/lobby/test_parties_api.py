@@ -5,12 +5,14 @@ party members kept out of ranked."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import socketio
 
 from lobby.match_options import MatchKind, kind
 from lobby.matchmaking.parties import Parties
@@ -248,3 +250,53 @@ async def test_party_changes_and_disconnects_take_the_party_ticket_out(
     await parties.invite(party_id, "u-x", outsider)
     await parties.join(party_id, outsider)  # the party changed
     assert await queues.waiting("casual:standard") == []
+
+
+async def test_live_invitation_and_a_member_disconnecting_takes_the_party_out(
+    lobby_client_factory: Callable[..., Any],
+) -> None:
+    async with lobby_client_factory() as client:
+        lead, pal = await register(client, "leadx"), await register(client, "palx")
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        sio = socketio.AsyncClient(reconnection=False)
+        for name in ("notification", "party_status"):
+            sio.on(
+                name, lambda data, name=name: events.put_nowait((name, data)), namespace="/lobby"
+            )
+        await sio.connect(
+            str(client.make_url("/")),
+            namespaces=["/lobby"],
+            auth={"token": pal["access_token"]},
+            transports=["websocket"],
+        )
+        try:
+            resp = await client.post("/api/v1/parties", headers=bearer(lead))
+            party_id = (await resp.json())["party_id"]
+            await client.post(
+                f"/api/v1/parties/{party_id}/invites",
+                json={"username": "palx"},
+                headers=bearer(lead),
+            )
+            async with asyncio.timeout(10):
+                kind, note = await events.get()
+            assert kind == "notification" and note["kind"] == "party_invite"
+            assert note["payload"]["party_id"] == party_id
+            await client.post(f"/api/v1/parties/{party_id}/join", headers=bearer(pal))
+            async with asyncio.timeout(10):
+                while True:
+                    kind, status = await events.get()
+                    if kind == "party_status" and status["party"]:
+                        break
+            assert [m["username"] for m in status["party"]["members"]] == ["leadx", "palx"]
+            casual = {"mode": "standard", "format": "blitz", "queue": "casual"}
+            assert (
+                await client.post("/api/v1/queue", json=casual, headers=bearer(lead))
+            ).status == 201
+        finally:
+            await sio.disconnect()  # the member's last connection closes
+
+        async def out_of_the_queue() -> bool:
+            body = await _json(await client.get("/api/v1/queue", headers=bearer(lead)))
+            return body["tickets"] == []
+
+        await eventually(out_of_the_queue, within=10)
