@@ -94,6 +94,8 @@ async function main() {
       check(kind.ranked === true, `${p.name}: ranked disabled in a party (${JSON.stringify(kind)})`);
       check(kind.value === "casual", `${p.name}: casual chosen (${JSON.stringify(kind)})`);
     }
+    check((await leader.page.locator(id("party-kick")).count()) === 1, "the leader may remove the friend");
+    check((await friend.page.locator(id("party-kick")).count()) === 0, "a member may remove nobody");
     note("both pages show the party of two");
     await shot(leader.page, "party-leader");
 

@@ -20,6 +20,8 @@ export function describe(note) {
       return `Match found (${p.mode} / ${p.format}).`;
     case "match_ready":
       return `Match ${p.match_id} is ready.`;
+    case "party_invite":
+      return `${p.leader} invites you to their party (${(p.members || []).join(", ")}).`;
     case "match_failed":
       return `A match could not start (${p.reason})${p.requeued ? "; you were put back in the queue" : ""}.`;
     default:

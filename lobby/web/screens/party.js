@@ -1,6 +1,7 @@
 // The party panel of the lobby screen: create a party, invite friends by username,
 // accept or decline invitations (they arrive live: `party_invite` notifications and
-// `party_status` events of the /lobby socket), see the members, leave.
+// `party_status` events of the /lobby socket), see the members (the leader may remove
+// one), leave.
 //   const party = new PartyPanel(section, { call, user });
 //   party.refresh(); party.render(status); party.notification(note);
 // While in a party of two or more only casual queueing is offered (the ranked choice
@@ -72,7 +73,13 @@ export class PartyPanel {
           "ul",
           { "data-testid": "party-members", "data-size": party.members.length },
           party.members.map((m) =>
-            h("li", { "data-testid": "party-member", "data-username": m.username }, m.username, m.leader ? " (leader)" : ""),
+            h(
+              "li",
+              { "data-testid": "party-member", "data-username": m.username },
+              m.username,
+              m.leader ? " (leader)" : "",
+              leader && !m.leader ? h("button", { type: "button", class: "secondary", "data-testid": "party-kick", onclick: () => this.run("DELETE", `${base}/members/${encodeURIComponent(m.username)}`) }, "Remove") : null,
+            ),
           ),
         ),
       );
