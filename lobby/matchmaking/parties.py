@@ -104,6 +104,7 @@ if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 'conflict' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'already_in_party' end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+redis.call('PEXPIREAT', KEYS[4], ARGV[5])  -- the newest invitation expires last
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return 'ok'
 """
@@ -192,8 +193,8 @@ class Parties:
             invite = Invite(_text(k), str(d["name"]), int(d["expires"]), str(d.get("by", "")))
             (invites if invite.live(now) else expired).append(invite)
         if expired:
-            await self._drop_invites(party_id, [i.user_id for i in expired])
-            self.metrics.invites.labels("expired").inc(len(expired))
+            dropped = await self._drop_invites(party_id, [i.user_id for i in expired])
+            self.metrics.invites.labels("expired").inc(dropped)
         members = tuple(Member(str(m["id"]), str(m["name"])) for m in json.loads(doc["members"]))
         return Party(
             party_id,
@@ -225,12 +226,15 @@ class Parties:
             out.append(Invitation(party_id, leader, names, invite.expires_at_ms))
         return sorted(out, key=lambda i: i.expires_at_ms)
 
-    async def _drop_invites(self, party_id: str, user_ids: list[str]) -> None:
+    async def _drop_invites(self, party_id: str, user_ids: list[str]) -> int:
+        """Forget expired invitations; how many were still there (concurrent readers
+        count each once)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for uid in user_ids:
                 pipe.hdel(lobby_keys.party_invites(party_id), uid)
                 pipe.hdel(lobby_keys.party_invited(uid), party_id)
-            await pipe.execute()
+            done = await pipe.execute()
+        return sum(int(n) for n in done[::2])
 
     # -- changing --------------------------------------------------------------
 
