@@ -12,9 +12,10 @@ the matching loop (`lobby.matchmaking.formation.Matchmaker`).
                                     `already_in_match` (with the assignment) while
                                     the player is assigned to a forming, ready or
                                     live match
-    DELETE /api/v1/queue?mode=...   leave one mode (or every mode without `mode`)
-    GET    /api/v1/queue            the caller's tickets and last match; also keeps the
-                                    tickets alive (heartbeat)
+    DELETE /api/v1/queue?mode=...   leave one mode (or every mode without `mode`); a
+                                    party member takes the party's ticket out
+    GET    /api/v1/queue            the caller's tickets (a party member: the party's
+                                    ticket) and last match; also keeps the tickets alive
 
 On `/lobby`: every join and leave pushes `queue_status` (the same body as the
 GET) to the player's connections, and the `queue_status` call answers it. A player whose last connection on this replica closes leaves every
@@ -142,6 +143,12 @@ async def _status(app: web.Application, user_id: str) -> QueueStatusReply:
     queues = app[QUEUES]
     await queues.heartbeat(user_id)
     status = await queues.status(user_id)
+    tickets = status.tickets
+    party = await app[PARTIES].of(user_id) if not tickets and PARTIES in app else None
+    if party is not None and party.size > 1 and party.leader != user_id:
+        # a member sees the ticket their leader holds for the party
+        held = await queues.status(party.leader)
+        tickets = [(t, exp) for t, exp in held.tickets if t.party == party.party_id]
     now = now_ms()
     assignment = None
     if status.assignment is not None:
@@ -150,7 +157,7 @@ async def _status(app: web.Application, user_id: str) -> QueueStatusReply:
             {k: v for k, v in status.assignment.items() if k in fields}
         )
     return QueueStatusReply(
-        tickets=[_ticket(t, exp, now) for t, exp in status.tickets], assignment=assignment
+        tickets=[_ticket(t, exp, now) for t, exp in tickets], assignment=assignment
     )
 
 
@@ -207,7 +214,8 @@ async def join(request: web.Request) -> web.Response:
             ticket=ticket.model_dump(),
         )
     _wake(app)
-    await _push_status(app, user_id)
+    for member in members:
+        await _push_status(app, member)
     return reply(ticket, status=201)
 
 
@@ -241,9 +249,15 @@ async def _release_if_over(app: web.Application, user_id: str) -> None:
 async def leave(request: web.Request) -> web.Response:
     query = query_of(request, QueueLeaveQuery)
     user_id = principal(request).user_id
-    removed = await request.app[QUEUES].leave(user_id, query.mode)
+    app = request.app
+    removed = await app[QUEUES].leave(user_id, query.mode)
+    party = await app[PARTIES].of(user_id) if PARTIES in app else None
+    members = party.member_ids if party is not None and party.size > 1 else (user_id,)
+    if not removed and party is not None and party.size > 1:
+        removed = await app[PARTIES].unqueue(user_id)  # any member may stop the party waiting
     if removed:
-        await _push_status(request.app, user_id)
+        for member in members:
+            await _push_status(app, member)
     return reply(QueueLeaveReply(removed=removed))
 
 

@@ -2,7 +2,7 @@
 // are matched together into one casual match: the leader creates the party and invites
 // the friend by username; the invitation appears live on the friend's page (no reload);
 // the friend accepts; both pages show two members and ranked is disabled; the leader
-// queues casual. The script then prints `QUEUED` on stdout and waits for both pages to
+// queues casual and the friend's page shows the party waiting. The script then prints `QUEUED` on stdout and waits for both pages to
 // open the same match (the caller fills it with solo casual players through the API).
 // Usage: node browser_party.mjs LOBBY_URL ARTIFACT_DIR LEADER FRIEND PASSWORD MODE FORMAT
 // Every wait is on a selector or a page state (no sleeps); prints one JSON line (the
@@ -112,8 +112,9 @@ async function main() {
     await leader.page.locator(id("queue-format")).selectOption(format);
     await leader.page.locator(id("queue-join")).click();
     await leader.page.locator(`${id("queue-status")}[data-queued="true"]`).waitFor(WAIT);
+    await friend.page.locator(`${id("queue-status")}[data-queued="true"]`).waitFor(WAIT);
     await shot(leader.page, "queued-leader");
-    note("the leader queued the party (casual)");
+    note("the leader queued the party (casual); the friend's page shows it waiting");
     process.stdout.write("QUEUED\n");
 
     const [leaderMatch, friendMatch] = await Promise.all([matchId(leader.page), matchId(friend.page)]);

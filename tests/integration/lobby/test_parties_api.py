@@ -289,9 +289,13 @@ async def test_live_invitation_and_a_member_disconnecting_takes_the_party_out(
                         break
             assert [m["username"] for m in status["party"]["members"]] == ["leadx", "palx"]
             casual = {"mode": "standard", "format": "blitz", "queue": "casual"}
-            assert (
-                await client.post("/api/v1/queue", json=casual, headers=bearer(lead))
-            ).status == 201
+            joined = await client.post("/api/v1/queue", json=casual, headers=bearer(lead))
+            assert joined.status == 201
+            # any member may take the party out of the queue; the leader queues again
+            gone = await client.delete("/api/v1/queue", headers=bearer(pal))
+            assert (await gone.json()) == {"removed": 1}
+            joined = await client.post("/api/v1/queue", json=casual, headers=bearer(lead))
+            assert joined.status == 201
         finally:
             await sio.disconnect()  # the member's last connection closes
 
