@@ -169,8 +169,9 @@ async def join(request: web.Request) -> web.Response:
     party = await app[PARTIES].of(user_id) if PARTIES in app else None
     mode = app[CATALOGUE].modes.get(body.mode)
     try:
-        whole_party = party_rules.check_queue(
-            party, user_id, body.queue, mode.players.max if mode else 0
+        # an unknown mode is refused by the queues themselves (`unknown_mode`)
+        whole_party = mode is not None and party_rules.check_queue(
+            party, user_id, body.queue, mode.players.max
         )
     except party_rules.PartyRuleError as exc:
         app[MATCHMAKING_METRICS].join_refusals.labels(exc.code).inc()
