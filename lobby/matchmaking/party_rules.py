@@ -148,12 +148,6 @@ def check_disband(party: Party, by: str) -> None:
     _leader_only(party, by, "disband the party")
 
 
-def check_view(party: Party, user_id: str, now_ms: int) -> None:
-    """Members and invitees may see a party."""
-    if not party.has(user_id) and party.invite_for(user_id, now_ms) is None:
-        raise PartyRuleError(404, "party_not_found", "no such party")
-
-
 def check_queue(party: Party | None, user_id: str, queue: str, mode_max: int) -> bool:
     """May this player queue? True when the ticket is for the whole party (two or more)."""
     if party is None or party.size < 2:
