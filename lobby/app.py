@@ -49,7 +49,7 @@ from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
-from lobby.results import history, leaderboards, profiles
+from lobby.results import history, leaderboards, profiles, replay_routes
 from lobby.settings import LobbySettings
 from lobby.state import (
     API,
@@ -86,6 +86,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     accounts,
     notifications,
     history,
+    replay_routes,
     admin,
     matchmaking,
     match_admin,

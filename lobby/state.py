@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
     from lobby.matchmaking.queues import Queues
+    from lobby.results.replay_routes import ReplayCache
     from tradearena.contracts.orchestration import Orchestrator
 
 # ---- built by create_app ----
@@ -57,6 +58,8 @@ VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
+# Built replay documents (lobby.results.replay_routes).
+REPLAY_CACHE: web.AppKey[ReplayCache] = web.AppKey("replay_cache")
 
 # ---- opened by cleanup contexts at start-up ----
 DB = web.AppKey("db", asyncpg.Pool)
