@@ -14,6 +14,7 @@ of the API's general limit: a cache miss is CPU work.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections import OrderedDict
 from typing import Any
@@ -101,8 +102,19 @@ class ReplayCache:
         return item
 
 
-def etag_of(match: replay.Row) -> str:
-    return f'"replay-{replay_view.VIEW_VERSION}-{match["id"]}-{match["log_digest"]}"'
+def etag_of(stored: replay.StoredMatch) -> str:
+    """The view's version, the match, its log digest and its stored result: what the
+    document is made of (a stored result corrected later is a new document)."""
+    h = hashlib.sha256(f"{replay_view.VIEW_VERSION}|{stored.match['id']}".encode())
+    for key in ("log_digest", "ledger_digest", "phase", "final_price"):
+        h.update(f"|{stored.match[key]}".encode())
+    for p in stored.players:
+        h.update(
+            "|{user_id},{rank},{status},{equity},{realized_pnl},{fees},{trades}".format(
+                **p
+            ).encode()
+        )
+    return f'"replay-{h.hexdigest()[:40]}"'
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -120,7 +132,7 @@ async def match_replay(request: web.Request) -> web.StreamResponse:
     if not decision.allowed:
         raise too_many("rate_limited", "too many replays; slow down", decision.retry_after_s)
     stored = await replay.stored(app[DB], match_id, user_id)
-    etag = etag_of(stored.match)
+    etag = etag_of(stored)
     headers = {
         "ETag": etag,
         "Cache-Control": CACHE_CONTROL,
