@@ -55,7 +55,8 @@ class Replay(BaseModel):
     fill, in time order; `{"t": ms since started_at, "p": official price, "b": board
     (player indexes, rank 1 first), "e"/"c"/"pos"/"s": {"<player index>": equity / cash /
     position or null / status}, "f": [[index, reason, side, qty, price, realized_pnl]]}`.
-    The first frame has every key; later ones only what changed (see docs/web.md)."""
+    The first frame has every key; later ones only what changed (see docs/web.md).
+    `candles`: the official 1 s candles, `[open time - started_at, o, h, l, c, prices]`."""
 
     match_id: str
     mode: str
@@ -74,6 +75,7 @@ class Replay(BaseModel):
     players: list[ReplayPlayer]
     result: list[ReplayStanding]
     frames: list[dict[str, Any]]
+    candles: list[list[Any]]
 
 
 class ReplayCache:

@@ -22,18 +22,20 @@ Frames are in time order with distinct times. Each is a compact object:
 
 The first frame (the start) carries every key for every player; a key missing later
 means "as in the previous frame" (`fold` rebuilds complete frames). Players are
-indexed in the order of the header's `players`. A position is the engine's wire form (`Position.to_wire`) without the unrealised PnL,
+indexed in the order of the header's `players`. Beside the frames, `candles`: the official 1 s candles of the match (`candles`), so a
+chart shows every official price, not only the one at each frame. A position is the engine's wire form (`Position.to_wire`) without the unrealised PnL,
 which changes with every price: it is `equity - cash - margin`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from matchserver.engine import ledger
+from matchserver.engine.candles import OfficialCandles, official_prices
 from matchserver.engine.log import LogEntry, MatchRecord
 from matchserver.engine.match import Match, PlayerState
 from matchserver.engine.money import fmt
@@ -52,6 +54,7 @@ class Replayed:
     verification: Verification
     players: list[str]  # frame index -> player id
     frames: list[Frame]
+    candles: list[list[Any]] = field(default_factory=list)
 
 
 def _position(p: PlayerState) -> dict[str, Any] | None:
@@ -188,6 +191,23 @@ def frames(
     return match, [p.id for p in rec.players], rec.frames
 
 
+def candles(
+    header: Mapping[str, Any], entries: Sequence[LogEntry], started: int, ended: int
+) -> list[list[Any]]:
+    """The match's official 1 s candles from its start to its end, as the engine makes
+    them (`official_prices`: each logged feed price, the mode's delay later), each
+    `[open time - started, open, high, low, close, prices]` (times on whole seconds of
+    the clock, as the match screen's candles, so the first may open before the start)."""
+    delay = int(header["rules"]["price_delay_ms"])
+    book = OfficialCandles(keep=(ended - started) // 1000 + 3)
+    first = started - started % 1000
+    for at, price in official_prices(entries, delay, 0, since=first):
+        if at > ended:
+            break
+        book.add(at, price)
+    return [[c["t"] - started, c["o"], c["h"], c["l"], c["c"], c["n"]] for c in book.wire_items()]
+
+
 def replay(record: MatchRecord) -> Replayed:
     """Verify the record with the engine; frames only when it reproduces its result."""
     verification = verify(record)
@@ -198,7 +218,13 @@ def replay(record: MatchRecord) -> Replayed:
     if match.result() != verification.result:  # the two passes are one replay
         problem = "the frames' replay does not end with the verified result"
         return Replayed(Verification([problem], verification.result), players, [])
-    return Replayed(verification, players, out)
+    started, ended = match.started_at, match.ended_at
+    bars = (
+        []
+        if started is None or ended is None
+        else candles(record.header, record.entries, started, ended)
+    )
+    return Replayed(verification, players, out, bars)
 
 
 def fold(frames: Sequence[Frame], players: int) -> list[Frame]:
@@ -313,4 +339,5 @@ def document(
             for p in players
         ],
         "frames": replayed.frames,
+        "candles": replayed.candles,
     }

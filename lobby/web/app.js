@@ -2,6 +2,7 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -92,7 +93,7 @@ function signedIn(user) {
   const saved = JSON.parse(sessionStorage.getItem(MATCH_KEY) || "null");
   if (saved && saved.token_expires_at * 1000 > Date.now()) {
     playMatch(saved);
-  } else {
+  } else if (!runLinks()) {
     enterLobby();
   }
 }
@@ -708,6 +709,7 @@ function tick() {
 // ---------- wiring ----------
 
 function wire() {
+  window.addEventListener("hashchange", () => state.user && !state.match && runLinks());
   $("auth-form").addEventListener("submit", onAuth);
   $("logout").addEventListener("click", onLogout);
   $("queue-form").addEventListener("submit", onQueue);

@@ -134,3 +134,27 @@ def test_stored_differences() -> None:
     (line,) = replay_view.stored_differences(result, match, rows)
     assert "equity" in line and str(rows[0]["user_id"]) in line
     assert replay_view.stored_differences(result, {**match, "log_digest": "x"}, rows[1:]) != []
+
+
+def test_the_official_candles_cover_the_match() -> None:
+    rec, out = played(), replayed()
+    assert rec.result is not None
+    started, ended = rec.result["started_at"], rec.result["ended_at"]
+    opens = [c[0] for c in out.candles]
+    assert opens == sorted(set(opens)) and all((started + t) % 1000 == 0 for t in opens)
+    assert opens[0] <= 0 < opens[0] + 1000 and opens[-1] <= ended - started
+    assert out.candles[-1][4] == rec.result["final_price"]
+    for _, o, high, low, c, n in out.candles:
+        assert Decimal(low) <= min(Decimal(o), Decimal(c))
+        assert max(Decimal(o), Decimal(c)) <= Decimal(high) and n >= 1
+    # a frame on a whole second shows the price of that second's first official price
+    # (when one came at that very millisecond) or else the close of the second before
+    by_open = {t: (o, c) for t, o, _, _, c, _ in out.candles}
+    checked = 0
+    for frame in out.frames[1:]:
+        if (started + frame["t"]) % 1000 or frame["t"] - 1000 not in by_open:
+            continue
+        opens_here = by_open.get(frame["t"], (None, None))[0]
+        assert frame["p"] in (opens_here, by_open[frame["t"] - 1000][1])
+        checked += 1
+    assert checked > 60
