@@ -167,3 +167,15 @@ async def test_private_unfinished_and_unknown_matches(
     assert (status, problem["code"]) == (404, "match_not_found")
     resp = await lobby_client.get("/api/v1/matches/m-private/replay")
     assert resp.status == 401
+
+
+async def test_replays_count_against_their_own_budget(
+    lobby_client_factory: ClientFactory,
+) -> None:
+    async with lobby_client_factory(replay_limit_user=2) as client:
+        me = await register(client, "impatient")
+        codes = [(await fetch(client, "m-none", me))[:2] for _ in range(3)]
+        assert [status for status, _ in codes] == [404, 404, 429]
+        assert codes[2][1]["code"] == "rate_limited"
+        other = await register(client, "patient")
+        assert (await fetch(client, "m-none", other))[0] == 404  # per user
