@@ -88,6 +88,7 @@ export function initScreens({ call, user, show, play }) {
     /** The app switched to screen `id`: the navigation follows. */
     shown(id) {
       if (id !== "screen-replay") replay.pause();
+      if (signedIn && id !== "screen-replay" && location.hash.startsWith(REPLAY_LINK)) history.replaceState(null, "", location.pathname + location.search);
       nav.hidden = !signedIn || !WITH_NAV.has(id);
       const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile" }[id];
       for (const button of nav.querySelectorAll("button")) {
