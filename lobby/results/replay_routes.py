@@ -13,10 +13,12 @@ of the API's general limit: a cache miss is CPU work.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -79,12 +81,34 @@ class Replay(BaseModel):
 
 
 class ReplayCache:
-    """Built replay documents by ETag, least recently used out first, bounded in bytes."""
+    """Built replay documents by ETag, least recently used out first, bounded in bytes;
+    a document being built is built once however many ask for it meanwhile."""
 
     def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.builds = 0  # documents built (replays run) by this replica
         self._items: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+        self._building: dict[str, asyncio.Task[tuple[bytes, bytes]]] = {}
+
+    async def get_or_build(
+        self, etag: str, build: Callable[[], Awaitable[bytes]]
+    ) -> tuple[bytes, bytes]:
+        item = self.get(etag)
+        if item is not None:
+            return item
+        task = self._building.get(etag)
+        if task is None:
+            task = asyncio.create_task(self._build(etag, build))
+            self._building[etag] = task
+            task.add_done_callback(lambda _: self._building.pop(etag, None))
+        return await asyncio.shield(task)  # a caller gone does not cancel the others'
+
+    async def _build(self, etag: str, build: Callable[[], Awaitable[bytes]]) -> tuple[bytes, bytes]:
+        body = await build()
+        self.builds += 1
+        packed = await asyncio.to_thread(gzip.compress, body, 6)
+        return self.put(etag, body, packed)
 
     def get(self, etag: str) -> tuple[bytes, bytes] | None:
         item = self._items.get(etag)
@@ -92,8 +116,8 @@ class ReplayCache:
             self._items.move_to_end(etag)
         return item
 
-    def put(self, etag: str, body: bytes) -> tuple[bytes, bytes]:
-        item = (body, gzip.compress(body, 6))
+    def put(self, etag: str, body: bytes, packed: bytes) -> tuple[bytes, bytes]:
+        item = (body, packed)
         size = len(item[0]) + len(item[1])
         if etag not in self._items and size <= self.max_bytes:
             self._items[etag] = item
@@ -102,6 +126,10 @@ class ReplayCache:
                 _, (a, b) = self._items.popitem(last=False)
                 self.bytes -= len(a) + len(b)
         return item
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def etag_of(stored: replay.StoredMatch) -> str:
@@ -142,12 +170,12 @@ async def match_replay(request: web.Request) -> web.StreamResponse:
     }
     if _matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
-    cache = app[REPLAY_CACHE]
-    item = cache.get(etag)
-    if item is None:
+
+    async def build() -> bytes:
         doc = await replay.load(app[DB], app[REDIS], stored)
-        item = cache.put(etag, json.dumps(doc, separators=(",", ":")).encode())
-    plain, packed = item
+        return await asyncio.to_thread(_encode, doc)
+
+    plain, packed = await app[REPLAY_CACHE].get_or_build(etag, build)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         headers["Content-Encoding"] = "gzip"
         body = packed

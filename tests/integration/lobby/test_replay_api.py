@@ -5,6 +5,7 @@ stored result was tampered with, when it is private (to others), unfinished or g
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -21,6 +22,7 @@ from lobby.results import replay_view
 from lobby.results.archive.retention import expiring_keys
 from lobby.results.worker.consumer import ResultsWorker
 from lobby.results.worker.settings import ResultsWorkerSettings
+from lobby.state import REPLAY_CACHE
 from matchserver.engine.log import dumps
 from tradearena.contracts import keys
 from tradearena.modes import default_catalogue
@@ -125,9 +127,13 @@ async def test_replay_from_redis_then_from_the_archive_and_tampering_is_refused(
     # same frames from the archive
     await rds.delete(*expiring_keys("m-replay"))
     async with lobby_client_factory() as other:
-        status, from_archive, _ = await fetch(other, "m-replay", outsider)
-        assert status == 200, from_archive
+        answers = await asyncio.gather(*(fetch(other, "m-replay", p) for p in [outsider, *team]))
+        assert [status for status, _, _ in answers] == [200] * 4, answers[0][1]
+        from_archive = answers[0][1]
         assert from_archive["frames"] == doc["frames"] and from_archive["result"] == doc["result"]
+        assert from_archive["candles"] == doc["candles"] and len(doc["candles"]) > 100
+        assert all(body == from_archive for _, body, _ in answers)
+        assert other.server.app[REPLAY_CACHE].builds == 1  # four viewers, one replay
 
     # a stored result that the replay does not reproduce
     await pg.execute(
