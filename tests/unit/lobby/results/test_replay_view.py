@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import cache
 
 from lobby.results import replay_view
-from matchserver.engine.log import MatchRecord
+from matchserver.engine.log import STOP, LogEntry, MatchRecord
 from matchserver.engine.match import replay_entries
 from matchserver.simulate import SimulationSpec, simulate
 from tradearena.modes import default_catalogue
@@ -158,3 +158,25 @@ def test_the_official_candles_cover_the_match() -> None:
         assert frame["p"] in (opens_here, by_open[frame["t"] - 1000][1])
         checked += 1
     assert checked > 60
+
+
+def test_a_match_settled_early_ends_at_its_stop() -> None:
+    rec = played()
+    kept = rec.entries[: len(rec.entries) // 2]
+    stop = LogEntry(
+        len(kept) + 1, kept[-1].at + 10, STOP, None, {"cancelled": False, "reason": "shutdown"}
+    )
+    match, _ = replay_entries(rec.header, [*kept, stop])
+    result = match.result()
+    assert result["reason"] == "shutdown" and result["phase"] == "finished"
+    out = replay_view.replay(MatchRecord(rec.header, [*kept, stop], result))
+    assert out.verification.ok, out.verification.differences
+    final = replay_view.fold(out.frames, len(out.players))[-1]
+    assert final["t"] == result["ended_at"] - result["started_at"]
+    assert replay_view.board(final, out.players) == [
+        (s["player"], s["equity"]) for s in result["standings"]
+    ]
+    assert final["pos"] == [None] * PLAYERS
+    assert any(f[1] == "settlement" for f in out.frames[-1].get("f", [])) or all(
+        p is None for p in replay_view.fold(out.frames, PLAYERS)[-2]["pos"]
+    )
