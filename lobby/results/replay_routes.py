@@ -6,7 +6,8 @@ A finished match never changes, so the answer is cacheable for good: a strong ET
 immutable` (private: whether a caller may watch depends on who asks). A revalidation
 (`If-None-Match`) costs the permission check only. Built documents are kept, compact
 JSON and gzipped, in a small in-process cache (`ReplayCache`, bounded in bytes), so
-the replay runs once per replica however many watch. Each request counts against the
+the replay runs once per replica however many watch, and at most `BUILDS_AT_ONCE`
+replays run at a time. Each request counts against the
 caller's `replay` budget (`TRADEARENA_REPLAY_LIMIT_USER` per `rate_window_s`) on top
 of the API's general limit: a cache miss is CPU work.
 """
@@ -31,7 +32,10 @@ from lobby.results import replay, replay_view
 from lobby.state import API, DB, LIMITER, REDIS, REPLAY_CACHE, SETTINGS
 
 CACHE_CONTROL = "private, max-age=31536000, immutable"
-CACHE_BYTES = 64 << 20  # the built documents one replica keeps (compact JSON + gzip)
+CACHE_BYTES = 32 << 20  # the built documents one replica keeps (compact JSON + gzip)
+# Replays one replica runs at once: each is CPU in a thread and tens of MB while it runs
+# (a 30-minute log parsed and replayed); more wait their turn.
+BUILDS_AT_ONCE = 2
 
 
 class ReplayPlayer(BaseModel):
@@ -90,6 +94,7 @@ class ReplayCache:
         self.builds = 0  # documents built (replays run) by this replica
         self._items: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
         self._building: dict[str, asyncio.Task[tuple[bytes, bytes]]] = {}
+        self._slots = asyncio.Semaphore(BUILDS_AT_ONCE)
 
     async def get_or_build(
         self, etag: str, build: Callable[[], Awaitable[bytes]]
@@ -105,7 +110,8 @@ class ReplayCache:
         return await asyncio.shield(task)  # a caller gone does not cancel the others'
 
     async def _build(self, etag: str, build: Callable[[], Awaitable[bytes]]) -> tuple[bytes, bytes]:
-        body = await build()
+        async with self._slots:
+            body = await build()
         self.builds += 1
         packed = await asyncio.to_thread(gzip.compress, body, 6)
         return self.put(etag, body, packed)
