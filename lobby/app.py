@@ -50,7 +50,7 @@ from lobby.matchmaking import party_routes as parties
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
-from lobby.results import history, leaderboards, profiles
+from lobby.results import history, leaderboards, profiles, replay_routes
 from lobby.settings import LobbySettings
 from lobby.state import (
     API,
@@ -87,6 +87,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     accounts,
     notifications,
     history,
+    replay_routes,
     admin,
     matchmaking,
     parties,

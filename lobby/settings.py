@@ -125,6 +125,8 @@ class LobbySettings(
     rate_limit_user: int = Field(default=300, ge=1)
     rate_limit_ip: int = Field(default=600, ge=1)
     register_limit_ip: int = Field(default=20, ge=1)
+    # Match replays per user per rate window (a replay not in the cache is CPU work).
+    replay_limit_user: int = Field(default=30, ge=1)
     register_window_s: int = Field(default=3600, ge=1)
     # Honour X-Forwarded-For (only behind a proxy that sets it).
     trust_forwarded_for: bool = False

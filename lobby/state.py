@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
     from lobby.matchmaking.parties import Parties, PartyMetrics
     from lobby.matchmaking.queues import Queues
+    from lobby.results.replay_routes import ReplayCache
     from tradearena.contracts.orchestration import Orchestrator
 
 # ---- built by create_app ----
@@ -59,6 +60,8 @@ MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_me
 PARTY_METRICS: web.AppKey[PartyMetrics] = web.AppKey("party_metrics")
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
+# Built replay documents (lobby.results.replay_routes).
+REPLAY_CACHE: web.AppKey[ReplayCache] = web.AppKey("replay_cache")
 
 # ---- opened by cleanup contexts at start-up ----
 DB = web.AppKey("db", asyncpg.Pool)

@@ -2,6 +2,7 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 import { PartyPanel } from "./screens/party.js";
 
@@ -93,7 +94,7 @@ function signedIn(user) {
   const saved = JSON.parse(sessionStorage.getItem(MATCH_KEY) || "null");
   if (saved && saved.token_expires_at * 1000 > Date.now()) {
     playMatch(saved);
-  } else {
+  } else if (!runLinks()) {
     enterLobby();
   }
 }
@@ -713,6 +714,7 @@ function tick() {
 // ---------- wiring ----------
 
 function wire() {
+  window.addEventListener("hashchange", () => state.user && !state.match && runLinks());
   $("auth-form").addEventListener("submit", onAuth);
   $("logout").addEventListener("click", onLogout);
   $("queue-form").addEventListener("submit", onQueue);

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,7 +13,7 @@ import asyncpg
 from lobby.results.archive import db
 from lobby.results.archive.metrics import ArchiveMetrics
 from lobby.results.archive.retention import expiring_keys, expiry_s
-from tradearena.contracts import keys
+from lobby.results.archive.source import read_match
 from tradearena.contracts.archive import Archive, ArchiveError, Codec, build
 from tradearena.redisconn import AnyRedis
 
@@ -22,8 +21,6 @@ log = logging.getLogger("lobby.results.archive")
 
 Outcome = Literal["archived", "expired", "done", "not_stored", "failed"]
 GetPool = Callable[[], Awaitable[asyncpg.Pool]]
-
-_LRANGE_CHUNK = 10_000  # entries per LRANGE: a long log never blocks Redis in one call
 
 
 class Archiver:
@@ -152,22 +149,10 @@ class Archiver:
     async def _read(
         self, match_id: str
     ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-        raw_header = await self.redis.get(keys.match_meta(match_id))
-        raw_result = await self.redis.get(keys.match_result(match_id))
-        if raw_header is None or raw_result is None:
+        record = await read_match(self.redis, match_id)
+        if record is None:
             raise ArchiveError("missing", "the match's header or result is not in Redis")
-        rows: list[bytes | str] = []
-        while True:
-            chunk = await self.redis.lrange(
-                keys.match_log(match_id), len(rows), len(rows) + _LRANGE_CHUNK - 1
-            )
-            rows.extend(chunk)
-            if len(chunk) < _LRANGE_CHUNK:
-                break
-        try:
-            return json.loads(raw_header), [json.loads(r) for r in rows], json.loads(raw_result)
-        except ValueError as exc:
-            raise ArchiveError("bad_json", f"the match's Redis record is not JSON: {exc}") from None
+        return record
 
     async def _expire(self, match_id: str) -> int:
         ttl = expiry_s(self.grace_s)

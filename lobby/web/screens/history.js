@@ -10,8 +10,9 @@ function short(id) {
 }
 
 export class HistoryScreen {
-  constructor(section, { call, user, openProfile }) {
+  constructor(section, { call, user, openProfile, openReplay }) {
     this.section = section;
+    this.openReplay = openReplay;
     this.call = call;
     this.user = user;
     this.openProfile = openProfile;
@@ -180,6 +181,9 @@ export class HistoryScreen {
     );
     this.body.replaceChildren(
       h("h2", { id: "detail-title", "data-testid": "detail-title" }, `Match ${d.match_id}`),
+      ["finished", "cancelled"].includes(d.phase) && this.openReplay
+        ? h("div", { class: "row" }, h("button", { type: "button", "data-testid": "detail-replay", onclick: () => this.openReplay(d.match_id) }, "Watch replay"))
+        : null,
       h(
         "p",
         { class: "status", "data-testid": "detail-summary" },

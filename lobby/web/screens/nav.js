@@ -7,8 +7,10 @@ import { HistoryScreen } from "./history.js";
 import { LeaderboardScreen } from "./leaderboard.js";
 import { NotificationsScreen } from "./notifications.js";
 import { ProfileScreen } from "./profile.js";
+import { onLink } from "./links.js";
+import { LINK_PREFIX as REPLAY_LINK, ReplayScreen } from "./replay.js";
 
-export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile"];
+export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-replay"];
 // Screens the navigation is shown on (not while signing in or playing a match).
 const WITH_NAV = new Set(["screen-lobby", "screen-results", ...SCREEN_IDS]);
 
@@ -32,7 +34,14 @@ export function initScreens({ call, user, show, play }) {
     go("screen-profile");
     profile.open(username);
   };
-  const matches = new HistoryScreen($("screen-history"), { call, user, openProfile });
+  const openReplay = (matchId) => {
+    go("screen-replay");
+    history.replaceState(null, "", REPLAY_LINK + encodeURIComponent(matchId));
+    replay.open(matchId);
+  };
+  onLink(REPLAY_LINK, openReplay);
+  const replay = new ReplayScreen($("screen-replay"), { call, user, openProfile });
+  const matches = new HistoryScreen($("screen-history"), { call, user, openProfile, openReplay });
   const leaderboard = new LeaderboardScreen($("screen-leaderboards"), { call, user, openProfile });
   const profile = new ProfileScreen($("screen-profile"), { call, user, openMatch });
   const notifications = new NotificationsScreen($("screen-notifications"), {
@@ -78,6 +87,8 @@ export function initScreens({ call, user, show, play }) {
     },
     /** The app switched to screen `id`: the navigation follows. */
     shown(id) {
+      if (id !== "screen-replay") replay.pause();
+      if (signedIn && id !== "screen-replay" && location.hash.startsWith(REPLAY_LINK)) history.replaceState(null, "", location.pathname + location.search);
       nav.hidden = !signedIn || !WITH_NAV.has(id);
       const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile" }[id];
       for (const button of nav.querySelectorAll("button")) {
@@ -95,6 +106,7 @@ export function initScreens({ call, user, show, play }) {
       detail: () => matches.detail,
       notifications: () => ({ items: notifications.items, unread: notifications.unread }),
       profile: () => profile.profile,
+      replay: () => replay.hooks(),
     },
   };
 }
