@@ -46,6 +46,7 @@ from lobby.http.ratelimit import Limiter
 from lobby.http.sockets import create_sio
 from lobby.market import candles
 from lobby.matchmaking import admin_routes as match_admin
+from lobby.matchmaking import private_routes as private_matches
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
@@ -88,6 +89,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     history,
     admin,
     matchmaking,
+    private_matches,
     match_admin,
     leaderboards,
     profiles,

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from lobby.http.assets import Asset
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
+    from lobby.matchmaking.private import PrivateMatches
+    from lobby.matchmaking.private_routes import PrivateMetrics
     from lobby.matchmaking.queues import Queues
     from tradearena.contracts.orchestration import Orchestrator
 
@@ -55,6 +57,7 @@ ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
 VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
+PRIVATE_METRICS: web.AppKey[PrivateMetrics] = web.AppKey("private_metrics")
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 
@@ -64,3 +67,4 @@ REDIS: web.AppKey[redisconn.AnyRedis] = web.AppKey("redis")
 LIMITER: web.AppKey[Limiter] = web.AppKey("limiter")
 QUEUES: web.AppKey[Queues] = web.AppKey("queues")
 MATCHMAKER: web.AppKey[Matchmaker] = web.AppKey("matchmaker")  # only with an orchestrator
+PRIVATE_MATCHES: web.AppKey[PrivateMatches] = web.AppKey("private_matches")

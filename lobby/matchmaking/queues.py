@@ -213,19 +213,21 @@ _REQUEUE = """
 -- KEYS: forming, expiry.
 -- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
 -- priority, keeping their original enqueue time; exactly once (the entry is removed).
+-- A private match's players (entry field `private`) only lose the assignment.
 local p = ARGV[1]
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 local n = 0
-for _, t in ipairs(cjson.decode(raw)['tickets']) do
+local entry = cjson.decode(raw)
+for _, t in ipairs(entry['tickets']) do
   local player, mode = t['player'], t['mode']
   local akey = p .. 'assigned:' .. player
   local assigned = redis.call('GET', akey)
   if assigned and cjson.decode(assigned)['match_id'] == ARGV[2] then
     redis.call('DEL', akey)
   end
-  if redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
+  if not entry['private'] and redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
     t['prio'] = true
     redis.call('HSET', p .. 'tickets:' .. mode, player, cjson.encode(t))
     redis.call('ZADD', KEYS[2], ARGV[3], mode .. '|' .. player)
