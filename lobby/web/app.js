@@ -2,7 +2,9 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
+import { initPrivate } from "./screens/private.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results", ...SCREEN_IDS];
@@ -94,6 +96,7 @@ function signedIn(user) {
     playMatch(saved);
   } else {
     enterLobby();
+    runLinks();
   }
 }
 
@@ -178,6 +181,7 @@ function connectLobby() {
   });
   socket.on("queue_status", renderQueue);
   socket.on("notification", onNotification);
+  socket.on("private_match", privateMatches.update);
 }
 
 async function refreshQueue() {
@@ -230,6 +234,7 @@ async function onLeaveQueue() {
 
 function onNotification(note) {
   screens.notification(note);
+  privateMatches.notification(note);
   const p = note.payload || {};
   const box = $("lobby-match");
   if (note.kind === "match_found") {
@@ -255,6 +260,7 @@ function onNotification(note) {
 // ---------- the player's screens (leaderboards, history, notifications, profile) ----------
 
 const screens = initScreens({ call: api.call, user: () => state.user, show, play: enterLobby });
+const privateMatches = initPrivate({ call: api.call, openapi: api.openapi, user: () => state.user, show });
 
 // ---------- the match ----------
 
@@ -550,6 +556,8 @@ async function onStoredResult(payload) {
   try {
     const detail = await api.call("GET", `/matches/${encodeURIComponent(payload.match_id)}`);
     for (const p of detail.players) state.players.set(p.user_id, p.username);
+    $("results-rating").dataset.kind = detail.kind;
+    if (detail.kind !== "ranked") $("results-rating").textContent = `Unrated (${detail.kind} match)`;
     renderResults();
     $("results-table").dataset.stored = "true";
   } catch (err) {
@@ -774,6 +782,7 @@ window.tradearena = {
   },
   chart: chart.hooks(),
   screens: screens.hooks,
+  private: privateMatches.hooks,
 };
 
 start();

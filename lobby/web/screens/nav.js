@@ -8,7 +8,7 @@ import { LeaderboardScreen } from "./leaderboard.js";
 import { NotificationsScreen } from "./notifications.js";
 import { ProfileScreen } from "./profile.js";
 
-export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile"];
+export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-private"];
 // Screens the navigation is shown on (not while signing in or playing a match).
 const WITH_NAV = new Set(["screen-lobby", "screen-results", ...SCREEN_IDS]);
 
@@ -79,7 +79,7 @@ export function initScreens({ call, user, show, play }) {
     /** The app switched to screen `id`: the navigation follows. */
     shown(id) {
       nav.hidden = !signedIn || !WITH_NAV.has(id);
-      const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile" }[id];
+      const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile", "screen-private": "nav-private" }[id];
       for (const button of nav.querySelectorAll("button")) {
         if (button.dataset.testid === current) button.setAttribute("aria-current", "page");
         else button.removeAttribute("aria-current");

@@ -22,6 +22,8 @@ export function describe(note) {
       return `Match ${p.match_id} is ready.`;
     case "match_failed":
       return `A match could not start (${p.reason})${p.requeued ? "; you were put back in the queue" : ""}.`;
+    case "private_invite":
+      return `${p.host} invites you to a private ${p.mode} / ${p.format}: code ${p.code}.`;
     default:
       return `${note.kind.replaceAll("_", " ")}${p.match_id ? ` (match ${p.match_id})` : ""}.`;
   }
