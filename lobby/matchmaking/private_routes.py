@@ -41,6 +41,7 @@ from lobby.matchmaking import private_rules as rules
 from lobby.matchmaking.formation import FormationOutcome
 from lobby.matchmaking.private import PrivateMatches
 from lobby.matchmaking.queues import now_ms
+from lobby.matchmaking.routes import release_if_over
 from lobby.state import (
     API,
     CATALOGUE,
@@ -178,6 +179,7 @@ async def create(request: web.Request) -> web.Response:
     user_id = principal(request).user_id
     await _limit(app, "private_create", user_id, app[SETTINGS].private_create_limit)
     host = await _member(app, user_id)
+    await release_if_over(app, user_id)  # a finished match's assignment is not a seat
     try:
         spec = rules.validate(
             app[CATALOGUE], body.mode, body.format, body.size, body.invite, host.username
@@ -228,6 +230,7 @@ async def join(request: web.Request) -> web.Response:
     user_id = principal(request).user_id
     await _limit(app, "private_join", user_id, app[SETTINGS].private_join_limit)
     room = await _room(app, path_of(request, PrivateCodePath).code)
+    await release_if_over(app, user_id)
     try:
         rules.check_join(room, user_id, now_ms())
         room, took = await app[PRIVATE_MATCHES].join(room.code, await _member(app, user_id))

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lobby.app import create_app
 from lobby.settings import LobbySettings
+from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue, load_catalogue
 from tradearena.testing.lobby import Client, bearer, register
 from tradearena.testing.proc_orchestrator import ProcessOrchestrator
@@ -77,7 +78,7 @@ async def assignment(client: Client, who: dict[str, Any]) -> dict[str, Any] | No
 
 
 async def test_host_invites_the_invitee_joins_and_the_host_starts(
-    apps: Factory, lobby_dsn: str
+    apps: Factory, lobby_dsn: str, orchestrator: ProcessOrchestrator
 ) -> None:
     client = await apps()
     host, bob, carol = [await register(client, n) for n in ("hosta", "bobby", "carol")]
@@ -130,6 +131,11 @@ async def test_host_invites_the_invitee_joins_and_the_host_starts(
     assert (await act(client, host, code, "start"))[1]["code"] == "private_started"
     metrics = await (await client.get("/metrics")).text()
     assert 'lobby_private_matches_total{event="ready"} 1.0' in metrics
+    # Seated while it runs; once it is over, the host opens another room.
+    assert (await create(client, host))[1]["code"] == "already_in_match"
+    await orchestrator.cancel(match_id, "test")
+    assert [s.phase async for s in orchestrator.watch(match_id)][-1] is MatchPhase.CANCELLED
+    assert (await create(client, host))[0] == 201
     assert 'lobby_private_refusals_total{code="private_full"} 1.0' in metrics
 
 
