@@ -390,7 +390,7 @@ def add_routes(app: web.Application) -> None:
     item = BASE + "/{code}"
     ops = (
         ("POST", BASE, create, "privateCreate", "Open a private match and invite players",
-         {201: PrivateMatchReply}, PrivateCreateRequest, (409, 422, 429)),
+         {201: PrivateMatchReply}, PrivateCreateRequest, (409, 422, 429, 503)),
         ("GET", item, get, "privateGet", "A private match by its code",
          {200: PrivateMatchReply}, None, (404,)),
         ("POST", item + "/join", join, "privateJoin", "Take a seat in a private match",
