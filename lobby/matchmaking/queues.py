@@ -213,7 +213,7 @@ _REQUEUE = """
 -- KEYS: forming, expiry.
 -- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
 -- priority, keeping their original enqueue time; exactly once (the entry is removed).
--- A private match's players (entry field `private`) only lose the assignment.
+-- A private match's players (entry field `private`) only lose the assignment (-2).
 local p = ARGV[1]
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
@@ -235,6 +235,7 @@ for _, t in ipairs(entry['tickets']) do
     n = n + 1
   end
 end
+if entry['private'] then return -2 end
 return n
 """
 
@@ -512,7 +513,8 @@ class Queues:
         )
 
     async def requeue(self, match_id: str, now: int | None = None) -> int:
-        """Formation failed: its players wait again with priority. -1 if already done."""
+        """Formation failed: its players wait again with priority. -1 if already done;
+        -2 for a private match, whose players are only released (not queued)."""
         now = now_ms() if now is None else now
         return int(
             await self._requeue(
@@ -531,6 +533,6 @@ class Queues:
         out = []
         for match_id, entry in (await self.forming()).items():
             stale = now - int(entry["claimed_at"]) > older_than_ms
-            if stale and await self.requeue(match_id, now) >= 0:
+            if stale and await self.requeue(match_id, now) != -1:
                 out.append(match_id)
         return out

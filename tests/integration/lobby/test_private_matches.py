@@ -294,3 +294,6 @@ async def test_a_failed_formation_frees_the_players_without_queueing_them(
         assert await assignment(client, who) is None
         status = await _json(await client.get("/api/v1/queue", headers=bearer(who)))
         assert status["tickets"] == []
+        notes = await _json(await client.get("/api/v1/notifications", headers=bearer(who)))
+        failed = next(n for n in notes["items"] if n["kind"] == "match_failed")
+        assert failed["payload"]["requeued"] is False
