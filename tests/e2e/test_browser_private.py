@@ -9,6 +9,7 @@ and lobby say: stored as private, unrated, on no leaderboard. Screenshots under
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -19,12 +20,25 @@ from tradearena.testing.platform import ROOT, UpProcess, short_catalogue
 ARTIFACTS = ROOT / "artifacts" / "web" / "private"
 
 
+async def boards(url: str) -> dict[str, list[dict[str, Any]]]:
+    """The all-time, season and daily leaderboards' first pages."""
+    out = {}
+    async with aiohttp.ClientSession(url) as http:
+        for period in ("all", "season", "daily"):
+            async with http.get(f"/api/v1/leaderboards/{period}?limit=100") as resp:
+                body = await resp.json()
+            assert resp.status == 200, body
+            out[period] = body["items"]
+    return out
+
+
 async def test_a_private_duel_in_the_browser_is_stored_unrated(
     tmp_path: Path, data_dir: Path
 ) -> None:
     up = UpProcess(data_dir / "var", short_catalogue(tmp_path / "modes.toml"))
     up.start()
     try:
+        before = await boards(up.url)
         summary, _ = run_browser_private(up.url + "/", ARTIFACTS)
         match_id = summary["match_id"]
         assert {summary["host"]["rank"], summary["guest"]["rank"]} == {1, 2}
@@ -56,13 +70,10 @@ async def test_a_private_duel_in_the_browser_is_stored_unrated(
         assert {r["user_id"] for r in players} == {host, guest}
         assert all(r["rating_delta"] is None and r["trades"] >= 1 for r in players), players
         assert ratings == 0  # no rating row was created or changed
-        ids = {str(host), str(guest)}
-        async with aiohttp.ClientSession(up.url) as http:
-            for period in ("all", "season", "daily"):
-                async with http.get(f"/api/v1/leaderboards/{period}?limit=100") as resp:
-                    board = await resp.json()
-                assert resp.status == 200, board
-                assert not ids & {e["user_id"] for e in board["items"]}, (period, board)
+        after = await boards(up.url)
+        assert after == before  # all-time, season and daily: unchanged
+        for period, board in after.items():
+            assert not {str(host), str(guest)} & {e["user_id"] for e in board}, period
     finally:
         code = up.stop()
     assert code == 0
