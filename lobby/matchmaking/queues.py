@@ -213,7 +213,8 @@ _REQUEUE = """
 -- KEYS: forming, expiry.
 -- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
 -- priority, keeping their original enqueue time; exactly once (the entry is removed).
--- A private match's players (entry field `private`) only lose the assignment (-2).
+-- A private match's players (entry field `private`) only lose the assignment and
+-- its room is cancelled (-2).
 local p = ARGV[1]
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
@@ -235,7 +236,19 @@ for _, t in ipairs(entry['tickets']) do
     n = n + 1
   end
 end
-if entry['private'] then return -2 end
+if entry['private'] then
+  -- Its room (lobby.keys.private_match) says the start is over.
+  local rkey = p .. 'private:' .. entry['private']
+  local room = redis.call('GET', rkey)
+  if room then
+    local r = cjson.decode(room)
+    if r['state'] == 'starting' then
+      r['state'] = 'cancelled'
+      redis.call('SET', rkey, cjson.encode(r), 'KEEPTTL')
+    end
+  end
+  return -2
+end
 return n
 """
 

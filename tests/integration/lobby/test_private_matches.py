@@ -4,15 +4,20 @@ servers as real processes (tradearena.testing.proc_orchestrator)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from lobby.app import create_app
+from lobby.matchmaking import private_rules as rules
+from lobby.matchmaking.private import PrivateMatches
+from lobby.matchmaking.queues import Queues
 from lobby.settings import LobbySettings
 from tradearena.contracts.phases import MatchPhase
 from tradearena.modes import Catalogue, load_catalogue
@@ -119,7 +124,7 @@ async def test_host_invites_the_invitee_joins_and_the_host_starts(
         return a if a and a["state"] == "ready" else None
 
     for who in (host, bob):
-        assert (await eventually(lambda who=who: ready(who)))["match_id"] == match_id
+        assert (await eventually(functools.partial(ready, who)))["match_id"] == match_id
     assert (await eventually(lambda: _started(client, host, code)))["state"] == "started"
     notes = await _json(await client.get("/api/v1/notifications", headers=bearer(bob)))
     kinds = [n["kind"] for n in notes["items"]]
@@ -204,7 +209,7 @@ async def test_requests_are_validated(apps: Factory) -> None:
     client = await apps()
     host = await register(client, "hostd")
     await register(client, "other")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"size": 3}, "invalid_size"),
         ({"mode": "nope"}, "unknown_mode"),
         ({"format": "auto"}, "unknown_format"),
@@ -297,3 +302,24 @@ async def test_a_failed_formation_frees_the_players_without_queueing_them(
         notes = await _json(await client.get("/api/v1/notifications", headers=bearer(who)))
         failed = next(n for n in notes["items"] if n["kind"] == "match_failed")
         assert failed["payload"]["requeued"] is False
+
+
+async def test_an_abandoned_private_formation_is_recovered_without_queueing(
+    rds: aioredis.Redis, lobby_settings: LobbySettings
+) -> None:
+    """The replica that claimed the start died: any matcher's recovery releases the
+    players, queues no one and cancels the room."""
+    queues = Queues(rds, load_catalogue(None), lobby_settings)
+    private = PrivateMatches(rds, lobby_settings, lobby_settings)
+    host, guest = rules.Member("u-host", "host"), rules.Member("u-guest", "guest")
+    spec = rules.validate(load_catalogue(None), "duel", "blitz", None, [], "host")
+    room_ = await private.create(spec, host, [])
+    room_, _ = await private.join(room_.code, guest)
+    claim = await private.claim_start(room_)
+    assert (await private.get(room_.code)).state == "starting"  # type: ignore[union-attr]
+    assert await queues.recover_stale(older_than_ms=-1) == [claim.match_id]
+    assert (await private.get(room_.code)).state == "cancelled"  # type: ignore[union-attr]
+    for who in (host, guest):
+        status = await queues.status(who.user_id)
+        assert (status.tickets, status.assignment) == ([], None)
+    assert await queues.forming() == {}

@@ -43,7 +43,7 @@ async def test_private_and_casual_results_change_no_rating_and_no_board(
         default_catalogue(),
         ResultsWorkerSettings(
             database_url=lobby_dsn, results_consumer="w1", results_metrics_port=0
-        ),  # type: ignore[call-arg]
+        ),
     )
     try:
         await match_options.record(conn, "m-private", MatchKind.PRIVATE, private[0])
