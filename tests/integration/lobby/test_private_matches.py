@@ -144,6 +144,11 @@ async def test_host_invites_the_invitee_joins_and_the_host_starts(
     assert 'lobby_private_refusals_total{code="private_full"} 1.0' in metrics
 
 
+async def _note(client: Client, who: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    notes = await _json(await client.get("/api/v1/notifications", headers=bearer(who)))
+    return next((n for n in notes["items"] if n["kind"] == kind), None)
+
+
 async def _started(client: Client, who: dict[str, Any], code: str) -> dict[str, Any] | None:
     r = await room(client, who, code)
     return r if r["state"] == "started" else None
@@ -276,8 +281,12 @@ async def test_a_room_without_enough_players_expires(apps: Factory) -> None:
     assert (
         await client.post("/api/v1/queue", json={"mode": "duel"}, headers=bearer(host))
     ).status == 201
-    metrics = await (await client.get("/metrics")).text()
-    assert 'lobby_private_matches_total{event="expired"} 1.0' in metrics
+
+    async def counted() -> bool:
+        metrics = await (await client.get("/metrics")).text()
+        return 'lobby_private_matches_total{event="expired"} 1.0' in metrics
+
+    assert await eventually(counted, within=5)
 
 
 async def test_a_failed_formation_frees_the_players_without_queueing_them(
@@ -299,9 +308,8 @@ async def test_a_failed_formation_frees_the_players_without_queueing_them(
         assert await assignment(client, who) is None
         status = await _json(await client.get("/api/v1/queue", headers=bearer(who)))
         assert status["tickets"] == []
-        notes = await _json(await client.get("/api/v1/notifications", headers=bearer(who)))
-        failed = next(n for n in notes["items"] if n["kind"] == "match_failed")
-        assert failed["payload"]["requeued"] is False
+        failed = await eventually(functools.partial(_note, client, who, "match_failed"))
+        assert failed["payload"]["requeued"] is False  # sent after the room is cancelled
 
 
 async def test_an_abandoned_private_formation_is_recovered_without_queueing(
