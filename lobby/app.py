@@ -47,6 +47,7 @@ from lobby.http.sockets import create_sio
 from lobby.market import candles
 from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import party_routes as parties
+from lobby.matchmaking import private_routes as private_matches
 from lobby.matchmaking import routes as matchmaking
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
@@ -91,6 +92,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     admin,
     matchmaking,
     parties,
+    private_matches,
     match_admin,
     leaderboards,
     profiles,

@@ -45,3 +45,14 @@ def party_invites(party_id: str) -> str:
 
 def party_invited(user_id: str) -> str:
     return f"{PARTY_INVITED_PREFIX}{user_id}"
+
+
+# Private matches share the queues' hash tag `{q}`: their scripts check and write the
+# players' queue assignments (`tradearena.contracts.keys.queue_assignment`) atomically.
+PRIVATE_PREFIX = f"{QUEUE_PREFIX}private:"
+PRIVATE_DUE = f"{QUEUE_PREFIX}private-due"  # zset code -> when to look at the room (ms)
+
+
+def private_match(code: str) -> str:
+    """A private match's room (JSON: host, mode, format, size, who joined, state)."""
+    return f"{PRIVATE_PREFIX}{code}"

@@ -4,7 +4,8 @@
 start-up, passed to `lobby.app.create_app` and read by handlers as
 `request.app[SETTINGS]`. Its fields are flat (each one is the environment
 variable `TRADEARENA_<FIELD>`); the groups a component needs on its own
-(`QueueSettings`, `FormationSettings`, `LeaderboardSettings`) are plain frozen
+(`QueueSettings`, `FormationSettings`, `LeaderboardSettings`,
+`PrivateSettings`) are plain frozen
 models that `LobbySettings` derives from, so a `LobbySettings` is handed to
 `Queues` or `Formation` as is, and tests build a group alone without reading
 the environment (their `model_config` is typed as BaseAppSettings' is, so the
@@ -79,8 +80,26 @@ class LeaderboardSettings(BaseModel):
     season_days: int = Field(default=120, ge=1)
 
 
+class PrivateSettings(BaseModel):
+    """Private matches by invite code: how long a code lives, how often one may be
+    created or joined, how often the countdowns are looked at."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    private_code_ttl_s: int = Field(default=900, ge=1)
+    private_create_limit: int = Field(default=10, ge=1)  # per user, per window
+    private_join_limit: int = Field(default=30, ge=1)  # per user, per window (wrong codes too)
+    private_rate_window_s: int = Field(default=60, ge=1)
+    private_tick_ms: int = Field(default=500, ge=10)
+
+
 class LobbySettings(
-    BaseAppSettings, QueueSettings, FormationSettings, LeaderboardSettings, PartySettings
+    BaseAppSettings,
+    QueueSettings,
+    FormationSettings,
+    LeaderboardSettings,
+    PartySettings,
+    PrivateSettings,
 ):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
     from lobby.matchmaking.parties import Parties, PartyMetrics
+    from lobby.matchmaking.private import PrivateMatches
+    from lobby.matchmaking.private_routes import PrivateMetrics
     from lobby.matchmaking.queues import Queues
     from lobby.results.replay_routes import ReplayCache
     from tradearena.contracts.orchestration import Orchestrator
@@ -58,6 +60,7 @@ ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
 VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
 PARTY_METRICS: web.AppKey[PartyMetrics] = web.AppKey("party_metrics")
+PRIVATE_METRICS: web.AppKey[PrivateMetrics] = web.AppKey("private_metrics")
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 # Built replay documents (lobby.results.replay_routes).
@@ -70,3 +73,4 @@ LIMITER: web.AppKey[Limiter] = web.AppKey("limiter")
 QUEUES: web.AppKey[Queues] = web.AppKey("queues")
 PARTIES: web.AppKey[Parties] = web.AppKey("parties")
 MATCHMAKER: web.AppKey[Matchmaker] = web.AppKey("matchmaker")  # only with an orchestrator
+PRIVATE_MATCHES: web.AppKey[PrivateMatches] = web.AppKey("private_matches")

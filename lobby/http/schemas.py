@@ -251,6 +251,7 @@ class HistoryItem(BaseModel):
     realized_pnl: str | None
     fees: str | None
     trades: int
+    kind: str = Field(default="ranked", json_schema_extra=_enum(["ranked", "casual", "private"]))
 
 
 class HistoryPage(BaseModel):
@@ -323,6 +324,7 @@ class MatchDetail(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     final_price: str | None
+    kind: str = Field(default="ranked", json_schema_extra=_enum(["ranked", "casual", "private"]))
     players: list[MatchPlayerResult]
     fills: list[MatchFill] = Field(default_factory=list)
     ledger: list[MatchLedgerLine] = Field(default_factory=list)

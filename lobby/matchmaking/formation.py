@@ -364,6 +364,14 @@ class Matchmaker:
         del self.outcomes[:-1000]
         return outcome
 
+    def form_claimed(self, claim: Claim) -> asyncio.Task[FormationOutcome]:
+        """Form a match claimed outside the planner (a private match), like the others."""
+        self.metrics.claims.labels(claim.proposal.mode).inc()
+        task = asyncio.create_task(self._form(claim))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
     async def round(self) -> list[Claim]:
         stale_ms = int(self.formation.settings.stale_forming_s * 1000)
         await self.queues.recover_stale(stale_ms)

@@ -264,15 +264,18 @@ return 1
 
 _REQUEUE = """
 -- KEYS: forming, expiry.
--- ARGV: prefix, match_id, expires. Puts the tickets of a forming match
--- back with priority, keeping their original enqueue time; exactly once (the entry is
--- removed). A party ticket goes back whole, unless its party changed meanwhile.
+-- ARGV: prefix, match_id, expires. Puts the tickets of a forming match back with
+-- priority, keeping their original enqueue time; exactly once (the entry is removed).
+-- A party ticket goes back whole, unless its party changed meanwhile. A private
+-- match's players (entry field `private`) only lose the assignment and its room is
+-- cancelled (-2).
 local p = ARGV[1]
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return -1 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 local n = 0
-for _, t in ipairs(cjson.decode(raw)['tickets']) do
+local entry = cjson.decode(raw)
+for _, t in ipairs(entry['tickets']) do
   local player, mode = t['player'], t['mode']
   if t['q'] then mode = t['q'] .. ':' .. mode end
   local intact = true
@@ -286,13 +289,27 @@ for _, t in ipairs(cjson.decode(raw)['tickets']) do
       intact = false
     end
   end
-  if intact and redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
+  if intact and not entry['private']
+      and redis.call('HEXISTS', p .. 'tickets:' .. mode, player) == 0 then
     t['prio'] = true
     redis.call('HSET', p .. 'tickets:' .. mode, player, cjson.encode(t))
     redis.call('ZADD', KEYS[2], ARGV[3], mode .. '|' .. player)
     redis.call('SADD', p .. 'player:' .. player, mode)
     n = n + 1
   end
+end
+if entry['private'] then
+  -- Its room (lobby.keys.private_match) says the start is over.
+  local rkey = p .. 'private:' .. entry['private']
+  local room = redis.call('GET', rkey)
+  if room then
+    local r = cjson.decode(room)
+    if r['state'] == 'starting' then
+      r['state'] = 'cancelled'
+      redis.call('SET', rkey, cjson.encode(r), 'KEEPTTL')
+    end
+  end
+  return -2
 end
 return n
 """
@@ -613,7 +630,8 @@ class Queues:
         )
 
     async def requeue(self, match_id: str, now: int | None = None) -> int:
-        """Formation failed: its players wait again with priority. -1 if already done."""
+        """Formation failed: its players wait again with priority. -1 if already done;
+        -2 for a private match, whose players are only released (not queued)."""
         now = now_ms() if now is None else now
         return int(
             await self._requeue(
@@ -636,6 +654,6 @@ class Queues:
         out = []
         for match_id, entry in (await self.forming()).items():
             stale = now - int(entry["claimed_at"]) > older_than_ms
-            if stale and await self.requeue(match_id, now) >= 0:
+            if stale and await self.requeue(match_id, now) != -1:
                 out.append(match_id)
         return out

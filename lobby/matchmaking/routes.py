@@ -104,6 +104,7 @@ class QueueAssignment(BaseModel):
     mode: str | None = None
     format: str | None = None
     state: Literal["forming", "ready"]
+    private: str | None = None  # the code of the private match the player sits in
     address: str | None = None
     port: int | None = None
     at: int | None = None
@@ -245,6 +246,9 @@ async def _release_if_over(app: web.Application, user_id: str) -> None:
         over = status is None or status.phase.terminal
     if over:
         await app[QUEUES].release(user_id, match_id)
+
+
+release_if_over = _release_if_over  # private matches free a finished match's players too
 
 
 async def leave(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from datetime import datetime
 import asyncpg
 from aiohttp import web
 
+from lobby import match_options
 from lobby.http.api import Operation, path_of, principal, query_of, reply
 from lobby.http.problems import problem
 from lobby.http.schemas import (
@@ -62,6 +63,7 @@ async def fetch_history(
     if cursor:
         after = decode_cursor(cursor)
     rows = await conn.fetch(HISTORY_SQL, user_id, after[0], after[1], limit + 1)
+    kinds = await match_options.kinds(conn, (r["match_id"] for r in rows[:limit]))
     items = [
         HistoryItem(
             match_id=r["match_id"],
@@ -79,6 +81,7 @@ async def fetch_history(
             realized_pnl=match_view.dec(r["realized_pnl"]),
             fees=match_view.dec(r["fees"]),
             trades=r["trades"],
+            kind=str(kinds[r["match_id"]]),
         )
         for r in rows[:limit]
     ]
@@ -118,7 +121,8 @@ async def match_detail(request: web.Request) -> web.Response:
         players = await conn.fetch(PLAYERS_SQL, match_id)
         fills = await conn.fetch(FILLS_SQL, match_id)
         ledger = await conn.fetch(LEDGER_SQL, match_id)
-    return reply(match_view.match_detail(m, players, fills, ledger))
+        kind = await match_options.kind(conn, match_id)
+    return reply(match_view.match_detail({**m, "kind": str(kind)}, players, fills, ledger))
 
 
 def add_routes(app: web.Application) -> None:

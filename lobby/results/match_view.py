@@ -85,6 +85,7 @@ def match_detail(
         started_at=match["started_at"],
         ended_at=match["ended_at"],
         final_price=dec(match["final_price"]),
+        kind=match.get("kind") or "ranked",
         players=[
             MatchPlayerResult(
                 user_id=str(p["user_id"]),

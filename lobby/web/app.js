@@ -5,6 +5,7 @@ import { TradeChart } from "./chart.js";
 import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 import { PartyPanel } from "./screens/party.js";
+import { initPrivate } from "./screens/private.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SCREENS = ["screen-auth", "screen-lobby", "screen-match", "screen-results", ...SCREEN_IDS];
@@ -182,6 +183,7 @@ function connectLobby() {
   socket.on("queue_status", renderQueue);
   socket.on("notification", onNotification);
   socket.on("party_status", (s) => party.render(s));
+  socket.on("private_match", privateMatches.update);
 }
 
 async function refreshQueue() {
@@ -235,6 +237,7 @@ async function onLeaveQueue() {
 function onNotification(note) {
   screens.notification(note);
   party.notification(note);
+  privateMatches.notification(note);
   const p = note.payload || {};
   const box = $("lobby-match");
   if (note.kind === "match_found") {
@@ -261,6 +264,7 @@ function onNotification(note) {
 
 const screens = initScreens({ call: api.call, user: () => state.user, show, play: enterLobby });
 const party = new PartyPanel($("party-panel"), { call: api.call, user: () => state.user });
+const privateMatches = initPrivate({ call: api.call, openapi: api.openapi, user: () => state.user, show });
 
 // ---------- the match ----------
 
@@ -556,6 +560,8 @@ async function onStoredResult(payload) {
   try {
     const detail = await api.call("GET", `/matches/${encodeURIComponent(payload.match_id)}`);
     for (const p of detail.players) state.players.set(p.user_id, p.username);
+    $("results-rating").dataset.kind = detail.kind;
+    if (detail.kind !== "ranked") $("results-rating").textContent = `Unrated (${detail.kind} match)`;
     renderResults();
     $("results-table").dataset.stored = "true";
   } catch (err) {
@@ -781,6 +787,7 @@ window.tradearena = {
   },
   chart: chart.hooks(),
   screens: screens.hooks,
+  private: privateMatches.hooks,
 };
 
 start();

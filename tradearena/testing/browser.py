@@ -97,3 +97,42 @@ def run_browser_chart(
     for shot in CHART_SHOTS:
         assert shot in shots, (shot, shots)
     return summary, proc.stderr
+
+
+# The screenshots the private match script leaves (`tests/js/browser_private.mjs`).
+PRIVATE_SHOTS = (
+    "01-created-host.png",
+    "02-invited-guest.png",
+    "03-room-host.png",
+    "03-room-guest.png",
+    "04-live-host.png",
+    "05-results-host.png",
+    "05-results-guest.png",
+)
+
+
+def run_browser_private(
+    url: str, artifacts: Path, timeout: float = 240
+) -> tuple[dict[str, Any], str]:
+    """`tests/js/browser_private.mjs` against a lobby: its summary and step log; fails the
+    test when a check in the script failed or a screenshot is missing."""
+    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
+    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    proc = subprocess.run(
+        ["node", str(JS / "browser_private.mjs"), url, str(artifacts)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
+    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    for shot in PRIVATE_SHOTS:
+        assert shot in shots, (shot, shots)
+    return summary, proc.stderr

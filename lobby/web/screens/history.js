@@ -77,7 +77,7 @@ export class HistoryScreen {
         "tr",
         { "data-testid": "history-row", "data-match-id": m.match_id },
         h("td", {}, when(m.ended_at || m.created_at)),
-        h("td", {}, `${m.mode} / ${m.format}`),
+        h("td", { "data-kind": m.kind }, `${m.mode} / ${m.format}` + (m.kind && m.kind !== "ranked" ? ` · ${m.kind}` : "")),
         h("td", { "data-testid": "history-rank" }, m.rank ? `#${m.rank}` : m.status),
         h("td", { class: "num" }, money(m.equity)),
         h("td", { class: `num ${trend(m.realized_pnl)}` }, signed(m.realized_pnl)),
@@ -187,7 +187,7 @@ export class HistoryScreen {
       h(
         "p",
         { class: "status", "data-testid": "detail-summary" },
-        `${d.mode} / ${d.format} · ${d.symbol} · ${d.phase}` + (d.reason ? ` (${d.reason})` : "") +
+        `${d.mode} / ${d.format}${d.kind && d.kind !== "ranked" ? ` · ${d.kind}` : ""} · ${d.symbol} · ${d.phase}` + (d.reason ? ` (${d.reason})` : "") +
           (d.final_price ? ` · final price ${money(d.final_price)}` : "") + ` · ended ${when(d.ended_at)}`,
       ),
       h("h3", {}, "Players"),

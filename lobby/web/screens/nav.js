@@ -10,7 +10,7 @@ import { ProfileScreen } from "./profile.js";
 import { onLink } from "./links.js";
 import { LINK_PREFIX as REPLAY_LINK, ReplayScreen } from "./replay.js";
 
-export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-replay"];
+export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-replay", "screen-private"];
 // Screens the navigation is shown on (not while signing in or playing a match).
 const WITH_NAV = new Set(["screen-lobby", "screen-results", ...SCREEN_IDS]);
 
@@ -90,7 +90,7 @@ export function initScreens({ call, user, show, play }) {
       if (id !== "screen-replay") replay.pause();
       if (signedIn && id !== "screen-replay" && location.hash.startsWith(REPLAY_LINK)) history.replaceState(null, "", location.pathname + location.search);
       nav.hidden = !signedIn || !WITH_NAV.has(id);
-      const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile" }[id];
+      const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile", "screen-private": "nav-private" }[id];
       for (const button of nav.querySelectorAll("button")) {
         if (button.dataset.testid === current) button.setAttribute("aria-current", "page");
         else button.removeAttribute("aria-current");

@@ -24,6 +24,8 @@ export function describe(note) {
       return `${p.leader} invites you to their party (${(p.members || []).join(", ")}).`;
     case "match_failed":
       return `A match could not start (${p.reason})${p.requeued ? "; you were put back in the queue" : ""}.`;
+    case "private_invite":
+      return `${p.host} invites you to a private ${p.mode} / ${p.format}: code ${p.code}.`;
     default:
       return `${note.kind.replaceAll("_", " ")}${p.match_id ? ` (match ${p.match_id})` : ""}.`;
   }
