@@ -300,13 +300,12 @@ for _, t in ipairs(entry['tickets']) do
 end
 if entry['private'] then
   -- Its room (lobby.keys.private_match) says the start is over.
-  local rkey = p .. 'private:' .. entry['private']
-  local room = redis.call('GET', rkey)
+  local room = redis.call('GET', p .. 'private:' .. entry['private'])
   if room then
     local r = cjson.decode(room)
     if r['state'] == 'starting' then
       r['state'] = 'cancelled'
-      redis.call('SET', rkey, cjson.encode(r), 'KEEPTTL')
+      redis.call('SET', p .. 'private:' .. entry['private'], cjson.encode(r), 'KEEPTTL')
     end
   end
   return -2
