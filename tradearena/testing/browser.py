@@ -1,5 +1,5 @@
-"""Two players in headless Chromium play a duel through the web client
-(`tests/js/browser_match.mjs`): the runner both browser tests share."""
+"""Playwright scripts in headless Chromium (`tests/js/browser_*.mjs`) against a running
+lobby: the one runner the browser tests share, and the screenshots each must leave."""
 
 from __future__ import annotations
 
@@ -27,19 +27,24 @@ STEPS = (
 )
 
 
-def run_browser_match(
-    url: str, artifacts: Path, network: Sequence[str] = (), timeout: float = 480
-) -> tuple[dict[str, Any], str]:
-    """The script's summary and its step log; fails the test when the duel failed.
-
-    `network`: chromium.mjs's options (`--host-resolver-rules`, `--spki`)."""
+def run_browser_script(
+    script: str,
+    url: str,
+    artifacts: Path,
+    args: Sequence[str] = (),
+    shots: Sequence[str] = (),
+    timeout: float = 300,
+) -> tuple[dict[str, Any], str, list[str]]:
+    """Run `tests/js/<script>` against a lobby with a fresh `artifacts` directory: its
+    summary (the last line of its output), its step log and the screenshots it left.
+    Fails the test when a check in the script failed or one of `shots` is missing."""
     assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
     assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
     if artifacts.exists():
         shutil.rmtree(artifacts)
     artifacts.mkdir(parents=True)
     proc = subprocess.run(
-        ["node", str(JS / "browser_match.mjs"), url, str(artifacts), *network],
+        ["node", str(JS / script), url, str(artifacts), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -49,12 +54,29 @@ def run_browser_match(
     assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
     summary: dict[str, Any] = json.loads(lines[-1])
     assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
-    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    found = sorted(p.name for p in artifacts.glob("*.png"))
+    for shot in shots:
+        assert shot in found, (shot, found)
+    return summary, proc.stderr, found
+
+
+def run_browser_match(
+    url: str, artifacts: Path, network: Sequence[str] = (), timeout: float = 480
+) -> tuple[dict[str, Any], str]:
+    """The script's summary and its step log; fails the test when the duel failed.
+
+    `network`: chromium.mjs's options (`--host-resolver-rules`, `--spki`)."""
+    summary, log, shots = run_browser_script(
+        "browser_match.mjs",
+        url,
+        artifacts,
+        network,
+        [f"{step}.png" for step in STEPS],
+        timeout,
+    )
     assert len(shots) == summary["screenshots"] >= 10, shots
-    for step in STEPS:
-        assert f"{step}.png" in shots, (step, shots)
-    assert "FAILED" not in proc.stderr
-    return summary, proc.stderr
+    assert "FAILED" not in log
+    return summary, log
 
 
 # The screenshots the chart script leaves (`tests/js/browser_chart.mjs`), by width.
@@ -75,28 +97,11 @@ CHART_SHOTS = (
 def run_browser_chart(
     url: str, artifacts: Path, timeout: float = 300
 ) -> tuple[dict[str, Any], str]:
-    """`tests/js/browser_chart.mjs` against a lobby: its summary and step log; fails the
-    test when a check in the script failed or a screenshot is missing."""
-    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
-    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
-    artifacts.mkdir(parents=True)
-    proc = subprocess.run(
-        ["node", str(JS / "browser_chart.mjs"), url, str(artifacts)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    """`tests/js/browser_chart.mjs` against a lobby: its summary and step log."""
+    summary, log, _ = run_browser_script(
+        "browser_chart.mjs", url, artifacts, shots=CHART_SHOTS, timeout=timeout
     )
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
-    summary: dict[str, Any] = json.loads(lines[-1])
-    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
-    shots = sorted(p.name for p in artifacts.glob("*.png"))
-    for shot in CHART_SHOTS:
-        assert shot in shots, (shot, shots)
-    return summary, proc.stderr
+    return summary, log
 
 
 # The screenshots the private match script leaves (`tests/js/browser_private.mjs`).
@@ -114,25 +119,8 @@ PRIVATE_SHOTS = (
 def run_browser_private(
     url: str, artifacts: Path, timeout: float = 240
 ) -> tuple[dict[str, Any], str]:
-    """`tests/js/browser_private.mjs` against a lobby: its summary and step log; fails the
-    test when a check in the script failed or a screenshot is missing."""
-    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
-    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
-    artifacts.mkdir(parents=True)
-    proc = subprocess.run(
-        ["node", str(JS / "browser_private.mjs"), url, str(artifacts)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    """`tests/js/browser_private.mjs` against a lobby: its summary and step log."""
+    summary, log, _ = run_browser_script(
+        "browser_private.mjs", url, artifacts, shots=PRIVATE_SHOTS, timeout=timeout
     )
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
-    summary: dict[str, Any] = json.loads(lines[-1])
-    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
-    shots = sorted(p.name for p in artifacts.glob("*.png"))
-    for shot in PRIVATE_SHOTS:
-        assert shot in shots, (shot, shots)
-    return summary, proc.stderr
+    return summary, log
