@@ -47,6 +47,7 @@ from lobby.http.sockets import create_sio
 from lobby.market import candles
 from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import routes as matchmaking
+from lobby.matchmaking import spectate_routes as spectate
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
 from lobby.results import history, leaderboards, profiles
@@ -89,6 +90,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     admin,
     matchmaking,
     match_admin,
+    spectate,
     leaderboards,
     profiles,
     candles,

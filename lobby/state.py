@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lobby.http.assets import Asset
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
+    from lobby.matchmaking.live import LiveBoard, SpectateMetrics
     from lobby.matchmaking.queues import Queues
     from tradearena.contracts.orchestration import Orchestrator
 
@@ -55,6 +56,8 @@ ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_assets")
 VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
+SPECTATE_METRICS: web.AppKey[SpectateMetrics] = web.AppKey("spectate_metrics")
+LIVE_BOARD: web.AppKey[LiveBoard] = web.AppKey("live_board")  # the cached live list
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 

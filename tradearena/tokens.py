@@ -130,6 +130,15 @@ class Verifier:
             raise TokenError("token_wrong_player", "the token is for another player")
         return claims
 
+    def verify_spectator(self, token: str, match_id: str) -> dict[str, Any]:
+        """A spectator token is valid only for its match, and only to watch it."""
+        claims = self._decode(token, match_audience(match_id))
+        if claims.get("typ") != "spectate" or claims.get("mid") != match_id:
+            raise TokenError(
+                "token_wrong_match", "the token is not a spectator token of this match"
+            )
+        return claims
+
 
 def claimed_match(token: str) -> str | None:
     """The `mid` claim read WITHOUT verification: only to pick which match verifies the
@@ -194,4 +203,16 @@ class Signer:
         self, match_id: str, player: str, ttl_s: int, now: float | None = None, **extra: Any
     ) -> str:
         claims = {"sub": player, "aud": match_audience(match_id), "typ": "match", "mid": match_id}
+        return self._sign({**claims, **extra}, ttl_s, now)
+
+    def spectator_token(
+        self, match_id: str, user_id: str, ttl_s: int, now: float | None = None, **extra: Any
+    ) -> str:
+        """Watching one match (delayed, read-only): never accepted as a player's token."""
+        claims = {
+            "sub": user_id,
+            "aud": match_audience(match_id),
+            "typ": "spectate",
+            "mid": match_id,
+        }
         return self._sign({**claims, **extra}, ttl_s, now)
