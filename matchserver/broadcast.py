@@ -23,7 +23,8 @@ behind its last acknowledgement is *behind*: its `tick` and `leaderboard`
 events are held, one of each, the newest replacing the older, and written when
 it acknowledges again (or just before any other event to it, so what it
 receives is always the server's sequence with some ticks and boards left out,
-never reordered). Every other event is written as before. A client that has
+never reordered). Every other event is written as before. (A spectators' writer
+conflates its `spectate` frames the same way: `conflated`.) A client that has
 never acknowledged is behind when its socket's own buffers back up (a late
 signal: the kernel buffers are full by then). A client behind for longer than
 `stuck_ms` is disconnected.
@@ -106,8 +107,10 @@ class FrameWriter:
         flow: FlowConfig | None = None,
         metrics: MatchMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        conflated: tuple[str, ...] = CONFLATED,
     ) -> None:
         self.flow = flow or FlowConfig()
+        self.conflated = conflated  # the events a client that is behind may miss
         self.metrics = metrics
         self.clock = clock
         self.routes: dict[str, Route] = {}  # socket.io sid -> route
@@ -135,7 +138,7 @@ class FrameWriter:
     def send(self, sids: list[str], namespace: str, event: str, data: Any) -> None:
         """Send one event to many sockets; never blocks, never reorders a client's packets.
         A `tick` gets the next `seq`; ticks and leaderboards are held for clients behind."""
-        if event in CONFLATED:
+        if event in self.conflated:
             self._send_latest(sids, namespace, event, data)
             return
         text = socketio_event(namespace, event, data)

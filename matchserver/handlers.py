@@ -11,6 +11,11 @@ than one argument too (`invalid_action`). One socket per player: a newer
 connection replaces the older one. Each match has its own emitter (its players'
 sockets only) and frame writer.
 
+Spectators (docs/matchserver.md, "Spectators") connect to the same namespace with a
+spectator token (`typ` "spectate"): they get `spectate` frames of the match as it was
+`delay_ms` ago and may call `spectate_sync`; an `action` or `sync` from one is answered
+`spectator_read_only`.
+
 Traced (tradearena.tracing): a connect may carry the player's journey in
 `auth: {token, traceparent}`; the journey gets `player.connect` (the start of play), the
 match's trace a `player.connection` span from connect to disconnect (linked to the
@@ -32,9 +37,11 @@ from matchserver.engine.codes import Code
 from matchserver.engine.events import reject
 from matchserver.metrics import MatchMetrics
 from matchserver.runner import SERVER_ERROR, MatchRunner
+from matchserver.spectators import MatchSpectators
 from tradearena import tracing
+from tradearena.contracts.spectate import SPECTATOR_READ_ONLY
 from tradearena.contracts.tracing import SOCKET_AUTH_FIELD
-from tradearena.tokens import TokenError, Verifier, claimed_match
+from tradearena.tokens import SPECTATE_TYP, TokenError, Verifier, claimed_match, claimed_typ
 
 NAMESPACE = "/match"
 UNKNOWN_MATCH = "unknown_match"
@@ -82,6 +89,9 @@ class Seat(Protocol):
     @property
     def emitter(self) -> SocketEmitter: ...
 
+    @property
+    def spectators(self) -> MatchSpectators: ...
+
 
 class Router(Protocol):
     def route(self, match_id: str | None) -> Seat | None:
@@ -98,6 +108,7 @@ class MatchNamespace(socketio.AsyncNamespace):
         self.verifier = verifier
         self.metrics = metrics
         self.players: dict[str, tuple[Seat, str]] = {}  # sid -> (match, player)
+        self.watching: dict[str, Seat] = {}  # sid -> the match a spectator watches
         self.spans: dict[str, Span] = {}  # sid -> its `player.connection` span (traced)
         self.sample_action = tracing.ActionSampler()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,6 +130,8 @@ class MatchNamespace(socketio.AsyncNamespace):
             "player.connect", context=tracing.context_of(journey)
         ) as span:
             await self._connect(sid, environ, auth)
+            if sid in self.watching:
+                return None
             seat, player = self.players[sid]
             match_tp = seat.runner.traceparent
             span.set_attributes({"match.id": seat.runner.match.match_id, "player": player})
@@ -142,9 +155,13 @@ class MatchNamespace(socketio.AsyncNamespace):
         if seat is None and claimed is None:
             raise self._refuse("token_malformed", "not a match token")
         if seat is None:
+            if claimed_typ(token) == SPECTATE_TYP:
+                self.metrics.spectator_refusals.labels(UNKNOWN_MATCH).inc()
             raise self._refuse(UNKNOWN_MATCH, "this server does not host that match")
         runner, emitter = seat.runner, seat.emitter
         match_id = runner.match.match_id
+        if claimed_typ(token) == SPECTATE_TYP:
+            return self._connect_spectator(sid, seat, token, environ)
         try:
             claims = self.verifier.verify_match(token, match_id)
         except TokenError as exc:
@@ -178,13 +195,56 @@ class MatchNamespace(socketio.AsyncNamespace):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _connect_spectator(self, sid: str, seat: Seat, token: str, environ: dict[str, Any]) -> None:
+        """A spectator: refused when the server is loaded (before the token costs a
+        signature check) or the match is full; else watching from now on."""
+        spectators = seat.spectators
+        match_id = seat.runner.match.match_id
+        busy = spectators.gate.refusal()
+        if busy is not None:
+            raise self._refuse_spectator(busy, "the server is busy: try again later")
+        try:
+            claims = self.verifier.verify_spectator(token, match_id)
+        except TokenError as exc:
+            raise self._refuse_spectator(exc.code, exc.message) from None
+        full = spectators.refusal()
+        if full is not None:
+            raise self._refuse_spectator(full, "no more spectators for this match")
+        user = str(claims["sub"])
+        self.watching[sid] = seat
+        spectators.join(sid, user)
+        log.info(
+            "spectator connected",
+            extra={"match_id": match_id, "user": user, "spectators": len(spectators)},
+        )
+        task = asyncio.create_task(self._spectator_route(sid, environ))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _refuse_spectator(
+        self, code: str, message: str
+    ) -> socketio.exceptions.ConnectionRefusedError:
+        self.metrics.spectator_refusals.labels(code).inc()
+        return self._refuse(code, message)
+
+    def _eio_socket(self, sid: str) -> Any:
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        return self.server.eio.sockets.get(eio_sid)
+
+    async def _spectator_route(self, sid: str, environ: dict[str, Any]) -> None:
+        """Once the CONNECT packet is queued, like a player's route (`_connected`)."""
+        seat = self.watching.get(sid)
+        eio_socket = self._eio_socket(sid)
+        if seat is None or eio_socket is None:
+            return
+        seat.spectators.writer.add(sid, eio_socket, environ)
+
     async def _connected(self, sid: str, environ: dict[str, Any]) -> None:
         entry = self.players.get(sid)
         if entry is None:
             return  # already gone
         seat = entry[0]
-        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
-        eio_socket = self.server.eio.sockets.get(eio_sid)
+        eio_socket = self._eio_socket(sid)
         if eio_socket is None:
             return
         seat.emitter.writer.add(sid, eio_socket, environ)
@@ -198,6 +258,20 @@ class MatchNamespace(socketio.AsyncNamespace):
         if span is not None:
             span.set_attribute("disconnect.reason", str(reason))
             span.end()
+        watched = self.watching.pop(sid, None)
+        if watched is not None:
+            user = watched.spectators.sids.get(sid)
+            watched.spectators.leave(sid)
+            log.info(
+                "spectator disconnected",
+                extra={
+                    "match_id": watched.runner.match.match_id,
+                    "user": user,
+                    "reason": str(reason),
+                    "spectators": len(watched.spectators),
+                },
+            )
+            return
         entry = self.players.pop(sid, None)
         if entry is None:
             return
@@ -220,6 +294,8 @@ class MatchNamespace(socketio.AsyncNamespace):
         )
 
     async def on_action(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        if sid in self.watching:
+            return _read_only()
         entry = self.players.get(sid)
         if entry is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
@@ -246,6 +322,8 @@ class MatchNamespace(socketio.AsyncNamespace):
 
     async def on_sync(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         """Full state for (re)drawing the client: position, balance, effects, board."""
+        if sid in self.watching:
+            return _read_only()
         entry = self.players.get(sid)
         if entry is None:
             return {"ok": False, "code": "not_connected", "message": "connect first"}
@@ -255,6 +333,18 @@ class MatchNamespace(socketio.AsyncNamespace):
         except Exception as exc:  # this match's fault, not the process's
             seat.runner.report_fault(SERVER_ERROR, exc)
             return {"ok": False, "code": SERVER_ERROR, "message": "the match failed"}
+        return {"ok": True, "code": "ok", "message": "state", "state": state}
+
+    async def on_spectate_sync(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        """A spectator's full view: the delayed view plus its official candles."""
+        seat = self.watching.get(sid)
+        if seat is None:
+            return {"ok": False, "code": "not_spectating", "message": "connect as a spectator"}
+        try:
+            state = seat.spectators.sync()
+        except Exception:  # the spectators' side, never the match's fault
+            log.exception("spectate_sync failed", extra={"match_id": seat.runner.match.match_id})
+            return {"ok": False, "code": SERVER_ERROR, "message": "no view"}
         return {"ok": True, "code": "ok", "message": "state", "state": state}
 
     async def on_tick_ack(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -284,4 +374,10 @@ class MatchNamespace(socketio.AsyncNamespace):
             entry[0].emitter.writer.ack(sid, seq)
 
     def sids_of(self, seat: Seat) -> list[str]:
-        return [sid for sid, (s, _) in self.players.items() if s is seat]
+        """Every socket of a match: its players' and its spectators'."""
+        players = [sid for sid, (s, _) in self.players.items() if s is seat]
+        return players + [sid for sid, s in self.watching.items() if s is seat]
+
+
+def _read_only() -> dict[str, Any]:
+    return {"ok": False, "code": SPECTATOR_READ_ONLY, "message": "spectators only watch"}

@@ -47,6 +47,7 @@ from matchserver.metrics import MatchMetrics
 from matchserver.presence import Presence
 from matchserver.runner import MatchRunner, RunnerConfig, cancel_quietly, wall_ms
 from matchserver.settings import MatchServerSettings
+from matchserver.spectators import LoopLag, MatchSpectators, SpectatorGate
 from matchserver.store import MatchStore
 from tradearena import tracing
 from tradearena.contracts import keys
@@ -59,6 +60,7 @@ from tradearena.contracts.pool import (
     MatchPresence,
     ServerState,
 )
+from tradearena.contracts.spectate import SPECTATE_EVENT
 from tradearena.modes import Catalogue, load_catalogue
 from tradearena.redisconn import AnyRedis
 
@@ -116,6 +118,7 @@ class HostedMatch:
     runner: MatchRunner
     emitter: SocketEmitter
     presence: Presence
+    spectators: MatchSpectators
     ticks: AsyncGenerator[FeedTick, None] | None = None
     supervisor: asyncio.Task[None] | None = None
     players: int = field(default=0)
@@ -170,6 +173,10 @@ class MatchHost:
         # pool server without them is not `ready` in its state hash, so no allocator
         # binds a match to it (and its /readyz says the same).
         self.durable = True
+        self.lag = LoopLag(lambda ms: metrics.loop_lag.set(ms / 1000))
+        self.gate = SpectatorGate(
+            settings.max_spectators, settings.spectator_lag_limit_ms, self.lag
+        )
         self._gauges()
 
     @property
@@ -184,6 +191,7 @@ class MatchHost:
         m.players_connected.set_function(
             lambda: sum(h.runner.connected() for h in self.matches.values())
         )
+        m.spectators_connected.set_function(lambda: self.gate.connected)
         m.clients_behind.set_function(
             lambda: sum(h.emitter.writer.behind for h in self.matches.values())
         )
@@ -206,6 +214,7 @@ class MatchHost:
     # ----------------------------------------------------------------- start
     async def start(self) -> None:
         """A dedicated server's match, or a pool server's restore, inbox and heartbeat."""
+        self.lag.start()
         self._hub(self.settings.symbol)
         if not self.pooled:
             await self.add(dedicated_assignment(self.settings), "new")
@@ -307,7 +316,20 @@ class MatchHost:
             },
         )
         runner.traceparent = tracing.traceparent_of(span)
-        hosted = HostedMatch(a, runner, emitter, presence, players=len(a.players), span=span)
+        spectators = MatchSpectators(
+            runner,
+            self.catalogue.mode(a.mode).rules.spectate,  # the catalogue's, even when restored
+            a.symbol,
+            FrameWriter(self._flow, conflated=(SPECTATE_EVENT,)),
+            self.gate,
+            self.metrics,
+            store.set_spectators,
+            self.clock,
+            NAMESPACE,
+        )
+        hosted = HostedMatch(
+            a, runner, emitter, presence, spectators, players=len(a.players), span=span
+        )
         self.matches[a.match_id] = hosted
         runner.on_presence = lambda: self._presence(hosted)
         if a.assigned_at_ms and how == "new":  # a restored match's Ready is not an ack
@@ -357,6 +379,9 @@ class MatchHost:
         if hosted.span is not None:  # the result is out: the match's span ends
             hosted.span.set_attribute("match.outcome", outcome)
             hosted.span.end()
+        if not self.draining:  # spectators watch the delayed end (bounded by the delay)
+            rules = hosted.spectators.rules
+            await hosted.spectators.wait_ended((rules.delay_ms + 2 * rules.frame_ms) / 1000)
         await asyncio.sleep(self.settings.linger_ms / 1000)  # let clients read match_end
         await self._close_sockets(hosted)
         await self._remove(hosted)
@@ -377,8 +402,10 @@ class MatchHost:
             with contextlib.suppress(Exception):
                 await hosted.ticks.aclose()
         await hosted.presence.close()
+        await hosted.spectators.close()
         with contextlib.suppress(Exception):  # the last counts, straight away
             await runner.store.set_presence(runner.connected(), hosted.players)
+            await runner.store.set_spectators(0)
         self.matches.pop(hosted.match_id, None)
         # No cycle may outlive the match: what was frozen of it is then freed by
         # reference counting (matchserver.heap).
@@ -561,6 +588,8 @@ class MatchHost:
                 await cancel_quietly(hosted.supervisor)
             await hosted.runner.stop_loops()
             await hosted.presence.close()
+            await hosted.spectators.close()
+        await self.lag.close()
         for hub in self.hubs.values():
             await hub.close()
         if self.pooled and self.draining:

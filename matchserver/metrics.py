@@ -166,3 +166,32 @@ class MatchMetrics:
             ["source", "error"],
             registry=r,
         )
+        self.spectators_connected = Gauge(
+            "tradearena_match_spectators_connected",
+            "Spectators with a live socket (over every hosted match)",
+            registry=r,
+        )
+        self.spectator_frames = Counter(
+            "tradearena_match_spectator_frames_total",
+            "Spectator frames (`spectate` events) handed to spectators' sockets",
+            registry=r,
+        )
+        self.spectator_frames_skipped = Counter(
+            "tradearena_match_spectator_frames_skipped_total",
+            "Spectator frames of a match not made because the server was loaded (its"
+            " players keep priority)",
+            registry=r,
+        )
+        self.spectator_refusals = Counter(
+            "tradearena_match_spectator_refusals_total",
+            "Spectator connections refused, by code (spectators_full, server_busy, token_*,"
+            " unknown_match)",
+            ["code"],
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "tradearena_match_event_loop_lag_seconds",
+            "How late the event loop ran a timer, recently (decaying maximum): the load"
+            " measure spectators give way to",
+            registry=r,
+        )

@@ -80,6 +80,16 @@ class MatchServerSettings(BaseAppSettings):
     redis_wait_replicas: int = Field(default=0, ge=0, le=16)
     redis_wait_timeout_ms: int = Field(default=10_000, gt=0, le=600_000)
 
+    # Spectators (docs/matchserver.md, "Spectators"): at most this many in the process
+    # (over every hosted match), and none taken nor sent frames while the event loop
+    # runs this late (players keep priority).
+    max_spectators: int = Field(
+        default=5000,
+        ge=0,
+        validation_alias=AliasChoices("TRADEARENA_MATCH_MAX_SPECTATORS", "max_spectators"),
+    )
+    spectator_lag_limit_ms: int = Field(default=250, gt=0)
+
     agones_sdk_port: int | None = Field(
         default=None,
         validation_alias=AliasChoices("AGONES_SDK_HTTP_PORT", "TRADEARENA_AGONES_SDK_PORT"),

@@ -14,6 +14,7 @@ from matchserver.engine.log import LogEntry, MatchRecord, dumps
 from tradearena.contracts import keys
 from tradearena.contracts.phases import ServerPhase
 from tradearena.contracts.pool import MatchPresence
+from tradearena.contracts.spectate import STATUS_SPECTATORS
 from tradearena.contracts.tracing import RESULT_FIELD
 from tradearena.redisconn import AnyRedis
 
@@ -137,6 +138,10 @@ class MatchStore:
         """Players connected now and expected (no phase change: the stream is untouched)."""
         mapping = {MatchPresence.CONNECTED: connected, MatchPresence.PLAYERS: players}
         await self.redis.hset(self._status, mapping=mapping)  # type: ignore[arg-type]
+
+    async def set_spectators(self, count: int) -> None:
+        """Spectators connected now (the lobby lists it with the live matches)."""
+        await self.redis.hset(self._status, STATUS_SPECTATORS, count)
 
     async def publish_result(self, result_json: str, traceparent: str | None = None) -> bool:
         """XADD the result exactly once per match, atomically with its marker, so a

@@ -57,6 +57,20 @@ class RateLimitRules(_Frozen):
     burst: PositiveInt
 
 
+class SpectateRules(_Frozen):
+    """Watching a live match: everything a spectator sees is `delay_ms` old; at most
+    `cap` spectators per match (0: none); a frame every `frame_ms`. Not part of the
+    match's record (the log header leaves it out): spectating never changes a match."""
+
+    delay_ms: PositiveInt
+    cap: int = Field(ge=0, le=100_000)
+    frame_ms: int = Field(ge=100, le=60_000)
+
+
+# Only for a rules record without the table (a log header, which leaves it out).
+SPECTATE_WHEN_UNRECORDED = SpectateRules(delay_ms=60_000, cap=200, frame_ms=1000)
+
+
 class Rules(_Frozen):
     """Everything the engine needs to run one match."""
 
@@ -76,6 +90,7 @@ class Rules(_Frozen):
     peek: PeekRules
     disconnect: DisconnectRules
     rate_limit: RateLimitRules
+    spectate: SpectateRules = SPECTATE_WHEN_UNRECORDED
 
     def with_overrides(self, **over: Any) -> Rules:
         """A copy with some rules changed (nested tables by dict), validated again."""

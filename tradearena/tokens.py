@@ -3,7 +3,8 @@
 Ed25519 (JWS `EdDSA`) keys with a `kid` in every token header and a JWKS
 document listing the public keys, so keys can rotate: a verifier accepts any
 key it knows by `kid`. Two token kinds: short-lived access tokens for the
-lobby API and per-match tokens valid for one match and one player only.
+lobby API, per-match tokens valid for one match and one player only, and
+spectator tokens (typ `spectate`) that let a user watch one match and never act.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from jwt.algorithms import OKPAlgorithm
 ISSUER = "tradearena-lobby"
 ACCESS_AUDIENCE = "tradearena-api"
 ALGORITHM = "EdDSA"
+MATCH_TYP = "match"
+SPECTATE_TYP = "spectate"
 LEEWAY_S = 5
 
 
@@ -124,20 +127,29 @@ class Verifier:
     def verify_match(self, token: str, match_id: str, player: str | None = None) -> dict[str, Any]:
         """A match token is valid only for its match and, when given, its player."""
         claims = self._decode(token, match_audience(match_id))
-        if claims.get("typ") != "match" or claims.get("mid") != match_id:
+        if claims.get("typ") != MATCH_TYP or claims.get("mid") != match_id:
             raise TokenError("token_wrong_match", "the token is for another match")
         if player is not None and claims.get("sub") != player:
             raise TokenError("token_wrong_player", "the token is for another player")
         return claims
 
     def verify_spectator(self, token: str, match_id: str) -> dict[str, Any]:
-        """A spectator token is valid only for its match, and only to watch it."""
+        """A spectator token: watching `match_id` only (its `sub` is the watching user)."""
         claims = self._decode(token, match_audience(match_id))
-        if claims.get("typ") != "spectate" or claims.get("mid") != match_id:
-            raise TokenError(
-                "token_wrong_match", "the token is not a spectator token of this match"
-            )
+        if claims.get("typ") != SPECTATE_TYP or claims.get("mid") != match_id:
+            raise TokenError("token_wrong_match", "not a spectator token for this match")
         return claims
+
+
+def claimed_typ(token: str) -> str | None:
+    """The `typ` claim read WITHOUT verification: only to pick which verification the
+    token goes through (a player's or a spectator's); never trust anything else from it."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    typ = claims.get("typ") if isinstance(claims, dict) else None
+    return typ if isinstance(typ, str) else None
 
 
 def claimed_match(token: str) -> str | None:
@@ -202,17 +214,17 @@ class Signer:
     def match_token(
         self, match_id: str, player: str, ttl_s: int, now: float | None = None, **extra: Any
     ) -> str:
-        claims = {"sub": player, "aud": match_audience(match_id), "typ": "match", "mid": match_id}
+        claims = {"sub": player, "aud": match_audience(match_id), "typ": MATCH_TYP, "mid": match_id}
         return self._sign({**claims, **extra}, ttl_s, now)
 
     def spectator_token(
         self, match_id: str, user_id: str, ttl_s: int, now: float | None = None, **extra: Any
     ) -> str:
-        """Watching one match (delayed, read-only): never accepted as a player's token."""
+        """Lets `user_id` watch `match_id` (delayed, read-only); never a player's token."""
         claims = {
             "sub": user_id,
             "aud": match_audience(match_id),
-            "typ": "spectate",
+            "typ": SPECTATE_TYP,
             "mid": match_id,
         }
         return self._sign({**claims, **extra}, ttl_s, now)

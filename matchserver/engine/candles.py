@@ -79,6 +79,10 @@ class OfficialCandles:
         low = o if self._l == self._o else c if self._l == self._c else fmt(self._l)
         return {"t": self._t, "o": o, "h": h, "l": low, "c": c, "n": self._n}
 
+    def newest(self) -> dict[str, Any] | None:
+        """The newest candle in wire form (the forming one); None before any price."""
+        return self._forming() if self._t is not None else None
+
     def wire_items(self) -> list[dict[str, Any]]:
         """Ascending by open time: the closed candles, then the forming one (wire form;
         the closed ones are shared, never to be changed)."""

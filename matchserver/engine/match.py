@@ -179,7 +179,8 @@ class Match:
             "schema": LOG_SCHEMA,
             "match_id": self.match_id,
             "mode": self.mode,
-            "rules": self.rules.model_dump(mode="json"),
+            # Spectating never changes the match: not part of its record.
+            "rules": self.rules.model_dump(mode="json", exclude={"spectate"}),
             "players": list(self.players),
             "duration_ms": self.duration_ms,
             "created_at": self.created_at,

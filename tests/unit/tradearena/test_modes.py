@@ -75,6 +75,9 @@ def test_auto_format_gives_shorter_matches_for_bigger_moves(move: str, fmt: str)
         (lambda r: r["auto_format"][0].update(format="nope"), "unknown format 'nope'"),
         (lambda r: r["rules"].update(bankroll="lots"), "bankroll"),
         (lambda r: r["rules"].update(surprise=1), "surprise"),
+        (lambda r: r["rules"]["spectate"].update(delay_ms=0), "delay_ms"),
+        (lambda r: r["rules"]["spectate"].update(cap=-1), "cap"),
+        (lambda r: r["rules"]["spectate"].update(frame_ms=10), "frame_ms"),
     ],
 )
 def test_bad_catalogues_are_refused(patch: Any, message: str) -> None:
@@ -99,3 +102,14 @@ def test_rule_overrides_merge_nested_tables_and_are_validated() -> None:
     assert faster.peek.meter_max == rules.peek.meter_max
     with pytest.raises(ValidationError, match="initial_charges"):
         rules.with_overrides(action_bar={"initial_charges": 9})
+
+
+def test_spectate_rules_default_and_override_per_mode() -> None:
+    spectate = default_catalogue().mode("standard").rules.spectate
+    assert (spectate.delay_ms, spectate.cap, spectate.frame_ms) == (60_000, 200, 1000)
+    raw = raw_catalogue()
+    raw["modes"]["duel"]["rules"] = {"spectate": {"cap": 10}}
+    cat = parse_catalogue(raw)
+    assert cat.mode("duel").rules.spectate.cap == 10
+    assert cat.mode("duel").rules.spectate.delay_ms == 60_000  # the rest stays the default
+    assert cat.mode("standard").rules.spectate.cap == 200

@@ -8,7 +8,13 @@ import time
 import jwt
 import pytest
 
-from tradearena.tokens import Signer, TokenError, Verifier, generate_private_key_pem
+from tradearena.tokens import (
+    Signer,
+    TokenError,
+    Verifier,
+    claimed_typ,
+    generate_private_key_pem,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +84,33 @@ def test_access_and_match_tokens_are_not_interchangeable(signer: Signer) -> None
 def test_public_pem_verifier_matches_the_signer(signer: Signer) -> None:
     verifier = Verifier.from_public_pem(signer.public_pem())
     assert verifier.verify_access(signer.access_token("u", "admin"))["sub"] == "u"
+
+
+def test_spectator_token_round_trip(signer: Signer) -> None:
+    token = signer.spectator_token("m-1", "user-9", ttl_s=60)
+    claims = signer.verifier().verify_spectator(token, "m-1")
+    assert (claims["sub"], claims["mid"], claims["typ"]) == ("user-9", "m-1", "spectate")
+    assert claimed_typ(token) == "spectate"
+    with pytest.raises(TokenError) as err:
+        signer.verifier().verify_spectator(token, "m-2")
+    assert err.value.code == "token_wrong_audience"
+
+
+def test_spectator_and_player_tokens_are_not_interchangeable(signer: Signer) -> None:
+    verifier = signer.verifier()
+    spectator = signer.spectator_token("m-1", "alice", ttl_s=60)
+    player = signer.match_token("m-1", "alice", ttl_s=60)
+    with pytest.raises(TokenError) as err:
+        verifier.verify_match(spectator, "m-1")  # a spectator can never act
+    assert err.value.code == "token_wrong_match"
+    with pytest.raises(TokenError):
+        verifier.verify_match(spectator, "m-1", "alice")
+    with pytest.raises(TokenError) as err:
+        verifier.verify_spectator(player, "m-1")
+    assert err.value.code == "token_wrong_match"
+    with pytest.raises(TokenError):
+        verifier.verify_spectator(signer.access_token("alice", "player"), "m-1")
+    # A forged typ needs the signature: one from another key is refused as before.
+    other = Signer.from_pem(generate_private_key_pem())
+    with pytest.raises(TokenError):
+        verifier.verify_spectator(other.spectator_token("m-1", "alice", ttl_s=60), "m-1")
