@@ -10,6 +10,8 @@ watch what:
 - a match is live while its server reports `Live` and its orchestrator phase is not
   terminal; only live matches are listed or watched;
 - a private match is never listed, and only its own players may watch it;
+- a match's spectators see it `[rules.spectate] delay_ms` late (its mode's, in the
+  catalogue, as the match server takes them), at most `cap` of them;
 - a spectator token lasts for the match's remaining time, plus the spectators' delay
   (they see the end that much later), plus a margin.
 """
@@ -21,19 +23,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from lobby.http.schemas import Body, _enum, mode_names
 from tradearena.contracts.orchestration import MatchStatus
 from tradearena.contracts.phases import GamePhase, ServerPhase
 from tradearena.contracts.pool import MatchPresence
 from tradearena.contracts.spectate import STATUS_SPECTATORS
-from tradearena.modes import Catalogue
+from tradearena.modes import SPECTATE_WHEN_UNRECORDED, Catalogue, SpectateRules
 
-# The catalogue's `[rules.spectate]` defaults, for a header written without them.
-DEFAULT_DELAY_MS = 60_000
-DEFAULT_CAP = 200
-DEFAULT_FRAME_MS = 1000
 UNKNOWN_FORMAT = "custom"  # a length no format of the catalogue has
 LIST_LIMIT = 100
 
@@ -51,6 +49,13 @@ class LiveQuery(Body):
         default=None, json_schema_extra=_enum(mode_names(), True)
     )
     limit: int = Field(default=50, ge=1, le=LIST_LIMIT)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str | None) -> str | None:
+        if value is not None and value not in mode_names():
+            raise ValueError(f"unknown mode; one of {', '.join(mode_names())}")
+        return value
 
 
 class LivePlayer(BaseModel):
@@ -94,15 +99,6 @@ class SpectateGrant(BaseModel):
 
 
 @dataclass(frozen=True)
-class Spectating:
-    """A match's `[rules.spectate]`."""
-
-    delay_ms: int = DEFAULT_DELAY_MS
-    cap: int = DEFAULT_CAP
-    frame_ms: int = DEFAULT_FRAME_MS
-
-
-@dataclass(frozen=True)
 class Sighting:
     """What the lobby read about one match."""
 
@@ -126,7 +122,7 @@ class Live:
     players: tuple[str, ...]
     players_connected: int
     spectators: int
-    spectating: Spectating
+    spectating: SpectateRules
     url: str | None
 
 
@@ -137,16 +133,11 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
-def spectating_of(rules: Mapping[str, Any] | None) -> Spectating:
-    """The `spectate` table of a header's rules (the defaults where it has none)."""
-    raw = (rules or {}).get("spectate")
-    if not isinstance(raw, Mapping):
-        return Spectating()
-    return Spectating(
-        delay_ms=max(0, _int(raw.get("delay_ms"), DEFAULT_DELAY_MS)),
-        cap=max(0, _int(raw.get("cap"), DEFAULT_CAP)),
-        frame_ms=max(1, _int(raw.get("frame_ms"), DEFAULT_FRAME_MS)),
-    )
+def spectating_of(catalogue: Catalogue, mode: str) -> SpectateRules:
+    """A mode's `[rules.spectate]`, from the catalogue as the match server takes them
+    (the match header leaves them out)."""
+    found = catalogue.modes.get(mode)
+    return found.rules.spectate if found is not None else SPECTATE_WHEN_UNRECORDED
 
 
 def format_of(duration_ms: int, catalogue: Catalogue) -> str:
@@ -174,9 +165,10 @@ def live(s: Sighting, catalogue: Catalogue, default_symbol: str) -> Live | None:
     started_at = _int(s.server.get("started_at")) or _int(header.get("created_at"))
     assignment = s.assignment or {}
     fmt = assignment.get("format")
+    mode = str(header.get("mode") or assignment.get("mode") or "")
     return Live(
         match_id=s.match_id,
-        mode=str(header.get("mode") or assignment.get("mode") or ""),
+        mode=mode,
         format=str(fmt) if fmt else format_of(duration_ms, catalogue),
         symbol=str(assignment.get("symbol") or default_symbol),
         started_at=started_at,
@@ -184,7 +176,7 @@ def live(s: Sighting, catalogue: Catalogue, default_symbol: str) -> Live | None:
         players=tuple(str(p) for p in header.get("players") or ()),
         players_connected=_int(s.server.get(MatchPresence.CONNECTED)),
         spectators=_int(s.server.get(STATUS_SPECTATORS)),
-        spectating=spectating_of(header.get("rules")),
+        spectating=spectating_of(catalogue, mode),
         url=s.status.url if s.status is not None else None,
     )
 

@@ -129,6 +129,27 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
             with pytest.raises(TokenError):  # a spectator can never act as a player
                 verifier.verify_match(grant["token"], match_id)
 
+            # The token opens the match server as a spectator: a delayed view, and the
+            # list counts the spectator.
+            spectator = socketio.AsyncClient(reconnection=False)
+            await spectator.connect(
+                grant["url"],
+                namespaces=["/match"],
+                transports=["websocket"],
+                auth={"token": grant["token"]},
+            )
+            sockets.append(spectator)
+            answer = await spectator.call("spectate_sync", {}, namespace="/match", timeout=10)
+            assert answer["ok"], answer
+            assert answer["state"]["match_id"] == match_id
+            assert answer["state"]["at"] <= time.time() * 1000 - grant["delay_ms"]
+
+            async def watched() -> bool:
+                page = await _json(await client.get(LIVE, headers=watcher))
+                return [m["spectators"] for m in page["matches"]] == [1]
+
+            await eventually(watched, 10)
+
             # Private: never listed; only its players may watch.
             conn = await asyncpg.connect(lobby_dsn)
             try:

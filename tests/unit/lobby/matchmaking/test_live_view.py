@@ -25,7 +25,7 @@ def sighting(
     server_phase: ServerPhase | None = ServerPhase.LIVE,
     minutes: int = 3,
     spectators: int = 0,
-    rules: dict[str, Any] | None = None,
+    mode: str = "duel",
     assignment: dict[str, Any] | None = None,
     started_at: int = STARTED,
     known_status: bool = True,
@@ -42,26 +42,36 @@ def sighting(
         }
     header = {
         "match_id": match_id,
-        "mode": "duel",
+        "mode": mode,
         "players": [ALICE, BOB],
         "duration_ms": minutes * 60_000,
         "created_at": started_at - 5000,
-        "rules": rules or {},
+        "rules": {},
     }
     return view.Sighting(
         match_id, status if known_status else None, header, server, assignment=assignment
     )
 
 
-def test_a_live_match_reads_its_header_status_and_rules() -> None:
-    rules = {"spectate": {"delay_ms": 8000, "cap": 5, "frame_ms": 500}}
-    m = view.live(sighting(spectators=3, rules=rules), CATALOGUE, "BTCUSDT")
+def test_a_live_match_reads_its_header_status_and_its_modes_spectate_rules() -> None:
+    duel = CATALOGUE.modes["duel"]
+    rules = duel.rules.with_overrides(spectate={"delay_ms": 8000, "cap": 5, "frame_ms": 500})
+    catalogue = CATALOGUE.model_copy(
+        update={"modes": {**CATALOGUE.modes, "duel": duel.model_copy(update={"rules": rules})}}
+    )
+    m = view.live(sighting(spectators=3), catalogue, "BTCUSDT")
     assert m is not None
     assert (m.mode, m.format, m.symbol) == ("duel", "blitz", "BTCUSDT")
     assert (m.started_at, m.end_at) == (STARTED, STARTED + 180_000)
     assert (m.players, m.players_connected, m.spectators) == ((ALICE, BOB), 2, 3)
-    assert m.spectating == view.Spectating(8000, 5, 500)
+    assert (m.spectating.delay_ms, m.spectating.cap, m.spectating.frame_ms) == (8000, 5, 500)
     assert m.url == "http://127.0.0.1:9001"
+
+
+def test_the_shipped_catalogue_delays_spectators_a_minute() -> None:
+    for mode in CATALOGUE.modes:
+        spectate = view.spectating_of(CATALOGUE, mode)
+        assert spectate.delay_ms == 60_000 and spectate.cap == 200, mode
 
 
 def test_a_pool_assignment_names_the_format_and_symbol() -> None:
@@ -73,9 +83,9 @@ def test_a_pool_assignment_names_the_format_and_symbol() -> None:
     assert odd is not None and odd.format == view.UNKNOWN_FORMAT
 
 
-def test_rules_without_a_spectate_table_get_the_defaults() -> None:
-    assert view.spectating_of(None) == view.Spectating(60_000, 200, 1000)
-    assert view.spectating_of({"spectate": {"delay_ms": "oops"}}).delay_ms == 60_000
+def test_a_mode_the_catalogue_lacks_gets_the_default_rules() -> None:
+    m = view.live(sighting(mode="retired"), CATALOGUE, "X")
+    assert m is not None and m.spectating.delay_ms == 60_000
 
 
 def test_only_matches_whose_server_reports_live_are_live() -> None:
