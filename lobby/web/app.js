@@ -2,6 +2,7 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -94,6 +95,7 @@ function signedIn(user) {
     playMatch(saved);
   } else {
     enterLobby();
+    runLinks(); // a shared link (#/watch/<match id>) opens its screen
   }
 }
 

@@ -97,3 +97,40 @@ def run_browser_chart(
     for shot in CHART_SHOTS:
         assert shot in shots, (shot, shots)
     return summary, proc.stderr
+
+
+# The screenshots the spectator script leaves (`tests/js/browser_spectate.mjs`).
+SPECTATE_SHOTS = (
+    "01-live-list.png",
+    "02-watching.png",
+    "03-phone-list-counts.png",
+    "04-phone-watching.png",
+)
+
+
+def run_browser_spectate(
+    url: str, artifacts: Path, delay_ms: int, timeout: float = 180
+) -> tuple[dict[str, Any], str]:
+    """`tests/js/browser_spectate.mjs` against a lobby whose duels delay spectators by
+    `delay_ms`: its summary and step log; fails the test when a check in the script
+    failed or a screenshot is missing."""
+    assert CHROMIUM.is_file(), "no /usr/bin/chromium: run scripts/bootstrap.sh as root"
+    assert (JS / "node_modules" / "playwright-core").is_dir(), "run scripts/bootstrap.sh (npm ci)"
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    proc = subprocess.run(
+        ["node", str(JS / "browser_spectate.mjs"), url, str(artifacts), str(delay_ms)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"the browser script printed nothing:\n{proc.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    assert proc.returncode == 0 and summary["ok"], f"{summary}\n{proc.stderr[-6000:]}"
+    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    for shot in SPECTATE_SHOTS:
+        assert shot in shots, (shot, shots)
+    return summary, proc.stderr

@@ -5,10 +5,13 @@
 // socket's `notification` events to screens.notification(note).
 import { HistoryScreen } from "./history.js";
 import { LeaderboardScreen } from "./leaderboard.js";
+import { onLink } from "./links.js";
+import { LiveList } from "./live.js";
 import { NotificationsScreen } from "./notifications.js";
 import { ProfileScreen } from "./profile.js";
+import { SpectateScreen, WATCH_PREFIX } from "./spectate.js";
 
-export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile"];
+export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-spectate"];
 // Screens the navigation is shown on (not while signing in or playing a match).
 const WITH_NAV = new Set(["screen-lobby", "screen-results", ...SCREEN_IDS]);
 
@@ -46,6 +49,23 @@ export function initScreens({ call, user, show, play }) {
     },
   });
 
+  // Live matches on the lobby screen; Watch and `#/watch/<match id>` open the spectator screen.
+  const spectate = new SpectateScreen($("screen-spectate"), { call, back: () => play() });
+  const watchMatch = (matchId) => {
+    if (!signedIn) return;
+    go("screen-spectate");
+    spectate.open(matchId);
+  };
+  const live = new LiveList($("live-matches"), {
+    call,
+    watch: (matchId) => {
+      const link = `${WATCH_PREFIX}${encodeURIComponent(matchId)}`;
+      if (window.location.hash === link) watchMatch(matchId);
+      else window.location.hash = link; // the link opens it (links.js)
+    },
+  });
+  onLink(WATCH_PREFIX, watchMatch);
+
   const targets = {
     "nav-play": () => play(),
     "nav-leaderboards": () => {
@@ -73,12 +93,17 @@ export function initScreens({ call, user, show, play }) {
     },
     signedOut() {
       signedIn = false;
+      live.stop();
+      spectate.close();
       notifications.reset();
       nav.hidden = true;
     },
     /** The app switched to screen `id`: the navigation follows. */
     shown(id) {
       nav.hidden = !signedIn || !WITH_NAV.has(id);
+      if (id === "screen-lobby" && signedIn) live.start();
+      else live.stop();
+      if (id !== "screen-spectate") spectate.close();
       const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile" }[id];
       for (const button of nav.querySelectorAll("button")) {
         if (button.dataset.testid === current) button.setAttribute("aria-current", "page");
@@ -95,6 +120,8 @@ export function initScreens({ call, user, show, play }) {
       detail: () => matches.detail,
       notifications: () => ({ items: notifications.items, unread: notifications.unread }),
       profile: () => profile.profile,
+      live: () => live.matches,
+      spectate: spectate.hooks(),
     },
   };
 }
