@@ -7,6 +7,7 @@ sync, call any event, and wait for events (awaited, never slept for).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,11 +37,13 @@ class MatchClient:
             reconnection=False, http_session=dial.session if dial is not None else None
         )
         self.events: list[tuple[str, Any]] = []
+        self.received_ms: list[int] = []  # wall-clock time each of `events` arrived
         self.arrived = asyncio.Event()
         self.refused: Any = None
 
         @self.sio.on("*", namespace=NAMESPACE)
         async def any_event(event: str, data: Any) -> None:
+            self.received_ms.append(time.time_ns() // 1_000_000)
             self.events.append((event, data))
             self.arrived.set()
 

@@ -196,3 +196,17 @@ def test_an_ack_beyond_what_was_sent_counts_as_the_newest_sent(writer: FrameWrit
     writer.ack("a", 0)  # an older ack never moves it back
     assert route.acked == 1
     writer.ack("nobody", 3)  # an unknown socket is ignored
+
+
+async def test_a_spectators_writer_conflates_spectate_frames_for_a_backed_up_client() -> None:
+    writer = FrameWriter(conflated=("spectate",))
+    slow, fast = Client(writer, "slow"), Client(writer, "fast")
+    writer.send(["slow", "fast"], "/match", "spectate", {"at": 1})
+    slow.transport.buffered = 10**6  # its buffers are full: behind
+    for at in (2, 3, 4):
+        writer.send(["slow", "fast"], "/match", "spectate", {"at": at})
+    assert [d["at"] for _, d in fast.events()] == [1, 2, 3, 4]
+    assert [d["at"] for _, d in slow.events()] == [1]
+    slow.transport.buffered = 0  # drained: the newest frame replaces what was held
+    writer.send(["slow", "fast"], "/match", "spectate", {"at": 5})
+    assert [d["at"] for _, d in slow.events()] == [1, 5]
