@@ -4,6 +4,7 @@ Redis and PostgreSQL, the match played on a real `tradearena matchserver` proces
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -195,3 +196,16 @@ async def test_a_lobby_without_an_orchestrator_says_so(
         ):
             assert resp.status == 503
             assert (await _json(resp))["code"] == "orchestrator_unavailable"
+
+
+async def test_the_live_list_is_built_once_for_many_callers_within_its_cache_time(
+    lobby_client_factory: Callable[..., AbstractAsyncContextManager[Client]],
+    runtime: LocalProcessOrchestrator,
+) -> None:
+    async with lobby_client_factory(orchestrator=runtime, live_cache_s=30) as client:
+        tokens = await register(client, "fan")
+        pages = await asyncio.gather(*(client.get(LIVE, headers=bearer(tokens)) for _ in range(8)))
+        assert [p.status for p in pages] == [200] * 8
+        metrics = await (await client.get("/metrics")).text()
+        assert "lobby_live_list_builds_total 1.0" in metrics
+        assert "lobby_live_matches 0.0" in metrics
