@@ -336,9 +336,8 @@ def compare_spectators(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tradearena-fanout-") as tmp:
         for i in range(args.runs):
             for side, spectators in zip(SIDES, (0, args.compare_spectators), strict=True):
-                load = os.getloadavg()[0]
                 r = bench_python(args, Path(tmp) / f"run-{i}-{spectators}", spectators)
-                r["loadavg_1m"] = round(load, 2)
+                r["loadavg_1m"] = round(os.getloadavg()[0], 2)  # mostly the run itself
                 runs.append((side, r))
                 print(json.dumps({"run": i + 1, "side": side, **r}), file=sys.stderr)
     if args.json:

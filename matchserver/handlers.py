@@ -341,7 +341,7 @@ class MatchNamespace(socketio.AsyncNamespace):
         if seat is None:
             return {"ok": False, "code": "not_spectating", "message": "connect as a spectator"}
         try:
-            state = seat.spectators.sync()
+            state = await seat.spectators.sync()
         except Exception:  # the spectators' side, never the match's fault
             log.exception("spectate_sync failed", extra={"match_id": seat.runner.match.match_id})
             return {"ok": False, "code": SERVER_ERROR, "message": "no view"}

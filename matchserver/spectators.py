@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LAG_SAMPLE_S = 0.05
 LAG_DECAY = 0.8  # per sample: a spike is forgotten within about a second
+CATCH_UP_STEP = 500  # log entries applied to a delayed view between two turns of the loop
 
 
 class LoopLag:
@@ -158,27 +159,36 @@ class MatchSpectators:
         self.writer.remove(sid)
         self._count.update(len(self.sids), 0)
 
-    def delayed(self) -> DelayedView:
-        """The delayed view brought to now - delay_ms (built on first use)."""
+    async def delayed(self) -> DelayedView:
+        """The delayed view brought to now - delay_ms. Built on first use, and brought
+        up in slices of CATCH_UP_STEP entries with the event loop free between them:
+        a late first spectator of a long match never stalls the players."""
         live = self.live.match
-        if self.view is None:
+        view = self.view
+        if view is None:
+            view = self.view = DelayedView(live.header(), self.rules.delay_ms, self.symbol)
             started = time.perf_counter()
-            self.view = DelayedView(live.header(), self.rules.delay_ms, self.symbol)
-            self.view.catch_up(live.log, self.clock(), live.now)
+            await self._catch_up(view)
             log.info(
                 "delayed view built",
                 extra={
                     "match_id": live.match_id,
-                    "entries": self.view.fed,
+                    "entries": view.fed,
                     "seconds": round(time.perf_counter() - started, 3),
                 },
             )
-        else:
-            self.view.catch_up(live.log, self.clock(), live.now)
-        return self.view
+        await self._catch_up(view)
+        return view
 
-    def sync(self) -> dict[str, Any]:
-        return self.delayed().sync(len(self.sids))
+    async def _catch_up(self, view: DelayedView) -> None:
+        live = self.live.match
+        # Not a wait for a condition: the loop's other work runs between two slices.
+        while not view.catch_up(live.log, self.clock(), live.now, CATCH_UP_STEP):  # noqa: ASYNC110
+            await asyncio.sleep(0)
+
+    async def sync(self) -> dict[str, Any]:
+        view = await self.delayed()
+        return view.sync(len(self.sids))
 
     async def _frames(self) -> None:
         """A frame every frame_ms while anyone watches; the last once the delayed view's
@@ -198,7 +208,7 @@ class MatchSpectators:
                 if self.gate.loaded:
                     self.metrics.spectator_frames_skipped.inc()
                     continue
-                view = self.delayed()
+                view = await self.delayed()
                 frame = view.view(len(self.sids))
                 sids = list(self.sids)
                 self.writer.send(sids, self.namespace, SPECTATE_EVENT, frame)

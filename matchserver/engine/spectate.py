@@ -36,21 +36,27 @@ class DelayedView:
         # The view's time: never later than now - delay_ms (and never going back).
         self.at: int | None = None
 
-    def catch_up(self, log: Sequence[LogEntry], now: int, live_now: int) -> int:
+    def catch_up(
+        self, log: Sequence[LogEntry], now: int, live_now: int, limit: int | None = None
+    ) -> bool:
         """Bring the shadow to `now - delay_ms` (no further than the live clock
-        `live_now`); returns the view's time."""
+        `live_now`), applying at most `limit` entries: True once there (the view's time
+        `at` is then that time), False when entries are left for another call."""
         at = min(now - self.delay_ms, live_now)
         shadow = self.shadow
         fed = self.fed
-        while fed < len(log) and log[fed].at <= at:
+        stop = len(log) if limit is None else min(len(log), fed + limit)
+        while fed < stop and log[fed].at <= at:
             shadow.apply_entry(log[fed])
             fed += 1
         self.fed = fed
+        if fed < len(log) and log[fed].at <= at:
+            return False  # more to apply first
         if at > shadow.now:
             shadow.advance(at)
         if self.at is None or at > self.at:
             self.at = at
-        return self.at
+        return True
 
     @property
     def over(self) -> bool:
