@@ -69,17 +69,21 @@ let busyRefusals = 0;
 const playersIn = new Promise((resolve) => {
   const check = setInterval(() => { if (connected >= count) { clearInterval(check); resolve(); } }, 50);
 });
-function watch(token) {
+let spectatorRetries = 0;
+function watch(token, attempt = 0) {
   const socket = io(`${url}${ns}`, {
     transports: ["websocket"], reconnection: false, forceNew: true, auth: { token },
     ...dialOptions(url, dial),
   });
   socket.on("connect", () => { if (++connected === everyone) allConnected(); });
   socket.on("connect_error", (err) => {
-    if (err.data && err.data.code === "server_busy") {
-      busyRefusals++;
+    // Busy (the server's players come first) or a connection that failed under load:
+    // try again a little later; anything else (a bad token, a full match) is an error.
+    const code = err.data && err.data.code;
+    if (code === "server_busy" || (!code && attempt < 10)) {
+      if (code) busyRefusals++; else spectatorRetries++;
       socket.close();
-      setTimeout(() => watch(token), 500 + Math.random() * 1000);
+      setTimeout(() => watch(token, attempt + 1), 500 + Math.random() * 1000);
       return;
     }
     errors++;
@@ -122,6 +126,7 @@ console.log(JSON.stringify({
   p50_ms: pct(0.5), p99_ms: pct(0.99), max_ms: latencies.length ? latencies[latencies.length - 1] : null,
   by_event: byEvent,
   spectators: spectatorTokens.length, spectator_frames: frames, spectator_busy_refusals: busyRefusals,
+  spectator_retries: spectatorRetries,
   spectator_frames_per_s: frames / seconds,
   // How late a frame arrived beyond its delay (ms): its age minus delay_ms.
   spectator_late_p50_ms: pctOf(frameAges, 0.5), spectator_late_p99_ms: pctOf(frameAges, 0.99),
