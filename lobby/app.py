@@ -49,6 +49,7 @@ from lobby.matchmaking import admin_routes as match_admin
 from lobby.matchmaking import party_routes as parties
 from lobby.matchmaking import private_routes as private_matches
 from lobby.matchmaking import routes as matchmaking
+from lobby.matchmaking import spectate_routes as spectate
 from lobby.metrics import LobbyMetrics
 from lobby.migrate import apply_migrations
 from lobby.results import history, leaderboards, profiles, replay_routes
@@ -94,6 +95,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     parties,
     private_matches,
     match_admin,
+    spectate,
     leaderboards,
     profiles,
     candles,

@@ -147,6 +147,11 @@ class LobbySettings(
     # Match replays per user per rate window (a replay not in the cache is CPU work).
     replay_limit_user: int = Field(default=30, ge=1)
     register_window_s: int = Field(default=3600, ge=1)
+    # Spectator tokens: per user in `rate_window_s`; valid for the match's rest plus margin.
+    spectate_limit_user: int = Field(default=30, ge=1)
+    spectate_token_margin_s: int = Field(default=300, ge=0)
+    # The live match list is built at most this often per replica (clients poll it).
+    live_cache_s: float = Field(default=2.0, ge=0)
     # Honour X-Forwarded-For (only behind a proxy that sets it).
     trust_forwarded_for: bool = False
 

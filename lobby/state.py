@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lobby.http.assets import Asset
     from lobby.http.ratelimit import Limiter
     from lobby.matchmaking.formation import Matchmaker, MatchmakingMetrics
+    from lobby.matchmaking.live import LiveBoard, SpectateMetrics
     from lobby.matchmaking.parties import Parties, PartyMetrics
     from lobby.matchmaking.private import PrivateMatches
     from lobby.matchmaking.private_routes import PrivateMetrics
@@ -61,6 +62,8 @@ VENDOR_ASSETS: web.AppKey[dict[str, Asset]] = web.AppKey("web_vendor_assets")
 MATCHMAKING_METRICS: web.AppKey[MatchmakingMetrics] = web.AppKey("matchmaking_metrics")
 PARTY_METRICS: web.AppKey[PartyMetrics] = web.AppKey("party_metrics")
 PRIVATE_METRICS: web.AppKey[PrivateMetrics] = web.AppKey("private_metrics")
+SPECTATE_METRICS: web.AppKey[SpectateMetrics] = web.AppKey("spectate_metrics")
+LIVE_BOARD: web.AppKey[LiveBoard] = web.AppKey("live_board")  # the cached live list
 # The candles API's fairness cap: the longest price delay of the catalogue (ms).
 CANDLE_CAP_MS = web.AppKey("candle_cap_ms", int)
 # Built replay documents (lobby.results.replay_routes).

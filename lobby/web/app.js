@@ -96,7 +96,7 @@ function signedIn(user) {
   if (saved && saved.token_expires_at * 1000 > Date.now()) {
     playMatch(saved);
   } else if (!runLinks()) {
-    enterLobby();
+    enterLobby(); // no shared link (#/watch/<id>, #/replay/<id>, #/private/<code>) to open
   }
 }
 

@@ -124,3 +124,23 @@ def run_browser_private(
         "browser_private.mjs", url, artifacts, shots=PRIVATE_SHOTS, timeout=timeout
     )
     return summary, log
+
+
+# The screenshots the spectator script leaves (`tests/js/browser_spectate.mjs`).
+SPECTATE_SHOTS = (
+    "01-live-list.png",
+    "02-watching.png",
+    "03-phone-list-counts.png",
+    "04-phone-watching.png",
+)
+
+
+def run_browser_spectate(
+    url: str, artifacts: Path, delay_ms: int, timeout: float = 180
+) -> tuple[dict[str, Any], str]:
+    """`tests/js/browser_spectate.mjs` against a lobby whose duels delay spectators by
+    `delay_ms`: its summary and step log."""
+    summary, log, _ = run_browser_script(
+        "browser_spectate.mjs", url, artifacts, [str(delay_ms)], SPECTATE_SHOTS, timeout
+    )
+    return summary, log

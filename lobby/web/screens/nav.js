@@ -5,12 +5,14 @@
 // socket's `notification` events to screens.notification(note).
 import { HistoryScreen } from "./history.js";
 import { LeaderboardScreen } from "./leaderboard.js";
+import { onLink } from "./links.js";
+import { LiveList } from "./live.js";
 import { NotificationsScreen } from "./notifications.js";
 import { ProfileScreen } from "./profile.js";
-import { onLink } from "./links.js";
 import { LINK_PREFIX as REPLAY_LINK, ReplayScreen } from "./replay.js";
+import { SpectateScreen, WATCH_PREFIX } from "./spectate.js";
 
-export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-replay", "screen-private"];
+export const SCREEN_IDS = ["screen-leaderboards", "screen-history", "screen-notifications", "screen-profile", "screen-replay", "screen-private", "screen-spectate"];
 // Screens the navigation is shown on (not while signing in or playing a match).
 const WITH_NAV = new Set(["screen-lobby", "screen-results", ...SCREEN_IDS]);
 
@@ -55,6 +57,23 @@ export function initScreens({ call, user, show, play }) {
     },
   });
 
+  // Live matches on the lobby screen; Watch and `#/watch/<match id>` open the spectator screen.
+  const spectate = new SpectateScreen($("screen-spectate"), { call, back: () => play() });
+  const watchMatch = (matchId) => {
+    if (!signedIn) return;
+    go("screen-spectate");
+    spectate.open(matchId);
+  };
+  const live = new LiveList($("live-matches"), {
+    call,
+    watch: (matchId) => {
+      const link = `${WATCH_PREFIX}${encodeURIComponent(matchId)}`;
+      if (window.location.hash === link) watchMatch(matchId);
+      else window.location.hash = link; // the link opens it (links.js)
+    },
+  });
+  onLink(WATCH_PREFIX, watchMatch);
+
   const targets = {
     "nav-play": () => play(),
     "nav-leaderboards": () => {
@@ -82,6 +101,8 @@ export function initScreens({ call, user, show, play }) {
     },
     signedOut() {
       signedIn = false;
+      live.stop();
+      spectate.close();
       notifications.reset();
       nav.hidden = true;
     },
@@ -90,6 +111,9 @@ export function initScreens({ call, user, show, play }) {
       if (id !== "screen-replay") replay.pause();
       if (signedIn && id !== "screen-replay" && location.hash.startsWith(REPLAY_LINK)) history.replaceState(null, "", location.pathname + location.search);
       nav.hidden = !signedIn || !WITH_NAV.has(id);
+      if (id === "screen-lobby" && signedIn) live.start();
+      else live.stop();
+      if (id !== "screen-spectate") spectate.close();
       const current = { "screen-lobby": "nav-play", "screen-leaderboards": "nav-leaderboards", "screen-history": "nav-history", "screen-notifications": "nav-notifications", "screen-profile": "nav-profile", "screen-private": "nav-private" }[id];
       for (const button of nav.querySelectorAll("button")) {
         if (button.dataset.testid === current) button.setAttribute("aria-current", "page");
@@ -107,6 +131,8 @@ export function initScreens({ call, user, show, play }) {
       notifications: () => ({ items: notifications.items, unread: notifications.unread }),
       profile: () => profile.profile,
       replay: () => replay.hooks(),
+      live: () => live.matches,
+      spectate: spectate.hooks(),
     },
   };
 }
