@@ -275,7 +275,9 @@ async function main() {
     await a.shot("02-queued");
 
     await queue(b);
-    await a.page.waitForSelector(`${id("lobby-match")}[data-state], ${id("screen-match")}:visible`, { timeout: 120000 });
+    // Matched: the lobby says so (attached: the lobby screen may already be hidden
+    // behind the match screen, which opens as soon as the match is ready).
+    await a.page.waitForSelector(`${id("lobby-match")}[data-state], ${id("screen-match")}:visible`, { state: "attached", timeout: 120000 });
     await Promise.all([reachLive(a), reachLive(b)]);
     check((await a.text("match-id")) === (await b.text("match-id")), "both players in the same match");
     await Promise.all([a.shot("03-live"), b.shot("03-live")]);
