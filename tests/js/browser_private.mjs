@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, parseNetworkArgs } from "./chromium.mjs";
-import { Failure, check, stepLog } from "./steps.mjs";
+import { Failure, check, report, reportFailure, stepLog } from "./steps.mjs";
 
 const { rest: positional, network } = parseNetworkArgs(process.argv.slice(2));
 const [baseUrl, artifacts] = positional;
@@ -161,22 +161,9 @@ async function main() {
       screenshots: host.shots + guest.shots,
       seconds: Math.round((Date.now() - started) / 1000),
     };
-    writeFileSync(join(artifacts, "steps.log"), log.join("\n") + "\n");
-    process.stdout.write(JSON.stringify(summary) + "\n");
-    return 0;
+    return report(artifacts, log, summary);
   } catch (err) {
-    note(`FAILED: ${err instanceof Failure ? err.message : err.stack || err}`);
-    for (const p of [host, guest]) {
-      try {
-        await p.page.screenshot({ path: join(artifacts, `failure-${p.name}.png`), fullPage: true });
-      } catch {
-        // the page may be gone
-      }
-      if (p.errors.length) note(`${p.name} page errors: ${p.errors.join(" | ")}`);
-    }
-    writeFileSync(join(artifacts, "steps.log"), log.join("\n") + "\n");
-    process.stdout.write(JSON.stringify({ ok: false, error: String(err.message || err) }) + "\n");
-    return 1;
+    return await reportFailure(artifacts, log, note, err, [host, guest]);
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
