@@ -2,6 +2,7 @@
 // Plain ES module; the stock socket.io-client bundle provides the global `io`.
 import * as api from "./api.js";
 import { TradeChart } from "./chart.js";
+import { Latest } from "./screens/latest.js";
 import { runLinks } from "./screens/links.js";
 import { initScreens, SCREEN_IDS } from "./screens/nav.js";
 import { PartyPanel } from "./screens/party.js";
@@ -18,6 +19,8 @@ const HISTORY_PAGES = 3;
 // A match's phases in the only order they happen (tradearena.contracts.phases.GamePhase).
 const PHASES = ["waiting", "live", "settling", "finished", "cancelled"];
 
+// The queue's status comes both as answers to GET /queue and as `queue_status` pushes.
+const queueLatest = new Latest();
 const state = {
   user: null,
   lobby: null, // the /lobby socket
@@ -180,15 +183,17 @@ function connectLobby() {
       }
     }
   });
-  socket.on("queue_status", renderQueue);
+  socket.on("queue_status", (s) => queueLatest.pushed() && renderQueue(s));
   socket.on("notification", onNotification);
-  socket.on("party_status", (s) => party.render(s));
+  socket.on("party_status", (s) => party.pushed(s));
   socket.on("private_match", privateMatches.update);
 }
 
 async function refreshQueue() {
+  const ticket = queueLatest.ticket();
   try {
-    renderQueue(await api.call("GET", "/queue"));
+    const status = await api.call("GET", "/queue");
+    if (queueLatest.answered(ticket)) renderQueue(status);
   } catch (err) {
     setError("lobby-error", err);
   }

@@ -3,10 +3,11 @@
 // `party_status` events of the /lobby socket), see the members (the leader may remove
 // one), leave.
 //   const party = new PartyPanel(section, { call, user });
-//   party.refresh(); party.render(status); party.notification(note);
+//   party.refresh(); party.pushed(status); party.notification(note);
 // While in a party of two or more only casual queueing is offered (the ranked choice
 // of `queue-kind` is disabled); the leader queues the whole party.
 import { h, showError } from "./common.js";
+import { Latest } from "./latest.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -16,6 +17,7 @@ export class PartyPanel {
     this.call = call;
     this.user = user;
     this.status = { party: null, invitations: [] };
+    this.latest = new Latest();
     this.error = h("p", { class: "error", role: "alert", "data-testid": "party-error" });
     this.body = h("div", { "data-testid": "party-body" });
     section.replaceChildren(h("h3", {}, "Party"), this.body, this.error);
@@ -49,11 +51,18 @@ export class PartyPanel {
   }
 
   async refresh() {
+    const ticket = this.latest.ticket();
     try {
-      this.render(await this.call("GET", "/parties/me"));
+      const status = await this.call("GET", "/parties/me");
+      if (this.latest.answered(ticket)) this.render(status);
     } catch (err) {
       showError(this.error, err);
     }
+  }
+
+  /** A `party_status` push: the party as it is now, newer than any answer in flight. */
+  pushed(status) {
+    if (this.latest.pushed()) this.render(status);
   }
 
   notification(note) {
