@@ -46,6 +46,7 @@ __all__ = [
     "is_cluster",
     "is_cluster_url",
     "plain_url",
+    "torn_connection",
     "validate_url",
 ]
 
@@ -81,6 +82,25 @@ _FAILOVER_ERRORS = (
 )
 
 
+# What a redis-py connection calls on its writer to send a command.
+_SEND_METHODS = frozenset({"write", "writelines"})
+
+
+def torn_connection(exc: BaseException) -> bool:
+    """A command met a connection another task was tearing down.
+
+    After a connection error, redis-py's asyncio cluster client (8.x) disconnects a
+    node's idle connections in the background; a command that picks one of them up
+    meanwhile finds its writer gone (`None`) and fails with an AttributeError before
+    anything reached the server, so it is safe to send again on a fresh connection.
+    """
+    return (
+        isinstance(exc, AttributeError)
+        and getattr(exc, "obj", False) is None
+        and getattr(exc, "name", None) in _SEND_METHODS
+    )
+
+
 class FailoverCluster(redis.asyncio.cluster.RedisCluster):
     """An asyncio cluster client whose commands ride out a failover."""
 
@@ -91,7 +111,9 @@ class FailoverCluster(redis.asyncio.cluster.RedisCluster):
         while True:
             try:
                 return await super().execute_command(*args, **kwargs)
-            except _FAILOVER_ERRORS:
+            except (*_FAILOVER_ERRORS, AttributeError) as exc:
+                if isinstance(exc, AttributeError) and not torn_connection(exc):
+                    raise
                 failures += 1
                 pause = backoff.compute(failures)
                 if time.monotonic() + pause > deadline:
