@@ -3,8 +3,11 @@
 `LobbyPoller` asks the lobby (through the ingress, a new connection each time, as a
 player's browser does) again and again and keeps every answer; `FeedRecorder` reads
 a symbol's feed stream as a match server does (XREAD, blocking) and keeps each tick's
-arrival time and stream ID. Both run in a thread between `with` and its end; the test
-then asserts on what they saw (no failed request, no gap a match would call stale).
+arrival time, stream ID and publishing replica, and who holds the symbol's lease over
+time. Both run in threads between `with` and its end; the test then asserts on what they
+saw (no failed request, no gap a match would call stale), and `gap_report` says where a
+gap came from (a handover, and whether the lease was released or ran out, or one
+publisher's pause).
 """
 
 from __future__ import annotations
@@ -99,8 +102,12 @@ class FeedRecorder:
     redis_url: str
     symbol: str
     ticks: list[tuple[float, str]] = field(default_factory=list)  # (arrival, stream ID)
+    publishers: list[str] = field(default_factory=list)  # each tick's relay replica
+    leases: list[tuple[float, str | None]] = field(default_factory=list)  # holder changes
+    lease_poll_s: float = 0.05
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _lease_thread: threading.Thread | None = None
     _started: threading.Event = field(default_factory=threading.Event)
     _error: BaseException | None = None
 
@@ -109,6 +116,10 @@ class FeedRecorder:
         self._thread.start()
         if not self._started.wait(10):
             raise TimeoutError("the feed recorder did not connect to Redis")
+        self._lease_thread = threading.Thread(
+            target=self._watch_lease, name="feed-lease-watch", daemon=True
+        )
+        self._lease_thread.start()
         return self
 
     def __exit__(
@@ -118,8 +129,9 @@ class FeedRecorder:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        for thread in (self._thread, self._lease_thread):
+            if thread is not None:
+                thread.join(timeout=15)
         if self._error is not None and kind is None:
             raise RuntimeError(f"the feed recorder failed: {self._error!r}") from self._error
 
@@ -136,14 +148,53 @@ class FeedRecorder:
                 reply = cast(Entries, client.xread({stream: last}, block=250))
                 now = time.monotonic()
                 for _, entries in reply or []:
-                    for entry_id, _fields in entries:
+                    for entry_id, fields in entries:
                         last = str(entry_id)
                         self.ticks.append((now, last))
+                        self.publishers.append(str(fields.get("relay", "?")))
         except Exception as exc:  # reported on exit: a recorder that died saw nothing
             self._error = exc
         finally:
             self._started.set()
             client.close()
+
+    def _watch_lease(self) -> None:
+        """Diagnostics only (`gap_report`): a failed poll is skipped, never an error."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=5, decode_responses=True)
+        lease = keys.feed_leader(self.symbol)
+        holder: str | None = ""
+        try:
+            while not self._stop.is_set():
+                try:
+                    now_holder = cast(str | None, client.get(lease))
+                except redis.RedisError:
+                    now_holder = holder
+                if now_holder != holder:
+                    holder = now_holder
+                    self.leases.append((time.monotonic(), holder))
+                self._stop.wait(self.lease_poll_s)
+        finally:
+            client.close()
+
+    def gap_report(self) -> str:
+        """The largest arrival gap: who published either side, and the lease around it."""
+        if len(self.ticks) < 2:
+            return f"{len(self.ticks)} ticks"
+        arrivals = [t for t, _ in self.ticks]
+        i = max(range(1, len(arrivals)), key=lambda k: arrivals[k] - arrivals[k - 1])
+        (t0, id0), (t1, id1) = self.ticks[i - 1], self.ticks[i]
+        around = [
+            f"{(t - t0) * 1000:+.0f} ms {holder or '(none)'}"
+            for t, holder in self.leases
+            if t0 - 3 <= t <= t1 + 1
+        ]
+        return (
+            f"largest gap {(t1 - t0) * 1000:.0f} ms: {id0} by {self.publishers[i - 1]} then"
+            f" {id1} by {self.publishers[i]}; lease holder changes from the last tick"
+            f" before it: {around or 'none'}"
+        )
 
     def largest_gaps_ms(self) -> tuple[int, int]:
         """(between consecutive ticks' event times, between their arrivals here), in ms."""

@@ -221,8 +221,8 @@ def check_upgrade_kept_serving(
     threshold = stale_after_ms(platform, "duel")
     event_gap, arrival_gap = feed.largest_gaps_ms()
     assert len(feed.ticks) > upgraded_in, len(feed.ticks)
-    assert event_gap < threshold, (event_gap, threshold)
-    assert arrival_gap < threshold, (arrival_gap, threshold)
+    assert event_gap < threshold, (event_gap, threshold, feed.gap_report())
+    assert arrival_gap < threshold, (arrival_gap, threshold, feed.gap_report())
 
 
 def check_a_new_match_runs_on_the_new_image(
@@ -355,7 +355,8 @@ def test_bots_play_duels_through_the_operator_over_wss(platform: KubePlatform) -
             )
         print(
             f"upgrade: helm {upgraded_in:.1f} s, lobby {len(lobby_poll.answers)} answers,"
-            f" feed {len(feed.ticks)} ticks, largest gaps {feed.largest_gaps_ms()} ms"
+            f" feed {len(feed.ticks)} ticks, largest gaps {feed.largest_gaps_ms()} ms;"
+            f" {feed.gap_report()}"
         )
         check_upgrade_kept_serving(platform, before, lobby_poll, feed, upgraded_in)
         # The operator rolled to the new image; every live Match kept its status.
