@@ -20,23 +20,61 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class Acquired(enum.IntEnum):
+    """Falsy only when another replica holds the lease."""
+
+    HELD_BY_ANOTHER = 0
+    ACQUIRED = 1  # free and now ours, or already ours
+    TAKEN_OVER = 2  # offered by its stopping holder, and now ours
+
+
+class Offered(enum.IntEnum):
+    NO_STANDBY = -1  # nobody tried to acquire lately: release instead
+    NOT_OURS = 0
+    OFFERED = 1
+
+
 class Published(enum.Enum):
     OK = "ok"
     DUPLICATE = "duplicate"  # ID not greater than the stream's last: already there or older
     NOT_LEADER = "not_leader"  # the fence: our token no longer holds the lease
 
 
-# SET NX PX, or a renewal when the key already holds our token (we had
-# considered ourselves deposed on a Redis error while the lease stayed ours).
+# KEYS: lease, handover, standby. ARGV: token, ttl, standby ttl.
+# 1: SET NX PX, or a renewal when the key already holds our token (we had considered
+# ourselves deposed on a Redis error while the lease stayed ours). 2: taken over, the
+# holder having offered it (the handover key holds the holder's token). 0: held by
+# another; this standby says it is there, for the holder's next offer.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
+if current and redis.call('GET', KEYS[2]) == current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return 2
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 1
 end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
 return 0
+"""
+
+# KEYS: lease, handover, standby. ARGV: token, ttl. 1: offered; 0: not our lease;
+# -1: no other standby seen lately (the caller releases instead; the mark may be our own,
+# from before we were elected).
+_OFFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local standby = redis.call('GET', KEYS[3])
+if not standby or standby == ARGV[1] then
+  return -1
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 _RENEW = """
@@ -46,7 +84,11 @@ end
 return 0
 """
 
+# KEYS: lease, handover. Our offer goes with our lease.
 _RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -121,24 +163,44 @@ class FeedLease:
     candle_retention_ms: Mapping[CandleInterval, int] = field(
         default_factory=lambda: dict(DEFAULT_CANDLE_RETENTION_MS)
     )
+    # How long a standby's acquire attempt counts as "a standby is there" (a few
+    # attempts' worth): a stopping holder offers its lease only then.
+    standby_ttl_ms: int = 500
 
     def __post_init__(self) -> None:
         self.lease_key = keys.feed_leader(self.symbol)
+        self.handover_key = keys.feed_handover(self.symbol)
+        self.standby_key = keys.feed_standby(self.symbol)
         self.stream_key = keys.feed_stream(self.symbol)
         self.candle_keys = {i: keys.candles(self.symbol, i) for i in CandleInterval}
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
+        self._offer = self.redis.register_script(_OFFER)
         self._publish = self.redis.register_script(_PUBLISH)
 
-    async def acquire(self) -> bool:
-        return bool(await self._acquire(keys=[self.lease_key], args=[self.token, self.ttl_ms]))
+    async def acquire(self) -> Acquired:
+        code = await self._acquire(
+            keys=[self.lease_key, self.handover_key, self.standby_key],
+            args=[self.token, self.ttl_ms, self.standby_ttl_ms],
+        )
+        return Acquired(int(code))
+
+    async def offer(self) -> Offered:
+        """A stopping holder offers the lease to the next standby that tries."""
+        code = await self._offer(
+            keys=[self.lease_key, self.handover_key, self.standby_key],
+            args=[self.token, self.ttl_ms],
+        )
+        return Offered(int(code))
 
     async def renew(self) -> bool:
         return bool(await self._renew(keys=[self.lease_key], args=[self.token, self.ttl_ms]))
 
     async def release(self) -> bool:
-        return bool(await self._release(keys=[self.lease_key], args=[self.token]))
+        return bool(
+            await self._release(keys=[self.lease_key, self.handover_key], args=[self.token])
+        )
 
     async def holder(self) -> str | None:
         value = await self.redis.get(self.lease_key)

@@ -74,6 +74,7 @@ async def serve(settings: RelaySettings, stop: asyncio.Event) -> int:
                 settings.relay_lease_ttl_ms,
                 settings.relay_history_ms,
                 settings.candle_retention_ms,
+                standby_ttl_ms=3 * settings.relay_lease_acquire_ms,
             ),
             Leadership(
                 settings.relay_lease_ttl_ms,

@@ -49,6 +49,13 @@ class RelayMetrics:
             ["symbol", "change"],
             registry=r,
         )
+        self.handovers = Counter(
+            "tradearena_feed_handovers",
+            "Stops of this replica while leading, by outcome: taken (a standby took the"
+            " offered lease while this one still published), timeout or no_standby (released)",
+            ["symbol", "outcome"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "tradearena_feed_upstream_reconnects",
             "Upstream reconnections",

@@ -26,7 +26,7 @@ from matchserver.feed.sources import (
 from matchserver.relay.backfill import replay_history, synthetic_history
 from matchserver.relay.candles import CandleState, advance, aggregate
 from matchserver.relay.leadership import Change, Leadership
-from matchserver.relay.lease import FeedLease, Published
+from matchserver.relay.lease import Acquired, FeedLease, Offered, Published
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.settings import RelaySettings
 from tradearena import tracing
@@ -99,6 +99,10 @@ def source_factory(settings: RelaySettings, clock: Clock = wall_ms) -> SourceFac
         return BinanceSource(symbol, config, clock=clock)
 
     return make
+
+
+# How often a stopping leader checks whether a standby has taken its offered lease.
+HANDOVER_POLL_MS = 50
 
 
 class _Deposed(Exception):  # noqa: N818 - control flow
@@ -174,6 +178,7 @@ class SymbolRelay:
                 self._refresh_metrics()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.leadership.check_interval_ms() / 1000)
+            await self._hand_over()
         finally:
             await self._stop_publishing()
             if self.leadership.leader:
@@ -183,6 +188,36 @@ class SymbolRelay:
             self.leadership.leader = False
             self.metrics.leader.labels(self.symbol).set(0)
             self._end_term("stopped")
+
+    async def _hand_over(self) -> None:
+        """A stopping leader keeps publishing until a standby takes its lease over (at the
+        standby's next acquire attempt), so a rolling upgrade leaves no pause in the
+        stream; without a standby, or if none takes it within one lease TTL, the lease is
+        released as before (`run`'s `finally`)."""
+        if not self.leadership.leader or self._publisher is None:
+            return
+        try:
+            offered = await self.lease.offer()
+        except (RedisError, OSError) as exc:
+            log.warning("lease offer failed", extra={"symbol": self.symbol, "error": repr(exc)})
+            return
+        if offered is not Offered.OFFERED:
+            self.metrics.handovers.labels(self.symbol, "no_standby").inc()
+            return
+        outcome = "timeout"
+        deadline = self.clock() + self.lease.ttl_ms
+        while self.clock() < deadline:
+            await asyncio.sleep(HANDOVER_POLL_MS / 1000)  # the standby announces nothing
+            try:
+                held = await self.lease.renew()
+            except (RedisError, OSError):
+                break
+            if not held:
+                outcome = "taken"
+                self._apply(self.leadership.lost())
+                break
+        self.metrics.handovers.labels(self.symbol, outcome).inc()
+        log.info("lease handover", extra={"symbol": self.symbol, "outcome": outcome})
 
     async def _check(self) -> None:
         task = self._publisher
@@ -200,7 +235,12 @@ class SymbolRelay:
             if self.leadership.leader:
                 held = await self.lease.renew()
             else:
-                held = await self.lease.acquire()
+                acquired = await self.lease.acquire()
+                held = acquired is not Acquired.HELD_BY_ANOTHER
+                if acquired is Acquired.TAKEN_OVER:
+                    log.info(
+                        "lease taken over from a stopping leader", extra={"symbol": self.symbol}
+                    )
                 last = await self.lease.last_tick()
                 self._stream_last_ms = None if last is None else last.event_ms
             self.redis_ok_at = self.clock()

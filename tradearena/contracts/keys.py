@@ -39,6 +39,17 @@ def feed_leader(symbol: str) -> str:
     return f"ta:feed:{{{symbol.upper()}}}:leader"
 
 
+def feed_handover(symbol: str) -> str:
+    """The lease offered by its stopping holder (the holder's token): the next standby to
+    try takes it over while the holder still publishes."""
+    return f"ta:feed:{{{symbol.upper()}}}:handover"
+
+
+def feed_standby(symbol: str) -> str:
+    """Refreshed by every standby's acquire attempt: someone is there to take a handover."""
+    return f"ta:feed:{{{symbol.upper()}}}:standby"
+
+
 def candles(symbol: str, interval: str) -> str:
     """Closed candles of one symbol at one interval (`contracts.candles`), written by the
     feed relay leader in the same fenced script as the tick that closes them."""

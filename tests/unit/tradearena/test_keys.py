@@ -53,11 +53,12 @@ def test_a_matchs_keys_share_a_slot(match_id: str) -> None:
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ethusdt"])
-def test_a_symbols_candles_share_the_slot_of_its_feed_and_lease(symbol: str) -> None:
+def test_a_symbols_candles_and_lease_keys_share_the_slot_of_its_feed(symbol: str) -> None:
     """The fenced publish writes the tick and the candles it closes in one script."""
     names = [keys.feed_stream(symbol), keys.feed_leader(symbol)]
+    names += [keys.feed_handover(symbol), keys.feed_standby(symbol)]  # the lease scripts'
     names += [keys.candles(symbol, i) for i in CandleInterval]
-    assert len(set(names)) == 4
+    assert len(set(names)) == 6
     assert len({_slot(n) for n in names}) == 1
     assert keys.candles(symbol, CandleInterval.M1) == f"ta:feed:{{{symbol.upper()}}}:candles:1m"
 

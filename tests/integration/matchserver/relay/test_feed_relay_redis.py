@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from matchserver.feed.relay_source import RelaySource
 from matchserver.feed.sources import FeedTick, PriceSource, ReplaySource, SyntheticSource, wall_ms
 from matchserver.relay.leadership import Leadership
-from matchserver.relay.lease import FeedLease, Published
+from matchserver.relay.lease import Acquired, FeedLease, Offered, Published
 from matchserver.relay.main import readiness
 from matchserver.relay.metrics import RelayMetrics
 from matchserver.relay.publisher import SourceFactory, SymbolRelay, source_factory
@@ -84,6 +84,32 @@ async def test_the_lease_is_exclusive_and_only_its_holder_renews_or_releases(red
     assert await a.release()
     assert await a.holder() is None
     assert await b.acquire() and await b.holder() == "b"
+
+
+async def test_a_stopping_holder_offers_its_lease_to_a_standby_that_takes_it_over(
+    redis: Redis,
+) -> None:
+    a, b, c = lease(redis, "a"), lease(redis, "b"), lease(redis, "c")
+    assert await a.acquire() is Acquired.ACQUIRED
+    assert await a.offer() is Offered.NO_STANDBY  # nobody tried yet: release instead
+    assert await redis.get(a.handover_key) is None
+    assert await b.acquire() is Acquired.HELD_BY_ANOTHER  # b is a standby now...
+    assert await b.offer() is Offered.NOT_OURS
+    assert await a.offer() is Offered.OFFERED  # ...so a offers, and keeps its lease
+    assert await a.holder() == "a" and await a.renew()
+    now = wall_ms()
+    assert await a.publish(tick(now, 1), "relay-a", now) is Published.OK
+    assert await b.acquire() is Acquired.TAKEN_OVER
+    assert await b.holder() == "b" and await redis.get(a.handover_key) is None
+    assert not await a.renew()  # a learns it at its next renewal or publish
+    assert await a.publish(tick(now + 1, 2), "relay-a", now) is Published.NOT_LEADER
+    assert await c.acquire() is Acquired.HELD_BY_ANOTHER  # taken once, by one standby
+    # An offer goes with the lease: released, nothing is left for a standby to take.
+    assert await b.offer() is Offered.OFFERED
+    assert await b.release()
+    assert await redis.get(b.handover_key) is None and await b.holder() is None
+    assert await c.acquire() is Acquired.ACQUIRED
+    assert await c.offer() is Offered.NO_STANDBY  # the standby mark is c's own, from before
 
 
 async def test_the_lease_expires_when_not_renewed(redis: Redis) -> None:
@@ -200,6 +226,39 @@ async def test_one_replica_publishes_and_a_stopped_leader_hands_over(redis: Redi
     # The new leader resumed from the last published price: no jump at the switch.
     before, after = D(final[switch - 1][1]["price"]), D(final[switch][1]["price"])
     assert abs(after - before) / before < D("0.01")
+
+
+def _handovers(replica: Replica, outcome: str) -> float:
+    value = replica.metrics.registry.get_sample_value(
+        "tradearena_feed_handovers_total", {"symbol": SYMBOL, "outcome": outcome}
+    )
+    return 0.0 if value is None else value
+
+
+async def test_a_stopped_leader_publishes_until_its_standby_has_taken_over(redis: Redis) -> None:
+    async with replicas(redis, "r1", "r2") as (r1, r2):
+        await until(lambda: _xlen_at_least(redis, 10))
+        leader, follower = (r1, r2) if await _published_by(redis, "r1") else (r2, r1)
+        await until(lambda: redis.exists(keys.feed_standby(SYMBOL)))
+        leader.stop.set()  # SIGTERM path: offers the lease, publishes on
+        await leader.task
+        assert _handovers(leader, "taken") == 1
+        assert _handovers(leader, "timeout") == _handovers(leader, "no_standby") == 0
+        assert leader.gauge("tradearena_feed_leader") == 0
+        assert (
+            await redis.get(keys.feed_leader(SYMBOL)) == f"{follower.relay.replica}-token".encode()
+        )
+        await until(lambda: _published_by(redis, follower.relay.replica))
+        # Alone now, the follower has nobody to hand over to: it releases at once.
+        follower.stop.set()
+        await follower.task
+        assert _handovers(follower, "no_standby") == 1
+        assert await redis.get(keys.feed_leader(SYMBOL)) is None
+    final = await entries(redis)
+    ids = [key_of(i) for i, _ in final]
+    assert ids == sorted(set(ids))
+    switch = next(i for i, (_, f) in enumerate(final) if f["relay"] == follower.relay.replica)
+    assert {f["relay"] for _, f in final[:switch]} == {leader.relay.replica}
 
 
 async def _xlen_at_least(redis: Redis, n: int) -> bool:
