@@ -1,6 +1,8 @@
 """Two friends form a party in the browser and play one casual match together, against
 `tradearena up` (short catalogue): `tests/js/browser_party.mjs` drives both pages (the
-invitation arrives live, is accepted, the leader queues casual); once the party waits,
+invitation arrives live; revoked, it leaves both pages; invited again and accepted, the
+party is disbanded by the leader and leaves both pages; formed once more, the leader
+queues casual); once the party waits,
 four solo players join the casual queue of the same mode through the API, which fills
 the match (`standard` starts at 6 players). Both friends must open the same match, the
 match must be recorded `casual` in match_options, and a party member asking for ranked

@@ -1,7 +1,8 @@
 // Two friends form a party in headless Chromium, each in their own browser profile, and
 // are matched together into one casual match: the leader creates the party and invites
 // the friend by username; the invitation appears live on the friend's page (no reload);
-// the friend accepts; both pages show two members and ranked is disabled; the leader
+// the leader revokes it (it leaves both pages), invites again, the friend accepts, the
+// leader disbands the party (both pages lose it), and they form it once more; both pages show two members and ranked is disabled; the leader
 // queues casual and the friend's page shows the party waiting. The script then prints `QUEUED` on stdout and waits for both pages to
 // open the same match (the caller fills it with solo casual players through the API).
 // Usage: node browser_party.mjs LOBBY_URL ARTIFACT_DIR LEADER FRIEND PASSWORD MODE FORMAT
@@ -75,21 +76,49 @@ async function main() {
     const friend = await open(friendName);
     pages.push(friend);
 
+    const invitation = friend.page.locator(id("party-invitation"));
+    const invite = async () => {
+      await leader.page.locator(id("party-invite-name")).fill(friendName);
+      await leader.page.locator(id("party-invite")).click();
+      await leader.page.locator(`${id("party-pending-invite")}[data-username="${friendName}"]`).waitFor(WAIT);
+      await invitation.waitFor(WAIT); // live on the friend's page
+      check((await invitation.textContent()).includes(leaderName), "the invitation names the leader");
+    };
+    const formParty = async () => {
+      await leader.page.locator(id("party-create")).click();
+      await leader.page.locator(`${id("party-members")}[data-size="1"]`).waitFor(WAIT);
+      await invite();
+      await friend.page.locator(id("party-accept")).click();
+      for (const p of [leader, friend]) await p.page.locator(`${id("party-members")}[data-size="2"]`).waitFor(WAIT);
+    };
+
     await leader.page.locator(id("party-create")).click();
     await leader.page.locator(`${id("party-members")}[data-size="1"]`).waitFor(WAIT);
-    await leader.page.locator(id("party-invite-name")).fill(friendName);
-    await leader.page.locator(id("party-invite")).click();
-    await leader.page.locator(id("party-pending")).waitFor(WAIT);
-    note(`${leaderName} created a party and invited ${friendName}`);
-
-    // the invitation arrives live on the friend's page
-    const invitation = friend.page.locator(id("party-invitation"));
-    await invitation.waitFor(WAIT);
-    check((await invitation.textContent()).includes(leaderName), "the invitation names the leader");
+    await invite();
+    note(`${leaderName} created a party and invited ${friendName}; the invitation arrived live`);
     await shot(friend.page, "invitation-friend");
+
+    // the leader revokes the invitation: gone from both pages, live
+    await leader.page.locator(id("party-revoke")).click();
+    await leader.page.locator(id("party-pending")).waitFor({ state: "detached", ...WAIT });
+    await invitation.waitFor({ state: "detached", ...WAIT });
+    note("the revoked invitation left both pages");
+
+    // invited again and accepted, then disbanded by the leader: both pages lose the party
+    await invite();
     await friend.page.locator(id("party-accept")).click();
+    for (const p of [leader, friend]) await p.page.locator(`${id("party-members")}[data-size="2"]`).waitFor(WAIT);
+    check((await friend.page.locator(id("party-disband")).count()) === 0, "only the leader may disband");
+    await leader.page.locator(id("party-disband")).click();
     for (const p of [leader, friend]) {
-      await p.page.locator(`${id("party-members")}[data-size="2"]`).waitFor(WAIT);
+      await p.page.locator(id("party-create")).waitFor(WAIT);
+      const ranked = await p.page.locator(id("queue-kind")).evaluate((el) => el.querySelector('option[value="ranked"]').disabled);
+      check(ranked === false, `${p.name}: ranked offered again out of a party`);
+    }
+    note("the disbanded party left both pages");
+
+    await formParty();
+    for (const p of [leader, friend]) {
       const kind = await p.page.locator(id("queue-kind")).evaluate((el) => ({ value: el.value, ranked: el.querySelector('option[value="ranked"]').disabled }));
       check(kind.ranked === true, `${p.name}: ranked disabled in a party (${JSON.stringify(kind)})`);
       check(kind.value === "casual", `${p.name}: casual chosen (${JSON.stringify(kind)})`);

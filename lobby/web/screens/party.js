@@ -1,7 +1,7 @@
 // The party panel of the lobby screen: create a party, invite friends by username,
 // accept or decline invitations (they arrive live: `party_invite` notifications and
-// `party_status` events of the /lobby socket), see the members (the leader may remove
-// one), leave.
+// `party_status` events of the /lobby socket), see the members and pending invitations
+// (the leader may remove a member, revoke an invitation, or disband the party), leave.
 //   const party = new PartyPanel(section, { call, user });
 //   party.refresh(); party.pushed(status); party.notification(note);
 // While in a party of two or more only casual queueing is offered (the ranked choice
@@ -93,13 +93,27 @@ export class PartyPanel {
         ),
       );
       if (party.invites.length) {
-        parts.push(h("p", { class: "hint", "data-testid": "party-pending" }, `Invited: ${party.invites.map((i) => i.username).join(", ")}`));
+        parts.push(
+          h(
+            "ul",
+            { class: "hint", "data-testid": "party-pending", "data-size": party.invites.length },
+            party.invites.map((i) =>
+              h(
+                "li",
+                { "data-testid": "party-pending-invite", "data-username": i.username },
+                `Invited: ${i.username} `,
+                leader ? h("button", { type: "button", class: "secondary", "data-testid": "party-revoke", onclick: () => this.run("DELETE", `${base}/invites/${encodeURIComponent(i.username)}`) }, "Revoke") : null,
+              ),
+            ),
+          ),
+        );
       }
       this.base = base;
       if (leader && party.members.length < party.max_size) parts.push(this.inviteForm);
       parts.push(
         h("p", { class: "hint" }, party.members.length > 1 ? (leader ? "You queue the whole party (casual)." : "Your leader queues the party (casual).") : "Invite friends to play casual matches together."),
         h("button", { type: "button", class: "secondary", "data-testid": "party-leave", onclick: () => this.run("POST", `${base}/leave`) }, "Leave party"),
+        leader && party.members.length > 1 ? h("button", { type: "button", class: "secondary", "data-testid": "party-disband", onclick: () => this.run("DELETE", base) }, "Disband") : null,
       );
     } else {
       parts.push(h("button", { type: "button", class: "secondary", "data-testid": "party-create", onclick: () => this.run("POST", "/parties") }, "Create a party"));
@@ -122,7 +136,7 @@ export class PartyPanel {
         ),
       );
     }
-    this.body.replaceChildren(...parts);
+    this.body.replaceChildren(...parts.filter(Boolean));
     this.section.dataset.party = party ? party.party_id : "";
     this.section.dataset.size = party ? String(party.members.length) : "0";
     const kind = $("queue-kind");
