@@ -121,6 +121,8 @@ the tracing variables, and how many Redis replicas each commit waits for.
 */}}
 {{- define "tradearena.matchServerExtraVars" -}}
 {{- $vars := include "tradearena.tracingVars" . | fromJson -}}
+{{- $_ := set $vars "TRADEARENA_MATCH_MAX_SPECTATORS" (toString .Values.matchServer.spectators.maxPerServer) -}}
+{{- $_ := set $vars "TRADEARENA_SPECTATOR_LAG_LIMIT_MS" (toString .Values.matchServer.spectators.lagLimitMs) -}}
 {{- if gt (int .Values.redis.waitReplicas) 0 -}}
 {{- $_ := set $vars "TRADEARENA_REDIS_WAIT_REPLICAS" (toString .Values.redis.waitReplicas) -}}
 {{- $_ := set $vars "TRADEARENA_REDIS_WAIT_TIMEOUT_MS" (toString .Values.redis.waitTimeoutMs) -}}

@@ -885,7 +885,8 @@ def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
     from matchserver.settings import MatchServerSettings
 
     plain = pod_specs(render([], release=REL, namespace=NS))
-    assert "TRADEARENA_OPERATOR_EXTRA_ENV" not in _env(plain[f"{REL}-operator"]["containers"][0])
+    plain_extra = _env(plain[f"{REL}-operator"]["containers"][0])["TRADEARENA_OPERATOR_EXTRA_ENV"]
+    assert "TRADEARENA_REDIS_WAIT_REPLICAS" not in json.loads(plain_extra["value"])
     out = render(
         [],
         [
@@ -919,6 +920,62 @@ def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
             monkeypatch.setenv(name, env[name])
         server = MatchServerSettings(match_id="m-1", players=("alice", "bob"))
         assert (server.redis_wait_replicas, server.redis_wait_timeout_ms) == (1, 5000)
+
+
+def test_spectator_limits_reach_every_match_server_pod_and_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from match_operator.builders import build_pod_spec
+    from match_operator.pools import PoolSpec, build_pool_pod_spec
+    from match_operator.settings import OperatorSettings
+    from matchserver.settings import MatchServerSettings
+
+    names = ("TRADEARENA_MATCH_MAX_SPECTATORS", "TRADEARENA_SPECTATOR_LAG_LIMIT_MS")
+    defaults = MatchServerSettings(match_id="m-1", players=("alice", "bob"))
+    for sets, expected in (
+        # the chart's own values are the match server's defaults
+        ([], (defaults.max_spectators, defaults.spectator_lag_limit_ms)),
+        (
+            ["matchServer.spectators.maxPerServer=0", "matchServer.spectators.lagLimitMs=100"],
+            (0, 100),
+        ),
+    ):
+        out = render([], sets, release=REL, namespace=NS)
+        extra = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
+        monkeypatch.setenv(
+            "TRADEARENA_OPERATOR_EXTRA_ENV", extra["TRADEARENA_OPERATOR_EXTRA_ENV"]["value"]
+        )
+        settings = OperatorSettings(image="registry.example/ta:1")
+        match = {
+            "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
+            "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
+        }
+        (pool,) = out.of_kind("MatchServerPool")
+        pods = {
+            "dedicated": build_pod_spec(match, settings, 7001),
+            "pool": build_pool_pod_spec(PoolSpec.of(pool), settings, "default-abcde", 7002),
+        }
+        for kind, pod in pods.items():
+            env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+            for name in names:
+                monkeypatch.setenv(name, env[name])
+            server = MatchServerSettings(match_id="m-1", players=("alice", "bob"))
+            assert (server.max_spectators, server.spectator_lag_limit_ms) == expected, kind
+        for name in names:
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["matchServer.spectators.maxPerServer=-1"], "at '/matchServer/spectators/maxPerServer'"),
+        (["matchServer.spectators.lagLimitMs=0"], "at '/matchServer/spectators/lagLimitMs'"),
+    ],
+)
+def test_schema_refuses_bad_spectator_limits(sets: list[str], message: str) -> None:
+    proc = helm("template", REL, str(CHART), *value_args([], sets), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize(
