@@ -45,6 +45,12 @@ class MatchStatus:
         return f"{self.scheme}://{self.address}:{self.port}"
 
 
+class OrchestratorUnavailableError(ConnectionError):
+    """The runtime's control plane did not answer, or answered with its own error: the
+    request may succeed later. A `ConnectionError`, so the lobby answers it like any
+    unavailable dependency (503 `dependency_unavailable`, Retry-After)."""
+
+
 class Orchestrator(Protocol):
     async def start(self, spec: MatchSpec) -> None:
         """Ask for a server; returns once the request is recorded (not when Ready)."""

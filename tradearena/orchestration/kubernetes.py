@@ -12,14 +12,20 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tradearena.contracts import resource
-from tradearena.contracts.orchestration import SCHEMES, MatchSpec, MatchStatus
+from tradearena.contracts.orchestration import (
+    SCHEMES,
+    MatchSpec,
+    MatchStatus,
+    OrchestratorUnavailableError,
+)
 from tradearena.contracts.phases import MatchPhase
 from tradearena.contracts.tracing import MATCH_ANNOTATION
 
@@ -74,6 +80,22 @@ def match_resource(spec: MatchSpec, namespace: str) -> dict[str, Any]:
     return body
 
 
+@contextlib.contextmanager
+def _reachable(what: str) -> Iterator[None]:
+    """An API server out of reach, overloaded or failing: `OrchestratorUnavailableError`.
+    Its answers about the request itself (404, 409, 422...) stay `ApiException`."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 429 or (exc.status or 0) >= 500:
+            raise OrchestratorUnavailableError(
+                f"{what}: the Kubernetes API answered {exc.status} {exc.reason}"
+            ) from exc
+        raise
+    except (aiohttp.ClientError, OSError) as exc:
+        raise OrchestratorUnavailableError(f"{what}: the Kubernetes API: {exc!r}") from exc
+
+
 class KubernetesOrchestrator:
     def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
         self.api_client = api_client
@@ -97,22 +119,24 @@ class KubernetesOrchestrator:
     # ------------------------------------------------------------------ contract
     async def start(self, spec: MatchSpec) -> None:
         try:
-            await self.custom.create_namespaced_custom_object(
-                resource.GROUP,
-                resource.VERSION,
-                self.namespace,
-                resource.PLURAL,
-                match_resource(spec, self.namespace),
-            )
+            with _reachable("create Match"):
+                await self.custom.create_namespaced_custom_object(
+                    resource.GROUP,
+                    resource.VERSION,
+                    self.namespace,
+                    resource.PLURAL,
+                    match_resource(spec, self.namespace),
+                )
         except ApiException as exc:
             if exc.status != 409:  # AlreadyExists: one Match per match id, never two
                 raise
 
     async def _get(self, match_id: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(
-                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, match_id
-            )
+            with _reachable("read Match"):
+                obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+                    resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL, match_id
+                )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -177,23 +201,25 @@ class KubernetesOrchestrator:
 
     async def cancel(self, match_id: str, reason: str) -> None:
         try:
-            await self.custom.patch_namespaced_custom_object(
-                resource.GROUP,
-                resource.VERSION,
-                self.namespace,
-                resource.PLURAL,
-                match_id,
-                {"spec": {"cancel": True, "cancelReason": reason[:256]}},
-                _content_type=MERGE,
-            )
+            with _reachable("cancel Match"):
+                await self.custom.patch_namespaced_custom_object(
+                    resource.GROUP,
+                    resource.VERSION,
+                    self.namespace,
+                    resource.PLURAL,
+                    match_id,
+                    {"spec": {"cancel": True, "cancelReason": reason[:256]}},
+                    _content_type=MERGE,
+                )
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     async def list_active(self) -> list[MatchStatus]:
-        listed = await self.custom.list_namespaced_custom_object(
-            resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL
-        )
+        with _reachable("list Matches"):
+            listed = await self.custom.list_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, self.namespace, resource.PLURAL
+            )
         statuses = [match_status(obj) for obj in listed.get("items") or []]
         return [s for s in statuses if not s.phase.terminal]
 

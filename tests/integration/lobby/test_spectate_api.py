@@ -5,6 +5,7 @@ Redis and PostgreSQL, the match played on a real `tradearena matchserver` proces
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -14,12 +15,15 @@ from typing import Any
 import asyncpg
 import pytest
 import socketio
+from kubernetes_asyncio import client as k8s
 
 from lobby import match_options
 from lobby.match_options import MatchKind
 from lobby.settings import LobbySettings
 from lobby.state import SETTINGS, VERIFIER
+from tradearena.contracts.orchestration import OrchestratorUnavailableError
 from tradearena.launcher.localruntime import LocalProcessOrchestrator
+from tradearena.orchestration.kubernetes import KubernetesOrchestrator
 from tradearena.testing.lobby import Client, bearer, register
 from tradearena.testing.local_runtime import local_runtime
 from tradearena.testing.waiting import eventually
@@ -196,6 +200,32 @@ async def test_a_lobby_without_an_orchestrator_says_so(
         ):
             assert resp.status == 503
             assert (await _json(resp))["code"] == "orchestrator_unavailable"
+
+
+async def test_an_unreachable_kubernetes_api_is_a_503_not_a_500(
+    lobby_client_factory: Callable[..., AbstractAsyncContextManager[Client]],
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = k8s.Configuration(host=f"http://127.0.0.1:{port}")
+    orchestrator = KubernetesOrchestrator(k8s.ApiClient(configuration), "tradearena")
+    try:
+        with pytest.raises(OrchestratorUnavailableError):
+            await orchestrator.status("m1")
+        with pytest.raises(OrchestratorUnavailableError):
+            await orchestrator.list_active()
+        async with lobby_client_factory(orchestrator=orchestrator, live_cache_s=0) as client:
+            tokens = await register(client, "solo")
+            for resp in (
+                await client.get(LIVE, headers=bearer(tokens)),
+                await client.post(spectate_path("m1"), headers=bearer(tokens)),
+            ):
+                assert resp.status == 503
+                assert (await _json(resp))["code"] == "dependency_unavailable"
+                assert resp.headers["Retry-After"] == "1"
+    finally:
+        await orchestrator.close()
 
 
 async def test_the_live_list_is_built_once_for_many_callers_within_its_cache_time(
