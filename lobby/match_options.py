@@ -17,7 +17,7 @@ import asyncpg
 class MatchKind(StrEnum):
     RANKED = "ranked"  # the solo queues: rated, on the leaderboards
     CASUAL = "casual"  # the casual queues (parties welcome): unrated
-    PRIVATE = "private"  # by invite code: unrated, unlisted, no spectators but its players
+    PRIVATE = "private"  # by invite code: unrated, unlisted, watched only by its own
 
     @property
     def rated(self) -> bool:
@@ -29,16 +29,33 @@ async def record(
     match_id: str,
     kind: MatchKind,
     host_id: str | None = None,
+    invited_ids: Iterable[str] = (),
 ) -> None:
-    """Idempotent: a retried formation writes the same row once."""
+    """Idempotent: a retried formation writes the same row once. `invited_ids`: who a
+    private match's host invited by name (they may watch it, `may_watch`)."""
     await conn.execute(
-        "INSERT INTO match_options (match_id, kind, rated, host_id) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (match_id) DO NOTHING",
+        "INSERT INTO match_options (match_id, kind, rated, host_id, invited_ids)"
+        " VALUES ($1, $2, $3, $4, $5::uuid[]) ON CONFLICT (match_id) DO NOTHING",
         match_id,
         str(kind),
         kind.rated,
         host_id,
+        list(dict.fromkeys(invited_ids)),
     )
+
+
+async def guests(conn: asyncpg.Pool | asyncpg.Connection, match_id: str) -> frozenset[str]:
+    """Who may watch a private match besides its players (live, delayed, or replayed):
+    its host and those it invited by name. Empty for any other match (anyone may)."""
+    row = await conn.fetchrow(
+        "SELECT host_id, invited_ids FROM match_options WHERE match_id = $1 AND kind = $2",
+        match_id,
+        str(MatchKind.PRIVATE),
+    )
+    if row is None:
+        return frozenset()
+    hosts = {str(row["host_id"])} if row["host_id"] is not None else set()
+    return frozenset({str(u) for u in row["invited_ids"]} | hosts)
 
 
 async def kinds(

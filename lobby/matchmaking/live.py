@@ -197,7 +197,9 @@ async def grant(app: web.Application, match_id: str, user_id: str) -> view.Spect
     recorded = False
     if not view.known(sighting):
         recorded = bool(await db.fetchval("SELECT true FROM matches WHERE id = $1", match_id))
-    code = view.refusal(sighting, kind is MatchKind.PRIVATE, user_id, recorded)
+    private = kind is MatchKind.PRIVATE
+    guests = await match_options.guests(db, match_id) if private else frozenset()
+    code = view.refusal(sighting, private, user_id, recorded, guests)
     if code is not None:
         raise SpectateRefusedError(code)
     live = view.live(sighting, app[CATALOGUE], app[SETTINGS].symbol)

@@ -217,15 +217,22 @@ def known(s: Sighting) -> bool:
     return s.status is not None or s.header is not None or bool(s.server)
 
 
-def refusal(s: Sighting, private: bool, caller: str, recorded: bool = False) -> str | None:
+def refusal(
+    s: Sighting,
+    private: bool,
+    caller: str,
+    recorded: bool = False,
+    guests: frozenset[str] = frozenset(),
+) -> str | None:
     """Why `caller` may not watch the match now (a problem code), or None.
 
-    `private`: a private match (`match_options`); `recorded`: the match is in the
+    `private`: a private match (`match_options`), which only its players and `guests`
+    (its host, those it invited by name) may watch; `recorded`: the match is in the
     stored results (it existed, and is over)."""
     if not known(s) and not recorded:
         return NOT_FOUND
     players = tuple(str(p) for p in (s.header or {}).get("players") or ())
-    if private and caller not in players:
+    if private and caller not in players and caller not in guests:
         return PRIVATE
     if not is_live(s) or s.status is None or s.status.url is None:
         return NOT_LIVE

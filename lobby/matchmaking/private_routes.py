@@ -307,7 +307,13 @@ async def _start(app: web.Application, room: rules.Room) -> rules.Room:
     starting = await private.get(room.code) or room
     try:
         # Before the server is asked for: the results worker must see it unrated.
-        await match_options.record(app[DB], claim.match_id, MatchKind.PRIVATE, room.host.user_id)
+        await match_options.record(
+            app[DB],
+            claim.match_id,
+            MatchKind.PRIVATE,
+            room.host.user_id,
+            [m.user_id for m in room.invited],
+        )
     except Exception:
         await app[PRIVATE_MATCHES].mark(room.code, "starting", "cancelled")
         await matchmaker.queues.requeue(claim.match_id)  # releases the players' seats

@@ -6,7 +6,8 @@
     POST /api/v1/matches/{match_id}/spectate a spectator token and the match server's
                                              address: 404 `match_not_found`, 403
                                              `private_match` (unless the caller plays in
-                                             it), 409 `match_not_live`, 429 `rate_limited`
+                                             it, hosts it or was invited to it), 409
+                                             `match_not_live`, 429 `rate_limited`
 
 The spectator connects to the match server's `/match` namespace with the token and
 receives a view `delay_ms` behind (docs/matchserver.md). Both answer 503
@@ -28,7 +29,7 @@ RATE_BUCKET = "spectate"
 STATUS = {view.NOT_FOUND: 404, view.PRIVATE: 403, view.NOT_LIVE: 409}
 DETAIL = {
     view.NOT_FOUND: "no such match",
-    view.PRIVATE: "a private match: only its players may watch it",
+    view.PRIVATE: "a private match: only its players and invitees may watch it",
     view.NOT_LIVE: "the match is not live: spectators watch only live matches",
 }
 
@@ -100,7 +101,7 @@ def add_routes(app: web.Application) -> None:
             auth="user",
             errors=(404, 409, 503),
             description="The spectator sees the match `delay_ms` late, read-only. "
-            "Private matches: only their players.",
+            "Private matches: only their players, host and invitees.",
         ),
     )
     app[SPECTATE_METRICS] = live.SpectateMetrics(app[METRICS].registry)  # on the lobby's /metrics

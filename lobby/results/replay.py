@@ -53,7 +53,7 @@ class StoredMatch:
 
 async def stored(pool: asyncpg.Pool, match_id: str, user_id: str) -> StoredMatch:
     """The stored match, if `user_id` may watch it: `match_not_found` 404,
-    `private_match` 403 (a private match, to anyone but its players),
+    `private_match` 403 (a private match, to anyone but its players, host and invitees),
     `match_not_finished` 409 (no stored result yet)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         match = await conn.fetchrow(MATCH_SQL, match_id)
@@ -61,10 +61,16 @@ async def stored(pool: asyncpg.Pool, match_id: str, user_id: str) -> StoredMatch
             raise problem(404, "match_not_found", "no such match")
         players = await conn.fetch(PLAYERS_SQL, match_id)
         kind = await match_options.kind(conn, match_id)
-    if kind is match_options.MatchKind.PRIVATE and uuid.UUID(user_id) not in {
-        p["user_id"] for p in players
-    }:
-        raise problem(403, "private_match", "only its players may watch a private match")
+        private = kind is match_options.MatchKind.PRIVATE
+        guests = await match_options.guests(conn, match_id) if private else frozenset()
+    if (
+        private
+        and uuid.UUID(user_id) not in {p["user_id"] for p in players}
+        and user_id not in guests
+    ):
+        raise problem(
+            403, "private_match", "only its players and invitees may watch a private match"
+        )
     if not match["stored"]:
         raise problem(409, "match_not_finished", "the match has no stored result yet")
     return StoredMatch(match, players, kind)

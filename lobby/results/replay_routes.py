@@ -207,7 +207,8 @@ def add_routes(app: web.Application) -> None:
             errors=(404, 409, 410),
             description=(
                 "Any signed-in player may watch a ranked or casual match; a private match "
-                "only its players (`private_match` 403). `match_not_found` 404, "
+                "only its players, host and invitees (`private_match` 403). "
+                "`match_not_found` 404, "
                 "`match_not_finished` 409 (no stored result yet), `replay_mismatch` 409 "
                 "(the log does not reproduce the stored result), `replay_unavailable` 410 "
                 "(the log is no longer kept). Cacheable for good: ETag, If-None-Match."

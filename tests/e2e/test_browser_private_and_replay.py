@@ -1,11 +1,13 @@
 """A private match and the replay viewer in a real browser, on one `tradearena up`
 (one-minute blitz) whose two matches run at the same time.
 
-- **Private match** (`tests/js/browser_private.mjs`, two Chromium pages): the host opens a
-  private duel inviting the guest, the guest gets the invitation live and joins by the
-  link, the host starts it, both trade and see the results screen. Then PostgreSQL and
-  the lobby say: stored as private, unrated, on no leaderboard. Screenshots under
-  `artifacts/web/private/`.
+- **Private match** (`tests/js/browser_private.mjs`, three Chromium pages): the host opens
+  a private duel inviting the guest and a friend, the guest gets the invitation live and
+  joins by the link, the host starts it, both trade and see the results screen; the
+  friend, invited but not playing, opens the link once the duel is live and watches it
+  (the room's Watch button, the spectator screen connected to that match). Then
+  PostgreSQL and the lobby say: stored as private, unrated, on no leaderboard, the friend
+  recorded as invited and not a player. Screenshots under `artifacts/web/private/`.
 - **Replay viewer**: meanwhile two other players sign up on the REST API and play a ranked
   duel on the protocols (`tests/js/replay_duel.mjs`: queue, the `/lobby` and `/match`
   namespaces, orders with stops, a partial close, a flip) while Chromium starts
@@ -87,7 +89,11 @@ async def check_private(
             )
         }
         kind = await conn.fetchrow(
-            "SELECT kind, rated, host_id FROM match_options WHERE match_id = $1", match_id
+            "SELECT kind, rated, host_id, invited_ids FROM match_options WHERE match_id = $1",
+            match_id,
+        )
+        watcher = await conn.fetchval(
+            "SELECT id FROM users WHERE username = $1", summary["watcher"]
         )
         phase = await conn.fetchval("SELECT phase FROM matches WHERE id = $1", match_id)
         players = await conn.fetch(
@@ -101,6 +107,7 @@ async def check_private(
         await conn.close()
     host, guest = (users[name] for name in summary["players"])
     assert (kind["kind"], kind["rated"], kind["host_id"]) == ("private", False, host)
+    assert watcher in kind["invited_ids"] and watcher not in {r["user_id"] for r in players}
     assert phase == "finished"
     assert {r["user_id"] for r in players} == {host, guest}
     assert all(r["rating_delta"] is None and r["trades"] >= 1 for r in players), players

@@ -1,6 +1,7 @@
-// A private duel in headless Chromium: the host opens it inviting the guest, the guest
-// gets the invitation live and joins by the link, the host starts it, both trade and
-// play it to the results screen.
+// A private duel in headless Chromium: the host opens it inviting the guest and a friend,
+// the guest gets the invitation live and joins by the link, the host starts it, both
+// trade and play it to the results screen; the friend, invited but not playing, opens
+// the link once the duel is live and watches it from the room's Watch button.
 // Usage: node browser_private.mjs LOBBY_URL ARTIFACT_DIR
 // Every wait is on a selector or a page state (no sleeps); every step leaves a
 // screenshot in ARTIFACT_DIR. Prints one JSON line (the summary) and exits 0, or
@@ -67,13 +68,13 @@ async function signUp(p) {
   note(`${p.name}: registered as ${p.username}`);
 }
 
-async function create(host, guest) {
+async function create(host, guest, friend) {
   await host.el("nav-private").click();
   await host.el("screen-private").waitFor({ state: "visible" });
   await host.page.waitForSelector(`${id("private-mode")} option[value="duel"]`, { state: "attached" });
   await host.el("private-mode").selectOption("duel");
   await host.el("private-format").selectOption("blitz");
-  await host.el("private-invitees").fill(guest.username);
+  await host.el("private-invitees").fill(`${guest.username} ${friend.username}`);
   await host.el("private-create").click();
   await host.waitAttr("private-state", "state", "open");
   const code = await host.text("private-code");
@@ -118,6 +119,21 @@ async function trade(p, side, margin, leverage) {
   note(`${p.name}: ${side} open`);
 }
 
+async function watchFromTheRoom(friend, link, matchId) {
+  await friend.page.goto(link, { waitUntil: "domcontentloaded" }); // a hash change
+  await friend.el("screen-private").waitFor({ state: "visible" });
+  await friend.waitAttr("private-state", "state", "started");
+  check(await friend.el("private-room-join").isHidden(), "friend: no seat to take in a started room");
+  await friend.el("private-watch").waitFor({ state: "visible" });
+  await friend.el("private-watch").click();
+  await friend.el("screen-spectate").waitFor({ state: "visible", timeout: 15000 });
+  await friend.waitAttr("spectate-connection", "state", "connected");
+  const watched = await friend.el("screen-spectate").getAttribute("data-match-id");
+  check(watched === matchId, `friend: watches the private duel (${watched})`);
+  await friend.shot("04-watching");
+  note("friend: invited, not playing, watches the private duel");
+}
+
 async function results(p) {
   await p.el("screen-results").waitFor({ state: "visible", timeout: 120000 });
   await p.waitAttr("results-table", "stored", "true", 60000);
@@ -134,9 +150,10 @@ async function main() {
   const context = await launch(profile, network, { viewport: { width: 1280, height: 900 } });
   const host = new Player("host", await context.newPage());
   const guest = new Player("guest", await context.newPage());
+  const friend = new Player("friend", await context.newPage());
   try {
-    await Promise.all([signUp(host), signUp(guest)]);
-    const { code, link } = await create(host, guest);
+    await Promise.all([signUp(host), signUp(guest), signUp(friend)]);
+    const { code, link } = await create(host, guest, friend);
     await joinByLink(guest, code, link);
     // The host's waiting room follows live: two players, Start enabled.
     await host.page.waitForSelector(`${id("private-member")}[data-username="${guest.username}"]`, { timeout: 10000 });
@@ -148,7 +165,7 @@ async function main() {
     const matchId = await host.text("match-id");
     check(matchId === (await guest.text("match-id")), "both play the same match");
     await Promise.all([host.shot("04-live"), guest.shot("04-live")]);
-    await Promise.all([trade(host, "long", 200, 5), trade(guest, "short", 100, 10)]);
+    await Promise.all([trade(host, "long", 200, 5), trade(guest, "short", 100, 10), watchFromTheRoom(friend, link, matchId)]);
     const [rh, rg] = await Promise.all([results(host), results(guest)]);
     check(new Set([rh.rank, rg.rank]).size === 2, "two different ranks");
     const summary = {
@@ -156,14 +173,15 @@ async function main() {
       code,
       match_id: matchId,
       players: [host.username, guest.username],
+      watcher: friend.username,
       host: rh,
       guest: rg,
-      screenshots: host.shots + guest.shots,
+      screenshots: host.shots + guest.shots + friend.shots,
       seconds: Math.round((Date.now() - started) / 1000),
     };
     return report(artifacts, log, summary);
   } catch (err) {
-    return await reportFailure(artifacts, log, note, err, [host, guest]);
+    return await reportFailure(artifacts, log, note, err, [host, guest, friend]);
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // Private matches by invite code: open one (mode, format, size, invitees), show its
 // code and a copyable link, join by code or by the link `#/private/<code>`, and the
-// waiting room (who joined; the host starts or cancels, the others leave).
+// waiting room (who joined; the host starts or cancels, the others leave; an invitee who
+// did not join watches it once started).
 //   const priv = initPrivate({ call, openapi, user, show });
 // The app forwards the /lobby socket's `private_match` events to priv.update(room) and
 // every notification to priv.notification(note) (a `private_invite` shows a banner in
@@ -65,6 +66,11 @@ export function initPrivate({ call, openapi, user, show }) {
     const leave = $("private-leave");
     leave.hidden = !member || !open;
     leave.textContent = host ? "Cancel the match" : "Leave";
+    // Invited but not playing: once it has started, watch it (delayed, read-only).
+    const invited = host || room.invited.some((m) => m.user_id === me);
+    const watch = $("private-watch");
+    watch.hidden = member || !invited || room.state !== "started";
+    watch.href = `#/watch/${encodeURIComponent(room.match_id)}`;
   }
 
   function open() {

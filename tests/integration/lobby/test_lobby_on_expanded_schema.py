@@ -32,7 +32,7 @@ from tradearena.testing.results_factory import make_result
 # A next release's expand step on every table this release writes: new nullable
 # columns, NOT NULL ones with a DEFAULT, a new table and indexes.
 NEXT_EXPAND = """\
--- depends: 0103_match_options
+-- depends: 0104_private_invited
 ALTER TABLE users ADD COLUMN country text, ADD COLUMN flags integer NOT NULL DEFAULT 0;
 ALTER TABLE player_settings ADD COLUMN theme text NOT NULL DEFAULT 'dark';
 ALTER TABLE refresh_tokens ADD COLUMN user_agent text;
@@ -56,7 +56,7 @@ CREATE INDEX matches_region ON matches (region) WHERE region IS NOT NULL;
 # A contract step shipped too early: the policy refuses it, and this code's result
 # store (which does not know the column) fails on it.
 NEXT_CONTRACT = """\
--- depends: 0103_match_options
+-- depends: 0104_private_invited
 ALTER TABLE match_players ADD COLUMN seat integer NOT NULL;
 """
 

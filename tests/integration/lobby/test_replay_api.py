@@ -154,15 +154,19 @@ async def test_private_unfinished_and_unknown_matches(
 ) -> None:
     team = [await register(lobby_client, f"private{i}") for i in range(2)]
     outsider = await register(lobby_client, "notinvited")
+    invitee = await register(lobby_client, "invitedonly")  # invited by name, did not play
     ids = [p["user"]["id"] for p in team]
-    await match_options.record(pg, "m-private", match_options.MatchKind.PRIVATE, ids[0])
+    await match_options.record(
+        pg, "m-private", match_options.MatchKind.PRIVATE, ids[0], [invitee["user"]["id"]]
+    )
     await play_and_publish(rds, "m-private", ids, seed=8)
     await store(worker, 1)
 
     status, problem, _ = await fetch(lobby_client, "m-private", outsider)
     assert (status, problem["code"]) == (403, "private_match")
-    status, doc, _ = await fetch(lobby_client, "m-private", team[1])
-    assert status == 200 and doc["kind"] == "private" and doc["verified"] is True
+    for watcher in (team[1], invitee):
+        status, doc, _ = await fetch(lobby_client, "m-private", watcher)
+        assert status == 200 and doc["kind"] == "private" and doc["verified"] is True
 
     await pg.execute(
         "INSERT INTO matches (id, mode, format, phase) VALUES ('m-live', 'standard', 'blitz', 'live')"

@@ -57,8 +57,13 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
     async with lobby_client_factory(
         orchestrator=runtime, live_cache_s=0, spectate_limit_user=5
     ) as client:
-        alice, bob, eve = [await register(client, n) for n in ("alice", "bob", "eve")]
-        ids = {n: t["user"]["id"] for n, t in (("alice", alice), ("bob", bob), ("eve", eve))}
+        alice, bob, eve, carol = [
+            await register(client, n) for n in ("alice", "bob", "eve", "carol")
+        ]
+        ids = {
+            n: t["user"]["id"]
+            for n, t in (("alice", alice), ("bob", bob), ("eve", eve), ("carol", carol))
+        }
         watcher = bearer(eve)
 
         assert (await _json(await client.get(LIVE, headers=watcher))) == {"matches": []}
@@ -155,10 +160,12 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
 
             await eventually(watched, 10)
 
-            # Private: never listed; only its players may watch.
+            # Private: never listed; only its players and those invited by name may watch.
             conn = await asyncpg.connect(lobby_dsn)
             try:
-                await match_options.record(conn, match_id, MatchKind.PRIVATE, ids["alice"])
+                await match_options.record(
+                    conn, match_id, MatchKind.PRIVATE, ids["alice"], [ids["carol"]]
+                )
             finally:
                 await conn.close()
             assert (await _json(await client.get(LIVE, headers=watcher)))["matches"] == []
@@ -166,6 +173,8 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
             assert refused.status == 403 and (await _json(refused))["code"] == "private_match"
             own = await client.post(spectate_path(match_id), headers=bearer(bob))
             assert own.status == 200
+            invited = await client.post(spectate_path(match_id), headers=bearer(carol))
+            assert invited.status == 200, await _json(invited)
 
             # Eve's sixth spectate request in the window is refused.
             statuses = [(await client.post(spectate_path(match_id), headers=watcher)).status]
@@ -176,7 +185,7 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
 
             metrics = await (await client.get("/metrics")).text()
             for outcome, n in (
-                ("issued", 2),
+                ("issued", 3),
                 ("match_not_found", 1),
                 ("match_not_live", 1),
                 ("private_match", 2),

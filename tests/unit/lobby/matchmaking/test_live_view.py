@@ -123,6 +123,12 @@ def test_who_may_watch() -> None:
     assert view.refusal(live, False, EVE) is None
     assert view.refusal(live, True, EVE) == view.PRIVATE
     assert view.refusal(live, True, ALICE) is None  # a player of a private match may
+    guests = frozenset({EVE})  # its host and those it invited by name may too
+    assert view.refusal(live, True, EVE, guests=guests) is None
+    assert view.refusal(live, True, "mallory", guests=guests) == view.PRIVATE
+    assert view.refusal(sighting(server_phase=ServerPhase.READY), True, EVE, guests=guests) == (
+        view.NOT_LIVE
+    )
     waiting = sighting(server_phase=ServerPhase.READY)
     assert view.refusal(waiting, False, EVE) == view.NOT_LIVE
     assert view.refusal(waiting, True, EVE) == view.PRIVATE  # says nothing more to outsiders

@@ -1,0 +1,1 @@
+ALTER TABLE match_options DROP COLUMN invited_ids;
