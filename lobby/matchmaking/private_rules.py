@@ -10,7 +10,8 @@ mode's `min` players), or by itself at the mode's `countdown_ms` after creation 
   `secrets`. 28**8 is about 3.8e11 codes; joins are rate-limited, so guessing one
   is hopeless. Input is read leniently (case, spaces, dashes).
 * **Sizes** are within the mode's players `min..max`; the invitees (other players,
-  no duplicates) never outnumber the free seats.
+  no duplicates) are at most the free seats plus `EXTRA_INVITES`: seats go to whoever
+  joins first, and an invitee may watch the match anyway (spectate, replay).
 * **Who may**: anyone with the code joins an open room that is not full and has not
   expired; only the host starts or cancels; a host who leaves cancels.
 """
@@ -26,6 +27,9 @@ from tradearena.modes import Catalogue
 
 CODE_ALPHABET = "23456789BCDFGHJKMNPQRSTVWXZ"
 CODE_LENGTH = 8
+# Invitees beyond a room's free seats: friends who may watch it, or take a seat if one
+# of the others does not come.
+EXTRA_INVITES = 8
 LINK_PREFIX = "#/private/"
 
 State = Literal["open", "starting", "started", "cancelled", "expired"]
@@ -98,9 +102,11 @@ def validate(
     names = tuple(dict.fromkeys(name.lower() for name in invite))
     if host_username.lower() in names:
         raise PrivateRuleError(422, "invite_self", "the host is in the match already")
-    if len(names) > size - 1:
+    if len(names) > size - 1 + EXTRA_INVITES:
         raise PrivateRuleError(
-            422, "too_many_invites", f"{len(names)} invitees for {size - 1} free seats"
+            422,
+            "too_many_invites",
+            f"{len(names)} invitees for {size - 1} free seats (at most {EXTRA_INVITES} more)",
         )
     return PrivateSpec(mode, fmt, size, players.min, catalogue.modes[mode].countdown_ms, names)
 

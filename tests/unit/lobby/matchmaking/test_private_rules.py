@@ -62,13 +62,18 @@ def test_the_size_defaults_to_recommended_and_stays_within_min_max() -> None:
         ("nope", "blitz", None, [], "unknown_mode"),
         ("duel", "auto", None, [], "unknown_format"),
         ("duel", "blitz", None, ["HOSTY"], "invite_self"),
-        ("duel", "blitz", None, ["a1b", "c2d"], "too_many_invites"),
+        ("duel", "blitz", None, [f"p{i}x" for i in range(10)], "too_many_invites"),
     ],
 )
 def test_bad_requests(mode: str, fmt: str, size: int | None, invite: list[str], code: str) -> None:
     with pytest.raises(rules.PrivateRuleError) as err:
         rules.validate(CAT, mode, fmt, size, invite, HOST.username)
     assert err.value.code == code
+
+
+def test_a_room_may_invite_its_free_seats_and_a_few_watchers_more() -> None:
+    names = [f"p{i}x" for i in range(1 + rules.EXTRA_INVITES)]
+    assert rules.validate(CAT, "duel", "blitz", None, names, HOST.username).invite == tuple(names)
 
 
 def test_invitees_are_deduplicated_case_insensitively() -> None:
