@@ -876,12 +876,36 @@ def test_schema_refuses_bad_tracing_values(sets: list[str], message: str) -> Non
     assert message in proc.stderr, proc.stderr
 
 
-def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def match_server_envs(out: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """The env of both match-server pod kinds the operator builds (a Match's own pod, a
+    pool server) under the rendered chart's operator settings (its extra env)."""
     from match_operator.builders import build_pod_spec
     from match_operator.pools import PoolSpec, build_pool_pod_spec
     from match_operator.settings import OperatorSettings
+
+    extra = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
+    monkeypatch.setenv(
+        "TRADEARENA_OPERATOR_EXTRA_ENV", extra["TRADEARENA_OPERATOR_EXTRA_ENV"]["value"]
+    )
+    settings = OperatorSettings(image="registry.example/ta:1")
+    match = {
+        "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
+        "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
+    }
+    (pool,) = out.of_kind("MatchServerPool")
+    pods = {
+        "dedicated": build_pod_spec(match, settings, 7001),
+        "pool": build_pool_pod_spec(PoolSpec.of(pool), settings, "default-abcde", 7002),
+    }
+    return {
+        kind: {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        for kind, pod in pods.items()
+    }
+
+
+def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from matchserver.settings import MatchServerSettings
 
     plain = pod_specs(render([], release=REL, namespace=NS))
@@ -897,22 +921,7 @@ def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
         release=REL,
         namespace=NS,
     )
-    extra = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
-    monkeypatch.setenv(
-        "TRADEARENA_OPERATOR_EXTRA_ENV", extra["TRADEARENA_OPERATOR_EXTRA_ENV"]["value"]
-    )
-    settings = OperatorSettings(image="registry.example/ta:1")
-    match = {
-        "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
-        "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
-    }
-    (pool,) = out.of_kind("MatchServerPool")
-    pods = {
-        "dedicated": build_pod_spec(match, settings, 7001),
-        "pool": build_pool_pod_spec(PoolSpec.of(pool), settings, "default-abcde", 7002),
-    }
-    for kind, pod in pods.items():
-        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    for kind, env in match_server_envs(out, monkeypatch).items():
         assert env["TRADEARENA_REDIS_WAIT_REPLICAS"] == "1", kind
         assert env["TRADEARENA_REDIS_WAIT_TIMEOUT_MS"] == "5000", kind
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.obs:4318", kind
@@ -925,9 +934,6 @@ def test_wait_replicas_is_off_by_default_and_reaches_every_match_server_pod(
 def test_spectator_limits_reach_every_match_server_pod_and_its_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from match_operator.builders import build_pod_spec
-    from match_operator.pools import PoolSpec, build_pool_pod_spec
-    from match_operator.settings import OperatorSettings
     from matchserver.settings import MatchServerSettings
 
     names = ("TRADEARENA_MATCH_MAX_SPECTATORS", "TRADEARENA_SPECTATOR_LAG_LIMIT_MS")
@@ -941,22 +947,7 @@ def test_spectator_limits_reach_every_match_server_pod_and_its_settings(
         ),
     ):
         out = render([], sets, release=REL, namespace=NS)
-        extra = _env(pod_specs(out)[f"{REL}-operator"]["containers"][0])
-        monkeypatch.setenv(
-            "TRADEARENA_OPERATOR_EXTRA_ENV", extra["TRADEARENA_OPERATOR_EXTRA_ENV"]["value"]
-        )
-        settings = OperatorSettings(image="registry.example/ta:1")
-        match = {
-            "metadata": {"name": "m-1", "namespace": NS, "uid": "u", "generation": 1},
-            "spec": {"mode": "duel", "format": "blitz", "players": ["alice", "bob"]},
-        }
-        (pool,) = out.of_kind("MatchServerPool")
-        pods = {
-            "dedicated": build_pod_spec(match, settings, 7001),
-            "pool": build_pool_pod_spec(PoolSpec.of(pool), settings, "default-abcde", 7002),
-        }
-        for kind, pod in pods.items():
-            env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        for kind, env in match_server_envs(out, monkeypatch).items():
             for name in names:
                 monkeypatch.setenv(name, env[name])
             server = MatchServerSettings(match_id="m-1", players=("alice", "bob"))
