@@ -32,7 +32,7 @@ async def record(
     invited_ids: Iterable[str] = (),
 ) -> None:
     """Idempotent: a retried formation writes the same row once. `invited_ids`: who a
-    private match's host invited by name (they may watch it, `may_watch`)."""
+    private match's host invited by name (they may watch it: `guests`)."""
     await conn.execute(
         "INSERT INTO match_options (match_id, kind, rated, host_id, invited_ids)"
         " VALUES ($1, $2, $3, $4, $5::uuid[]) ON CONFLICT (match_id) DO NOTHING",
@@ -44,16 +44,17 @@ async def record(
     )
 
 
-async def guests(conn: asyncpg.Pool | asyncpg.Connection, match_id: str) -> frozenset[str]:
-    """Who may watch a private match besides its players (live, delayed, or replayed):
-    its host and those it invited by name. Empty for any other match (anyone may)."""
+async def guests(conn: asyncpg.Pool | asyncpg.Connection, match_id: str) -> frozenset[str] | None:
+    """Who may watch the match besides its players (live, delayed, or replayed): None
+    when anyone may (a ranked or casual match); for a private match, its host and those
+    it invited by name."""
     row = await conn.fetchrow(
         "SELECT host_id, invited_ids FROM match_options WHERE match_id = $1 AND kind = $2",
         match_id,
         str(MatchKind.PRIVATE),
     )
     if row is None:
-        return frozenset()
+        return None
     hosts = {str(row["host_id"])} if row["host_id"] is not None else set()
     return frozenset({str(u) for u in row["invited_ids"]} | hosts)
 

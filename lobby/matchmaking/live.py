@@ -193,13 +193,11 @@ async def grant(app: web.Application, match_id: str, user_id: str) -> view.Spect
     status = await app[ORCHESTRATOR].status(match_id)
     [sighting] = await read_sightings(app[REDIS], {match_id: status})
     db = app[DB]
-    kind = await match_options.kind(db, match_id)
+    guests = await match_options.guests(db, match_id)
     recorded = False
     if not view.known(sighting):
         recorded = bool(await db.fetchval("SELECT true FROM matches WHERE id = $1", match_id))
-    private = kind is MatchKind.PRIVATE
-    guests = await match_options.guests(db, match_id) if private else frozenset()
-    code = view.refusal(sighting, private, user_id, recorded, guests)
+    code = view.refusal(sighting, guests, user_id, recorded)
     if code is not None:
         raise SpectateRefusedError(code)
     live = view.live(sighting, app[CATALOGUE], app[SETTINGS].symbol)

@@ -218,21 +218,17 @@ def known(s: Sighting) -> bool:
 
 
 def refusal(
-    s: Sighting,
-    private: bool,
-    caller: str,
-    recorded: bool = False,
-    guests: frozenset[str] = frozenset(),
+    s: Sighting, guests: frozenset[str] | None, caller: str, recorded: bool = False
 ) -> str | None:
     """Why `caller` may not watch the match now (a problem code), or None.
 
-    `private`: a private match (`match_options`), which only its players and `guests`
-    (its host, those it invited by name) may watch; `recorded`: the match is in the
-    stored results (it existed, and is over)."""
+    `guests` (`match_options.guests`): None when anyone may watch; for a private match
+    the only others besides its players who may (its host, those it invited by name).
+    `recorded`: the match is in the stored results (it existed, and is over)."""
     if not known(s) and not recorded:
         return NOT_FOUND
     players = tuple(str(p) for p in (s.header or {}).get("players") or ())
-    if private and caller not in players and caller not in guests:
+    if guests is not None and caller not in players and caller not in guests:
         return PRIVATE
     if not is_live(s) or s.status is None or s.status.url is None:
         return NOT_LIVE

@@ -61,10 +61,9 @@ async def stored(pool: asyncpg.Pool, match_id: str, user_id: str) -> StoredMatch
             raise problem(404, "match_not_found", "no such match")
         players = await conn.fetch(PLAYERS_SQL, match_id)
         kind = await match_options.kind(conn, match_id)
-        private = kind is match_options.MatchKind.PRIVATE
-        guests = await match_options.guests(conn, match_id) if private else frozenset()
+        guests = await match_options.guests(conn, match_id)
     if (
-        private
+        guests is not None
         and uuid.UUID(user_id) not in {p["user_id"] for p in players}
         and user_id not in guests
     ):

@@ -119,24 +119,24 @@ def test_the_list_leaves_private_matches_out_filters_sorts_and_limits() -> None:
 
 
 def test_who_may_watch() -> None:
+    anyone: frozenset[str] | None = None  # a ranked or casual match
+    no_guests: frozenset[str] = frozenset()  # a private match nobody else may watch
     live = sighting()
-    assert view.refusal(live, False, EVE) is None
-    assert view.refusal(live, True, EVE) == view.PRIVATE
-    assert view.refusal(live, True, ALICE) is None  # a player of a private match may
+    assert view.refusal(live, anyone, EVE) is None
+    assert view.refusal(live, no_guests, EVE) == view.PRIVATE
+    assert view.refusal(live, no_guests, ALICE) is None  # a player of a private match may
     guests = frozenset({EVE})  # its host and those it invited by name may too
-    assert view.refusal(live, True, EVE, guests=guests) is None
-    assert view.refusal(live, True, "mallory", guests=guests) == view.PRIVATE
-    assert view.refusal(sighting(server_phase=ServerPhase.READY), True, EVE, guests=guests) == (
-        view.NOT_LIVE
-    )
+    assert view.refusal(live, guests, EVE) is None
+    assert view.refusal(live, guests, "mallory") == view.PRIVATE
+    assert view.refusal(sighting(server_phase=ServerPhase.READY), guests, EVE) == view.NOT_LIVE
     waiting = sighting(server_phase=ServerPhase.READY)
-    assert view.refusal(waiting, False, EVE) == view.NOT_LIVE
-    assert view.refusal(waiting, True, EVE) == view.PRIVATE  # says nothing more to outsiders
+    assert view.refusal(waiting, anyone, EVE) == view.NOT_LIVE
+    assert view.refusal(waiting, no_guests, EVE) == view.PRIVATE  # says nothing more to outsiders
     nothing = view.Sighting("nope", None, None, {})
-    assert view.refusal(nothing, False, EVE) == view.NOT_FOUND
-    assert view.refusal(nothing, False, EVE, recorded=True) == view.NOT_LIVE
+    assert view.refusal(nothing, anyone, EVE) == view.NOT_FOUND
+    assert view.refusal(nothing, anyone, EVE, recorded=True) == view.NOT_LIVE
     # Live in Redis but the orchestrator gives no address: nowhere to watch.
-    assert view.refusal(sighting(known_status=False), False, EVE) == view.NOT_LIVE
+    assert view.refusal(sighting(known_status=False), anyone, EVE) == view.NOT_LIVE
 
 
 def test_a_token_lives_for_the_rest_of_the_match_seen_late_plus_a_margin() -> None:
