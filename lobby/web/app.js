@@ -183,7 +183,10 @@ function connectLobby() {
       }
     }
   });
-  socket.on("queue_status", (s) => queueLatest.pushed() && renderQueue(s));
+  socket.on("queue_status", (s) => {
+    queueLatest.pushed();
+    renderQueue(s);
+  });
   socket.on("notification", onNotification);
   socket.on("party_status", (s) => party.pushed(s));
   socket.on("private_match", privateMatches.update);

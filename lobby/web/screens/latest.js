@@ -4,7 +4,7 @@
 // change. `Latest` keeps the newest: a push is shown at once, an answer only if nothing
 // (no later request, no push) has been shown since its request left.
 //   const latest = new Latest();
-//   latest.pushed(status) && render(status);                 // a socket push
+//   latest.pushed(); render(status);                            // a socket push
 //   const t = latest.ticket(); const s = await get(); latest.answered(t) && render(s);
 export class Latest {
   #seq = 0;
@@ -15,10 +15,9 @@ export class Latest {
     return this.#seq;
   }
 
-  /** A push arrived: it supersedes every request still in flight. Always true. */
+  /** A push arrived: it supersedes every request still in flight. */
   pushed() {
     this.#seq += 1;
-    return true;
   }
 
   /** The answer to the request holding `ticket` may be shown (nothing newer was). */

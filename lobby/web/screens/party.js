@@ -62,7 +62,8 @@ export class PartyPanel {
 
   /** A `party_status` push: the party as it is now, newer than any answer in flight. */
   pushed(status) {
-    if (this.latest.pushed()) this.render(status);
+    this.latest.pushed();
+    this.render(status);
   }
 
   notification(note) {

@@ -8,6 +8,7 @@
 // the lobby). Once the host starts, formation sends `match_found` and `match_ready`
 // like a queued match, and the app plays it.
 import { onLink } from "./links.js";
+import { WATCH_PREFIX } from "./spectate.js";
 
 export const PRIVATE_SCREEN = "screen-private";
 const LINK = "#/private/";
@@ -70,7 +71,7 @@ export function initPrivate({ call, openapi, user, show }) {
     const invited = host || room.invited.some((m) => m.user_id === me);
     const watch = $("private-watch");
     watch.hidden = member || !invited || room.state !== "started";
-    watch.href = `#/watch/${encodeURIComponent(room.match_id)}`;
+    watch.href = `${WATCH_PREFIX}${encodeURIComponent(room.match_id)}`;
   }
 
   function open() {
