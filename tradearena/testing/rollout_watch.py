@@ -101,8 +101,8 @@ class FeedRecorder:
 
     redis_url: str
     symbol: str
-    ticks: list[tuple[float, str]] = field(default_factory=list)  # (arrival, stream ID)
-    publishers: list[str] = field(default_factory=list)  # each tick's relay replica
+    # (arrival, stream ID, the relay replica that published it)
+    ticks: list[tuple[float, str, str]] = field(default_factory=list)
     leases: list[tuple[float, str | None]] = field(default_factory=list)  # holder changes
     lease_poll_s: float = 0.05
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -150,8 +150,7 @@ class FeedRecorder:
                 for _, entries in reply or []:
                     for entry_id, fields in entries:
                         last = str(entry_id)
-                        self.ticks.append((now, last))
-                        self.publishers.append(str(fields.get("relay", "?")))
+                        self.ticks.append((now, last, str(fields.get("relay", "?"))))
         except Exception as exc:  # reported on exit: a recorder that died saw nothing
             self._error = exc
         finally:
@@ -182,24 +181,24 @@ class FeedRecorder:
         """The largest arrival gap: who published either side, and the lease around it."""
         if len(self.ticks) < 2:
             return f"{len(self.ticks)} ticks"
-        arrivals = [t for t, _ in self.ticks]
+        arrivals = [t for t, _, _ in self.ticks]
         i = max(range(1, len(arrivals)), key=lambda k: arrivals[k] - arrivals[k - 1])
-        (t0, id0), (t1, id1) = self.ticks[i - 1], self.ticks[i]
+        (t0, id0, by0), (t1, id1, by1) = self.ticks[i - 1], self.ticks[i]
         around = [
             f"{(t - t0) * 1000:+.0f} ms {holder or '(none)'}"
             for t, holder in self.leases
             if t0 - 3 <= t <= t1 + 1
         ]
         return (
-            f"largest gap {(t1 - t0) * 1000:.0f} ms: {id0} by {self.publishers[i - 1]} then"
-            f" {id1} by {self.publishers[i]}; lease holder changes from the last tick"
+            f"largest gap {(t1 - t0) * 1000:.0f} ms: {id0} by {by0} then"
+            f" {id1} by {by1}; lease holder changes from the last tick"
             f" before it: {around or 'none'}"
         )
 
     def largest_gaps_ms(self) -> tuple[int, int]:
         """(between consecutive ticks' event times, between their arrivals here), in ms."""
-        events = [int(i.split("-")[0]) for _, i in self.ticks]
-        arrivals = [t for t, _ in self.ticks]
+        events = [int(i.split("-")[0]) for _, i, _ in self.ticks]
+        arrivals = [t for t, _, _ in self.ticks]
         event_gap = max((b - a for a, b in itertools.pairwise(events)), default=0)
         arrival_gap = max((b - a for a, b in itertools.pairwise(arrivals)), default=0)
         return event_gap, round(arrival_gap * 1000)
