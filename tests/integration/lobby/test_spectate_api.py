@@ -198,15 +198,20 @@ async def test_live_list_and_spectator_tokens_of_a_real_match(
             await runtime.cancel(match_id, "test over")
 
 
+async def list_and_spectate(client: Client) -> tuple[Any, Any]:
+    """A new player's two asks that need the runtime: the live list, and watching "m1"."""
+    tokens = await register(client, "solo")
+    return (
+        await client.get(LIVE, headers=bearer(tokens)),
+        await client.post(spectate_path("m1"), headers=bearer(tokens)),
+    )
+
+
 async def test_a_lobby_without_an_orchestrator_says_so(
     lobby_client_factory: Callable[..., AbstractAsyncContextManager[Client]],
 ) -> None:
     async with lobby_client_factory() as client:
-        tokens = await register(client, "solo")
-        for resp in (
-            await client.get(LIVE, headers=bearer(tokens)),
-            await client.post(spectate_path("m1"), headers=bearer(tokens)),
-        ):
+        for resp in await list_and_spectate(client):
             assert resp.status == 503
             assert (await _json(resp))["code"] == "orchestrator_unavailable"
 
@@ -225,11 +230,7 @@ async def test_an_unreachable_kubernetes_api_is_a_503_not_a_500(
         with pytest.raises(OrchestratorUnavailableError):
             await orchestrator.list_active()
         async with lobby_client_factory(orchestrator=orchestrator, live_cache_s=0) as client:
-            tokens = await register(client, "solo")
-            for resp in (
-                await client.get(LIVE, headers=bearer(tokens)),
-                await client.post(spectate_path("m1"), headers=bearer(tokens)),
-            ):
+            for resp in await list_and_spectate(client):
                 assert resp.status == 503
                 assert (await _json(resp))["code"] == "dependency_unavailable"
                 assert resp.headers["Retry-After"] == "1"
