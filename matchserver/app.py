@@ -269,6 +269,7 @@ async def serve(settings: MatchServerSettings, stop: asyncio.Event) -> int:
             await cancel_quietly(watcher)
         with contextlib.suppress(Exception):
             await admin.aclose()
+        log.info("admin port closed", extra=name)
         with contextlib.suppress(Exception):
             await web_runner.cleanup()
     log.info("match server stopped", extra=name)

@@ -575,8 +575,9 @@ class MatchHost:
         await self.wait_empty()
 
     async def wait_empty(self) -> None:
-        while self.matches:
-            supervisors = [h.supervisor for h in self.matches.values() if h.supervisor]
+        """Until every supervised match has left (one whose start failed before its
+        supervisor began has nothing to wait for: `close` stops what it has)."""
+        while supervisors := [h.supervisor for h in self.matches.values() if h.supervisor]:
             await asyncio.gather(*supervisors, return_exceptions=True)
 
     async def close(self) -> None:

@@ -42,8 +42,10 @@ def probe_app(
 
 @asynccontextmanager
 async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
-    """Serve `app` for the duration of the block, then run its cleanups."""
-    runner = web.AppRunner(app, access_log=None)
+    """Serve `app` for the duration of the block, then run its cleanups. A request still
+    in flight at the end gets a second, not aiohttp's default minute: probes and scrapes
+    are quick, and a stopping process must not wait on one."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -9,14 +9,23 @@ turns SIGTERM/SIGINT into an `asyncio.Event` the main watches: each component ke
 its own graceful stop (the match server settles and publishes its match, aiohttp
 apps run their cleanups). The shell imports no component: each passes in its
 settings class and its main.
+
+Two guards make a stuck stop visible and bounded: SIGUSR1 logs every asyncio task
+with its stack (what a process that does not stop is waiting for), and once the main
+has returned the process exits within `EXIT_GRACE_S` even if the loop's teardown or
+the interpreter's exit hangs (a task that ignores cancellation, a non-daemon thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -29,6 +38,9 @@ from tradearena.tracing import TracingSettingsError, init_tracing
 
 EXIT_OK = 0
 EXIT_BAD_SETTINGS = 2
+EXIT_GRACE_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 class ProcessSettings(Protocol):
@@ -85,11 +97,61 @@ def run_process(process: str, factory: Callable[[], S], main: Main[S]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        code = await main(settings, stop)
-        return EXIT_OK if code is None else code
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR1, log_tasks)
+        code = 1  # what the interpreter exits with when the main raises
+        try:
+            result = await main(settings, stop)
+            code = EXIT_OK if result is None else result
+        finally:
+            exit_within(EXIT_GRACE_S, code)
+        return code
 
     try:
         import uvloop
     except ImportError:  # pragma: no cover - optional speed-up
         return asyncio.run(shell())
     return uvloop.run(shell())
+
+
+def log_tasks() -> None:
+    """Log every asyncio task of this loop with the stack it waits in (SIGUSR1)."""
+    tasks = asyncio.all_tasks()
+    for task in tasks:
+        log.warning("task", extra={"task": task.get_name(), "stack": await_chain(task)})
+    log.warning("tasks logged", extra={"tasks": len(tasks)})
+
+
+def await_chain(task: asyncio.Task[Any]) -> str:
+    """Where `task` waits, outermost call first, down the chain of awaits (a task's own
+    stack shows only its outermost frame), ending with what the innermost one awaits."""
+    lines = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:  # a future's iterator, or another C-level awaitable
+            waiter = getattr(task, "_fut_waiter", None)  # the future the task waits on
+            lines.append(f"  awaiting {waiter if waiter is not None else awaited!r}")
+            break
+        code = frame.f_code
+        lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)
+
+
+def exit_within(grace_s: float, code: int) -> None:
+    """End the process `grace_s` from now with `code` if it has not ended by itself: the
+    main is done, so what remains (the loop's teardown, the interpreter's exit) must not
+    keep it alive. The threads' stacks go to stderr first."""
+
+    def force() -> None:
+        log.error("process did not exit after its main returned", extra={"grace_s": grace_s})
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(code)
+
+    timer = threading.Timer(grace_s, force)
+    timer.daemon = True
+    timer.start()

@@ -4,13 +4,18 @@ and SIGTERM stops the process cleanly.
 
 Each runs as a real subprocess (`.venv/bin/tradearena <cmd>`) on real Redis and
 PostgreSQL. The operator needs a Kubernetes API: only its bad-setting case is here
-(its probes are covered in tests/cluster/test_operator_process.py).
+(its probes are covered in tests/cluster/test_operator_process.py). The shell's two
+guards for a stop that hangs (SIGUSR1's task log, the exit after the main) run on a
+small process of their own.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +110,79 @@ def test_good_settings_serve_the_probes_and_stop_on_sigterm(
     port = free_port()
     env = good_env(command, port, redis_url, lobby_dsn, tmp_path)
     serves_probes_then_stops(command, env, port, tmp_path / f"{command}.log")
+
+
+# A process built on the shell whose main is chosen by argv[1]: `stuck` returns 3 while
+# a task it leaves behind ignores cancellation (so the loop's teardown never ends);
+# `waits` names a task and waits for SIGTERM.
+SHELL_SCRIPT = """
+import asyncio, sys
+from dataclasses import dataclass
+from tradearena import process
+
+@dataclass
+class Settings:
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+async def stubborn():
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            pass
+
+async def stuck(settings, stop):
+    asyncio.get_running_loop().create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    return 3
+
+async def waits(settings, stop):
+    task = asyncio.create_task(stop.wait(), name="waiting-for-stop")
+    print("started", flush=True)
+    await task
+
+process.EXIT_GRACE_S = 0.5
+sys.exit(process.run_process("shell-test", Settings, {"stuck": stuck, "waits": waits}[sys.argv[1]]))
+"""
+
+
+def test_a_process_whose_main_returned_exits_with_its_code_even_if_teardown_hangs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SHELL_SCRIPT, "stuck"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "process did not exit after its main returned" in done.stdout  # the log
+    assert "in _cancel_all_tasks" in done.stderr  # the threads' stacks: where it hung
+
+
+def test_sigusr1_logs_every_task_with_its_stack_and_the_process_carries_on() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SHELL_SCRIPT, "waits"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None  # the JSON log, and "started"
+        assert "started\n" in iter(proc.stdout.readline, "")
+        proc.send_signal(signal.SIGUSR1)
+        records = []
+        for line in proc.stdout:
+            records.append(json.loads(line))
+            if records[-1]["message"] == "tasks logged":
+                break
+        tasks = {r["task"]: r["stack"] for r in records if r["message"] == "task"}
+        assert "in wait\n  awaiting <Future pending" in tasks["waiting-for-stop"]
+        main = next(stack for stack in tasks.values() if "in shell\n" in stack)
+        assert "in waits\n  awaiting <Task pending name='waiting-for-stop'" in main
+        assert records[-1]["tasks"] == len(tasks)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

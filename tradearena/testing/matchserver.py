@@ -120,8 +120,21 @@ class MatchServerProcess:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30) -> int:
+        """Its exit code; one that does not exit in time is killed, its log (with what
+        each of its tasks waited for) in the failure."""
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # it logs where each of its tasks waits
+            deadline = time.monotonic() + 5
+            while "tasks logged" not in self.logs() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(
+                f"match server still running {timeout} s later: {self.logs()}"
+            ) from None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
