@@ -76,6 +76,10 @@ from tradearena.modes import Catalogue, load_catalogue
 
 log = logging.getLogger("lobby.app")
 
+# How long requests in flight (a socket.io connection is one) may take to finish when the
+# lobby stops (`tradearena lobby` and `up` alike), instead of aiohttp's default minute.
+SHUTDOWN_TIMEOUT_S = 10.0
+
 
 class RouteModule(Protocol):
     """What a route module exposes (mypy checks each module of the list against it)."""

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from lobby.accounts.usernames import canonical_username
-from lobby.app import create_app
+from lobby.app import SHUTDOWN_TIMEOUT_S, create_app
 from lobby.settings import LobbySettings
 from tradearena.process import run_process
 
@@ -45,7 +45,7 @@ async def serve(settings: LobbySettings, stop: asyncio.Event) -> int:
     """Serve until `stop` (SIGTERM/SIGINT), then stop accepting, finish requests (at most
     10 s) and run the app's cleanups."""
     app = await _app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -10,10 +10,11 @@ its own graceful stop (the match server settles and publishes its match, aiohttp
 apps run their cleanups). The shell imports no component: each passes in its
 settings class and its main.
 
-Two guards make a stuck stop visible and bounded: SIGUSR1 logs every asyncio task
-with its stack (what a process that does not stop is waiting for), and once the main
-has returned the process exits within `EXIT_GRACE_S` even if the loop's teardown or
-the interpreter's exit hangs (a task that ignores cancellation, a non-daemon thread).
+Two guards (`stop_guarded`, which `up` uses too) make a stuck stop visible and
+bounded: SIGUSR1 logs where every asyncio task waits (what a process that does not stop
+is waiting for), and once the main has returned the process exits within
+`EXIT_GRACE_S` even if the loop's teardown or the interpreter's exit hangs (a task that
+ignores cancellation, a non-daemon thread).
 """
 
 from __future__ import annotations
@@ -97,21 +98,31 @@ def run_process(process: str, factory: Callable[[], S], main: Main[S]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGUSR1, log_tasks)
-        code = 1  # what the interpreter exits with when the main raises
-        try:
-            result = await main(settings, stop)
-            code = EXIT_OK if result is None else result
-        finally:
-            exit_within(EXIT_GRACE_S, code)
-        return code
+
+        async def run() -> int:
+            code = await main(settings, stop)
+            return EXIT_OK if code is None else code
+
+        return await stop_guarded(run())
 
     try:
         import uvloop
     except ImportError:  # pragma: no cover - optional speed-up
         return asyncio.run(shell())
     return uvloop.run(shell())
+
+
+async def stop_guarded(main: Awaitable[int]) -> int:
+    """`main`'s exit code, with the two stop guards: SIGUSR1 logs the tasks, and once
+    `main` is over the process ends within `EXIT_GRACE_S`."""
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, log_tasks)
+    code = 1  # what the interpreter exits with when the main raises
+    try:
+        code = await main
+    finally:
+        exit_within(EXIT_GRACE_S, code)
+    return code
 
 
 def log_tasks() -> None:

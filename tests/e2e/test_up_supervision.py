@@ -1,7 +1,8 @@
 """`tradearena up` supervises what it starts: a child that dies (SIGKILL) is restarted
 with a backoff and a console line, serves its probes again, and results are still
 stored; one that keeps dying stops everything with a non-zero exit; the results
-worker rides out a Redis restart without dying."""
+worker rides out a Redis restart without dying; SIGUSR1 logs where each of up's tasks
+waits and up carries on."""
 
 from __future__ import annotations
 
@@ -127,9 +128,30 @@ async def test_up_restarts_a_killed_results_worker_and_relay(data_dir: Path) -> 
             text = await resp.text()
         for name in ("results-worker", "feed-relay"):
             assert f'tradearena_up_child_restarts_total{{child="{name}"}} 1.0' in text
+        # SIGUSR1 logs where each task waits (for an up that does not stop), and up goes on.
+        assert up.proc is not None
+        up.proc.send_signal(signal.SIGUSR1)
+        records = await log_records(data_dir / "var" / "logs" / "lobby.log", "tasks logged")
+        waiting = [r for r in records if r["message"] == "task"]
+        assert records[-1]["tasks"] == len(waiting) > 0
+        assert any("in run_up\n" in r["stack"] for r in waiting), waiting
+        assert status(up)["state"] == "ready"
     finally:
         code = up.stop()
     assert code == 0
+
+
+async def log_records(path: Path, until: str, within: float = 10) -> list[dict[str, Any]]:
+    """The JSON records of `path` up to the first whose message is `until`."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(path.read_text)
+        records = [json.loads(line) for line in text.splitlines() if line]
+        for i, record in enumerate(records):
+            if record["message"] == until:
+                return records[: i + 1]
+        await asyncio.sleep(0.1)  # the log is another process's file
+    raise AssertionError(f"no {until!r} in {path}")
 
 
 async def test_up_stops_everything_with_a_non_zero_exit_when_a_child_keeps_dying(

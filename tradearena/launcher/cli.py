@@ -253,7 +253,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"up: replay file {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    return asyncio.run(run_up(options, say=lambda line: print(line, flush=True)))
+    from tradearena.process import stop_guarded
+
+    return asyncio.run(stop_guarded(run_up(options, say=lambda line: print(line, flush=True))))
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:

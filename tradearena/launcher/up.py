@@ -177,7 +177,7 @@ def _match_line(say: Callable[[str], None]) -> Callable[[MatchSpec, MatchStatus]
 async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
     from aiohttp import web
 
-    from lobby.app import create_app
+    from lobby.app import SHUTDOWN_TIMEOUT_S, create_app
     from lobby.migrate import apply_migrations
     from lobby.settings import LobbySettings
     from lobby.state import METRICS
@@ -325,7 +325,9 @@ async def run_up(options: UpOptions, say: Callable[[str], None] = print) -> int:
         if isinstance(orchestrator, LocalPoolOrchestrator):
             for collector in orchestrator.metrics.collectors():
                 app[METRICS].registry.register(collector)
-        web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        web_runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
         await web_runner.setup()
         await web.TCPSite(web_runner, options.host, options.lobby_port).start()
         platform.done(t, servers)

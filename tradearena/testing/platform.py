@@ -92,14 +92,28 @@ class UpProcess:
             raise AssertionError("up did not get ready:\n" + "\n".join(self.lines))
 
     def stop(self, timeout: float = 90) -> int:
+        """Its exit code after Ctrl-C; one that does not exit in time is killed, its
+        output and what each of its tasks waited for in the failure."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # it logs where each of its tasks waits
+            log = self.data_dir / "logs" / "lobby.log"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and "tasks logged" not in _text(log):
+                time.sleep(0.05)
             self.proc.kill()
-            raise
+            self.proc.wait(10)
+            tasks = [
+                line for line in _text(log).splitlines() if '"tasks' in line or '"task"' in line
+            ]
+            raise AssertionError(
+                f"up still running {timeout} s after Ctrl-C:\n"
+                + "\n".join(self.lines[-100:] + tasks)
+            ) from None
 
     def wait_for_line(self, pattern: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -109,3 +123,7 @@ class UpProcess:
                     return line
             time.sleep(0.1)
         raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines))
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
