@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tradearena.launcher.localservices import free_port
+from tradearena.testing.processes import kill_with_task_log
 from tradearena.tokens import Signer, generate_private_key_pem
 
 CLI = str(Path(sys.executable).parent / "tradearena")
@@ -126,15 +127,8 @@ class MatchServerProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGUSR1)  # it logs where each of its tasks waits
-            deadline = time.monotonic() + 5
-            while "tasks logged" not in self.logs() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError(
-                f"match server still running {timeout} s later: {self.logs()}"
-            ) from None
+            logs = kill_with_task_log(self.proc, self.logs)
+            raise AssertionError(f"match server still running {timeout} s later: {logs}") from None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tradearena.launcher.localservices import free_port
+from tradearena.testing.processes import kill_with_task_log
 
 CLI = str(Path(sys.executable).parent / "tradearena")
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,16 +101,9 @@ class UpProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGUSR1)  # it logs where each of its tasks waits
             log = self.data_dir / "logs" / "lobby.log"
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and "tasks logged" not in _text(log):
-                time.sleep(0.05)
-            self.proc.kill()
-            self.proc.wait(10)
-            tasks = [
-                line for line in _text(log).splitlines() if '"tasks' in line or '"task"' in line
-            ]
+            text = kill_with_task_log(self.proc, lambda: _text(log))
+            tasks = [line for line in text.splitlines() if '"tasks' in line or '"task"' in line]
             raise AssertionError(
                 f"up still running {timeout} s after Ctrl-C:\n"
                 + "\n".join(self.lines[-100:] + tasks)

@@ -9,8 +9,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 CLI = str(Path(sys.executable).parent / "tradearena")
 PROBES = ("/healthz", "/readyz", "/metrics")
@@ -49,3 +50,15 @@ def serves_probes_then_stops(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def kill_with_task_log(proc: subprocess.Popen[Any], log_text: Callable[[], str]) -> str:
+    """Kill a process that did not stop, after asking it (SIGUSR1) to log where each of
+    its tasks waits; its log as it then is, for the failure."""
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "tasks logged" not in log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # another process writes its log: poll with a deadline
+    proc.kill()
+    proc.wait(10)
+    return log_text()
